@@ -1,0 +1,78 @@
+//! The model's hyper-parameters, stored as JSON beside the weights. Both the candle model
+//! and the deterministic coder are built from this one description.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Architecture of a VLAE (see `models/README.md` for the weight names it implies).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VlaeConfig {
+    /// Dimensions of the latent z.
+    pub latent_dim: usize,
+    /// Encoder channels at 28×28, 14×14 and 7×7.
+    pub enc_channels: [usize; 3],
+    /// Decoder channels at 7×7 and 14×14 before the 28×28 conditioning map.
+    pub dec_channels: [usize; 2],
+    /// Channels of the 28×28 conditioning map the decoder hands to the PixelCNN.
+    pub cond_channels: usize,
+    /// PixelCNN feature channels.
+    pub pixel_channels: usize,
+    /// Kernel size of the mask-A input layer of the PixelCNN (odd).
+    pub first_kernel: usize,
+    /// Residual mask-B 3×3 blocks of the PixelCNN.
+    pub pixel_blocks: usize,
+    /// MADE steps of the autoregressive-flow prior.
+    pub prior_steps: usize,
+    /// Hidden units of each MADE.
+    pub prior_hidden: usize,
+}
+
+impl VlaeConfig {
+    /// Reads a config from a JSON file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io(path.display().to_string(), e))?;
+        let cfg: Self =
+            serde_json::from_str(&text).map_err(|e| ConfigError::Parse(path.display().to_string(), e))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Rejects configs the code cannot build (so a bad file fails early with a reason).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let sizes = [
+            self.latent_dim,
+            self.enc_channels[0],
+            self.enc_channels[1],
+            self.enc_channels[2],
+            self.dec_channels[0],
+            self.dec_channels[1],
+            self.cond_channels,
+            self.pixel_channels,
+            self.prior_hidden,
+        ];
+        if sizes.iter().any(|&s| s == 0 || s > 4096) || self.pixel_blocks > 64 || self.prior_steps > 64 {
+            return Err(ConfigError::Invalid("a size is zero or implausibly large".into()));
+        }
+        if self.first_kernel % 2 == 0 || self.first_kernel > 15 {
+            return Err(ConfigError::Invalid("first_kernel must be odd and at most 15".into()));
+        }
+        Ok(())
+    }
+
+    /// The config as canonical JSON, the form hashed into the model fingerprint.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("config serializes")
+    }
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read model config {0}: {1}")]
+    Io(String, #[source] std::io::Error),
+    #[error("model config {0} is not valid JSON for this version: {1}")]
+    Parse(String, #[source] serde_json::Error),
+    #[error("model config is invalid: {0}")]
+    Invalid(String),
+}

@@ -1,0 +1,11 @@
+//! vlae-zip: lossless compression of bi-level images with a Variational Lossy Autoencoder
+//! and bits-back coding over ANS.
+//!
+//! Two paths share the weights. Training and evaluation run the candle model in [`nn`].
+//! Coding runs image I/O → deterministic inference ([`infer`]) → entropy coding
+//! ([`codec`], constriction; never sees a tensor) → container ([`container`]).
+
+pub mod config;
+pub mod geometry;
+pub mod idx;
+pub mod nn;
