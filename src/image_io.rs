@@ -1,0 +1,266 @@
+//! Reading and writing bi-level images: PBM (P1 and P4) and grayscale PNG.
+//!
+//! Nothing is ever binarized: a PNG whose pixels are not exactly black and white is an
+//! error naming the first offending pixel. Ink is 1, as in PBM; in PNG, black is ink.
+
+use std::path::Path;
+
+/// A bi-level image, one byte (0 or 1) per pixel, row-major.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BitImage {
+    pub width: usize,
+    pub height: usize,
+    pub pixels: Vec<u8>,
+}
+
+/// The file format an image came in, so that decompression can write it back the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    /// PBM; written back as binary P4 whether it came as P1 or P4.
+    Pbm,
+    /// Grayscale PNG without alpha, of the given bit depth (1, 2, 4, 8 or 16).
+    PngGray { bit_depth: u8 },
+}
+
+/// Largest side accepted, far above what any model handles; bounds allocations on
+/// malicious headers.
+const MAX_SIDE: usize = 1 << 15;
+
+/// Why an image could not be read or written. Messages name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("{path}: pixel (row {row}, column {col}) has value {value}, not black or white; vlae-zip never binarizes")]
+    NotBiLevel { path: String, row: usize, col: usize, value: u32 },
+}
+
+fn invalid(path: &Path, reason: impl Into<String>) -> ImageError {
+    ImageError::Invalid { path: path.display().to_string(), reason: reason.into() }
+}
+
+/// The format of a file judged by its extension, or `None` for files vlae-zip skips.
+pub fn format_for_extension(path: &Path) -> Option<&'static str> {
+    match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+        "pbm" => Some("pbm"),
+        "png" => Some("png"),
+        _ => None,
+    }
+}
+
+/// Reads a PBM or PNG file (chosen by its content, not its name).
+pub fn read_image(path: &Path) -> Result<(BitImage, ImageFormat), ImageError> {
+    let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.display().to_string(), source })?;
+    decode_image(path, &bytes)
+}
+
+/// Decodes PBM or PNG bytes; `path` only names the file in errors.
+pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<(BitImage, ImageFormat), ImageError> {
+    if bytes.starts_with(b"\x89PNG") {
+        decode_png(path, bytes).map(|(img, depth)| (img, ImageFormat::PngGray { bit_depth: depth }))
+    } else if bytes.starts_with(b"P1") || bytes.starts_with(b"P4") {
+        decode_pbm(path, bytes).map(|img| (img, ImageFormat::Pbm))
+    } else {
+        Err(invalid(path, "neither a PBM (P1/P4) nor a PNG file"))
+    }
+}
+
+/// Encodes an image in `format`.
+pub fn encode_image(img: &BitImage, format: ImageFormat) -> Vec<u8> {
+    match format {
+        ImageFormat::Pbm => encode_pbm(img),
+        ImageFormat::PngGray { bit_depth } => encode_png(img, bit_depth),
+    }
+}
+
+/// Splits PBM header tokens, skipping whitespace and `#` comments; returns the token and
+/// the offset just past it.
+fn pbm_token(bytes: &[u8], mut at: usize) -> Option<(&[u8], usize)> {
+    loop {
+        while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        if at < bytes.len() && bytes[at] == b'#' {
+            while at < bytes.len() && bytes[at] != b'\n' && bytes[at] != b'\r' {
+                at += 1;
+            }
+            continue;
+        }
+        break;
+    }
+    let start = at;
+    while at < bytes.len() && !bytes[at].is_ascii_whitespace() && bytes[at] != b'#' {
+        at += 1;
+    }
+    (at > start).then(|| (&bytes[start..at], at))
+}
+
+fn decode_pbm(path: &Path, bytes: &[u8]) -> Result<BitImage, ImageError> {
+    let raw = bytes.starts_with(b"P4");
+    let mut at = 2;
+    let mut dims = [0usize; 2];
+    for d in &mut dims {
+        let (tok, next) = pbm_token(bytes, at).ok_or_else(|| invalid(path, "PBM header is truncated"))?;
+        *d = std::str::from_utf8(tok)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|&v| v > 0 && v <= MAX_SIDE)
+            .ok_or_else(|| invalid(path, "PBM header has an invalid width or height"))?;
+        at = next;
+    }
+    let [width, height] = dims;
+    let mut pixels = Vec::with_capacity(width * height);
+    if raw {
+        // Exactly one whitespace byte separates the header from the raster.
+        at += 1;
+        let stride = width.div_ceil(8);
+        let need = stride * height;
+        let raster = bytes.get(at..at + need).ok_or_else(|| invalid(path, format!("P4 raster is truncated: {} of {need} bytes", bytes.len().saturating_sub(at))))?;
+        for row in raster.chunks_exact(stride) {
+            pixels.extend((0..width).map(|x| (row[x / 8] >> (7 - x % 8)) & 1));
+        }
+    } else {
+        for &b in &bytes[at..] {
+            match b {
+                b'0' | b'1' if pixels.len() < width * height => pixels.push(b - b'0'),
+                b'0' | b'1' => return Err(invalid(path, "P1 raster has more pixels than its header says")),
+                b if b.is_ascii_whitespace() => {}
+                _ => return Err(invalid(path, format!("P1 raster has the byte {b:#04x}; only 0, 1 and whitespace are allowed"))),
+            }
+        }
+        if pixels.len() != width * height {
+            return Err(invalid(path, format!("P1 raster is truncated: {} of {} pixels", pixels.len(), width * height)));
+        }
+    }
+    Ok(BitImage { width, height, pixels })
+}
+
+fn encode_pbm(img: &BitImage) -> Vec<u8> {
+    let mut out = format!("P4\n{} {}\n", img.width, img.height).into_bytes();
+    for row in img.pixels.chunks_exact(img.width) {
+        for byte in row.chunks(8) {
+            out.push(byte.iter().enumerate().fold(0u8, |acc, (i, &p)| acc | (p << (7 - i))));
+        }
+    }
+    out
+}
+
+fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, u8), ImageError> {
+    let mut limits = png::Limits::default();
+    limits.bytes = 64 << 20;
+    let mut reader = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), limits)
+        .read_info()
+        .map_err(|e| invalid(path, format!("PNG: {e}")))?;
+    let info = reader.info();
+    let (width, height, depth) = (info.width as usize, info.height as usize, info.bit_depth as u8);
+    if info.color_type != png::ColorType::Grayscale {
+        return Err(invalid(path, format!("PNG colour type {:?} is not supported: save bi-level images as grayscale without alpha", info.color_type)));
+    }
+    if info.trns.is_some() {
+        return Err(invalid(path, "PNG has a transparency chunk; bi-level images must be opaque"));
+    }
+    let mut buf = vec![0u8; reader.output_buffer_size().ok_or_else(|| invalid(path, "PNG is too large"))?];
+    let frame = reader.next_frame(&mut buf).map_err(|e| invalid(path, format!("PNG: {e}")))?;
+    let max = (1u32 << depth) - 1;
+    let mut pixels = Vec::with_capacity(width * height);
+    for (y, row) in buf[..frame.buffer_size()].chunks_exact(frame.line_size).enumerate() {
+        for x in 0..width {
+            let v = match depth {
+                16 => u32::from(u16::from_be_bytes([row[2 * x], row[2 * x + 1]])),
+                8 => u32::from(row[x]),
+                d => {
+                    let per = 8 / d as usize;
+                    u32::from((row[x / per] >> ((per - 1 - x % per) * d as usize)) & max as u8)
+                }
+            };
+            match v {
+                0 => pixels.push(1),
+                v if v == max => pixels.push(0),
+                value => return Err(ImageError::NotBiLevel { path: path.display().to_string(), row: y, col: x, value }),
+            }
+        }
+    }
+    Ok((BitImage { width, height, pixels }, depth))
+}
+
+fn encode_png(img: &BitImage, bit_depth: u8) -> Vec<u8> {
+    let depth = match bit_depth {
+        1 => png::BitDepth::One,
+        2 => png::BitDepth::Two,
+        4 => png::BitDepth::Four,
+        8 => png::BitDepth::Eight,
+        _ => png::BitDepth::Sixteen,
+    };
+    let max = (1u32 << bit_depth) - 1;
+    let level = |p: u8| if p == 1 { 0 } else { max };
+    let mut data = Vec::new();
+    for row in img.pixels.chunks_exact(img.width) {
+        match bit_depth {
+            16 => row.iter().for_each(|&p| data.extend_from_slice(&(level(p) as u16).to_be_bytes())),
+            8 => data.extend(row.iter().map(|&p| level(p) as u8)),
+            d => {
+                let per = 8 / d as usize;
+                for chunk in row.chunks(per) {
+                    data.push(chunk.iter().enumerate().fold(0u8, |acc, (i, &p)| acc | ((level(p) as u8) << ((per - 1 - i) * d as usize))));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut enc = png::Encoder::new(&mut out, img.width as u32, img.height as u32);
+    enc.set_color(png::ColorType::Grayscale);
+    enc.set_depth(depth);
+    let mut writer = enc.write_header().expect("PNG header into a Vec");
+    writer.write_image_data(&data).expect("PNG data into a Vec");
+    writer.finish().expect("PNG end into a Vec");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> BitImage {
+        let (width, height) = (11, 3);
+        BitImage { width, height, pixels: (0..width * height).map(|i| u8::from(i % 3 == 0)).collect() }
+    }
+
+    #[test]
+    fn every_format_round_trips() {
+        let img = sample();
+        for format in [ImageFormat::Pbm, ImageFormat::PngGray { bit_depth: 1 }, ImageFormat::PngGray { bit_depth: 2 }, ImageFormat::PngGray { bit_depth: 8 }, ImageFormat::PngGray { bit_depth: 16 }] {
+            let bytes = encode_image(&img, format);
+            let (back, f) = decode_image(Path::new("x"), &bytes).unwrap();
+            assert_eq!((back, f), (img.clone(), format));
+        }
+    }
+
+    #[test]
+    fn plain_pbm_with_comments_reads() {
+        let (img, f) = decode_image(Path::new("a.pbm"), b"P1\n# hi\n3 2\n1 0 1\n0 1 0\n").unwrap();
+        assert_eq!(f, ImageFormat::Pbm);
+        assert_eq!(img.pixels, vec![1, 0, 1, 0, 1, 0]);
+    }
+
+    #[test]
+    fn grey_png_is_rejected_with_the_pixel() {
+        let mut bytes = Vec::new();
+        let mut enc = png::Encoder::new(&mut bytes, 2, 2);
+        enc.set_color(png::ColorType::Grayscale);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.write_header().unwrap().write_image_data(&[0, 255, 255, 128]).unwrap();
+        let err = decode_image(Path::new("g.png"), &bytes).unwrap_err().to_string();
+        assert!(err.contains("g.png") && err.contains("row 1, column 1") && err.contains("128"), "{err}");
+    }
+
+    #[test]
+    fn truncated_and_foreign_files_are_errors() {
+        assert!(decode_image(Path::new("t.pbm"), b"P4\n28 28\n\x00\x01").unwrap_err().to_string().contains("truncated"));
+        assert!(decode_image(Path::new("t.pbm"), b"P1\n2 2\n1 0 1").is_err());
+        assert!(decode_image(Path::new("t.pbm"), b"P1\n2 2\n1 0 1 2").is_err());
+        assert!(decode_image(Path::new("t.txt"), b"hello").unwrap_err().to_string().contains("neither"));
+        assert!(decode_image(Path::new("t.pbm"), b"P4\n99999999 1\n").is_err());
+    }
+}

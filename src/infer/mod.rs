@@ -1,0 +1,5 @@
+//! Deterministic inference for the coder: the trained weights evaluated in plain Rust with
+//! a fixed order of operations. No tensors here.
+
+pub mod network;
+pub mod weights;

@@ -1,0 +1,412 @@
+//! The VLAE evaluated with a fixed order of operations, for the coder.
+//!
+//! Every dot product starts from its bias and adds inputs in index order (taps, then
+//! channels); vectorization only ever runs across independent outputs, never inside one
+//! sum. Rust never fuses `a * b + c` into an FMA on its own, and transcendental functions
+//! come from `libm` (pure Rust), so the same weights give bit-identical results on every
+//! machine, thread count and batch size. Results agree with the candle model only to
+//! float tolerance, which is all the ELBO needs; what must agree exactly is compressor
+//! and decompressor, and both run this code.
+
+use super::weights::{ModelError, Weights};
+use crate::config::VlaeConfig;
+use crate::geometry::{causal_taps, square_taps, Resample, TapTable, HEIGHT, PIXELS, WIDTH};
+use crate::nn::vlae::made_masks;
+
+#[inline]
+fn elu(x: f32) -> f32 {
+    if x > 0.0 {
+        x
+    } else {
+        libm::expm1f(x)
+    }
+}
+
+/// A dense layer (or 1×1 convolution) with `(inputs, outputs)` row-major weights.
+struct Dense {
+    w: Vec<f32>,
+    b: Option<Vec<f32>>,
+    outputs: usize,
+}
+
+impl Dense {
+    fn load(wts: &Weights, prefix: &str, inputs: usize, outputs: usize, bias: bool) -> Result<Self, ModelError> {
+        Ok(Dense {
+            w: wts.take(&format!("{prefix}.weight"), &[inputs, outputs])?,
+            b: if bias { Some(wts.take(&format!("{prefix}.bias"), &[outputs])?) } else { None },
+            outputs,
+        })
+    }
+
+    /// `out = b + Σ_i x[i]·w[i, :]`, summed in input order.
+    #[inline]
+    fn apply(&self, x: &[f32], out: &mut [f32]) {
+        match &self.b {
+            Some(b) => out.copy_from_slice(b),
+            None => out.fill(0.0),
+        }
+        for (&xi, row) in x.iter().zip(self.w.chunks_exact(self.outputs)) {
+            for (acc, &w) in out.iter_mut().zip(row) {
+                *acc += xi * w;
+            }
+        }
+    }
+}
+
+/// A convolution over a tap table with `(taps·C_in, C_out)` weights.
+struct Conv {
+    table: TapTable,
+    dense: Dense,
+    cin: usize,
+}
+
+impl Conv {
+    fn load(wts: &Weights, prefix: &str, table: TapTable, cin: usize, cout: usize) -> Result<Self, ModelError> {
+        let dense = Dense::load(wts, prefix, table.taps * cin, cout, true)?;
+        Ok(Conv { table, dense, cin })
+    }
+
+    /// Output position `p` from `input` (`n_in × C_in`): bias, then taps in order,
+    /// channels in order; padding taps add nothing.
+    #[inline]
+    fn apply_at(&self, input: &[f32], p: usize, out: &mut [f32]) {
+        let cout = self.dense.outputs;
+        out.copy_from_slice(self.dense.b.as_deref().expect("conv has a bias"));
+        for (t, &s) in self.table.sources(p).iter().enumerate() {
+            if TapTable::is_padding(s) {
+                continue;
+            }
+            let x = &input[s as usize * self.cin..(s as usize + 1) * self.cin];
+            let rows = &self.dense.w[t * self.cin * cout..(t + 1) * self.cin * cout];
+            for (&xi, row) in x.iter().zip(rows.chunks_exact(cout)) {
+                for (acc, &w) in out.iter_mut().zip(row) {
+                    *acc += xi * w;
+                }
+            }
+        }
+    }
+
+    /// Every output position, followed by ELU.
+    fn apply_all_elu(&self, input: &[f32]) -> Vec<f32> {
+        let cout = self.dense.outputs;
+        let mut out = vec![0f32; self.table.n_out * cout];
+        for (p, o) in out.chunks_exact_mut(cout).enumerate() {
+            self.apply_at(input, p, o);
+            o.iter_mut().for_each(|v| *v = elu(*v));
+        }
+        out
+    }
+}
+
+/// q(z|x) as (mean, log standard deviation) per latent dimension.
+pub struct Posterior {
+    pub mean: Vec<f32>,
+    pub log_sd: Vec<f32>,
+}
+
+struct Encoder {
+    conv28: Conv,
+    conv14: Conv,
+    conv7: Conv,
+    res_a: Conv,
+    res_b: Conv,
+    head: Dense,
+    latent: usize,
+}
+
+impl Encoder {
+    fn forward(&self, pixels: &[u8]) -> Posterior {
+        let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p)).collect();
+        let h = self.conv28.apply_all_elu(&x);
+        let h = self.conv14.apply_all_elu(&h);
+        let h = self.conv7.apply_all_elu(&h);
+        let a = self.res_a.apply_all_elu(&h);
+        let c = self.res_b.dense.outputs;
+        let mut r = vec![0f32; c];
+        let mut flat = vec![0f32; h.len()];
+        for p in 0..self.res_b.table.n_out {
+            self.res_b.apply_at(&a, p, &mut r);
+            for o in 0..c {
+                flat[p * c + o] = elu(h[p * c + o] + r[o]);
+            }
+        }
+        let mut out = vec![0f32; 2 * self.latent];
+        self.head.apply(&flat, &mut out);
+        let log_sd = out.split_off(self.latent);
+        Posterior { mean: out, log_sd }
+    }
+}
+
+struct CondDecoder {
+    fc: Dense,
+    up14: Conv,
+    up28: Conv,
+}
+
+impl CondDecoder {
+    fn forward(&self, z: &[f32]) -> Vec<f32> {
+        let mut h = vec![0f32; self.fc.outputs];
+        self.fc.apply(z, &mut h);
+        h.iter_mut().for_each(|v| *v = elu(*v));
+        let h = self.up14.apply_all_elu(&h);
+        self.up28.apply_all_elu(&h)
+    }
+}
+
+struct Block {
+    masked: Conv,
+    cond: Dense,
+    mix: Dense,
+}
+
+struct PixelCnn {
+    input: Conv,
+    input_cond: Dense,
+    blocks: Vec<Block>,
+    out: Dense,
+    channels: usize,
+}
+
+/// The PixelCNN's incremental state for one image: computing pixel p's logit needs one
+/// new position per layer, read from the activations of the positions before it.
+pub struct PixelState<'n> {
+    net: &'n PixelCnn,
+    /// Pixels known so far (0/1), the rest 0.
+    x: Vec<f32>,
+    /// Conditioning projections per position: (blocks + 1) × channels each.
+    cond: Vec<f32>,
+    /// ELU of each block's input at every position reached so far.
+    acts: Vec<Vec<f32>>,
+    scratch: [Vec<f32>; 3],
+}
+
+impl PixelState<'_> {
+    /// The Bernoulli logit of pixel `p`; all pixels before `p` must have been set.
+    pub fn logit(&mut self, p: usize) -> f32 {
+        let net = self.net;
+        let c = net.channels;
+        let stride = (net.blocks.len() + 1) * c;
+        let cond = &self.cond[p * stride..(p + 1) * stride];
+        let [h, r, m] = &mut self.scratch;
+        net.input.apply_at(&self.x, p, h);
+        h.iter_mut().zip(&cond[..c]).for_each(|(v, k)| *v += k);
+        for (i, blk) in net.blocks.iter().enumerate() {
+            let act = &mut self.acts[i];
+            for (a, &v) in act[p * c..(p + 1) * c].iter_mut().zip(h.iter()) {
+                *a = elu(v);
+            }
+            blk.masked.apply_at(act, p, r);
+            for (v, k) in r.iter_mut().zip(&cond[(i + 1) * c..(i + 2) * c]) {
+                *v = elu(*v + k);
+            }
+            blk.mix.apply(r, m);
+            h.iter_mut().zip(m.iter()).for_each(|(v, k)| *v += k);
+        }
+        h.iter_mut().for_each(|v| *v = elu(*v));
+        let mut logit = [0f32];
+        net.out.apply(h, &mut logit);
+        logit[0]
+    }
+
+    /// Records pixel `p`'s value.
+    pub fn set(&mut self, p: usize, value: u8) {
+        self.x[p] = f32::from(value);
+    }
+}
+
+impl PixelCnn {
+    fn start(&self, cond_map: &[f32], cond_channels: usize) -> PixelState<'_> {
+        let c = self.channels;
+        let stride = (self.blocks.len() + 1) * c;
+        let mut cond = vec![0f32; PIXELS * stride];
+        for (p, f) in cond_map.chunks_exact(cond_channels).enumerate() {
+            let dst = &mut cond[p * stride..(p + 1) * stride];
+            self.input_cond.apply(f, &mut dst[..c]);
+            for (i, blk) in self.blocks.iter().enumerate() {
+                blk.cond.apply(f, &mut dst[(i + 1) * c..(i + 2) * c]);
+            }
+        }
+        PixelState {
+            net: self,
+            x: vec![0.0; PIXELS],
+            cond,
+            acts: vec![vec![0.0; PIXELS * c]; self.blocks.len()],
+            scratch: [vec![0.0; c], vec![0.0; c], vec![0.0; c]],
+        }
+    }
+}
+
+/// One MADE step with its masks folded into the weights.
+struct Made {
+    hidden: Dense,
+    output: Dense,
+}
+
+/// The prior's incremental state: the flow's intermediate vectors for the latent
+/// dimensions decided so far (the rest 0).
+pub struct PriorState {
+    /// levels[0] = z, levels[s] = output of step s.
+    levels: Vec<Vec<f32>>,
+    /// Per-step shifts of the dimension being decided.
+    pending: Vec<f32>,
+    known: usize,
+}
+
+impl PriorState {
+    /// How many latent dimensions have been decided.
+    pub fn known(&self) -> usize {
+        self.known
+    }
+}
+
+struct FlowPrior {
+    steps: Vec<Made>,
+    latent: usize,
+}
+
+impl FlowPrior {
+    fn start(&self) -> PriorState {
+        PriorState { levels: vec![vec![0.0; self.latent]; self.steps.len() + 1], pending: vec![0.0; self.steps.len()], known: 0 }
+    }
+
+    /// The total shift T_i = Σ_s μ_s,i of the next dimension i: in the base space of the
+    /// prior, ε_i = z_i − T_i.
+    fn shift(&self, st: &mut PriorState) -> f32 {
+        let i = st.known;
+        let mut hidden = vec![0f32; self.steps.first().map_or(0, |m| m.hidden.outputs)];
+        let mut total = 0f32;
+        for (s, made) in self.steps.iter().enumerate() {
+            made.hidden.apply(&st.levels[s], &mut hidden);
+            let d = made.output.outputs;
+            let mut mu = made.output.b.as_ref().expect("MADE output has a bias")[i];
+            for (j, &a) in hidden.iter().enumerate() {
+                mu += elu(a) * made.output.w[j * d + i];
+            }
+            st.pending[s] = mu;
+            total += mu;
+        }
+        total
+    }
+
+    /// Decides dimension i = z_i, after [`Self::shift`].
+    fn push(&self, st: &mut PriorState, z: f32) {
+        let i = st.known;
+        st.levels[0][i] = z;
+        for s in 0..self.steps.len() {
+            st.levels[s + 1][i] = st.levels[s][i] - st.pending[s];
+        }
+        st.known += 1;
+    }
+}
+
+/// The whole model for the coder.
+pub struct Network {
+    encoder: Encoder,
+    decoder: CondDecoder,
+    pixelcnn: PixelCnn,
+    prior: FlowPrior,
+    cfg: VlaeConfig,
+    fingerprint: [u8; super::weights::FINGERPRINT_LEN],
+}
+
+impl Network {
+    /// Builds the network from weights, checking every tensor's shape against `cfg`.
+    pub fn new(wts: &Weights, cfg: &VlaeConfig) -> Result<Self, ModelError> {
+        let k3 = square_taps(3);
+        let [e1, e2, e3] = cfg.enc_channels;
+        let [d7, d14] = cfg.dec_channels;
+        let (c, cz, d) = (cfg.pixel_channels, cfg.cond_channels, cfg.latent_dim);
+        let encoder = Encoder {
+            conv28: Conv::load(wts, "encoder.conv28", TapTable::new(28, 28, Resample::Same, &k3), 1, e1)?,
+            conv14: Conv::load(wts, "encoder.conv14", TapTable::new(28, 28, Resample::Down2, &k3), e1, e2)?,
+            conv7: Conv::load(wts, "encoder.conv7", TapTable::new(14, 14, Resample::Down2, &k3), e2, e3)?,
+            res_a: Conv::load(wts, "encoder.res_a", TapTable::new(7, 7, Resample::Same, &k3), e3, e3)?,
+            res_b: Conv::load(wts, "encoder.res_b", TapTable::new(7, 7, Resample::Same, &k3), e3, e3)?,
+            head: Dense::load(wts, "encoder.head", 49 * e3, 2 * d, true)?,
+            latent: d,
+        };
+        let decoder = CondDecoder {
+            fc: Dense::load(wts, "decoder.fc", d, 49 * d7, true)?,
+            up14: Conv::load(wts, "decoder.up14", TapTable::new(7, 7, Resample::Up2, &k3), d7, d14)?,
+            up28: Conv::load(wts, "decoder.up28", TapTable::new(14, 14, Resample::Up2, &k3), d14, cz)?,
+        };
+        let same = |taps: &[_]| TapTable::new(HEIGHT, WIDTH, Resample::Same, taps);
+        let pixelcnn = PixelCnn {
+            input: Conv::load(wts, "pixelcnn.input", same(&causal_taps(cfg.first_kernel, false)), 1, c)?,
+            input_cond: Dense::load(wts, "pixelcnn.input_cond", cz, c, false)?,
+            blocks: (0..cfg.pixel_blocks)
+                .map(|i| {
+                    Ok(Block {
+                        masked: Conv::load(wts, &format!("pixelcnn.block{i}.masked"), same(&causal_taps(3, true)), c, c)?,
+                        cond: Dense::load(wts, &format!("pixelcnn.block{i}.cond"), cz, c, false)?,
+                        mix: Dense::load(wts, &format!("pixelcnn.block{i}.mix"), c, c, true)?,
+                    })
+                })
+                .collect::<Result<_, ModelError>>()?,
+            out: Dense::load(wts, "pixelcnn.out", c, 1, true)?,
+            channels: c,
+        };
+        let (m_in, m_out) = made_masks(d, cfg.prior_hidden);
+        let masked = |mut layer: Dense, mask: &[f32]| {
+            layer.w.iter_mut().zip(mask).for_each(|(w, m)| *w *= m);
+            layer
+        };
+        let prior = FlowPrior {
+            steps: (0..cfg.prior_steps)
+                .map(|s| {
+                    Ok(Made {
+                        hidden: masked(Dense::load(wts, &format!("prior.step{s}.hidden"), d, cfg.prior_hidden, true)?, &m_in),
+                        output: masked(Dense::load(wts, &format!("prior.step{s}.output"), cfg.prior_hidden, d, true)?, &m_out),
+                    })
+                })
+                .collect::<Result<_, ModelError>>()?,
+            latent: d,
+        };
+        Ok(Network { encoder, decoder, pixelcnn, prior, cfg: cfg.clone(), fingerprint: wts.fingerprint() })
+    }
+
+    /// Loads weights and config files.
+    pub fn load(weights: &std::path::Path, config: &std::path::Path) -> Result<Self, ModelError> {
+        let cfg = VlaeConfig::load(config)?;
+        Network::new(&Weights::load(weights, &cfg)?, &cfg)
+    }
+
+    pub fn config(&self) -> &VlaeConfig {
+        &self.cfg
+    }
+
+    /// Identifies weights and config; recorded in archives.
+    pub fn fingerprint(&self) -> [u8; super::weights::FINGERPRINT_LEN] {
+        self.fingerprint
+    }
+
+    /// q(z|x) for one image (784 bytes of 0/1).
+    pub fn posterior(&self, pixels: &[u8]) -> Posterior {
+        self.encoder.forward(pixels)
+    }
+
+    /// Starts deciding a latent, one dimension at a time.
+    pub fn prior_start(&self) -> PriorState {
+        self.prior.start()
+    }
+
+    /// Shift T_i of the next latent dimension (ε_i = z_i − T_i).
+    pub fn prior_shift(&self, st: &mut PriorState) -> f32 {
+        self.prior.shift(st)
+    }
+
+    /// Fixes the next latent dimension to `z`.
+    pub fn prior_push(&self, st: &mut PriorState, z: f32) {
+        self.prior.push(st, z)
+    }
+
+    /// The latent z decided so far.
+    pub fn latent(st: &PriorState) -> &[f32] {
+        &st.levels[0]
+    }
+
+    /// Starts the PixelCNN for latent `z`.
+    pub fn pixels_start(&self, z: &[f32]) -> PixelState<'_> {
+        self.pixelcnn.start(&self.decoder.forward(z), self.cfg.cond_channels)
+    }
+}
