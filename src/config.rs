@@ -70,9 +70,9 @@ impl VlaeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read model config {0}: {1}")]
-    Io(String, #[source] std::io::Error),
+    Io(String, std::io::Error),
     #[error("model config {0} is not valid JSON for this version: {1}")]
-    Parse(String, #[source] serde_json::Error),
+    Parse(String, serde_json::Error),
     #[error("model config is invalid: {0}")]
     Invalid(String),
 }

@@ -73,7 +73,7 @@ pub enum ContainerError {
     ReservedBits(&'static str),
     #[error("archive is truncated: {0}")]
     Truncated(&'static str),
-    #[error("archive checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is corrupt")]
+    #[error("archive checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is truncated or corrupt")]
     Checksum { stored: u32, computed: u32 },
     #[error("{what} is {value}, above the limit {limit}")]
     Limit { what: &'static str, value: u64, limit: u64 },

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 /// Why a folder could not be read or written. Messages name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: std::io::Error },
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error("{path}: image is {w}×{h}; the model codes {WIDTH}×{HEIGHT} images")]
@@ -25,7 +25,7 @@ pub enum FolderError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FolderError + '_ {
-    move |source| FolderError::Io { path: path.display().to_string(), source }
+    move |reason| FolderError::Io { path: path.display().to_string(), reason }
 }
 
 /// An image read from a folder.

@@ -12,8 +12,8 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Why an IDX file could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: std::io::Error },
     #[error("{path}: {reason}")]
     Format { path: String, reason: String },
 }
@@ -21,7 +21,7 @@ pub enum IdxError {
 /// Reads all images of an IDX3 file as one flat buffer of 0/1 bytes, `PIXELS` per image.
 pub fn read_idx_images(path: &Path) -> Result<Vec<u8>, IdxError> {
     let name = path.display().to_string();
-    let io = |source| IdxError::Io { path: name.clone(), source };
+    let io = |reason| IdxError::Io { path: name.clone(), reason };
     let raw = std::fs::read(path).map_err(io)?;
     let bytes = if raw.starts_with(&GZIP_MAGIC) {
         let mut out = Vec::new();

@@ -29,8 +29,8 @@ const MAX_SIDE: usize = 1 << 15;
 /// Why an image could not be read or written. Messages name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: std::io::Error },
     #[error("{path}: {reason}")]
     Invalid { path: String, reason: String },
     #[error("{path}: pixel (row {row}, column {col}) has value {value}, not black or white; vlae-zip never binarizes")]
@@ -52,7 +52,7 @@ pub fn format_for_extension(path: &Path) -> Option<&'static str> {
 
 /// Reads a PBM or PNG file (chosen by its content, not its name).
 pub fn read_image(path: &Path) -> Result<(BitImage, ImageFormat), ImageError> {
-    let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.display().to_string(), source })?;
+    let bytes = std::fs::read(path).map_err(|reason| ImageError::Io { path: path.display().to_string(), reason })?;
     decode_image(path, &bytes)
 }
 

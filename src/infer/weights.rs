@@ -13,8 +13,8 @@ pub const FINGERPRINT_LEN: usize = 16;
 /// Why a model could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("cannot read model {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    #[error("cannot read model {path}: {reason}")]
+    Io { path: String, reason: std::io::Error },
     #[error("model {path} is not a valid safetensors file: {reason}")]
     Format { path: String, reason: String },
     #[error("model {path}: tensor {name} {problem}")]
@@ -34,10 +34,10 @@ impl Weights {
     /// Loads `path` and fingerprints it together with `cfg`.
     pub fn load(path: &Path, cfg: &VlaeConfig) -> Result<Self, ModelError> {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|source| ModelError::Io { path: name.clone(), source })?;
+        let file = std::fs::File::open(path).map_err(|reason| ModelError::Io { path: name.clone(), reason })?;
         // SAFETY: the mapping is read-only and lives only inside this function; a file
         // truncated underneath us would fault, which is the accepted memmap2 trade-off.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|source| ModelError::Io { path: name.clone(), source })?;
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|reason| ModelError::Io { path: name.clone(), reason })?;
         Self::from_bytes(&map, &name, cfg)
     }
 
