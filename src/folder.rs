@@ -97,7 +97,9 @@ pub fn write_images(out: &Path, images: &[FolderImage], progress: &(dyn Fn(u64) 
     }
     let staging = staging_path(out);
     std::fs::create_dir_all(&staging).map_err(io_err(&staging))?;
-    let result = images.par_iter().try_for_each(|img| {
+    // Sequential on purpose: parallel creation in one folder contends on the folder's
+    // lock in the kernel and was slower than one thread.
+    let result = images.iter().try_for_each(|img| {
         let path = staging.join(&img.name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;

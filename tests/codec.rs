@@ -136,3 +136,16 @@ fn a_different_model_is_refused() {
     let err = archive::decompress(&net, &arch, &no_progress).unwrap_err().to_string();
     assert!(err.contains("different model"), "{err}");
 }
+
+#[test]
+fn simd_and_baseline_kernels_give_identical_archives() {
+    let net = tiny();
+    let images = test_images(8);
+    let lane = |baseline: bool| {
+        vlae_zip::infer::kernels::force_baseline(baseline);
+        let l = BitsBack::new(&net, 8).compress_lane(images.iter().map(|v| v.as_slice())).unwrap();
+        vlae_zip::infer::kernels::force_baseline(false);
+        l
+    };
+    assert_eq!(lane(true), lane(false));
+}

@@ -2,24 +2,46 @@
 //!
 //! Every dot product starts from its bias and adds inputs in index order (taps, then
 //! channels); vectorization only ever runs across independent outputs, never inside one
-//! sum. Rust never fuses `a * b + c` into an FMA on its own, and transcendental functions
-//! come from `libm` (pure Rust), so the same weights give bit-identical results on every
-//! machine, thread count and batch size. Results agree with the candle model only to
+//! sum (see [`kernels`]). Rust never fuses `a * b + c` into an FMA on its own, and the
+//! only transcendental function, ELU's exponential, is computed with basic IEEE
+//! operations, so the same weights give bit-identical results on every machine, thread
+//! count, batch size and SIMD level. Results agree with the candle model only to
 //! float tolerance, which is all the ELBO needs; what must agree exactly is compressor
 //! and decompressor, and both run this code.
 
+use super::kernels::{self, elu, elu_all};
 use super::weights::{ModelError, Weights};
 use crate::config::VlaeConfig;
 use crate::geometry::{causal_taps, square_taps, Resample, TapTable, HEIGHT, PIXELS, WIDTH};
 use crate::nn::vlae::made_masks;
 
-#[inline]
-fn elu(x: f32) -> f32 {
-    if x > 0.0 {
-        x
-    } else {
-        libm::expm1f(x)
-    }
+/// Defines `$name`, which runs the `#[inline(always)]` method `$body` compiled for AVX2
+/// when the CPU has it and for the baseline target otherwise. Both builds give the same
+/// bits (see [`kernels`]).
+macro_rules! simd_dispatch {
+    ($(#[$doc:meta])* $vis:vis fn $name:ident / $avx2:ident => $body:ident (&mut $s:ident) $args:tt -> $ret:ty) => {
+        simd_dispatch!(@emit $(#[$doc])* $vis $name $avx2 $body [&mut $s] $s $args $ret);
+    };
+    ($(#[$doc:meta])* $vis:vis fn $name:ident / $avx2:ident => $body:ident (&$s:ident) $args:tt -> $ret:ty) => {
+        simd_dispatch!(@emit $(#[$doc])* $vis $name $avx2 $body [&$s] $s $args $ret);
+    };
+    (@emit $(#[$doc:meta])* $vis:vis $name:ident $avx2:ident $body:ident [$($recv:tt)+] $s:ident ($($arg:ident: $ty:ty),*) $ret:ty) => {
+        $(#[$doc])*
+        $vis fn $name($($recv)+, $($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            if kernels::use_avx2() {
+                // SAFETY: the CPU has AVX2, checked just above.
+                return unsafe { $s.$avx2($($arg),*) };
+            }
+            $s.$body($($arg),*)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2")]
+        unsafe fn $avx2($($recv)+, $($arg: $ty),*) -> $ret {
+            $s.$body($($arg),*)
+        }
+    };
 }
 
 /// A dense layer (or 1×1 convolution) with `(inputs, outputs)` row-major weights.
@@ -39,17 +61,9 @@ impl Dense {
     }
 
     /// `out = b + Σ_i x[i]·w[i, :]`, summed in input order.
-    #[inline]
+    #[inline(always)]
     fn apply(&self, x: &[f32], out: &mut [f32]) {
-        match &self.b {
-            Some(b) => out.copy_from_slice(b),
-            None => out.fill(0.0),
-        }
-        for (&xi, row) in x.iter().zip(self.w.chunks_exact(self.outputs)) {
-            for (acc, &w) in out.iter_mut().zip(row) {
-                *acc += xi * w;
-            }
-        }
+        kernels::dense(&self.w, self.b.as_deref(), x, out);
     }
 }
 
@@ -68,31 +82,20 @@ impl Conv {
 
     /// Output position `p` from `input` (`n_in × C_in`): bias, then taps in order,
     /// channels in order; padding taps add nothing.
-    #[inline]
+    #[inline(always)]
     fn apply_at(&self, input: &[f32], p: usize, out: &mut [f32]) {
-        let cout = self.dense.outputs;
-        out.copy_from_slice(self.dense.b.as_deref().expect("conv has a bias"));
-        for (t, &s) in self.table.sources(p).iter().enumerate() {
-            if TapTable::is_padding(s) {
-                continue;
-            }
-            let x = &input[s as usize * self.cin..(s as usize + 1) * self.cin];
-            let rows = &self.dense.w[t * self.cin * cout..(t + 1) * self.cin * cout];
-            for (&xi, row) in x.iter().zip(rows.chunks_exact(cout)) {
-                for (acc, &w) in out.iter_mut().zip(row) {
-                    *acc += xi * w;
-                }
-            }
-        }
+        let bias = self.dense.b.as_deref().expect("conv has a bias");
+        kernels::conv_at(&self.dense.w, bias, self.cin, self.table.sources(p), input, out);
     }
 
     /// Every output position, followed by ELU.
+    #[inline(always)]
     fn apply_all_elu(&self, input: &[f32]) -> Vec<f32> {
         let cout = self.dense.outputs;
         let mut out = vec![0f32; self.table.n_out * cout];
         for (p, o) in out.chunks_exact_mut(cout).enumerate() {
             self.apply_at(input, p, o);
-            o.iter_mut().for_each(|v| *v = elu(*v));
+            elu_all(o);
         }
         out
     }
@@ -115,7 +118,10 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn forward(&self, pixels: &[u8]) -> Posterior {
+    simd_dispatch!(fn forward / forward_avx2 => forward_body(&self)(pixels: &[u8]) -> Posterior);
+
+    #[inline(always)]
+    fn forward_body(&self, pixels: &[u8]) -> Posterior {
         let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p)).collect();
         let h = self.conv28.apply_all_elu(&x);
         let h = self.conv14.apply_all_elu(&h);
@@ -144,10 +150,13 @@ struct CondDecoder {
 }
 
 impl CondDecoder {
-    fn forward(&self, z: &[f32]) -> Vec<f32> {
+    simd_dispatch!(fn forward / forward_avx2 => forward_body(&self)(z: &[f32]) -> Vec<f32>);
+
+    #[inline(always)]
+    fn forward_body(&self, z: &[f32]) -> Vec<f32> {
         let mut h = vec![0f32; self.fc.outputs];
         self.fc.apply(z, &mut h);
-        h.iter_mut().for_each(|v| *v = elu(*v));
+        elu_all(&mut h);
         let h = self.up14.apply_all_elu(&h);
         self.up28.apply_all_elu(&h)
     }
@@ -181,8 +190,13 @@ pub struct PixelState<'n> {
 }
 
 impl PixelState<'_> {
-    /// The Bernoulli logit of pixel `p`; all pixels before `p` must have been set.
-    pub fn logit(&mut self, p: usize) -> f32 {
+    simd_dispatch!(
+        /// The Bernoulli logit of pixel `p`; all pixels before `p` must have been set.
+        pub fn logit / logit_avx2 => logit_body(&mut self)(p: usize) -> f32
+    );
+
+    #[inline(always)]
+    fn logit_body(&mut self, p: usize) -> f32 {
         let net = self.net;
         let c = net.channels;
         let stride = (net.blocks.len() + 1) * c;
@@ -202,7 +216,7 @@ impl PixelState<'_> {
             blk.mix.apply(r, m);
             h.iter_mut().zip(m.iter()).for_each(|(v, k)| *v += k);
         }
-        h.iter_mut().for_each(|v| *v = elu(*v));
+        elu_all(h);
         let mut logit = [0f32];
         net.out.apply(h, &mut logit);
         logit[0]
@@ -215,7 +229,10 @@ impl PixelState<'_> {
 }
 
 impl PixelCnn {
-    fn start(&self, cond_map: &[f32], cond_channels: usize) -> PixelState<'_> {
+    simd_dispatch!(fn start / start_avx2 => start_body(&self)(cond_map: &[f32], cond_channels: usize) -> PixelState<'_>);
+
+    #[inline(always)]
+    fn start_body(&self, cond_map: &[f32], cond_channels: usize) -> PixelState<'_> {
         let c = self.channels;
         let stride = (self.blocks.len() + 1) * c;
         let mut cond = vec![0f32; PIXELS * stride];
@@ -269,9 +286,14 @@ impl FlowPrior {
         PriorState { levels: vec![vec![0.0; self.latent]; self.steps.len() + 1], pending: vec![0.0; self.steps.len()], known: 0 }
     }
 
-    /// The total shift T_i = Σ_s μ_s,i of the next dimension i: in the base space of the
-    /// prior, ε_i = z_i − T_i.
-    fn shift(&self, st: &mut PriorState) -> f32 {
+    simd_dispatch!(
+        /// The total shift T_i = Σ_s μ_s,i of the next dimension i: in the base space of
+        /// the prior, ε_i = z_i − T_i.
+        fn shift / shift_avx2 => shift_body(&self)(st: &mut PriorState) -> f32
+    );
+
+    #[inline(always)]
+    fn shift_body(&self, st: &mut PriorState) -> f32 {
         let i = st.known;
         let mut hidden = vec![0f32; self.steps.first().map_or(0, |m| m.hidden.outputs)];
         let mut total = 0f32;
