@@ -10,29 +10,44 @@ use vlae_zip::infer::network::Network;
 fn coding(c: &mut Criterion) {
     let net = Network::load("models/vlae-mnist.safetensors".as_ref(), "models/vlae-mnist.json".as_ref()).expect("shipped model");
     let flat = vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref()).unwrap();
-    let images: Vec<&[u8]> = flat.chunks(PIXELS).take(32).collect();
+    let images: Vec<Vec<u8>> = flat.chunks(PIXELS).take(32).map(|c| c.to_vec()).collect();
     let bb = BitsBack::new(&net, 8);
-    let lane = bb.compress_lane(images.iter().copied()).unwrap();
+    let one: Vec<&[Vec<u8>]> = vec![&images];
+    let four: Vec<&[Vec<u8>]> = images.chunks(8).collect();
+    let coded_one = bb.compress_lanes(&one).unwrap();
+    let coded_four = bb.compress_lanes(&four).unwrap();
 
-    let mut g = c.benchmark_group("lane of 32 images");
+    let mut g = c.benchmark_group("32 images, one thread");
     g.throughput(Throughput::Elements(images.len() as u64));
     g.sample_size(10);
-    g.bench_function("compress", |b| b.iter(|| bb.compress_lane(black_box(&images).iter().copied()).unwrap()));
-    g.bench_function("decompress", |b| b.iter(|| bb.decompress_lane(black_box(&lane), 0).unwrap()));
+    g.bench_function("compress, 1 lane", |b| b.iter(|| bb.compress_lanes(black_box(&one)).unwrap()));
+    g.bench_function("compress, 4 lanes in lockstep", |b| b.iter(|| bb.compress_lanes(black_box(&four)).unwrap()));
+    g.bench_function("decompress, 1 lane", |b| b.iter(|| bb.decompress_lanes(black_box(&coded_one), 0).unwrap()));
+    g.bench_function("decompress, 4 lanes in lockstep", |b| b.iter(|| bb.decompress_lanes(black_box(&coded_four), 0).unwrap()));
     g.finish();
 
     let z = vec![0.1f32; net.config().latent_dim];
-    c.bench_function("pixelcnn step (one pixel)", |b| {
-        let mut st = net.pixels_start(&z);
+    c.bench_function("pixelcnn step (one pixel, one image)", |b| {
+        let mut st = net.pixels_start::<1>([&z]);
         let mut p = 0;
         b.iter(|| {
             let l = st.logit(p);
-            st.set(p, u8::from(l > 0.0));
+            st.set(p, 0, u8::from(l[0] > 0.0));
             p = (p + 1) % PIXELS;
             black_box(l)
         })
     });
-    c.bench_function("posterior (encoder)", |b| b.iter(|| net.posterior(black_box(images[0]))));
+    c.bench_function("pixelcnn step (one pixel, 4 images in lockstep)", |b| {
+        let mut st = net.pixels_start::<4>([&z; 4]);
+        let mut p = 0;
+        b.iter(|| {
+            let l = st.logit(p);
+            (0..4).for_each(|g| st.set(p, g, u8::from(l[g] > 0.0)));
+            p = (p + 1) % PIXELS;
+            black_box(l)
+        })
+    });
+    c.bench_function("posterior (encoder)", |b| b.iter(|| net.posterior(black_box(&images[0]))));
 }
 
 criterion_group!(benches, coding);

@@ -3,7 +3,7 @@
 //! Lanes are independent, so they are coded in parallel; which thread codes which lane
 //! cannot change a single bit of the output.
 
-use crate::codec::bitsback::{BitsBack, CodecError};
+use crate::codec::bitsback::{BitsBack, CodecError, LANE_GROUP};
 use crate::codec::model::PRECISION;
 use crate::container::{Archive, Entry, Header};
 use crate::geometry::{HEIGHT, PIXELS, WIDTH};
@@ -14,15 +14,22 @@ use rayon::prelude::*;
 /// the measurement behind the choice).
 pub const DEFAULT_LATENT_BITS: u8 = 8;
 
-/// Images per lane the default lane count aims at: each lane costs about 400 bits of
+/// Images per lane the default lane count aims at: each lane costs about 450 bits of
 /// start-up and bookkeeping, so at 1,000 images a lane that is under half a bit an image.
 pub const IMAGES_PER_LANE: usize = 1000;
 /// Most lanes chosen by default.
 pub const MAX_DEFAULT_LANES: usize = 64;
 
-/// The default lane count for `n` images.
+/// The default lane count for `n` images: one per [`IMAGES_PER_LANE`], rounded down to
+/// whole groups of [`LANE_GROUP`] lanes once there are that many, so that every group
+/// codes in full lockstep.
 pub fn default_lanes(n: usize) -> usize {
-    (n / IMAGES_PER_LANE).clamp(1, MAX_DEFAULT_LANES).min(n.max(1))
+    let lanes = (n / IMAGES_PER_LANE).clamp(1, MAX_DEFAULT_LANES);
+    if lanes >= LANE_GROUP {
+        lanes - lanes % LANE_GROUP
+    } else {
+        lanes
+    }
 }
 
 /// Why an archive could not be made or decoded.
@@ -77,17 +84,24 @@ pub fn compress(
         return Err(ArchiveError::Input(format!("{}: image is not {WIDTH}×{HEIGHT}", entries[i].name)));
     }
     let bb = BitsBack::new(net, latent_bits.into());
-    let sizes = lane_sizes(images.len(), lanes.clamp(1, images.len()));
-    let mut starts = vec![0];
-    sizes.iter().for_each(|s| starts.push(starts.last().unwrap() + s));
-    let lanes = starts
-        .par_windows(2)
-        .map(|w| {
-            let lane = bb.compress_lane(images[w[0]..w[1]].iter().map(|v| v.as_slice()))?;
-            progress((w[1] - w[0]) as u64);
-            Ok(lane)
+    let mut rest = images;
+    let runs: Vec<&[Vec<u8>]> = lane_sizes(images.len(), lanes.clamp(1, images.len()))
+        .into_iter()
+        .map(|size| {
+            let (run, tail) = rest.split_at(size);
+            rest = tail;
+            run
         })
-        .collect::<Result<Vec<_>, CodecError>>()?;
+        .collect();
+    let lanes = runs
+        .par_chunks(LANE_GROUP)
+        .map(|group| {
+            let lanes = bb.compress_lanes(group)?;
+            progress(group.iter().map(|r| r.len() as u64).sum());
+            Ok(lanes)
+        })
+        .collect::<Result<Vec<_>, CodecError>>()?
+        .concat();
     Ok(Archive {
         header: Header {
             fingerprint: net.fingerprint(),
@@ -116,17 +130,17 @@ pub fn decompress(net: &Network, archive: &Archive, progress: &(dyn Fn(u64) + Sy
         return Err(ArchiveError::Precision(h.precision));
     }
     let bb = BitsBack::new(net, h.latent_bits.into());
-    let per_lane = archive
+    let per_group = archive
         .lanes
-        .par_iter()
+        .par_chunks(LANE_GROUP)
         .enumerate()
-        .map(|(i, lane)| {
-            let images = bb.decompress_lane(lane, i)?;
-            progress(images.len() as u64);
+        .map(|(i, group)| {
+            let images = bb.decompress_lanes(group, i * LANE_GROUP)?;
+            progress(group.iter().map(|l| u64::from(l.image_count)).sum());
             Ok(images)
         })
         .collect::<Result<Vec<_>, CodecError>>()?;
-    let images: Vec<Vec<u8>> = per_lane.into_iter().flatten().collect();
+    let images: Vec<Vec<u8>> = per_group.into_iter().flatten().flatten().collect();
     let decoded = pixel_crc(images.iter().map(|v| v.as_slice()));
     if decoded != archive.pixel_crc {
         return Err(ArchiveError::PixelChecksum { stored: archive.pixel_crc, decoded });

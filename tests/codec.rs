@@ -58,7 +58,7 @@ fn edge_case_images_round_trip() {
     single[PIXELS / 2] = 1;
     let noise: Vec<u8> = (0..PIXELS).map(|i| ((i * 2_654_435_761) >> 13) as u8 & 1).collect();
     let images = vec![vec![0u8; PIXELS], vec![1u8; PIXELS], single, noise];
-    let lane = bb.compress_lane(images.iter().map(|v| v.as_slice())).unwrap();
+    let lane = bb.compress_lane(&images).unwrap();
     assert_eq!(bb.decompress_lane(&lane, 0).unwrap(), images);
 }
 
@@ -73,7 +73,7 @@ fn archives_are_identical_across_threads_and_batching() {
     assert_eq!(run(1), run(2));
     // A lane's bytes do not depend on what other lanes hold or how many there are.
     let four = archive::compress(&net, entries(64), &images, 8, 4, &no_progress).unwrap();
-    let first_alone = BitsBack::new(&net, 8).compress_lane(images[..16].iter().map(|v| v.as_slice())).unwrap();
+    let first_alone = BitsBack::new(&net, 8).compress_lane(&images[..16]).unwrap();
     assert_eq!(four.lanes[0], first_alone);
 }
 
@@ -118,11 +118,11 @@ fn deterministic_path_agrees_with_candle() {
         let zt = Tensor::from_vec(z.clone(), (1, z.len()), &Device::Cpu).unwrap();
         let logits = model.pixelcnn.forward(&x, &model.decoder.forward(&zt).unwrap()).unwrap();
         let logits = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let mut ps = net.pixels_start(&z);
+        let mut ps = net.pixels_start::<1>([&z]);
         for p in 0..PIXELS {
-            let l = ps.logit(p);
+            let l = ps.logit(p)[0];
             assert!((l - logits[p]).abs() < 1e-3 * (1.0 + l.abs()), "pixel {p}: {l} vs {}", logits[p]);
-            ps.set(p, img[p]);
+            ps.set(p, 0, img[p]);
         }
     }
 }
@@ -143,7 +143,7 @@ fn simd_and_baseline_kernels_give_identical_archives() {
     let images = test_images(8);
     let lane = |baseline: bool| {
         vlae_zip::infer::kernels::force_baseline(baseline);
-        let l = BitsBack::new(&net, 8).compress_lane(images.iter().map(|v| v.as_slice())).unwrap();
+        let l = BitsBack::new(&net, 8).compress_lane(&images).unwrap();
         vlae_zip::infer::kernels::force_baseline(false);
         l
     };

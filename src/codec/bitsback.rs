@@ -65,6 +65,10 @@ fn coder_err(e: impl std::fmt::Debug) -> CodecError {
     CodecError::Coder(format!("{e:?}"))
 }
 
+/// Lanes coded in lockstep: their PixelCNN steps share every weight load and give the CPU
+/// independent accumulator chains. Each lane's arithmetic is unchanged.
+pub const LANE_GROUP: usize = 4;
+
 /// A model plus its latent discretization: everything needed to code images.
 pub struct BitsBack<'n> {
     net: &'n Network,
@@ -77,42 +81,25 @@ impl<'n> BitsBack<'n> {
         BitsBack { net, grid: LatentGrid::new(log2_buckets) }
     }
 
-    /// Pushes one image (784 bytes of 0/1) onto the stack.
-    pub fn encode(&self, coder: &mut Coder, pixels: &[u8]) -> Result<(), CodecError> {
-        if pixels.len() != PIXELS {
-            return Err(CodecError::WrongSize(pixels.len()));
-        }
+    /// Pops a latent with the discretized posterior of `pixels`; returns its buckets and z.
+    fn pop_posterior(&self, coder: &mut Coder, pixels: &[u8]) -> Result<(Vec<usize>, Vec<f32>), CodecError> {
         let net = self.net;
         let post = net.posterior(pixels);
-        let d = post.mean.len();
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
         let mut prior = net.prior_start();
-        let mut buckets = Vec::with_capacity(d);
-        for i in 0..d {
+        let mut buckets = Vec::with_capacity(post.mean.len());
+        for i in 0..post.mean.len() {
             let shift = net.prior_shift(&mut prior);
             self.grid.posterior_cdf(post.mean[i] - shift, post.log_sd[i], &mut cdf);
             let j = coder.decode_symbol(Categorical::new(&cdf)).map_err(coder_err)?;
             net.prior_push(&mut prior, self.grid.centre(j) + shift);
             buckets.push(j);
         }
-        let mut state = net.pixels_start(Network::latent(&prior));
-        let mut probs = [0u32; PIXELS];
-        for (p, prob) in probs.iter_mut().enumerate() {
-            *prob = pixel_probability(state.logit(p));
-            state.set(p, pixels[p]);
-        }
-        for (&x, &prob) in pixels.iter().zip(&probs).rev() {
-            coder.encode_symbol(x, Bernoulli::new(prob)).map_err(coder_err)?;
-        }
-        for &j in buckets.iter().rev() {
-            coder.encode_symbol(j, Categorical::new(self.grid.prior_cdf())).map_err(coder_err)?;
-        }
-        Ok(())
+        Ok((buckets, Network::latent(&prior).to_vec()))
     }
 
-    /// Pops one image from the stack, restoring the stack to what it was before the
-    /// image's [`Self::encode`].
-    pub fn decode(&self, coder: &mut Coder) -> Result<Vec<u8>, CodecError> {
+    /// Pops a latent with the prior; returns its buckets, shifts and z.
+    fn pop_prior(&self, coder: &mut Coder) -> Result<(Vec<usize>, Vec<f32>, Vec<f32>), CodecError> {
         let net = self.net;
         let d = net.config().latent_dim;
         let mut buckets = Vec::with_capacity(d);
@@ -126,53 +113,170 @@ impl<'n> BitsBack<'n> {
             net.prior_push(&mut prior, self.grid.centre(j) + shift);
             shifts.push(shift);
         }
-        let mut state = net.pixels_start(Network::latent(&prior));
-        let mut pixels = vec![0u8; PIXELS];
-        for p in 0..PIXELS {
-            let prob = pixel_probability(state.logit(p));
-            pixels[p] = coder.decode_symbol(Bernoulli::new(prob)).map_err(coder_err)?;
-            state.set(p, pixels[p]);
-        }
-        let post = net.posterior(&pixels);
+        Ok((buckets, shifts, Network::latent(&prior).to_vec()))
+    }
+
+    /// Pushes a latent back with the posterior of the decoded `pixels`, undoing
+    /// [`Self::pop_posterior`].
+    fn push_posterior(&self, coder: &mut Coder, pixels: &[u8], buckets: &[usize], shifts: &[f32]) -> Result<(), CodecError> {
+        let post = self.net.posterior(pixels);
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
-        for i in (0..d).rev() {
+        for i in (0..buckets.len()).rev() {
             self.grid.posterior_cdf(post.mean[i] - shifts[i], post.log_sd[i], &mut cdf);
             coder.encode_symbol(buckets[i], Categorical::new(&cdf)).map_err(coder_err)?;
         }
-        Ok(pixels)
+        Ok(())
+    }
+
+    /// Pushes one image onto each of up to G coders in lockstep (`images[g]` for
+    /// `coders[g]`).
+    fn encode_group<const G: usize>(&self, coders: &mut [Coder], images: &[&[u8]]) -> Result<(), CodecError> {
+        if let Some(img) = images.iter().find(|img| img.len() != PIXELS) {
+            return Err(CodecError::WrongSize(img.len()));
+        }
+        let latents = coders.iter_mut().zip(images).map(|(c, img)| self.pop_posterior(c, img)).collect::<Result<Vec<_>, _>>()?;
+        let idle = vec![0f32; self.net.config().latent_dim];
+        let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| latents.get(g).map_or(idle.as_slice(), |l| l.1.as_slice())));
+        let mut probs = vec![[0u32; G]; PIXELS];
+        for (p, prob) in probs.iter_mut().enumerate() {
+            let logits = state.logit(p);
+            for (g, img) in images.iter().enumerate() {
+                prob[g] = pixel_probability(logits[g]);
+                state.set(p, g, img[p]);
+            }
+        }
+        for (g, ((coder, img), (buckets, _))) in coders.iter_mut().zip(images).zip(&latents).enumerate() {
+            for (&x, prob) in img.iter().zip(&probs).rev() {
+                coder.encode_symbol(x, Bernoulli::new(prob[g])).map_err(coder_err)?;
+            }
+            for &j in buckets.iter().rev() {
+                coder.encode_symbol(j, Categorical::new(self.grid.prior_cdf())).map_err(coder_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pops one image from each of up to G coders in lockstep, restoring each stack to
+    /// what it was before the image was pushed.
+    fn decode_group<const G: usize>(&self, coders: &mut [Coder]) -> Result<Vec<Vec<u8>>, CodecError> {
+        let latents = coders.iter_mut().map(|c| self.pop_prior(c)).collect::<Result<Vec<_>, _>>()?;
+        let idle = vec![0f32; self.net.config().latent_dim];
+        let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| latents.get(g).map_or(idle.as_slice(), |l| l.2.as_slice())));
+        let mut images = vec![vec![0u8; PIXELS]; coders.len()];
+        for p in 0..PIXELS {
+            let logits = state.logit(p);
+            for (g, (coder, img)) in coders.iter_mut().zip(images.iter_mut()).enumerate() {
+                img[p] = coder.decode_symbol(Bernoulli::new(pixel_probability(logits[g]))).map_err(coder_err)?;
+                state.set(p, g, img[p]);
+            }
+        }
+        for ((coder, img), (buckets, shifts, _)) in coders.iter_mut().zip(&images).zip(&latents) {
+            self.push_posterior(coder, img, buckets, shifts)?;
+        }
+        Ok(images)
+    }
+
+    /// Pushes one image (784 bytes of 0/1) onto the stack.
+    pub fn encode(&self, coder: &mut Coder, pixels: &[u8]) -> Result<(), CodecError> {
+        self.encode_group::<1>(std::slice::from_mut(coder), &[pixels])
+    }
+
+    /// Pops one image from the stack, restoring the stack to what it was before the
+    /// image's [`Self::encode`].
+    pub fn decode(&self, coder: &mut Coder) -> Result<Vec<u8>, CodecError> {
+        Ok(self.decode_group::<1>(std::slice::from_mut(coder))?.remove(0))
+    }
+
+    /// Compresses each run of consecutive images into its own lane, coding up to
+    /// [`LANE_GROUP`] lanes in lockstep.
+    pub fn compress_lanes(&self, lanes: &[&[Vec<u8>]]) -> Result<Vec<Lane>, CodecError> {
+        let seed = seed_words();
+        let mut coders: Vec<Coder> = lanes.iter().map(|_| Coder::from_raw_parts(seed.clone(), SEED_STATE)).collect();
+        let longest = lanes.iter().map(|l| l.len()).max().unwrap_or(0);
+        for i in 0..longest {
+            // Lanes whose images have run out sit this step out.
+            let (mut busy, mut images): (Vec<Coder>, Vec<&[u8]>) = (Vec::new(), Vec::new());
+            let mut slots = Vec::new();
+            for (k, lane) in lanes.iter().enumerate() {
+                if let Some(img) = lane.get(i) {
+                    busy.push(std::mem::take(&mut coders[k]));
+                    images.push(img);
+                    slots.push(k);
+                }
+            }
+            for (chunk_coders, chunk_images) in busy.chunks_mut(LANE_GROUP).zip(images.chunks(LANE_GROUP)) {
+                if chunk_coders.len() == 1 {
+                    self.encode_group::<1>(chunk_coders, chunk_images)?;
+                } else {
+                    self.encode_group::<LANE_GROUP>(chunk_coders, chunk_images)?;
+                }
+            }
+            for (k, c) in slots.into_iter().zip(busy) {
+                coders[k] = c;
+            }
+        }
+        Ok(lanes
+            .iter()
+            .zip(coders)
+            .map(|(lane, coder)| {
+                let (bulk, state) = coder.into_raw_parts();
+                let elided = bulk.iter().zip(&seed).take_while(|(a, b)| a == b).count();
+                Lane { image_count: lane.len() as u32, seed_words_elided: elided as u32, state, words: bulk[elided..].to_vec() }
+            })
+            .collect())
+    }
+
+    /// Decompresses lanes coded by [`Self::compress_lanes`], each lane's images in their
+    /// original order. `first_index` numbers the lanes in errors.
+    pub fn decompress_lanes(&self, lanes: &[Lane], first_index: usize) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
+        let seed = seed_words();
+        let mut coders = Vec::with_capacity(lanes.len());
+        for (k, lane) in lanes.iter().enumerate() {
+            let elided = lane.seed_words_elided as usize;
+            if elided > SEED_WORDS {
+                return Err(CodecError::BadLane { lane: first_index + k, reason: format!("{elided} elided seed words, at most {SEED_WORDS}") });
+            }
+            let mut bulk = Vec::with_capacity(elided + lane.words.len());
+            bulk.extend_from_slice(&seed[..elided]);
+            bulk.extend_from_slice(&lane.words);
+            coders.push(Coder::from_raw_parts(bulk, lane.state));
+        }
+        let mut out: Vec<Vec<Vec<u8>>> = lanes.iter().map(|l| Vec::with_capacity(l.image_count as usize)).collect();
+        let longest = lanes.iter().map(|l| l.image_count as usize).max().unwrap_or(0);
+        for i in 0..longest {
+            let (mut busy, mut slots) = (Vec::new(), Vec::new());
+            for (k, lane) in lanes.iter().enumerate() {
+                if i < lane.image_count as usize {
+                    busy.push(std::mem::take(&mut coders[k]));
+                    slots.push(k);
+                }
+            }
+            let mut decoded = Vec::with_capacity(busy.len());
+            for chunk in busy.chunks_mut(LANE_GROUP) {
+                decoded.extend(if chunk.len() == 1 { self.decode_group::<1>(chunk)? } else { self.decode_group::<LANE_GROUP>(chunk)? });
+            }
+            for ((k, c), img) in slots.into_iter().zip(busy).zip(decoded) {
+                coders[k] = c;
+                out[k].push(img);
+            }
+        }
+        for (k, (coder, images)) in coders.into_iter().zip(out.iter_mut()).enumerate() {
+            images.reverse();
+            if coder.into_raw_parts() != (seed.clone(), SEED_STATE) {
+                return Err(CodecError::ChainMismatch { lane: first_index + k });
+            }
+        }
+        Ok(out)
     }
 
     /// Compresses consecutive images into one lane.
-    pub fn compress_lane<'a>(&self, images: impl IntoIterator<Item = &'a [u8]>) -> Result<Lane, CodecError> {
-        let seed = seed_words();
-        let mut coder = Coder::from_raw_parts(seed.clone(), SEED_STATE);
-        let mut count = 0u32;
-        for img in images {
-            self.encode(&mut coder, img)?;
-            count += 1;
-        }
-        let (bulk, state) = coder.into_raw_parts();
-        let elided = bulk.iter().zip(&seed).take_while(|(a, b)| a == b).count();
-        Ok(Lane { image_count: count, seed_words_elided: elided as u32, state, words: bulk[elided..].to_vec() })
+    pub fn compress_lane(&self, images: &[Vec<u8>]) -> Result<Lane, CodecError> {
+        Ok(self.compress_lanes(&[images])?.remove(0))
     }
 
-    /// Decompresses a lane's images in their original order. `index` names the lane in
+    /// Decompresses one lane's images in their original order. `index` names the lane in
     /// errors.
     pub fn decompress_lane(&self, lane: &Lane, index: usize) -> Result<Vec<Vec<u8>>, CodecError> {
-        let seed = seed_words();
-        let elided = lane.seed_words_elided as usize;
-        if elided > SEED_WORDS {
-            return Err(CodecError::BadLane { lane: index, reason: format!("{elided} elided seed words, at most {SEED_WORDS}") });
-        }
-        let mut bulk = Vec::with_capacity(elided + lane.words.len());
-        bulk.extend_from_slice(&seed[..elided]);
-        bulk.extend_from_slice(&lane.words);
-        let mut coder = Coder::from_raw_parts(bulk, lane.state);
-        let mut images = (0..lane.image_count).map(|_| self.decode(&mut coder)).collect::<Result<Vec<_>, _>>()?;
-        images.reverse();
-        if coder.into_raw_parts() != (seed, SEED_STATE) {
-            return Err(CodecError::ChainMismatch { lane: index });
-        }
-        Ok(images)
+        Ok(self.decompress_lanes(std::slice::from_ref(lane), index)?.remove(0))
     }
 }

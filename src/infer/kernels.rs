@@ -61,84 +61,135 @@ pub fn elu_all(v: &mut [f32]) {
     v.iter_mut().for_each(|x| *x = elu(*x));
 }
 
-/// `out = bias + Σ_i x[i]·w[i, :]` for `(inputs, outputs)` row-major `w`.
+/// `out[g] = bias + Σ_i x[g][i]·w[i, :]` for `(inputs, outputs)` row-major `w`, for G
+/// independent inputs at once (`x` is `G × inputs`, `out` is `G × outputs`). Batching
+/// gives the CPU G independent accumulator chains per weight row; each output's sum keeps
+/// its order, so the result for every g is what G = 1 gives.
 #[inline(always)]
-pub fn dense(w: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32]) {
-    match out.len() {
-        8 => dense_w::<8>(w, bias, x, out),
-        16 => dense_w::<16>(w, bias, x, out),
-        24 => dense_w::<24>(w, bias, x, out),
-        32 => dense_w::<32>(w, bias, x, out),
-        64 => dense_w::<64>(w, bias, x, out),
-        n => {
-            match bias {
-                Some(b) => out.copy_from_slice(b),
-                None => out.fill(0.0),
-            }
-            for (&xi, row) in x.iter().zip(w.chunks_exact(n)) {
-                out.iter_mut().zip(row).for_each(|(acc, &wi)| *acc += xi * wi);
-            }
+pub fn dense<const G: usize>(w: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32]) {
+    struct Dense<'a> {
+        w: &'a [f32],
+        x: &'a [f32],
+        inputs: usize,
+    }
+    impl Sums for Dense<'_> {
+        #[inline(always)]
+        fn add_to<A: Accumulators>(self, acc: &mut A) {
+            acc.add_rows(self.w, self.x, self.inputs, self.inputs);
         }
     }
+    run::<G>(bias, out, Dense { w, x, inputs: x.len() / G });
 }
 
+/// One output position of a convolution for G images at once: `bias`, then for each tap
+/// in order (padding taps skipped) and each input channel in order,
+/// `+= input[src][g][c]·w[t·cin + c, :]`. `input` is `positions × G × cin`, `out` is
+/// `G × cout`.
 #[inline(always)]
-fn dense_w<const W: usize>(w: &[f32], bias: Option<&[f32]>, x: &[f32], out: &mut [f32]) {
-    let mut acc = [0f32; W];
-    if let Some(b) = bias {
-        acc.copy_from_slice(b);
+pub fn conv_at<const G: usize>(w: &[f32], bias: &[f32], cin: usize, sources: &[u32], input: &[f32], out: &mut [f32]) {
+    struct Conv<'a, const G: usize> {
+        w: &'a [f32],
+        cin: usize,
+        cout: usize,
+        sources: &'a [u32],
+        input: &'a [f32],
     }
-    for (&xi, row) in x.iter().zip(w.chunks_exact(W)) {
-        let row: &[f32; W] = row.try_into().expect("row width");
-        for o in 0..W {
-            acc[o] += xi * row[o];
-        }
-    }
-    out.copy_from_slice(&acc);
-}
-
-/// One output position of a convolution: `bias`, then for each tap in order (padding taps
-/// skipped) and each input channel in order, `+= input[src][c]·w[t·cin + c, :]`.
-#[inline(always)]
-pub fn conv_at(w: &[f32], bias: &[f32], cin: usize, sources: &[u32], input: &[f32], out: &mut [f32]) {
-    match out.len() {
-        8 => conv_w::<8>(w, bias, cin, sources, input, out),
-        16 => conv_w::<16>(w, bias, cin, sources, input, out),
-        24 => conv_w::<24>(w, bias, cin, sources, input, out),
-        32 => conv_w::<32>(w, bias, cin, sources, input, out),
-        64 => conv_w::<64>(w, bias, cin, sources, input, out),
-        cout => {
-            out.copy_from_slice(bias);
-            for (t, &s) in sources.iter().enumerate() {
-                if s == u32::MAX {
-                    continue;
-                }
-                let x = &input[s as usize * cin..(s as usize + 1) * cin];
-                for (&xi, row) in x.iter().zip(w[t * cin * cout..(t + 1) * cin * cout].chunks_exact(cout)) {
-                    out.iter_mut().zip(row).for_each(|(acc, &wi)| *acc += xi * wi);
+    impl<const G: usize> Sums for Conv<'_, G> {
+        #[inline(always)]
+        fn add_to<A: Accumulators>(self, acc: &mut A) {
+            let (cin, cout) = (self.cin, self.cout);
+            for (t, &s) in self.sources.iter().enumerate() {
+                if s != u32::MAX {
+                    let x = &self.input[s as usize * G * cin..(s as usize + 1) * G * cin];
+                    acc.add_rows(&self.w[t * cin * cout..(t + 1) * cin * cout], x, cin, cin);
                 }
             }
         }
     }
+    run::<G>(Some(bias), out, Conv::<G> { w, cin, cout: bias.len(), sources, input });
 }
 
-#[inline(always)]
-fn conv_w<const W: usize>(w: &[f32], bias: &[f32], cin: usize, sources: &[u32], input: &[f32], out: &mut [f32]) {
-    let mut acc = [0f32; W];
-    acc.copy_from_slice(bias);
-    for (t, &s) in sources.iter().enumerate() {
-        if s == u32::MAX {
-            continue;
-        }
-        let x = &input[s as usize * cin..(s as usize + 1) * cin];
-        for (&xi, row) in x.iter().zip(w[t * cin * W..(t + 1) * cin * W].chunks_exact(W)) {
-            let row: &[f32; W] = row.try_into().expect("row width");
-            for o in 0..W {
-                acc[o] += xi * row[o];
+/// A computation that adds weighted rows into accumulators.
+trait Sums {
+    fn add_to<A: Accumulators>(self, acc: &mut A);
+}
+
+/// G sets of output accumulators.
+trait Accumulators {
+    /// For each of the first `rows` rows r of `w` in order, and each g:
+    /// `acc[g] += x[g·stride + r]·w[r, :]`.
+    fn add_rows(&mut self, w: &[f32], x: &[f32], rows: usize, stride: usize);
+}
+
+/// Fixed width: the accumulators are an array the compiler keeps in registers.
+impl<const W: usize, const G: usize> Accumulators for [[f32; W]; G] {
+    #[inline(always)]
+    fn add_rows(&mut self, w: &[f32], x: &[f32], rows: usize, stride: usize) {
+        let w = &w[..rows * W];
+        let x = &x[..(G - 1) * stride + rows];
+        for r in 0..rows {
+            let row: &[f32; W] = w[r * W..(r + 1) * W].try_into().expect("row width");
+            for (g, acc) in self.iter_mut().enumerate() {
+                let xv = x[g * stride + r];
+                for o in 0..W {
+                    acc[o] += xv * row[o];
+                }
             }
         }
     }
-    out.copy_from_slice(&acc);
+}
+
+/// Any width: G × width accumulators in a slice.
+struct Flexible<'a> {
+    acc: &'a mut [f32],
+    width: usize,
+}
+
+impl Accumulators for Flexible<'_> {
+    #[inline(always)]
+    fn add_rows(&mut self, w: &[f32], x: &[f32], rows: usize, stride: usize) {
+        for r in 0..rows {
+            let row = &w[r * self.width..(r + 1) * self.width];
+            for (g, acc) in self.acc.chunks_exact_mut(self.width).enumerate() {
+                let xv = x[g * stride + r];
+                acc.iter_mut().zip(row).for_each(|(a, &wi)| *a += xv * wi);
+            }
+        }
+    }
+}
+
+/// Starts G accumulator sets at `bias` (or 0), adds `sums` and stores them in `out`, with
+/// fixed-size accumulators for the widths the model uses.
+#[inline(always)]
+fn run<const G: usize>(bias: Option<&[f32]>, out: &mut [f32], sums: impl Sums) {
+    #[inline(always)]
+    fn fixed<const W: usize, const G: usize>(bias: Option<&[f32]>, out: &mut [f32], sums: impl Sums) {
+        let mut acc = [[0f32; W]; G];
+        if let Some(b) = bias {
+            acc.iter_mut().for_each(|a| a.copy_from_slice(b));
+        }
+        sums.add_to(&mut acc);
+        for (dst, a) in out.chunks_exact_mut(W).zip(&acc) {
+            dst.copy_from_slice(a);
+        }
+    }
+    let width = out.len() / G;
+    match width {
+        8 => fixed::<8, G>(bias, out, sums),
+        16 => fixed::<16, G>(bias, out, sums),
+        24 => fixed::<24, G>(bias, out, sums),
+        32 => fixed::<32, G>(bias, out, sums),
+        64 => fixed::<64, G>(bias, out, sums),
+        _ => {
+            for acc in out.chunks_exact_mut(width) {
+                match bias {
+                    Some(b) => acc.copy_from_slice(b),
+                    None => acc.fill(0.0),
+                }
+            }
+            sums.add_to(&mut Flexible { acc: out, width });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -167,7 +218,7 @@ mod tests {
         let input: Vec<f32> = (0..10 * cin).map(|i| ((i * 31) % 17) as f32 / 7.0 - 1.0).collect();
         let sources = [3u32, u32::MAX, 7];
         let mut fast = [0f32; 24];
-        conv_at(&w, &bias, cin, &sources, &input, &mut fast);
+        conv_at::<1>(&w, &bias, cin, &sources, &input, &mut fast);
         let mut slow = [0f32; 24];
         for o in 0..24 {
             let mut acc = bias[o];
@@ -179,5 +230,10 @@ mod tests {
             slow[o] = acc;
         }
         assert_eq!(fast.map(f32::to_bits), slow.map(f32::to_bits));
+        // The same rows batched with other images: image 2 of 3 gets identical bits.
+        let batched_input: Vec<f32> = input.chunks(cin).flat_map(|x| [vec![9.0; cin], x.to_vec(), vec![-3.0; cin]].concat()).collect();
+        let mut out = [0f32; 72];
+        conv_at::<3>(&w, &bias, cin, &sources, &batched_input, &mut out);
+        assert_eq!(out[24..48].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), slow.map(f32::to_bits).to_vec());
     }
 }

@@ -60,10 +60,10 @@ impl Dense {
         })
     }
 
-    /// `out = b + Σ_i x[i]·w[i, :]`, summed in input order.
+    /// `out[g] = b + Σ_i x[g][i]·w[i, :]` for G inputs, summed in input order.
     #[inline(always)]
-    fn apply(&self, x: &[f32], out: &mut [f32]) {
-        kernels::dense(&self.w, self.b.as_deref(), x, out);
+    fn apply<const G: usize>(&self, x: &[f32], out: &mut [f32]) {
+        kernels::dense::<G>(&self.w, self.b.as_deref(), x, out);
     }
 }
 
@@ -83,9 +83,9 @@ impl Conv {
     /// Output position `p` from `input` (`n_in × C_in`): bias, then taps in order,
     /// channels in order; padding taps add nothing.
     #[inline(always)]
-    fn apply_at(&self, input: &[f32], p: usize, out: &mut [f32]) {
+    fn apply_at<const G: usize>(&self, input: &[f32], p: usize, out: &mut [f32]) {
         let bias = self.dense.b.as_deref().expect("conv has a bias");
-        kernels::conv_at(&self.dense.w, bias, self.cin, self.table.sources(p), input, out);
+        kernels::conv_at::<G>(&self.dense.w, bias, self.cin, self.table.sources(p), input, out);
     }
 
     /// Every output position, followed by ELU.
@@ -94,7 +94,7 @@ impl Conv {
         let cout = self.dense.outputs;
         let mut out = vec![0f32; self.table.n_out * cout];
         for (p, o) in out.chunks_exact_mut(cout).enumerate() {
-            self.apply_at(input, p, o);
+            self.apply_at::<1>(input, p, o);
             elu_all(o);
         }
         out
@@ -131,13 +131,13 @@ impl Encoder {
         let mut r = vec![0f32; c];
         let mut flat = vec![0f32; h.len()];
         for p in 0..self.res_b.table.n_out {
-            self.res_b.apply_at(&a, p, &mut r);
+            self.res_b.apply_at::<1>(&a, p, &mut r);
             for o in 0..c {
                 flat[p * c + o] = elu(h[p * c + o] + r[o]);
             }
         }
         let mut out = vec![0f32; 2 * self.latent];
-        self.head.apply(&flat, &mut out);
+        self.head.apply::<1>(&flat, &mut out);
         let log_sd = out.split_off(self.latent);
         Posterior { mean: out, log_sd }
     }
@@ -155,7 +155,7 @@ impl CondDecoder {
     #[inline(always)]
     fn forward_body(&self, z: &[f32]) -> Vec<f32> {
         let mut h = vec![0f32; self.fc.outputs];
-        self.fc.apply(z, &mut h);
+        self.fc.apply::<1>(z, &mut h);
         elu_all(&mut h);
         let h = self.up14.apply_all_elu(&h);
         self.up28.apply_all_elu(&h)
@@ -176,80 +176,97 @@ struct PixelCnn {
     channels: usize,
 }
 
-/// The PixelCNN's incremental state for one image: computing pixel p's logit needs one
-/// new position per layer, read from the activations of the positions before it.
-pub struct PixelState<'n> {
+/// The PixelCNN's incremental state for G images decoded in lockstep: computing pixel p's
+/// logit needs one new position per layer, read from the activations of the positions
+/// before it. The G images share every weight load, and each image's arithmetic is
+/// exactly what it would be alone.
+pub struct PixelState<'n, const G: usize> {
     net: &'n PixelCnn,
-    /// Pixels known so far (0/1), the rest 0.
+    /// Pixels known so far (0/1), the rest 0: `PIXELS × G`.
     x: Vec<f32>,
-    /// Conditioning projections per position: (blocks + 1) × channels each.
+    /// Conditioning projections: `PIXELS × (blocks + 1) × G × channels`.
     cond: Vec<f32>,
-    /// ELU of each block's input at every position reached so far.
+    /// ELU of each block's input at every position reached so far: `PIXELS × G × channels`.
     acts: Vec<Vec<f32>>,
     scratch: [Vec<f32>; 3],
 }
 
-impl PixelState<'_> {
+impl<'n, const G: usize> PixelState<'n, G> {
+    fn new(net: &'n PixelCnn, projections: [&[f32]; G]) -> Self {
+        let c = net.channels;
+        let layers = net.blocks.len() + 1;
+        let mut cond = vec![0f32; PIXELS * layers * G * c];
+        for (g, proj) in projections.iter().enumerate() {
+            for (pl, src) in proj.chunks_exact(c).enumerate() {
+                let at = (pl * G + g) * c;
+                cond[at..at + c].copy_from_slice(src);
+            }
+        }
+        PixelState {
+            net,
+            x: vec![0.0; PIXELS * G],
+            cond,
+            acts: vec![vec![0.0; PIXELS * G * c]; net.blocks.len()],
+            scratch: [vec![0.0; G * c], vec![0.0; G * c], vec![0.0; G * c]],
+        }
+    }
+
     simd_dispatch!(
-        /// The Bernoulli logit of pixel `p`; all pixels before `p` must have been set.
-        pub fn logit / logit_avx2 => logit_body(&mut self)(p: usize) -> f32
+        /// The Bernoulli logits of pixel `p` of every image; all pixels before `p` must
+        /// have been set.
+        pub fn logit / logit_avx2 => logit_body(&mut self)(p: usize) -> [f32; G]
     );
 
     #[inline(always)]
-    fn logit_body(&mut self, p: usize) -> f32 {
+    fn logit_body(&mut self, p: usize) -> [f32; G] {
         let net = self.net;
-        let c = net.channels;
-        let stride = (net.blocks.len() + 1) * c;
+        let gc = G * net.channels;
+        let stride = (net.blocks.len() + 1) * gc;
         let cond = &self.cond[p * stride..(p + 1) * stride];
         let [h, r, m] = &mut self.scratch;
-        net.input.apply_at(&self.x, p, h);
-        h.iter_mut().zip(&cond[..c]).for_each(|(v, k)| *v += k);
+        net.input.apply_at::<G>(&self.x, p, h);
+        h.iter_mut().zip(&cond[..gc]).for_each(|(v, k)| *v += k);
         for (i, blk) in net.blocks.iter().enumerate() {
             let act = &mut self.acts[i];
-            for (a, &v) in act[p * c..(p + 1) * c].iter_mut().zip(h.iter()) {
+            for (a, &v) in act[p * gc..(p + 1) * gc].iter_mut().zip(h.iter()) {
                 *a = elu(v);
             }
-            blk.masked.apply_at(act, p, r);
-            for (v, k) in r.iter_mut().zip(&cond[(i + 1) * c..(i + 2) * c]) {
+            blk.masked.apply_at::<G>(act, p, r);
+            for (v, k) in r.iter_mut().zip(&cond[(i + 1) * gc..(i + 2) * gc]) {
                 *v = elu(*v + k);
             }
-            blk.mix.apply(r, m);
+            blk.mix.apply::<G>(r, m);
             h.iter_mut().zip(m.iter()).for_each(|(v, k)| *v += k);
         }
         elu_all(h);
-        let mut logit = [0f32];
-        net.out.apply(h, &mut logit);
-        logit[0]
+        let mut logits = [0f32; G];
+        net.out.apply::<G>(h, &mut logits);
+        logits
     }
 
-    /// Records pixel `p`'s value.
-    pub fn set(&mut self, p: usize, value: u8) {
-        self.x[p] = f32::from(value);
+    /// Records pixel `p` of image `g`.
+    pub fn set(&mut self, p: usize, g: usize, value: u8) {
+        self.x[p * G + g] = f32::from(value);
     }
 }
 
 impl PixelCnn {
-    simd_dispatch!(fn start / start_avx2 => start_body(&self)(cond_map: &[f32], cond_channels: usize) -> PixelState<'_>);
+    simd_dispatch!(fn projections / projections_avx2 => projections_body(&self)(cond_map: &[f32], cond_channels: usize) -> Vec<f32>);
 
+    /// The conditioning map projected for each layer: `PIXELS × (blocks + 1) × channels`.
     #[inline(always)]
-    fn start_body(&self, cond_map: &[f32], cond_channels: usize) -> PixelState<'_> {
+    fn projections_body(&self, cond_map: &[f32], cond_channels: usize) -> Vec<f32> {
         let c = self.channels;
         let stride = (self.blocks.len() + 1) * c;
         let mut cond = vec![0f32; PIXELS * stride];
         for (p, f) in cond_map.chunks_exact(cond_channels).enumerate() {
             let dst = &mut cond[p * stride..(p + 1) * stride];
-            self.input_cond.apply(f, &mut dst[..c]);
+            self.input_cond.apply::<1>(f, &mut dst[..c]);
             for (i, blk) in self.blocks.iter().enumerate() {
-                blk.cond.apply(f, &mut dst[(i + 1) * c..(i + 2) * c]);
+                blk.cond.apply::<1>(f, &mut dst[(i + 1) * c..(i + 2) * c]);
             }
         }
-        PixelState {
-            net: self,
-            x: vec![0.0; PIXELS],
-            cond,
-            acts: vec![vec![0.0; PIXELS * c]; self.blocks.len()],
-            scratch: [vec![0.0; c], vec![0.0; c], vec![0.0; c]],
-        }
+        cond
     }
 }
 
@@ -298,7 +315,7 @@ impl FlowPrior {
         let mut hidden = vec![0f32; self.steps.first().map_or(0, |m| m.hidden.outputs)];
         let mut total = 0f32;
         for (s, made) in self.steps.iter().enumerate() {
-            made.hidden.apply(&st.levels[s], &mut hidden);
+            made.hidden.apply::<1>(&st.levels[s], &mut hidden);
             let d = made.output.outputs;
             let mut mu = made.output.b.as_ref().expect("MADE output has a bias")[i];
             for (j, &a) in hidden.iter().enumerate() {
@@ -427,8 +444,9 @@ impl Network {
         &st.levels[0]
     }
 
-    /// Starts the PixelCNN for latent `z`.
-    pub fn pixels_start(&self, z: &[f32]) -> PixelState<'_> {
-        self.pixelcnn.start(&self.decoder.forward(z), self.cfg.cond_channels)
+    /// Starts the PixelCNN for G images with latents `zs`, to be decoded in lockstep.
+    pub fn pixels_start<const G: usize>(&self, zs: [&[f32]; G]) -> PixelState<'_, G> {
+        let projections = zs.map(|z| self.pixelcnn.projections(&self.decoder.forward(z), self.cfg.cond_channels));
+        PixelState::new(&self.pixelcnn, std::array::from_fn(|g| projections[g].as_slice()))
     }
 }
