@@ -8,8 +8,14 @@ use vlae_zip::geometry::PIXELS;
 use vlae_zip::infer::network::Network;
 
 fn coding(c: &mut Criterion) {
-    let net = Network::load("models/vlae-mnist.safetensors".as_ref(), "models/vlae-mnist.json".as_ref()).expect("shipped model");
-    let flat = vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref()).unwrap();
+    let net = Network::load(
+        "models/vlae-mnist.safetensors".as_ref(),
+        "models/vlae-mnist.json".as_ref(),
+    )
+    .expect("shipped model");
+    let flat =
+        vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
+            .unwrap();
     let images: Vec<Vec<u8>> = flat.chunks(PIXELS).take(32).map(|c| c.to_vec()).collect();
     let bb = BitsBack::new(&net, 8);
     let one: Vec<&[Vec<u8>]> = vec![&images];
@@ -20,10 +26,18 @@ fn coding(c: &mut Criterion) {
     let mut g = c.benchmark_group("32 images, one thread");
     g.throughput(Throughput::Elements(images.len() as u64));
     g.sample_size(10);
-    g.bench_function("compress, 1 lane", |b| b.iter(|| bb.compress_lanes(black_box(&one)).unwrap()));
-    g.bench_function("compress, 4 lanes in lockstep", |b| b.iter(|| bb.compress_lanes(black_box(&four)).unwrap()));
-    g.bench_function("decompress, 1 lane", |b| b.iter(|| bb.decompress_lanes(black_box(&coded_one), 0).unwrap()));
-    g.bench_function("decompress, 4 lanes in lockstep", |b| b.iter(|| bb.decompress_lanes(black_box(&coded_four), 0).unwrap()));
+    g.bench_function("compress, 1 lane", |b| {
+        b.iter(|| bb.compress_lanes(black_box(&one)).unwrap())
+    });
+    g.bench_function("compress, 4 lanes in lockstep", |b| {
+        b.iter(|| bb.compress_lanes(black_box(&four)).unwrap())
+    });
+    g.bench_function("decompress, 1 lane", |b| {
+        b.iter(|| bb.decompress_lanes(black_box(&coded_one), 0).unwrap())
+    });
+    g.bench_function("decompress, 4 lanes in lockstep", |b| {
+        b.iter(|| bb.decompress_lanes(black_box(&coded_four), 0).unwrap())
+    });
     g.finish();
 
     let z = vec![0.1f32; net.config().latent_dim];
@@ -47,7 +61,9 @@ fn coding(c: &mut Criterion) {
             black_box(l)
         })
     });
-    c.bench_function("posterior (encoder)", |b| b.iter(|| net.posterior(black_box(&images[0]))));
+    c.bench_function("posterior (encoder)", |b| {
+        b.iter(|| net.posterior(black_box(&images[0])))
+    });
 }
 
 criterion_group!(benches, coding);

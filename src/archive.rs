@@ -8,6 +8,7 @@ use crate::codec::model::PRECISION;
 use crate::container::{Archive, Entry, Header};
 use crate::geometry::{HEIGHT, PIXELS, WIDTH};
 use crate::infer::network::Network;
+use crate::infer::weights::fingerprint_hex;
 use rayon::prelude::*;
 
 /// Default discretization of each latent dimension: 2^8 buckets (see format-spec.md for
@@ -35,7 +36,9 @@ pub fn default_lanes(n: usize) -> usize {
 /// Why an archive could not be made or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error("the archive was made with a different model (fingerprint {archive}, this model {model})")]
+    #[error(
+        "the archive was made with a different model (fingerprint {archive}, this model {model})"
+    )]
     WrongModel { archive: String, model: String },
     #[error("the archive holds {w}×{h} images; this model codes {WIDTH}×{HEIGHT}")]
     Geometry { w: u16, h: u16 },
@@ -49,10 +52,6 @@ pub enum ArchiveError {
     Input(String),
 }
 
-fn hex(f: &[u8]) -> String {
-    f.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// CRC-32 over all images' pixels in order.
 pub fn pixel_crc<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> u32 {
     let mut h = crc32fast::Hasher::new();
@@ -64,7 +63,9 @@ pub fn pixel_crc<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> u32 {
 
 /// Splits `n` images into `lanes` runs of consecutive images, sizes differing by at most 1.
 pub fn lane_sizes(n: usize, lanes: usize) -> Vec<usize> {
-    (0..lanes).map(|k| (k + 1) * n / lanes - k * n / lanes).collect()
+    (0..lanes)
+        .map(|k| (k + 1) * n / lanes - k * n / lanes)
+        .collect()
 }
 
 /// Compresses images (each `PIXELS` bytes of 0/1) with their entries into an archive.
@@ -78,10 +79,17 @@ pub fn compress(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Archive, ArchiveError> {
     if entries.len() != images.len() || images.is_empty() {
-        return Err(ArchiveError::Input(format!("{} entries for {} images", entries.len(), images.len())));
+        return Err(ArchiveError::Input(format!(
+            "{} entries for {} images",
+            entries.len(),
+            images.len()
+        )));
     }
     if let Some(i) = images.iter().position(|img| img.len() != PIXELS) {
-        return Err(ArchiveError::Input(format!("{}: image is not {WIDTH}×{HEIGHT}", entries[i].name)));
+        return Err(ArchiveError::Input(format!(
+            "{}: image is not {WIDTH}×{HEIGHT}",
+            entries[i].name
+        )));
     }
     let bb = BitsBack::new(net, latent_bits.into());
     let mut rest = images;
@@ -118,13 +126,23 @@ pub fn compress(
 }
 
 /// Decodes every image of an archive, in order, and verifies the pixel checksum.
-pub fn decompress(net: &Network, archive: &Archive, progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<Vec<u8>>, ArchiveError> {
+pub fn decompress(
+    net: &Network,
+    archive: &Archive,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<Vec<u8>>, ArchiveError> {
     let h = &archive.header;
     if h.fingerprint != net.fingerprint() {
-        return Err(ArchiveError::WrongModel { archive: hex(&h.fingerprint), model: hex(&net.fingerprint()) });
+        return Err(ArchiveError::WrongModel {
+            archive: fingerprint_hex(&h.fingerprint),
+            model: fingerprint_hex(&net.fingerprint()),
+        });
     }
     if (h.width as usize, h.height as usize) != (WIDTH, HEIGHT) {
-        return Err(ArchiveError::Geometry { w: h.width, h: h.height });
+        return Err(ArchiveError::Geometry {
+            w: h.width,
+            h: h.height,
+        });
     }
     if h.precision as usize != PRECISION {
         return Err(ArchiveError::Precision(h.precision));
@@ -143,7 +161,10 @@ pub fn decompress(net: &Network, archive: &Archive, progress: &(dyn Fn(u64) + Sy
     let images: Vec<Vec<u8>> = per_group.into_iter().flatten().flatten().collect();
     let decoded = pixel_crc(images.iter().map(|v| v.as_slice()));
     if decoded != archive.pixel_crc {
-        return Err(ArchiveError::PixelChecksum { stored: archive.pixel_crc, decoded });
+        return Err(ArchiveError::PixelChecksum {
+            stored: archive.pixel_crc,
+            decoded,
+        });
     }
     Ok(images)
 }

@@ -29,10 +29,26 @@ fn keep_freed_memory() {
 
 pub fn run(command: Command, quiet: bool) -> Result<()> {
     match command {
-        Command::Compress { dir, output, force, model, coding } => compress(&dir, &output, force, &model, &coding, quiet),
-        Command::Decompress { archive, output, model } => decompress(&archive, &output, &model, quiet),
+        Command::Compress {
+            dir,
+            output,
+            force,
+            model,
+            coding,
+        } => compress(&dir, &output, force, &model, &coding, quiet),
+        Command::Decompress {
+            archive,
+            output,
+            model,
+        } => decompress(&archive, &output, &model, quiet),
         Command::Info { archive } => info(&archive),
-        Command::Bench { path, iwae, json, model, coding } => bench(&path, iwae, json, &model, &coding, quiet),
+        Command::Bench {
+            path,
+            iwae,
+            json,
+            model,
+            coding,
+        } => bench(&path, iwae, json, &model, &coding, quiet),
         Command::Extract { idx, output, limit } => {
             let mut images = idx_images(&idx)?;
             images.truncate(limit.unwrap_or(usize::MAX));
@@ -41,7 +57,17 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             pb.finish_and_clear();
             Ok(())
         }
-        Command::Train { data, config, run, resume, epochs, batch_size, learning_rate, limit, validation_images } => {
+        Command::Train {
+            data,
+            config,
+            run,
+            resume,
+            epochs,
+            batch_size,
+            learning_rate,
+            limit,
+            validation_images,
+        } => {
             keep_freed_memory();
             let cfg = VlaeConfig::load(&config)?;
             let mut images = vlae_zip::idx::read_idx_images(&data)?;
@@ -53,20 +79,30 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             opts.batch_size = batch_size.unwrap_or(opts.batch_size);
             opts.learning_rate = learning_rate.unwrap_or(opts.learning_rate);
             opts.validation_images = validation_images.unwrap_or(opts.validation_images);
-            let best = train::train(&images, &cfg, &opts, &run, resume, quiet).context("training failed")?;
+            let best = train::train(&images, &cfg, &opts, &run, resume, quiet)
+                .context("training failed")?;
             println!("best weights: {}", best.display());
             Ok(())
         }
-        Command::Eval { path, model, iwae, limit, json } => {
+        Command::Eval {
+            path,
+            model,
+            iwae,
+            limit,
+            json,
+        } => {
             keep_freed_memory();
             let mut images = load_any(&path, quiet)?;
             images.truncate(limit.unwrap_or(usize::MAX));
             let images: Vec<u8> = images.into_iter().flat_map(|i| i.pixels).collect();
             let (weights, cfg) = model_paths(&model)?;
             let cfg = VlaeConfig::load(&cfg)?;
-            let m = eval::load_model(&weights, &cfg).with_context(|| format!("cannot load model {}", weights.display()))?;
+            let m = eval::load_model(&weights, &cfg)
+                .with_context(|| format!("cannot load model {}", weights.display()))?;
             let stats = eval::evaluate_elbo(&m, &images, cfg.latent_dim, 500)?;
-            let iw = iwae.map(|k| eval::evaluate_iwae(&m, &images, cfg.latent_dim, k).map(|r| (k, r))).transpose()?;
+            let iw = iwae
+                .map(|k| eval::evaluate_iwae(&m, &images, cfg.latent_dim, k).map(|r| (k, r)))
+                .transpose()?;
             print_eval(&stats, iw, json);
             Ok(())
         }
@@ -83,7 +119,10 @@ fn model_paths(args: &ModelArgs) -> Result<(PathBuf, PathBuf)> {
             weights = built;
         }
     }
-    let config = args.config.clone().unwrap_or_else(|| weights.with_extension("json"));
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| weights.with_extension("json"));
     Ok((weights, config))
 }
 
@@ -97,7 +136,13 @@ fn bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::new(len as u64);
-    pb.set_style(ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}").expect("template").progress_chars("=> "));
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
+    );
     pb.set_prefix(what.to_string());
     pb
 }
@@ -114,11 +159,19 @@ fn read_folder(dir: &Path, quiet: bool) -> Result<Vec<FolderImage>> {
 /// The images of an IDX file, named `00000.pbm`, `00001.pbm`, …
 fn idx_images(path: &Path) -> Result<Vec<FolderImage>> {
     let flat = vlae_zip::idx::read_idx_images(path)?;
-    let width = (flat.len() / PIXELS).saturating_sub(1).to_string().len().max(5);
+    let width = (flat.len() / PIXELS)
+        .saturating_sub(1)
+        .to_string()
+        .len()
+        .max(5);
     Ok(flat
         .chunks(PIXELS)
         .enumerate()
-        .map(|(i, p)| FolderImage { name: format!("{i:0width$}.pbm"), format: ImageFormat::Pbm, pixels: p.to_vec() })
+        .map(|(i, p)| FolderImage {
+            name: format!("{i:0width$}.pbm"),
+            format: ImageFormat::Pbm,
+            pixels: p.to_vec(),
+        })
         .collect())
 }
 
@@ -132,12 +185,27 @@ fn load_any(path: &Path, quiet: bool) -> Result<Vec<FolderImage>> {
 }
 
 /// Compresses images into archive bytes.
-fn compress_images(net: &Network, images: &[FolderImage], coding: &CodingArgs, quiet: bool) -> Result<Vec<u8>> {
-    let entries = images.iter().map(|i| Entry { name: i.name.clone(), format: i.format }).collect();
+fn compress_images(
+    net: &Network,
+    images: &[FolderImage],
+    coding: &CodingArgs,
+    quiet: bool,
+) -> Result<Vec<u8>> {
+    let entries = images
+        .iter()
+        .map(|i| Entry {
+            name: i.name.clone(),
+            format: i.format,
+        })
+        .collect();
     let pixels: Vec<Vec<u8>> = images.iter().map(|i| i.pixels.clone()).collect();
-    let lanes = coding.lanes.unwrap_or_else(|| archive::default_lanes(images.len()));
+    let lanes = coding
+        .lanes
+        .unwrap_or_else(|| archive::default_lanes(images.len()));
     let pb = bar(images.len(), "compressing", quiet);
-    let arch = archive::compress(net, entries, &pixels, coding.latent_bits, lanes, &|n| pb.inc(n))?;
+    let arch = archive::compress(net, entries, &pixels, coding.latent_bits, lanes, &|n| {
+        pb.inc(n)
+    })?;
     pb.finish_and_clear();
     Ok(container::write(&arch))
 }
@@ -149,19 +217,39 @@ fn decompress_bytes(net: &Network, bytes: &[u8], quiet: bool) -> Result<Vec<Fold
     let pb = bar(arch.entries.len(), "decompressing", quiet);
     let pixels = archive::decompress(net, &arch, &|n| pb.inc(n))?;
     pb.finish_and_clear();
-    Ok(arch.entries.into_iter().zip(pixels).map(|(e, pixels)| FolderImage { name: e.name, format: e.format, pixels }).collect())
+    Ok(arch
+        .entries
+        .into_iter()
+        .zip(pixels)
+        .map(|(e, pixels)| FolderImage {
+            name: e.name,
+            format: e.format,
+            pixels,
+        })
+        .collect())
 }
 
 fn map_file(path: &Path) -> Result<memmap2::Mmap> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     // SAFETY: read-only mapping; the archive is parsed and checksummed before use, and the
     // map is dropped before this command ends.
     unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))
 }
 
-fn compress(dir: &Path, output: &Path, force: bool, model: &ModelArgs, coding: &CodingArgs, quiet: bool) -> Result<()> {
+fn compress(
+    dir: &Path,
+    output: &Path,
+    force: bool,
+    model: &ModelArgs,
+    coding: &CodingArgs,
+    quiet: bool,
+) -> Result<()> {
     if output.exists() && !force {
-        bail!("{}: output file exists (use --force to overwrite)", output.display());
+        bail!(
+            "{}: output file exists (use --force to overwrite)",
+            output.display()
+        );
     }
     let net = load_network(model)?;
     let start = Instant::now();
@@ -185,29 +273,47 @@ fn decompress(archive_path: &Path, output: &Path, model: &ModelArgs, quiet: bool
     let net = load_network(model)?;
     let start = Instant::now();
     let map = map_file(archive_path)?;
-    let images = decompress_bytes(&net, &map, quiet).with_context(|| format!("cannot decompress {}", archive_path.display()))?;
+    let images = decompress_bytes(&net, &map, quiet)
+        .with_context(|| format!("cannot decompress {}", archive_path.display()))?;
     let pb = bar(images.len(), "writing", quiet);
     folder::write_images(output, &images, &|n| pb.inc(n))?;
     pb.finish_and_clear();
     if !quiet {
-        println!("{} images → {} in {:.2} s", images.len(), output.display(), start.elapsed().as_secs_f64());
+        println!(
+            "{} images → {} in {:.2} s",
+            images.len(),
+            output.display(),
+            start.elapsed().as_secs_f64()
+        );
     }
     Ok(())
 }
 
 fn info(path: &Path) -> Result<()> {
     let map = map_file(path)?;
-    let arch = container::parse(&map).with_context(|| format!("{} is not a valid archive", path.display()))?;
+    let arch = container::parse(&map)
+        .with_context(|| format!("{} is not a valid archive", path.display()))?;
     let h = &arch.header;
     let n = h.image_count as usize;
     let payload: usize = arch.lanes.iter().map(|l| l.words.len() * 4 + 8).sum();
     println!("archive        {}", path.display());
     println!("format         version {}", container::VERSION);
-    println!("model          {}", h.fingerprint.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    println!(
+        "model          {}",
+        vlae_zip::infer::weights::fingerprint_hex(&h.fingerprint)
+    );
     println!("images         {n} of {}×{}", h.width, h.height);
     println!("lanes          {}", arch.lanes.len());
-    println!("latent buckets 2^{}, probabilities {} bits", h.latent_bits, h.precision);
-    println!("size           {} bytes = {:.2} bits/image ({:.2} in lane payloads)", map.len(), map.len() as f64 * 8.0 / n.max(1) as f64, payload as f64 * 8.0 / n.max(1) as f64);
+    println!(
+        "latent buckets 2^{}, probabilities {} bits",
+        h.latent_bits, h.precision
+    );
+    println!(
+        "size           {} bytes = {:.2} bits/image ({:.2} in lane payloads)",
+        map.len(),
+        map.len() as f64 * 8.0 / n.max(1) as f64,
+        payload as f64 * 8.0 / n.max(1) as f64
+    );
     for e in arch.entries.iter().take(3) {
         println!("  {} ({:?})", e.name, e.format);
     }
@@ -217,7 +323,14 @@ fn info(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn bench(path: &Path, iwae: Option<usize>, json: bool, model: &ModelArgs, coding: &CodingArgs, quiet: bool) -> Result<()> {
+fn bench(
+    path: &Path,
+    iwae: Option<usize>,
+    json: bool,
+    model: &ModelArgs,
+    coding: &CodingArgs,
+    quiet: bool,
+) -> Result<()> {
     let net = load_network(model)?;
     let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
     let (archive_path, out_dir) = (tmp.path().join("bench.vlz"), tmp.path().join("out"));
@@ -236,22 +349,39 @@ fn bench(path: &Path, iwae: Option<usize>, json: bool, model: &ModelArgs, coding
 
     let reread = read_folder(&out_dir, true)?;
     let roundtrip_ok = reread.len() == images.len()
-        && reread.iter().zip(&images).all(|(a, b)| a.name == b.name && a.format == b.format && a.pixels == b.pixels);
+        && reread
+            .iter()
+            .zip(&images)
+            .all(|(a, b)| a.name == b.name && a.format == b.format && a.pixels == b.pixels);
 
     keep_freed_memory();
     let (weights, config) = model_paths(model)?;
     let cfg = VlaeConfig::load(&config)?;
     let m = eval::load_model(&weights, &cfg)?;
-    let flat: Vec<u8> = images.iter().flat_map(|i| i.pixels.iter().copied()).collect();
-    let pb = if quiet { ProgressBar::hidden() } else { ProgressBar::new_spinner().with_message("evaluating the model's -ELBO") };
+    let flat: Vec<u8> = images
+        .iter()
+        .flat_map(|i| i.pixels.iter().copied())
+        .collect();
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner().with_message("evaluating the model's -ELBO")
+    };
     let stats = eval::evaluate_elbo(&m, &flat, cfg.latent_dim, 500)?;
-    let iw = iwae.map(|k| eval::evaluate_iwae(&m, &flat, cfg.latent_dim, k)).transpose()?;
+    let iw = iwae
+        .map(|k| eval::evaluate_iwae(&m, &flat, cfg.latent_dim, k))
+        .transpose()?;
     pb.finish_and_clear();
 
     let n = images.len() as f64;
     let achieved = bytes.len() as f64 * 8.0 / n;
     let arch = container::parse(&map)?;
-    let payload_bits = arch.lanes.iter().map(|l| (l.words.len() * 32 + 64) as f64).sum::<f64>() / n;
+    let payload_bits = arch
+        .lanes
+        .iter()
+        .map(|l| (l.words.len() * 32 + 64) as f64)
+        .sum::<f64>()
+        / n;
     let elbo = stats.neg_elbo_nats() / LN2;
     if json {
         let mut obj = serde_json::json!({
@@ -278,14 +408,32 @@ fn bench(path: &Path, iwae: Option<usize>, json: bool, model: &ModelArgs, coding
         println!("images                 {}", images.len());
         println!("lanes                  {}", arch.lanes.len());
         println!("achieved               {achieved:9.3} bits/image  ({} bytes; lane payloads {payload_bits:.3})", bytes.len());
-        println!("model -ELBO            {elbo:9.3} bits/image  (KL {:.3})", stats.kl_nats / LN2);
+        println!(
+            "model -ELBO            {elbo:9.3} bits/image  (KL {:.3})",
+            stats.kl_nats / LN2
+        );
         if let Some((nll, se)) = iw {
-            println!("model IWAE NLL (K={})  {:9.3} ± {:.3} bits/image", iwae.unwrap_or(0), nll / LN2, se / LN2);
+            println!(
+                "model IWAE NLL (K={})  {:9.3} ± {:.3} bits/image",
+                iwae.unwrap_or(0),
+                nll / LN2,
+                se / LN2
+            );
         }
-        println!("gap                    {:+9.3} bits/image  ({:+.3}%)", achieved - elbo, 100.0 * (achieved / elbo - 1.0));
+        println!(
+            "gap                    {:+9.3} bits/image  ({:+.3}%)",
+            achieved - elbo,
+            100.0 * (achieved / elbo - 1.0)
+        );
         println!("compress               {:9.1} images/s", n / compress_secs);
-        println!("decompress             {:9.1} images/s", n / decompress_secs);
-        println!("round trip             {}", if roundtrip_ok { "ok" } else { "FAILED" });
+        println!(
+            "decompress             {:9.1} images/s",
+            n / decompress_secs
+        );
+        println!(
+            "round trip             {}",
+            if roundtrip_ok { "ok" } else { "FAILED" }
+        );
     }
     if !roundtrip_ok {
         bail!("decompressed images differ from the originals");
@@ -310,11 +458,28 @@ fn print_eval(stats: &eval::ElboStats, iwae: Option<(usize, (f64, f64))>, json: 
         println!("{obj}");
     } else {
         println!("images            {}", stats.images);
-        println!("-ELBO             {:9.3} bits/image  ({:.3} nats)", stats.neg_elbo_nats() / LN2, stats.neg_elbo_nats());
-        println!("  reconstruction  {:9.3} bits/image  ({:.3} nats)", stats.recon_nats / LN2, stats.recon_nats);
-        println!("  KL (bits in z)  {:9.3} bits/image  ({:.3} nats)", stats.kl_nats / LN2, stats.kl_nats);
+        println!(
+            "-ELBO             {:9.3} bits/image  ({:.3} nats)",
+            stats.neg_elbo_nats() / LN2,
+            stats.neg_elbo_nats()
+        );
+        println!(
+            "  reconstruction  {:9.3} bits/image  ({:.3} nats)",
+            stats.recon_nats / LN2,
+            stats.recon_nats
+        );
+        println!(
+            "  KL (bits in z)  {:9.3} bits/image  ({:.3} nats)",
+            stats.kl_nats / LN2,
+            stats.kl_nats
+        );
         if let Some((k, (nll, se))) = iwae {
-            println!("IWAE NLL (K={k:<4}) {:9.3} ± {:.3} bits/image  ({:.3} nats)", nll / LN2, se / LN2, nll);
+            println!(
+                "IWAE NLL (K={k:<4}) {:9.3} ± {:.3} bits/image  ({:.3} nats)",
+                nll / LN2,
+                se / LN2,
+                nll
+            );
         }
     }
 }

@@ -31,9 +31,10 @@ pub struct VlaeConfig {
 impl VlaeConfig {
     /// Reads a config from a JSON file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io(path.display().to_string(), e))?;
-        let cfg: Self =
-            serde_json::from_str(&text).map_err(|e| ConfigError::Parse(path.display().to_string(), e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Io(path.display().to_string(), e))?;
+        let cfg: Self = serde_json::from_str(&text)
+            .map_err(|e| ConfigError::Parse(path.display().to_string(), e))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -51,11 +52,18 @@ impl VlaeConfig {
             self.pixel_channels,
             self.prior_hidden,
         ];
-        if sizes.iter().any(|&s| s == 0 || s > 4096) || self.pixel_blocks > 64 || self.prior_steps > 64 {
-            return Err(ConfigError::Invalid("a size is zero or implausibly large".into()));
+        if sizes.iter().any(|&s| s == 0 || s > 4096)
+            || self.pixel_blocks > 64
+            || self.prior_steps > 64
+        {
+            return Err(ConfigError::Invalid(
+                "a size is zero or implausibly large".into(),
+            ));
         }
         if self.first_kernel % 2 == 0 || self.first_kernel > 15 {
-            return Err(ConfigError::Invalid("first_kernel must be odd and at most 15".into()));
+            return Err(ConfigError::Invalid(
+                "first_kernel must be odd and at most 15".into(),
+            ));
         }
         Ok(())
     }

@@ -76,7 +76,11 @@ pub enum ContainerError {
     #[error("archive checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is truncated or corrupt")]
     Checksum { stored: u32, computed: u32 },
     #[error("{what} is {value}, above the limit {limit}")]
-    Limit { what: &'static str, value: u64, limit: u64 },
+    Limit {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
     #[error("archive is invalid: {0}")]
     Invalid(String),
 }
@@ -87,8 +91,12 @@ pub fn is_safe_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && !name.starts_with('/')
-        && !name.chars().any(|c| c == '\\' || c.is_control() || c == ':')
-        && name.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+        && !name
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c == ':')
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
 /// The name that follows `name` in a numbered sequence: its last run of ASCII digits
@@ -97,7 +105,10 @@ pub fn is_safe_name(name: &str) -> bool {
 pub fn successor(name: &str) -> Option<String> {
     let b = name.as_bytes();
     let end = b.iter().rposition(u8::is_ascii_digit)? + 1;
-    let start = b[..end].iter().rposition(|c| !c.is_ascii_digit()).map_or(0, |i| i + 1);
+    let start = b[..end]
+        .iter()
+        .rposition(|c| !c.is_ascii_digit())
+        .map_or(0, |i| i + 1);
     let mut digits = b[start..end].to_vec();
     let mut i = digits.len();
     loop {
@@ -113,7 +124,12 @@ pub fn successor(name: &str) -> Option<String> {
             break;
         }
     }
-    Some(format!("{}{}{}", &name[..start], std::str::from_utf8(&digits).expect("digits"), &name[end..]))
+    Some(format!(
+        "{}{}{}",
+        &name[..start],
+        std::str::from_utf8(&digits).expect("digits"),
+        &name[end..]
+    ))
 }
 
 /// The entry table before deflate: per entry a name code, format code, bit depth and, for
@@ -127,7 +143,11 @@ fn entry_table(entries: &[Entry]) -> Vec<u8> {
             ImageFormat::PngGray { bit_depth } => (FORMAT_PNG_GRAY, bit_depth),
         };
         let follows = prev.and_then(successor).is_some_and(|s| s == e.name);
-        t.push(if follows { NAME_SUCCESSOR } else { NAME_EXPLICIT });
+        t.push(if follows {
+            NAME_SUCCESSOR
+        } else {
+            NAME_EXPLICIT
+        });
         t.push(code);
         t.push(depth);
         if !follows {
@@ -147,7 +167,16 @@ pub fn write(archive: &Archive) -> Vec<u8> {
     let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     z.write_all(&raw).expect("Vec write");
     let names = z.finish().expect("Vec write");
-    let mut out = Vec::with_capacity(HEADER_LEN + names.len() + archive.lanes.iter().map(|l| LANE_RECORD_LEN + 4 * l.words.len()).sum::<usize>() + TRAILER_LEN);
+    let mut out = Vec::with_capacity(
+        HEADER_LEN
+            + names.len()
+            + archive
+                .lanes
+                .iter()
+                .map(|l| LANE_RECORD_LEN + 4 * l.words.len())
+                .sum::<usize>()
+            + TRAILER_LEN,
+    );
     out.extend_from_slice(&MAGIC);
     out.write_u16::<LE>(VERSION).expect("Vec write");
     out.write_u16::<LE>(0).expect("Vec write");
@@ -155,7 +184,8 @@ pub fn write(archive: &Archive) -> Vec<u8> {
     out.write_u16::<LE>(h.width).expect("Vec write");
     out.write_u16::<LE>(h.height).expect("Vec write");
     out.write_u32::<LE>(h.image_count).expect("Vec write");
-    out.write_u32::<LE>(archive.lanes.len() as u32).expect("Vec write");
+    out.write_u32::<LE>(archive.lanes.len() as u32)
+        .expect("Vec write");
     out.push(h.latent_bits);
     out.push(h.precision);
     out.write_u16::<LE>(0).expect("Vec write");
@@ -166,7 +196,8 @@ pub fn write(archive: &Archive) -> Vec<u8> {
     for l in &archive.lanes {
         out.write_u32::<LE>(l.image_count).expect("Vec write");
         out.write_u32::<LE>(l.seed_words_elided).expect("Vec write");
-        out.write_u32::<LE>(l.words.len() as u32).expect("Vec write");
+        out.write_u32::<LE>(l.words.len() as u32)
+            .expect("Vec write");
         out.write_u64::<LE>(l.state).expect("Vec write");
     }
     for l in &archive.lanes {
@@ -188,7 +219,11 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], ContainerError> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len()).ok_or(ContainerError::Truncated(what))?;
+        let end = self
+            .at
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or(ContainerError::Truncated(what))?;
         let s = &self.bytes[self.at..end];
         self.at = end;
         Ok(s)
@@ -219,14 +254,21 @@ fn inflate_exact(deflated: &[u8], len: usize) -> Result<Vec<u8>, ContainerError>
         .read_to_end(&mut out)
         .map_err(|e| ContainerError::Invalid(format!("entry table does not inflate: {e}")))?;
     if out.len() != len {
-        return Err(ContainerError::Invalid(format!("entry table inflates to {} bytes, the header says {len}", out.len())));
+        return Err(ContainerError::Invalid(format!(
+            "entry table inflates to {} bytes, the header says {len}",
+            out.len()
+        )));
     }
     Ok(out)
 }
 
 fn limit(what: &'static str, value: u64, max: u64) -> Result<(), ContainerError> {
     if value > max {
-        Err(ContainerError::Limit { what, value, limit: max })
+        Err(ContainerError::Limit {
+            what,
+            value,
+            limit: max,
+        })
     } else {
         Ok(())
     }
@@ -250,7 +292,10 @@ pub fn parse(bytes: &[u8]) -> Result<Archive, ContainerError> {
         return Err(ContainerError::Checksum { stored, computed });
     }
     let (body, pixel_crc_bytes) = body.split_at(body.len() - 4);
-    let mut r = Reader { bytes: body, at: 10 };
+    let mut r = Reader {
+        bytes: body,
+        at: 10,
+    };
     if r.u16("flags")? != 0 {
         return Err(ContainerError::ReservedBits("header flags"));
     }
@@ -270,13 +315,17 @@ pub fn parse(bytes: &[u8]) -> Result<Archive, ContainerError> {
     limit("image count", image_count.into(), MAX_IMAGES.into())?;
     limit("lane count", lane_count.into(), MAX_LANES.into())?;
     if (lane_count == 0) != (image_count == 0) || lane_count > image_count.max(1) {
-        return Err(ContainerError::Invalid(format!("{lane_count} lanes for {image_count} images")));
+        return Err(ContainerError::Invalid(format!(
+            "{lane_count} lanes for {image_count} images"
+        )));
     }
     if width == 0 || height == 0 {
         return Err(ContainerError::Invalid("zero image width or height".into()));
     }
     if latent_bits == 0 || latent_bits > MAX_LATENT_BITS {
-        return Err(ContainerError::Invalid(format!("latent bucket bits {latent_bits} outside 1..={MAX_LATENT_BITS}")));
+        return Err(ContainerError::Invalid(format!(
+            "latent bucket bits {latent_bits} outside 1..={MAX_LATENT_BITS}"
+        )));
     }
     // Every entry takes at least 3 bytes and at most 5 + MAX_NAME_LEN: check before
     // allocating.
@@ -285,7 +334,9 @@ pub fn parse(bytes: &[u8]) -> Result<Archive, ContainerError> {
         return Err(ContainerError::Truncated("entry table"));
     }
     if raw_len < 3 * n || raw_len > n * (5 + MAX_NAME_LEN) {
-        return Err(ContainerError::Invalid(format!("entry table of {raw_len} bytes for {n} images")));
+        return Err(ContainerError::Invalid(format!(
+            "entry table of {raw_len} bytes for {n} images"
+        )));
     }
     limit("entry table length", raw_len as u64, MAX_ENTRY_TABLE as u64)?;
     let raw = inflate_exact(r.take(names_len, "entry table")?, raw_len)?;
@@ -300,7 +351,11 @@ pub fn parse(bytes: &[u8]) -> Result<Archive, ContainerError> {
         let format = match (code, depth) {
             (FORMAT_PBM, 0) => ImageFormat::Pbm,
             (FORMAT_PNG_GRAY, d @ (1 | 2 | 4 | 8 | 16)) => ImageFormat::PngGray { bit_depth: d },
-            _ => return Err(ContainerError::Invalid(format!("entry {i} has unknown format {code}/{depth}"))),
+            _ => {
+                return Err(ContainerError::Invalid(format!(
+                    "entry {i} has unknown format {code}/{depth}"
+                )))
+            }
         };
         let name = match name_code {
             NAME_EXPLICIT => {
@@ -309,23 +364,32 @@ pub fn parse(bytes: &[u8]) -> Result<Archive, ContainerError> {
                     .map_err(|_| ContainerError::Invalid(format!("entry {i} name is not UTF-8")))?
                     .to_owned()
             }
-            NAME_SUCCESSOR => prev
-                .as_deref()
-                .and_then(successor)
-                .ok_or_else(|| ContainerError::Invalid(format!("entry {i} follows a name without digits")))?,
-            _ => return Err(ContainerError::Invalid(format!("entry {i} has unknown name code {name_code}"))),
+            NAME_SUCCESSOR => prev.as_deref().and_then(successor).ok_or_else(|| {
+                ContainerError::Invalid(format!("entry {i} follows a name without digits"))
+            })?,
+            _ => {
+                return Err(ContainerError::Invalid(format!(
+                    "entry {i} has unknown name code {name_code}"
+                )))
+            }
         };
         if !is_safe_name(&name) {
-            return Err(ContainerError::Invalid(format!("entry {i} name {name:?} is not a safe relative path")));
+            return Err(ContainerError::Invalid(format!(
+                "entry {i} name {name:?} is not a safe relative path"
+            )));
         }
         if !seen.insert(name.clone()) {
-            return Err(ContainerError::Invalid(format!("entry {i} repeats the name {name:?}")));
+            return Err(ContainerError::Invalid(format!(
+                "entry {i} repeats the name {name:?}"
+            )));
         }
         prev = Some(name.clone());
         entries.push(Entry { name, format });
     }
     if table.left() != 0 {
-        return Err(ContainerError::Invalid("entry table has trailing bytes".into()));
+        return Err(ContainerError::Invalid(
+            "entry table has trailing bytes".into(),
+        ));
     }
     if (lane_count as usize).saturating_mul(LANE_RECORD_LEN) > r.left() {
         return Err(ContainerError::Truncated("lane table"));
@@ -333,29 +397,54 @@ pub fn parse(bytes: &[u8]) -> Result<Archive, ContainerError> {
     let mut records = Vec::with_capacity(lane_count as usize);
     let (mut images_in_lanes, mut words_total) = (0u64, 0u64);
     for i in 0..lane_count {
-        let (count, elided, words, state) = (r.u32("lane images")?, r.u32("lane seed")?, r.u32("lane words")?, r.u64("lane state")?);
+        let (count, elided, words, state) = (
+            r.u32("lane images")?,
+            r.u32("lane seed")?,
+            r.u32("lane words")?,
+            r.u64("lane state")?,
+        );
         if count == 0 || elided as usize > SEED_WORDS {
-            return Err(ContainerError::Invalid(format!("lane {i} has {count} images and {elided} elided seed words")));
+            return Err(ContainerError::Invalid(format!(
+                "lane {i} has {count} images and {elided} elided seed words"
+            )));
         }
         images_in_lanes += u64::from(count);
         words_total += u64::from(words);
         records.push((count, elided, words, state));
     }
     if images_in_lanes != u64::from(image_count) {
-        return Err(ContainerError::Invalid(format!("lanes hold {images_in_lanes} images, the header says {image_count}")));
+        return Err(ContainerError::Invalid(format!(
+            "lanes hold {images_in_lanes} images, the header says {image_count}"
+        )));
     }
     if words_total * 4 != r.left() as u64 {
-        return Err(ContainerError::Invalid(format!("lanes need {} payload bytes, the archive has {}", words_total * 4, r.left())));
+        return Err(ContainerError::Invalid(format!(
+            "lanes need {} payload bytes, the archive has {}",
+            words_total * 4,
+            r.left()
+        )));
     }
     let lanes = records
         .into_iter()
         .map(|(image_count, seed_words_elided, words, state)| {
             let raw = r.take(words as usize * 4, "payload")?;
-            Ok(Lane { image_count, seed_words_elided, state, words: raw.chunks_exact(4).map(LE::read_u32).collect() })
+            Ok(Lane {
+                image_count,
+                seed_words_elided,
+                state,
+                words: raw.chunks_exact(4).map(LE::read_u32).collect(),
+            })
         })
         .collect::<Result<_, ContainerError>>()?;
     Ok(Archive {
-        header: Header { fingerprint, width, height, image_count, latent_bits, precision },
+        header: Header {
+            fingerprint,
+            width,
+            height,
+            image_count,
+            latent_bits,
+            precision,
+        },
         entries,
         lanes,
         pixel_crc: LE::read_u32(pixel_crc_bytes),
@@ -368,15 +457,41 @@ mod tests {
 
     fn sample() -> Archive {
         Archive {
-            header: Header { fingerprint: [7; FINGERPRINT_LEN], width: 28, height: 28, image_count: 3, latent_bits: 8, precision: 24 },
+            header: Header {
+                fingerprint: [7; FINGERPRINT_LEN],
+                width: 28,
+                height: 28,
+                image_count: 3,
+                latent_bits: 8,
+                precision: 24,
+            },
             entries: vec![
-                Entry { name: "a.pbm".into(), format: ImageFormat::Pbm },
-                Entry { name: "sub/b.png".into(), format: ImageFormat::PngGray { bit_depth: 8 } },
-                Entry { name: "c.png".into(), format: ImageFormat::PngGray { bit_depth: 1 } },
+                Entry {
+                    name: "a.pbm".into(),
+                    format: ImageFormat::Pbm,
+                },
+                Entry {
+                    name: "sub/b.png".into(),
+                    format: ImageFormat::PngGray { bit_depth: 8 },
+                },
+                Entry {
+                    name: "c.png".into(),
+                    format: ImageFormat::PngGray { bit_depth: 1 },
+                },
             ],
             lanes: vec![
-                Lane { image_count: 2, seed_words_elided: 30, state: 1 << 40, words: vec![1, 2, 3] },
-                Lane { image_count: 1, seed_words_elided: 0, state: 5 << 33, words: vec![9] },
+                Lane {
+                    image_count: 2,
+                    seed_words_elided: 30,
+                    state: 1 << 40,
+                    words: vec![1, 2, 3],
+                },
+                Lane {
+                    image_count: 1,
+                    seed_words_elided: 0,
+                    state: 5 << 33,
+                    words: vec![9],
+                },
             ],
             pixel_crc: 0xdead_beef,
         }
@@ -395,7 +510,10 @@ mod tests {
             for bit in 0..8 {
                 let mut b = bytes.clone();
                 b[i] ^= 1 << bit;
-                assert!(parse(&b).is_err(), "flip at byte {i} bit {bit} went unnoticed");
+                assert!(
+                    parse(&b).is_err(),
+                    "flip at byte {i} bit {bit} went unnoticed"
+                );
             }
         }
     }
@@ -404,7 +522,10 @@ mod tests {
     fn every_truncation_is_caught() {
         let bytes = write(&sample());
         for n in 0..bytes.len() {
-            assert!(parse(&bytes[..n]).is_err(), "truncation to {n} bytes went unnoticed");
+            assert!(
+                parse(&bytes[..n]).is_err(),
+                "truncation to {n} bytes went unnoticed"
+            );
         }
     }
 
@@ -422,20 +543,35 @@ mod tests {
         let good = write(&sample());
         let mut b = good.clone();
         b[8] = 2;
-        assert_eq!(parse(&reseal(b)), Err(ContainerError::UnsupportedVersion(2)));
+        assert_eq!(
+            parse(&reseal(b)),
+            Err(ContainerError::UnsupportedVersion(2))
+        );
         let mut b = good.clone();
         b[10] = 1;
-        assert_eq!(parse(&reseal(b)), Err(ContainerError::ReservedBits("header flags")));
+        assert_eq!(
+            parse(&reseal(b)),
+            Err(ContainerError::ReservedBits("header flags"))
+        );
         let mut b = good.clone();
         LE::write_u32(&mut b[32..36], u32::MAX);
-        assert!(matches!(parse(&reseal(b)), Err(ContainerError::Limit { .. })));
+        assert!(matches!(
+            parse(&reseal(b)),
+            Err(ContainerError::Limit { .. })
+        ));
         let mut b = good.clone();
         LE::write_u32(&mut b[48..52], u32::MAX);
-        assert_eq!(parse(&reseal(b)), Err(ContainerError::Truncated("entry table")));
+        assert_eq!(
+            parse(&reseal(b)),
+            Err(ContainerError::Truncated("entry table"))
+        );
         let mut b = good.clone();
         LE::write_u32(&mut b[44..48], u32::MAX);
         assert!(matches!(parse(&reseal(b)), Err(ContainerError::Invalid(_))));
-        assert_eq!(parse(b"PK\x03\x04 not ours"), Err(ContainerError::NotAnArchive));
+        assert_eq!(
+            parse(b"PK\x03\x04 not ours"),
+            Err(ContainerError::NotAnArchive)
+        );
     }
 
     #[test]
@@ -451,16 +587,40 @@ mod tests {
     fn numbered_names_cost_almost_nothing() {
         let mut a = sample();
         a.header.image_count = 1000;
-        a.entries = (0..1000).map(|i| Entry { name: format!("{i:05}.pbm"), format: ImageFormat::Pbm }).collect();
-        a.lanes = vec![Lane { image_count: 1000, seed_words_elided: 0, state: 1 << 40, words: vec![] }];
+        a.entries = (0..1000)
+            .map(|i| Entry {
+                name: format!("{i:05}.pbm"),
+                format: ImageFormat::Pbm,
+            })
+            .collect();
+        a.lanes = vec![Lane {
+            image_count: 1000,
+            seed_words_elided: 0,
+            state: 1 << 40,
+            words: vec![],
+        }];
         let bytes = write(&a);
-        assert!(bytes.len() < HEADER_LEN + 40 + LANE_RECORD_LEN + TRAILER_LEN, "{} bytes", bytes.len());
+        assert!(
+            bytes.len() < HEADER_LEN + 40 + LANE_RECORD_LEN + TRAILER_LEN,
+            "{} bytes",
+            bytes.len()
+        );
         assert_eq!(parse(&bytes).unwrap(), a);
     }
 
     #[test]
     fn unsafe_names_are_rejected() {
-        for bad in ["", "/etc/passwd", "../x.pbm", "a/../../x", "a//b", "a\\b", "./a", "c:x", "a/\u{0}b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x.pbm",
+            "a/../../x",
+            "a//b",
+            "a\\b",
+            "./a",
+            "c:x",
+            "a/\u{0}b",
+        ] {
             assert!(!is_safe_name(bad), "{bad:?}");
             let mut a = sample();
             a.entries[0].name = bad.into();

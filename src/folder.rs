@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum FolderError {
     #[error("{path}: {reason}")]
-    Io { path: String, reason: std::io::Error },
+    Io {
+        path: String,
+        reason: std::io::Error,
+    },
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error("{path}: image is {w}×{h}; the model codes {WIDTH}×{HEIGHT} images")]
@@ -25,7 +28,10 @@ pub enum FolderError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FolderError + '_ {
-    move |reason| FolderError::Io { path: path.display().to_string(), reason }
+    move |reason| FolderError::Io {
+        path: path.display().to_string(),
+        reason,
+    }
 }
 
 /// An image read from a folder.
@@ -71,16 +77,27 @@ pub fn list_images(dir: &Path) -> Result<Vec<(String, PathBuf)>, FolderError> {
 }
 
 /// Reads `files` in parallel, checking each is a bi-level image of the model's size.
-pub fn read_images(files: &[(String, PathBuf)], progress: &(dyn Fn(u64) + Sync)) -> Result<Vec<FolderImage>, FolderError> {
+pub fn read_images(
+    files: &[(String, PathBuf)],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<FolderImage>, FolderError> {
     files
         .par_iter()
         .map(|(name, path)| {
             let (img, format) = image_io::read_image(path)?;
             if (img.width, img.height) != (WIDTH, HEIGHT) {
-                return Err(FolderError::Geometry { path: path.display().to_string(), w: img.width, h: img.height });
+                return Err(FolderError::Geometry {
+                    path: path.display().to_string(),
+                    w: img.width,
+                    h: img.height,
+                });
             }
             progress(1);
-            Ok(FolderImage { name: name.clone(), format, pixels: img.pixels })
+            Ok(FolderImage {
+                name: name.clone(),
+                format,
+                pixels: img.pixels,
+            })
         })
         .collect()
 }
@@ -88,7 +105,11 @@ pub fn read_images(files: &[(String, PathBuf)], progress: &(dyn Fn(u64) + Sync))
 /// Writes images under `out`, which must not exist or be an empty folder. Everything is
 /// written into a hidden staging folder beside `out` first and renamed into place at the
 /// end, so an interrupted or failed run never leaves a partial `out`.
-pub fn write_images(out: &Path, images: &[FolderImage], progress: &(dyn Fn(u64) + Sync)) -> Result<(), FolderError> {
+pub fn write_images(
+    out: &Path,
+    images: &[FolderImage],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), FolderError> {
     if out.exists() {
         let mut entries = std::fs::read_dir(out).map_err(io_err(out))?;
         if entries.next().is_some() {
@@ -104,7 +125,14 @@ pub fn write_images(out: &Path, images: &[FolderImage], progress: &(dyn Fn(u64) 
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
-        let bytes = image_io::encode_image(&image_io::BitImage { width: WIDTH, height: HEIGHT, pixels: img.pixels.clone() }, img.format);
+        let bytes = image_io::encode_image(
+            &image_io::BitImage {
+                width: WIDTH,
+                height: HEIGHT,
+                pixels: img.pixels.clone(),
+            },
+            img.format,
+        );
         std::fs::write(&path, bytes).map_err(io_err(&path))?;
         progress(1);
         Ok(())
@@ -123,7 +151,10 @@ pub fn write_images(out: &Path, images: &[FolderImage], progress: &(dyn Fn(u64) 
 
 /// A hidden sibling of `out` unique to this process.
 pub fn staging_path(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     out.with_file_name(format!(".{name}.vlae-zip-partial-{}", std::process::id()))
 }
 

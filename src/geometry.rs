@@ -19,7 +19,9 @@ pub type Tap = (isize, isize);
 /// All taps of a full `k`×`k` kernel (k odd), row-major.
 pub fn square_taps(k: usize) -> Vec<Tap> {
     let r = (k / 2) as isize;
-    (-r..=r).flat_map(|dy| (-r..=r).map(move |dx| (dy, dx))).collect()
+    (-r..=r)
+        .flat_map(|dy| (-r..=r).map(move |dx| (dy, dx)))
+        .collect()
 }
 
 /// The taps of a `k`×`k` PixelCNN mask, row-major: every position strictly before the
@@ -89,7 +91,13 @@ impl TapTable {
                 src.extend(taps.iter().map(|&t| locate(y, x, t)));
             }
         }
-        TapTable { n_in: in_h * in_w, n_out: out_h * out_w, taps: taps.len(), out_width: out_w, src }
+        TapTable {
+            n_in: in_h * in_w,
+            n_out: out_h * out_w,
+            taps: taps.len(),
+            out_width: out_w,
+            src,
+        }
     }
 
     /// The input position read by `tap` of output position `out`, or `None` for padding.
@@ -162,8 +170,14 @@ mod tests {
                 .collect();
         }
         for (p, r) in reach.iter().enumerate() {
-            assert!(r[..p].iter().any(|&x| x) || p == 0, "pixel {p} sees nothing");
-            assert!(!r[p..].iter().any(|&x| x), "pixel {p} sees itself or the future");
+            assert!(
+                r[..p].iter().any(|&x| x) || p == 0,
+                "pixel {p} sees nothing"
+            );
+            assert!(
+                !r[p..].iter().any(|&x| x),
+                "pixel {p} sees itself or the future"
+            );
         }
     }
 

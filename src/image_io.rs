@@ -30,15 +30,26 @@ const MAX_SIDE: usize = 1 << 15;
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("{path}: {reason}")]
-    Io { path: String, reason: std::io::Error },
+    Io {
+        path: String,
+        reason: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Invalid { path: String, reason: String },
     #[error("{path}: pixel (row {row}, column {col}) has value {value}, not black or white; vlae-zip never binarizes")]
-    NotBiLevel { path: String, row: usize, col: usize, value: u32 },
+    NotBiLevel {
+        path: String,
+        row: usize,
+        col: usize,
+        value: u32,
+    },
 }
 
 fn invalid(path: &Path, reason: impl Into<String>) -> ImageError {
-    ImageError::Invalid { path: path.display().to_string(), reason: reason.into() }
+    ImageError::Invalid {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// The format of a file judged by its extension, or `None` for files vlae-zip skips.
@@ -52,7 +63,10 @@ pub fn format_for_extension(path: &Path) -> Option<&'static str> {
 
 /// Reads a PBM or PNG file (chosen by its content, not its name).
 pub fn read_image(path: &Path) -> Result<(BitImage, ImageFormat), ImageError> {
-    let bytes = std::fs::read(path).map_err(|reason| ImageError::Io { path: path.display().to_string(), reason })?;
+    let bytes = std::fs::read(path).map_err(|reason| ImageError::Io {
+        path: path.display().to_string(),
+        reason,
+    })?;
     decode_image(path, &bytes)
 }
 
@@ -102,7 +116,8 @@ fn decode_pbm(path: &Path, bytes: &[u8]) -> Result<BitImage, ImageError> {
     let mut at = 2;
     let mut dims = [0usize; 2];
     for d in &mut dims {
-        let (tok, next) = pbm_token(bytes, at).ok_or_else(|| invalid(path, "PBM header is truncated"))?;
+        let (tok, next) =
+            pbm_token(bytes, at).ok_or_else(|| invalid(path, "PBM header is truncated"))?;
         *d = std::str::from_utf8(tok)
             .ok()
             .and_then(|s| s.parse().ok())
@@ -117,7 +132,15 @@ fn decode_pbm(path: &Path, bytes: &[u8]) -> Result<BitImage, ImageError> {
         at += 1;
         let stride = width.div_ceil(8);
         let need = stride * height;
-        let raster = bytes.get(at..at + need).ok_or_else(|| invalid(path, format!("P4 raster is truncated: {} of {need} bytes", bytes.len().saturating_sub(at))))?;
+        let raster = bytes.get(at..at + need).ok_or_else(|| {
+            invalid(
+                path,
+                format!(
+                    "P4 raster is truncated: {} of {need} bytes",
+                    bytes.len().saturating_sub(at)
+                ),
+            )
+        })?;
         for row in raster.chunks_exact(stride) {
             pixels.extend((0..width).map(|x| (row[x / 8] >> (7 - x % 8)) & 1));
         }
@@ -125,23 +148,50 @@ fn decode_pbm(path: &Path, bytes: &[u8]) -> Result<BitImage, ImageError> {
         for &b in &bytes[at..] {
             match b {
                 b'0' | b'1' if pixels.len() < width * height => pixels.push(b - b'0'),
-                b'0' | b'1' => return Err(invalid(path, "P1 raster has more pixels than its header says")),
+                b'0' | b'1' => {
+                    return Err(invalid(
+                        path,
+                        "P1 raster has more pixels than its header says",
+                    ))
+                }
                 b if b.is_ascii_whitespace() => {}
-                _ => return Err(invalid(path, format!("P1 raster has the byte {b:#04x}; only 0, 1 and whitespace are allowed"))),
+                _ => {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "P1 raster has the byte {b:#04x}; only 0, 1 and whitespace are allowed"
+                        ),
+                    ))
+                }
             }
         }
         if pixels.len() != width * height {
-            return Err(invalid(path, format!("P1 raster is truncated: {} of {} pixels", pixels.len(), width * height)));
+            return Err(invalid(
+                path,
+                format!(
+                    "P1 raster is truncated: {} of {} pixels",
+                    pixels.len(),
+                    width * height
+                ),
+            ));
         }
     }
-    Ok(BitImage { width, height, pixels })
+    Ok(BitImage {
+        width,
+        height,
+        pixels,
+    })
 }
 
 fn encode_pbm(img: &BitImage) -> Vec<u8> {
     let mut out = format!("P4\n{} {}\n", img.width, img.height).into_bytes();
     for row in img.pixels.chunks_exact(img.width) {
         for byte in row.chunks(8) {
-            out.push(byte.iter().enumerate().fold(0u8, |acc, (i, &p)| acc | (p << (7 - i))));
+            out.push(
+                byte.iter()
+                    .enumerate()
+                    .fold(0u8, |acc, (i, &p)| acc | (p << (7 - i))),
+            );
         }
     }
     out
@@ -154,18 +204,35 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, u8), ImageError> {
         .read_info()
         .map_err(|e| invalid(path, format!("PNG: {e}")))?;
     let info = reader.info();
-    let (width, height, depth) = (info.width as usize, info.height as usize, info.bit_depth as u8);
+    let (width, height, depth) = (
+        info.width as usize,
+        info.height as usize,
+        info.bit_depth as u8,
+    );
     if info.color_type != png::ColorType::Grayscale {
         return Err(invalid(path, format!("PNG colour type {:?} is not supported: save bi-level images as grayscale without alpha", info.color_type)));
     }
     if info.trns.is_some() {
-        return Err(invalid(path, "PNG has a transparency chunk; bi-level images must be opaque"));
+        return Err(invalid(
+            path,
+            "PNG has a transparency chunk; bi-level images must be opaque",
+        ));
     }
-    let mut buf = vec![0u8; reader.output_buffer_size().ok_or_else(|| invalid(path, "PNG is too large"))?];
-    let frame = reader.next_frame(&mut buf).map_err(|e| invalid(path, format!("PNG: {e}")))?;
+    let mut buf = vec![
+        0u8;
+        reader
+            .output_buffer_size()
+            .ok_or_else(|| invalid(path, "PNG is too large"))?
+    ];
+    let frame = reader
+        .next_frame(&mut buf)
+        .map_err(|e| invalid(path, format!("PNG: {e}")))?;
     let max = (1u32 << depth) - 1;
     let mut pixels = Vec::with_capacity(width * height);
-    for (y, row) in buf[..frame.buffer_size()].chunks_exact(frame.line_size).enumerate() {
+    for (y, row) in buf[..frame.buffer_size()]
+        .chunks_exact(frame.line_size)
+        .enumerate()
+    {
         for x in 0..width {
             let v = match depth {
                 16 => u32::from(u16::from_be_bytes([row[2 * x], row[2 * x + 1]])),
@@ -178,11 +245,25 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, u8), ImageError> {
             match v {
                 0 => pixels.push(1),
                 v if v == max => pixels.push(0),
-                value => return Err(ImageError::NotBiLevel { path: path.display().to_string(), row: y, col: x, value }),
+                value => {
+                    return Err(ImageError::NotBiLevel {
+                        path: path.display().to_string(),
+                        row: y,
+                        col: x,
+                        value,
+                    })
+                }
             }
         }
     }
-    Ok((BitImage { width, height, pixels }, depth))
+    Ok((
+        BitImage {
+            width,
+            height,
+            pixels,
+        },
+        depth,
+    ))
 }
 
 fn encode_png(img: &BitImage, bit_depth: u8) -> Vec<u8> {
@@ -198,12 +279,16 @@ fn encode_png(img: &BitImage, bit_depth: u8) -> Vec<u8> {
     let mut data = Vec::new();
     for row in img.pixels.chunks_exact(img.width) {
         match bit_depth {
-            16 => row.iter().for_each(|&p| data.extend_from_slice(&(level(p) as u16).to_be_bytes())),
+            16 => row
+                .iter()
+                .for_each(|&p| data.extend_from_slice(&(level(p) as u16).to_be_bytes())),
             8 => data.extend(row.iter().map(|&p| level(p) as u8)),
             d => {
                 let per = 8 / d as usize;
                 for chunk in row.chunks(per) {
-                    data.push(chunk.iter().enumerate().fold(0u8, |acc, (i, &p)| acc | ((level(p) as u8) << ((per - 1 - i) * d as usize))));
+                    data.push(chunk.iter().enumerate().fold(0u8, |acc, (i, &p)| {
+                        acc | ((level(p) as u8) << ((per - 1 - i) * d as usize))
+                    }));
                 }
             }
         }
@@ -224,13 +309,23 @@ mod tests {
 
     fn sample() -> BitImage {
         let (width, height) = (11, 3);
-        BitImage { width, height, pixels: (0..width * height).map(|i| u8::from(i % 3 == 0)).collect() }
+        BitImage {
+            width,
+            height,
+            pixels: (0..width * height).map(|i| u8::from(i % 3 == 0)).collect(),
+        }
     }
 
     #[test]
     fn every_format_round_trips() {
         let img = sample();
-        for format in [ImageFormat::Pbm, ImageFormat::PngGray { bit_depth: 1 }, ImageFormat::PngGray { bit_depth: 2 }, ImageFormat::PngGray { bit_depth: 8 }, ImageFormat::PngGray { bit_depth: 16 }] {
+        for format in [
+            ImageFormat::Pbm,
+            ImageFormat::PngGray { bit_depth: 1 },
+            ImageFormat::PngGray { bit_depth: 2 },
+            ImageFormat::PngGray { bit_depth: 8 },
+            ImageFormat::PngGray { bit_depth: 16 },
+        ] {
             let bytes = encode_image(&img, format);
             let (back, f) = decode_image(Path::new("x"), &bytes).unwrap();
             assert_eq!((back, f), (img.clone(), format));
@@ -250,17 +345,31 @@ mod tests {
         let mut enc = png::Encoder::new(&mut bytes, 2, 2);
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::Eight);
-        enc.write_header().unwrap().write_image_data(&[0, 255, 255, 128]).unwrap();
-        let err = decode_image(Path::new("g.png"), &bytes).unwrap_err().to_string();
-        assert!(err.contains("g.png") && err.contains("row 1, column 1") && err.contains("128"), "{err}");
+        enc.write_header()
+            .unwrap()
+            .write_image_data(&[0, 255, 255, 128])
+            .unwrap();
+        let err = decode_image(Path::new("g.png"), &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("g.png") && err.contains("row 1, column 1") && err.contains("128"),
+            "{err}"
+        );
     }
 
     #[test]
     fn truncated_and_foreign_files_are_errors() {
-        assert!(decode_image(Path::new("t.pbm"), b"P4\n28 28\n\x00\x01").unwrap_err().to_string().contains("truncated"));
+        assert!(decode_image(Path::new("t.pbm"), b"P4\n28 28\n\x00\x01")
+            .unwrap_err()
+            .to_string()
+            .contains("truncated"));
         assert!(decode_image(Path::new("t.pbm"), b"P1\n2 2\n1 0 1").is_err());
         assert!(decode_image(Path::new("t.pbm"), b"P1\n2 2\n1 0 1 2").is_err());
-        assert!(decode_image(Path::new("t.txt"), b"hello").unwrap_err().to_string().contains("neither"));
+        assert!(decode_image(Path::new("t.txt"), b"hello")
+            .unwrap_err()
+            .to_string()
+            .contains("neither"));
         assert!(decode_image(Path::new("t.pbm"), b"P4\n99999999 1\n").is_err());
     }
 }

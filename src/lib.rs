@@ -5,13 +5,13 @@
 //! Coding runs image I/O → deterministic inference ([`infer`]) → entropy coding
 //! ([`codec`], constriction; never sees a tensor) → container ([`container`]).
 
-pub mod config;
-pub mod geometry;
-pub mod idx;
-pub mod nn;
-pub mod codec;
-pub mod image_io;
-pub mod infer;
 pub mod archive;
+pub mod codec;
+pub mod config;
 pub mod container;
 pub mod folder;
+pub mod geometry;
+pub mod idx;
+pub mod image_io;
+pub mod infer;
+pub mod nn;

@@ -10,7 +10,10 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(version, about = "Lossless bi-level image compression with a VLAE and bits-back ANS")]
+#[command(
+    version,
+    about = "Lossless bi-level image compression with a VLAE and bits-back ANS"
+)]
 struct Cli {
     /// Print nothing but results and errors (no progress bars).
     #[arg(short, long, global = true)]
@@ -93,7 +96,10 @@ enum Command {
     /// Train a model on an IDX file of binary images.
     Train {
         /// Training images (IDX3, optionally gzipped).
-        #[arg(long, default_value = "corpus/binarized-mnist/train-images.idx3-ubyte.gz")]
+        #[arg(
+            long,
+            default_value = "corpus/binarized-mnist/train-images.idx3-ubyte.gz"
+        )]
         data: PathBuf,
         /// Model config (JSON).
         #[arg(long, default_value = "models/vlae-mnist.json")]

@@ -8,12 +8,20 @@ use vlae_zip::image_io::{encode_image, BitImage, ImageFormat};
 const TINY: &str = "tests/data/tiny.safetensors";
 
 fn vlae(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_vlae-zip")).args(args).arg("-q").output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+        .args(args)
+        .arg("-q")
+        .output()
+        .expect("binary runs")
 }
 
 fn ok(args: &[&str]) -> Output {
     let out = vlae(args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -28,8 +36,15 @@ fn fails(args: &[&str]) -> String {
 }
 
 fn digit(i: usize) -> BitImage {
-    let flat = vlae_zip::idx::read_idx_images(Path::new("corpus/binarized-mnist/test-images.idx3-ubyte.gz")).unwrap();
-    BitImage { width: 28, height: 28, pixels: flat[i * 784..(i + 1) * 784].to_vec() }
+    let flat = vlae_zip::idx::read_idx_images(Path::new(
+        "corpus/binarized-mnist/test-images.idx3-ubyte.gz",
+    ))
+    .unwrap();
+    BitImage {
+        width: 28,
+        height: 28,
+        pixels: flat[i * 784..(i + 1) * 784].to_vec(),
+    }
 }
 
 /// A folder with every supported format, a nested folder and a file to skip.
@@ -46,8 +61,21 @@ fn mixed_folder(root: &Path) -> PathBuf {
     for (i, (name, f)) in formats.iter().enumerate() {
         std::fs::write(dir.join(name), encode_image(&digit(i), *f)).unwrap();
     }
-    let plain: String = digit(7).pixels.chunks(28).map(|r| r.iter().map(|p| if *p == 1 { "1 " } else { "0 " }).collect::<String>() + "\n").collect();
-    std::fs::write(dir.join("plain.pbm"), format!("P1\n# plain\n28 28\n{plain}")).unwrap();
+    let plain: String = digit(7)
+        .pixels
+        .chunks(28)
+        .map(|r| {
+            r.iter()
+                .map(|p| if *p == 1 { "1 " } else { "0 " })
+                .collect::<String>()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(
+        dir.join("plain.pbm"),
+        format!("P1\n# plain\n28 28\n{plain}"),
+    )
+    .unwrap();
     std::fs::write(dir.join("notes.txt"), "not an image").unwrap();
     dir
 }
@@ -69,13 +97,34 @@ fn folders_of_every_format_round_trip() {
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
     let out = tmp.path().join("out");
-    ok(&["compress", dir.to_str().unwrap(), "-o", arc.to_str().unwrap(), "--model", TINY]);
-    ok(&["decompress", arc.to_str().unwrap(), "-o", out.to_str().unwrap(), "--model", TINY]);
+    ok(&[
+        "compress",
+        dir.to_str().unwrap(),
+        "-o",
+        arc.to_str().unwrap(),
+        "--model",
+        TINY,
+    ]);
+    ok(&[
+        "decompress",
+        arc.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--model",
+        TINY,
+    ]);
     assert_eq!(read_all(&dir), read_all(&out));
     // PNGs keep their bit depth; PBM comes back as P4.
-    assert!(std::fs::read(out.join("plain.pbm")).unwrap().starts_with(b"P4"));
+    assert!(std::fs::read(out.join("plain.pbm"))
+        .unwrap()
+        .starts_with(b"P4"));
     let png = std::fs::read(out.join("nested/c16.png")).unwrap();
-    assert_eq!(vlae_zip::image_io::decode_image(Path::new("c16"), &png).unwrap().1, ImageFormat::PngGray { bit_depth: 16 });
+    assert_eq!(
+        vlae_zip::image_io::decode_image(Path::new("c16"), &png)
+            .unwrap()
+            .1,
+        ImageFormat::PngGray { bit_depth: 16 }
+    );
     assert!(!out.join("notes.txt").exists());
     let info = String::from_utf8(ok(&["info", arc.to_str().unwrap()]).stdout).unwrap();
     assert!(info.contains("images         6 of 28×28"), "{info}");
@@ -92,28 +141,80 @@ fn bad_images_are_named_with_the_reason() {
     let mut bytes = Vec::new();
     let mut enc = png::Encoder::new(&mut bytes, 28, 28);
     enc.set_color(png::ColorType::Grayscale);
-    let mut data: Vec<u8> = grey.pixels.iter().map(|&p| if p == 1 { 0 } else { 255 }).collect();
+    let mut data: Vec<u8> = grey
+        .pixels
+        .iter()
+        .map(|&p| if p == 1 { 0 } else { 255 })
+        .collect();
     data[3 * 28 + 4] = 77;
     enc.write_header().unwrap().write_image_data(&data).unwrap();
     std::fs::write(dir.join("grey.png"), &bytes).unwrap();
-    let err = fails(&["compress", dir.to_str().unwrap(), "-o", arc_s, "--model", TINY]);
-    assert!(err.contains("grey.png") && err.contains("row 3, column 4") && err.contains("77"), "{err}");
+    let err = fails(&[
+        "compress",
+        dir.to_str().unwrap(),
+        "-o",
+        arc_s,
+        "--model",
+        TINY,
+    ]);
+    assert!(
+        err.contains("grey.png") && err.contains("row 3, column 4") && err.contains("77"),
+        "{err}"
+    );
     std::fs::remove_file(dir.join("grey.png")).unwrap();
 
-    std::fs::write(dir.join("small.pbm"), encode_image(&BitImage { width: 3, height: 2, pixels: vec![1; 6] }, ImageFormat::Pbm)).unwrap();
-    let err = fails(&["compress", dir.to_str().unwrap(), "-o", arc_s, "--model", TINY]);
+    std::fs::write(
+        dir.join("small.pbm"),
+        encode_image(
+            &BitImage {
+                width: 3,
+                height: 2,
+                pixels: vec![1; 6],
+            },
+            ImageFormat::Pbm,
+        ),
+    )
+    .unwrap();
+    let err = fails(&[
+        "compress",
+        dir.to_str().unwrap(),
+        "-o",
+        arc_s,
+        "--model",
+        TINY,
+    ]);
     assert!(err.contains("small.pbm") && err.contains("3×2"), "{err}");
     std::fs::remove_file(dir.join("small.pbm")).unwrap();
 
     std::fs::write(dir.join("broken.pbm"), b"P4\n28 28\n\x01\x02").unwrap();
-    let err = fails(&["compress", dir.to_str().unwrap(), "-o", arc_s, "--model", TINY]);
-    assert!(err.contains("broken.pbm") && err.contains("truncated"), "{err}");
+    let err = fails(&[
+        "compress",
+        dir.to_str().unwrap(),
+        "-o",
+        arc_s,
+        "--model",
+        TINY,
+    ]);
+    assert!(
+        err.contains("broken.pbm") && err.contains("truncated"),
+        "{err}"
+    );
     assert!(!arc.exists(), "a failed compress left an archive behind");
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert!(fails(&["compress", empty.to_str().unwrap(), "-o", arc_s, "--model", TINY]).contains("no .pbm or .png"));
-    assert!(fails(&["compress", "/no/such/dir", "-o", arc_s, "--model", TINY]).contains("/no/such/dir"));
+    assert!(fails(&[
+        "compress",
+        empty.to_str().unwrap(),
+        "-o",
+        arc_s,
+        "--model",
+        TINY
+    ])
+    .contains("no .pbm or .png"));
+    assert!(
+        fails(&["compress", "/no/such/dir", "-o", arc_s, "--model", TINY]).contains("/no/such/dir")
+    );
 }
 
 #[test]
@@ -121,16 +222,34 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
-    ok(&["compress", dir.to_str().unwrap(), "-o", arc.to_str().unwrap(), "--model", TINY]);
+    ok(&[
+        "compress",
+        dir.to_str().unwrap(),
+        "-o",
+        arc.to_str().unwrap(),
+        "--model",
+        TINY,
+    ]);
     let good = std::fs::read(&arc).unwrap();
     let out = tmp.path().join("out");
     let out_s = out.to_str().unwrap();
     let try_bytes = |bytes: &[u8]| {
         let p = tmp.path().join("bad.vlz");
         std::fs::write(&p, bytes).unwrap();
-        let err = fails(&["decompress", p.to_str().unwrap(), "-o", out_s, "--model", TINY]);
+        let err = fails(&[
+            "decompress",
+            p.to_str().unwrap(),
+            "-o",
+            out_s,
+            "--model",
+            TINY,
+        ]);
         assert!(!out.exists(), "output left behind after: {err}");
-        let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().contains("partial")).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+            .collect();
         assert!(leftovers.is_empty(), "staging left behind");
         err
     };
@@ -148,29 +267,77 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
     st[n - 1] ^= 1;
     std::fs::write(&other, st).unwrap();
     std::fs::copy("tests/data/tiny.json", tmp.path().join("other.json")).unwrap();
-    let err = fails(&["decompress", arc.to_str().unwrap(), "-o", out_s, "--model", other.to_str().unwrap()]);
+    let err = fails(&[
+        "decompress",
+        arc.to_str().unwrap(),
+        "-o",
+        out_s,
+        "--model",
+        other.to_str().unwrap(),
+    ]);
     assert!(err.contains("different model"), "{err}");
     assert!(!out.exists());
 
     // An existing, non-empty output folder is never touched.
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
-    assert!(fails(&["decompress", arc.to_str().unwrap(), "-o", out_s, "--model", TINY]).contains("not empty"));
-    assert_eq!(std::fs::read_to_string(out.join("keep.txt")).unwrap(), "mine");
+    assert!(fails(&[
+        "decompress",
+        arc.to_str().unwrap(),
+        "-o",
+        out_s,
+        "--model",
+        TINY
+    ])
+    .contains("not empty"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep.txt")).unwrap(),
+        "mine"
+    );
 
     // Overwriting an archive needs --force.
-    assert!(fails(&["compress", dir.to_str().unwrap(), "-o", arc.to_str().unwrap(), "--model", TINY]).contains("--force"));
-    assert!(fails(&["decompress", "/no/such.vlz", "-o", out_s, "--model", TINY]).contains("/no/such.vlz"));
-    assert!(fails(&["compress", dir.to_str().unwrap(), "-o", tmp.path().join("y.vlz").to_str().unwrap(), "--model", "/no/model.safetensors"]).contains("/no/model"));
+    assert!(fails(&[
+        "compress",
+        dir.to_str().unwrap(),
+        "-o",
+        arc.to_str().unwrap(),
+        "--model",
+        TINY
+    ])
+    .contains("--force"));
+    assert!(
+        fails(&["decompress", "/no/such.vlz", "-o", out_s, "--model", TINY])
+            .contains("/no/such.vlz")
+    );
+    assert!(fails(&[
+        "compress",
+        dir.to_str().unwrap(),
+        "-o",
+        tmp.path().join("y.vlz").to_str().unwrap(),
+        "--model",
+        "/no/model.safetensors"
+    ])
+    .contains("/no/model"));
 }
 
 #[test]
 fn bench_reports_rate_and_speed_as_json() {
-    let out = ok(&["bench", "corpus/test-1000", "--model", TINY, "--json", "--lanes", "2"]);
+    let out = ok(&[
+        "bench",
+        "corpus/test-1000",
+        "--model",
+        TINY,
+        "--json",
+        "--lanes",
+        "2",
+    ]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["images"], 1000);
     assert_eq!(v["roundtrip_ok"], true);
-    let (achieved, elbo) = (v["achieved_bits_per_image"].as_f64().unwrap(), v["neg_elbo_bits_per_image"].as_f64().unwrap());
+    let (achieved, elbo) = (
+        v["achieved_bits_per_image"].as_f64().unwrap(),
+        v["neg_elbo_bits_per_image"].as_f64().unwrap(),
+    );
     assert!(achieved < elbo * 1.01 + 2.0, "{achieved} vs {elbo}");
     for key in ["compress_images_per_sec", "decompress_images_per_sec"] {
         assert!(v[key].as_f64().unwrap() > 0.0);
@@ -179,8 +346,37 @@ fn bench_reports_rate_and_speed_as_json() {
 
 #[test]
 fn eval_reads_folders_and_idx_files_alike() {
-    let a: serde_json::Value = serde_json::from_slice(&ok(&["eval", "corpus/test-1000", "--model", TINY, "--json", "--limit", "50"]).stdout).unwrap();
-    let b: serde_json::Value = serde_json::from_slice(&ok(&["eval", "corpus/binarized-mnist/test-images.idx3-ubyte.gz", "--model", TINY, "--json", "--limit", "50", "--iwae", "4"]).stdout).unwrap();
+    let a: serde_json::Value = serde_json::from_slice(
+        &ok(&[
+            "eval",
+            "corpus/test-1000",
+            "--model",
+            TINY,
+            "--json",
+            "--limit",
+            "50",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let b: serde_json::Value = serde_json::from_slice(
+        &ok(&[
+            "eval",
+            "corpus/binarized-mnist/test-images.idx3-ubyte.gz",
+            "--model",
+            TINY,
+            "--json",
+            "--limit",
+            "50",
+            "--iwae",
+            "4",
+        ])
+        .stdout,
+    )
+    .unwrap();
     assert_eq!(a["neg_elbo_bits_per_image"], b["neg_elbo_bits_per_image"]);
-    assert!(b["iwae_nll_bits_per_image"].as_f64().unwrap() <= b["neg_elbo_bits_per_image"].as_f64().unwrap() + 1.0);
+    assert!(
+        b["iwae_nll_bits_per_image"].as_f64().unwrap()
+            <= b["neg_elbo_bits_per_image"].as_f64().unwrap() + 1.0
+    );
 }

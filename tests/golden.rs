@@ -17,11 +17,22 @@ const GOLDEN: &str = "tests/data/golden.vlz";
 const RESULTS: &str = "tests/data/golden-results.txt";
 
 fn tiny() -> Network {
-    Network::load("tests/data/tiny.safetensors".as_ref(), "tests/data/tiny.json".as_ref()).unwrap()
+    Network::load(
+        "tests/data/tiny.safetensors".as_ref(),
+        "tests/data/tiny.json".as_ref(),
+    )
+    .unwrap()
 }
 
 fn file_bytes(img: &FolderImage) -> Vec<u8> {
-    encode_image(&BitImage { width: 28, height: 28, pixels: img.pixels.clone() }, img.format)
+    encode_image(
+        &BitImage {
+            width: 28,
+            height: 28,
+            pixels: img.pixels.clone(),
+        },
+        img.format,
+    )
 }
 
 fn decoded_listing() -> String {
@@ -32,7 +43,11 @@ fn decoded_listing() -> String {
         .into_iter()
         .zip(pixels)
         .map(|(e, pixels)| {
-            let img = FolderImage { name: e.name, format: e.format, pixels };
+            let img = FolderImage {
+                name: e.name,
+                format: e.format,
+                pixels,
+            };
             format!("{} {:08x}\n", img.name, crc32fast::hash(&file_bytes(&img)))
         })
         .collect()
@@ -47,13 +62,30 @@ fn golden_archive_decodes_byte_exactly() {
 #[test]
 #[ignore = "regenerates the golden files; run only when the format version changes"]
 fn regenerate_golden() {
-    let flat = vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref()).unwrap();
-    let formats = [ImageFormat::Pbm, ImageFormat::PngGray { bit_depth: 1 }, ImageFormat::PngGray { bit_depth: 8 }, ImageFormat::PngGray { bit_depth: 16 }];
+    let flat =
+        vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
+            .unwrap();
+    let formats = [
+        ImageFormat::Pbm,
+        ImageFormat::PngGray { bit_depth: 1 },
+        ImageFormat::PngGray { bit_depth: 8 },
+        ImageFormat::PngGray { bit_depth: 16 },
+    ];
     let (entries, images): (Vec<Entry>, Vec<Vec<u8>>) = (0..40)
         .map(|i| {
             let format = formats[i % formats.len()];
-            let ext = if format == ImageFormat::Pbm { "pbm" } else { "png" };
-            (Entry { name: format!("digits/{i:03}.{ext}"), format }, flat[i * PIXELS..(i + 1) * PIXELS].to_vec())
+            let ext = if format == ImageFormat::Pbm {
+                "pbm"
+            } else {
+                "png"
+            };
+            (
+                Entry {
+                    name: format!("digits/{i:03}.{ext}"),
+                    format,
+                },
+                flat[i * PIXELS..(i + 1) * PIXELS].to_vec(),
+            )
         })
         .unzip();
     let arch = archive::compress(&tiny(), entries, &images, 8, 3, &|_| {}).unwrap();

@@ -9,12 +9,20 @@ use vlae_zip::infer::network::Network;
 
 fn tiny() -> &'static Network {
     static NET: std::sync::OnceLock<Network> = std::sync::OnceLock::new();
-    NET.get_or_init(|| Network::load("tests/data/tiny.safetensors".as_ref(), "tests/data/tiny.json".as_ref()).unwrap())
+    NET.get_or_init(|| {
+        Network::load(
+            "tests/data/tiny.safetensors".as_ref(),
+            "tests/data/tiny.json".as_ref(),
+        )
+        .unwrap()
+    })
 }
 
 /// Images of any ink density, from empty to full.
 fn image() -> impl Strategy<Value = Vec<u8>> {
-    (0u32..=100).prop_flat_map(|density| proptest::collection::vec((0u32..100).prop_map(move |r| u8::from(r < density)), PIXELS))
+    (0u32..=100).prop_flat_map(|density| {
+        proptest::collection::vec((0u32..100).prop_map(move |r| u8::from(r < density)), PIXELS)
+    })
 }
 
 proptest! {

@@ -78,11 +78,18 @@ pub struct BitsBack<'n> {
 impl<'n> BitsBack<'n> {
     /// Codes with `net`, latents discretized into `2^log2_buckets` buckets.
     pub fn new(net: &'n Network, log2_buckets: u32) -> Self {
-        BitsBack { net, grid: LatentGrid::new(log2_buckets) }
+        BitsBack {
+            net,
+            grid: LatentGrid::new(log2_buckets),
+        }
     }
 
     /// Pops a latent with the discretized posterior of `pixels`; returns its buckets and z.
-    fn pop_posterior(&self, coder: &mut Coder, pixels: &[u8]) -> Result<(Vec<usize>, Vec<f32>), CodecError> {
+    fn pop_posterior(
+        &self,
+        coder: &mut Coder,
+        pixels: &[u8],
+    ) -> Result<(Vec<usize>, Vec<f32>), CodecError> {
         let net = self.net;
         let post = net.posterior(pixels);
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
@@ -90,8 +97,11 @@ impl<'n> BitsBack<'n> {
         let mut buckets = Vec::with_capacity(post.mean.len());
         for i in 0..post.mean.len() {
             let shift = net.prior_shift(&mut prior);
-            self.grid.posterior_cdf(post.mean[i] - shift, post.log_sd[i], &mut cdf);
-            let j = coder.decode_symbol(Categorical::new(&cdf)).map_err(coder_err)?;
+            self.grid
+                .posterior_cdf(post.mean[i] - shift, post.log_sd[i], &mut cdf);
+            let j = coder
+                .decode_symbol(Categorical::new(&cdf))
+                .map_err(coder_err)?;
             net.prior_push(&mut prior, self.grid.centre(j) + shift);
             buckets.push(j);
         }
@@ -104,7 +114,11 @@ impl<'n> BitsBack<'n> {
         let d = net.config().latent_dim;
         let mut buckets = Vec::with_capacity(d);
         for _ in 0..d {
-            buckets.push(coder.decode_symbol(Categorical::new(self.grid.prior_cdf())).map_err(coder_err)?);
+            buckets.push(
+                coder
+                    .decode_symbol(Categorical::new(self.grid.prior_cdf()))
+                    .map_err(coder_err)?,
+            );
         }
         let mut prior = net.prior_start();
         let mut shifts = Vec::with_capacity(d);
@@ -118,25 +132,44 @@ impl<'n> BitsBack<'n> {
 
     /// Pushes a latent back with the posterior of the decoded `pixels`, undoing
     /// [`Self::pop_posterior`].
-    fn push_posterior(&self, coder: &mut Coder, pixels: &[u8], buckets: &[usize], shifts: &[f32]) -> Result<(), CodecError> {
+    fn push_posterior(
+        &self,
+        coder: &mut Coder,
+        pixels: &[u8],
+        buckets: &[usize],
+        shifts: &[f32],
+    ) -> Result<(), CodecError> {
         let post = self.net.posterior(pixels);
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
         for i in (0..buckets.len()).rev() {
-            self.grid.posterior_cdf(post.mean[i] - shifts[i], post.log_sd[i], &mut cdf);
-            coder.encode_symbol(buckets[i], Categorical::new(&cdf)).map_err(coder_err)?;
+            self.grid
+                .posterior_cdf(post.mean[i] - shifts[i], post.log_sd[i], &mut cdf);
+            coder
+                .encode_symbol(buckets[i], Categorical::new(&cdf))
+                .map_err(coder_err)?;
         }
         Ok(())
     }
 
     /// Pushes one image onto each of up to G coders in lockstep (`images[g]` for
     /// `coders[g]`).
-    fn encode_group<const G: usize>(&self, coders: &mut [Coder], images: &[&[u8]]) -> Result<(), CodecError> {
+    fn encode_group<const G: usize>(
+        &self,
+        coders: &mut [Coder],
+        images: &[&[u8]],
+    ) -> Result<(), CodecError> {
         if let Some(img) = images.iter().find(|img| img.len() != PIXELS) {
             return Err(CodecError::WrongSize(img.len()));
         }
-        let latents = coders.iter_mut().zip(images).map(|(c, img)| self.pop_posterior(c, img)).collect::<Result<Vec<_>, _>>()?;
+        let latents = coders
+            .iter_mut()
+            .zip(images)
+            .map(|(c, img)| self.pop_posterior(c, img))
+            .collect::<Result<Vec<_>, _>>()?;
         let idle = vec![0f32; self.net.config().latent_dim];
-        let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| latents.get(g).map_or(idle.as_slice(), |l| l.1.as_slice())));
+        let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| {
+            latents.get(g).map_or(idle.as_slice(), |l| l.1.as_slice())
+        }));
         let mut probs = vec![[0u32; G]; PIXELS];
         for (p, prob) in probs.iter_mut().enumerate() {
             let logits = state.logit(p);
@@ -145,12 +178,18 @@ impl<'n> BitsBack<'n> {
                 state.set(p, g, img[p]);
             }
         }
-        for (g, ((coder, img), (buckets, _))) in coders.iter_mut().zip(images).zip(&latents).enumerate() {
+        for (g, ((coder, img), (buckets, _))) in
+            coders.iter_mut().zip(images).zip(&latents).enumerate()
+        {
             for (&x, prob) in img.iter().zip(&probs).rev() {
-                coder.encode_symbol(x, Bernoulli::new(prob[g])).map_err(coder_err)?;
+                coder
+                    .encode_symbol(x, Bernoulli::new(prob[g]))
+                    .map_err(coder_err)?;
             }
             for &j in buckets.iter().rev() {
-                coder.encode_symbol(j, Categorical::new(self.grid.prior_cdf())).map_err(coder_err)?;
+                coder
+                    .encode_symbol(j, Categorical::new(self.grid.prior_cdf()))
+                    .map_err(coder_err)?;
             }
         }
         Ok(())
@@ -158,15 +197,25 @@ impl<'n> BitsBack<'n> {
 
     /// Pops one image from each of up to G coders in lockstep, restoring each stack to
     /// what it was before the image was pushed.
-    fn decode_group<const G: usize>(&self, coders: &mut [Coder]) -> Result<Vec<Vec<u8>>, CodecError> {
-        let latents = coders.iter_mut().map(|c| self.pop_prior(c)).collect::<Result<Vec<_>, _>>()?;
+    fn decode_group<const G: usize>(
+        &self,
+        coders: &mut [Coder],
+    ) -> Result<Vec<Vec<u8>>, CodecError> {
+        let latents = coders
+            .iter_mut()
+            .map(|c| self.pop_prior(c))
+            .collect::<Result<Vec<_>, _>>()?;
         let idle = vec![0f32; self.net.config().latent_dim];
-        let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| latents.get(g).map_or(idle.as_slice(), |l| l.2.as_slice())));
+        let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| {
+            latents.get(g).map_or(idle.as_slice(), |l| l.2.as_slice())
+        }));
         let mut images = vec![vec![0u8; PIXELS]; coders.len()];
         for p in 0..PIXELS {
             let logits = state.logit(p);
             for (g, (coder, img)) in coders.iter_mut().zip(images.iter_mut()).enumerate() {
-                img[p] = coder.decode_symbol(Bernoulli::new(pixel_probability(logits[g]))).map_err(coder_err)?;
+                img[p] = coder
+                    .decode_symbol(Bernoulli::new(pixel_probability(logits[g])))
+                    .map_err(coder_err)?;
                 state.set(p, g, img[p]);
             }
         }
@@ -184,14 +233,19 @@ impl<'n> BitsBack<'n> {
     /// Pops one image from the stack, restoring the stack to what it was before the
     /// image's [`Self::encode`].
     pub fn decode(&self, coder: &mut Coder) -> Result<Vec<u8>, CodecError> {
-        Ok(self.decode_group::<1>(std::slice::from_mut(coder))?.remove(0))
+        Ok(self
+            .decode_group::<1>(std::slice::from_mut(coder))?
+            .remove(0))
     }
 
     /// Compresses each run of consecutive images into its own lane, coding up to
     /// [`LANE_GROUP`] lanes in lockstep.
     pub fn compress_lanes(&self, lanes: &[&[Vec<u8>]]) -> Result<Vec<Lane>, CodecError> {
         let seed = seed_words();
-        let mut coders: Vec<Coder> = lanes.iter().map(|_| Coder::from_raw_parts(seed.clone(), SEED_STATE)).collect();
+        let mut coders: Vec<Coder> = lanes
+            .iter()
+            .map(|_| Coder::from_raw_parts(seed.clone(), SEED_STATE))
+            .collect();
         let longest = lanes.iter().map(|l| l.len()).max().unwrap_or(0);
         for i in 0..longest {
             // Lanes whose images have run out sit this step out.
@@ -204,7 +258,9 @@ impl<'n> BitsBack<'n> {
                     slots.push(k);
                 }
             }
-            for (chunk_coders, chunk_images) in busy.chunks_mut(LANE_GROUP).zip(images.chunks(LANE_GROUP)) {
+            for (chunk_coders, chunk_images) in
+                busy.chunks_mut(LANE_GROUP).zip(images.chunks(LANE_GROUP))
+            {
                 if chunk_coders.len() == 1 {
                     self.encode_group::<1>(chunk_coders, chunk_images)?;
                 } else {
@@ -221,28 +277,47 @@ impl<'n> BitsBack<'n> {
             .map(|(lane, coder)| {
                 let (bulk, state) = coder.into_raw_parts();
                 let elided = bulk.iter().zip(&seed).take_while(|(a, b)| a == b).count();
-                Lane { image_count: lane.len() as u32, seed_words_elided: elided as u32, state, words: bulk[elided..].to_vec() }
+                Lane {
+                    image_count: lane.len() as u32,
+                    seed_words_elided: elided as u32,
+                    state,
+                    words: bulk[elided..].to_vec(),
+                }
             })
             .collect())
     }
 
     /// Decompresses lanes coded by [`Self::compress_lanes`], each lane's images in their
     /// original order. `first_index` numbers the lanes in errors.
-    pub fn decompress_lanes(&self, lanes: &[Lane], first_index: usize) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
+    pub fn decompress_lanes(
+        &self,
+        lanes: &[Lane],
+        first_index: usize,
+    ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
         let seed = seed_words();
         let mut coders = Vec::with_capacity(lanes.len());
         for (k, lane) in lanes.iter().enumerate() {
             let elided = lane.seed_words_elided as usize;
             if elided > SEED_WORDS {
-                return Err(CodecError::BadLane { lane: first_index + k, reason: format!("{elided} elided seed words, at most {SEED_WORDS}") });
+                return Err(CodecError::BadLane {
+                    lane: first_index + k,
+                    reason: format!("{elided} elided seed words, at most {SEED_WORDS}"),
+                });
             }
             let mut bulk = Vec::with_capacity(elided + lane.words.len());
             bulk.extend_from_slice(&seed[..elided]);
             bulk.extend_from_slice(&lane.words);
             coders.push(Coder::from_raw_parts(bulk, lane.state));
         }
-        let mut out: Vec<Vec<Vec<u8>>> = lanes.iter().map(|l| Vec::with_capacity(l.image_count as usize)).collect();
-        let longest = lanes.iter().map(|l| l.image_count as usize).max().unwrap_or(0);
+        let mut out: Vec<Vec<Vec<u8>>> = lanes
+            .iter()
+            .map(|l| Vec::with_capacity(l.image_count as usize))
+            .collect();
+        let longest = lanes
+            .iter()
+            .map(|l| l.image_count as usize)
+            .max()
+            .unwrap_or(0);
         for i in 0..longest {
             let (mut busy, mut slots) = (Vec::new(), Vec::new());
             for (k, lane) in lanes.iter().enumerate() {
@@ -253,7 +328,11 @@ impl<'n> BitsBack<'n> {
             }
             let mut decoded = Vec::with_capacity(busy.len());
             for chunk in busy.chunks_mut(LANE_GROUP) {
-                decoded.extend(if chunk.len() == 1 { self.decode_group::<1>(chunk)? } else { self.decode_group::<LANE_GROUP>(chunk)? });
+                decoded.extend(if chunk.len() == 1 {
+                    self.decode_group::<1>(chunk)?
+                } else {
+                    self.decode_group::<LANE_GROUP>(chunk)?
+                });
             }
             for ((k, c), img) in slots.into_iter().zip(busy).zip(decoded) {
                 coders[k] = c;
@@ -263,7 +342,9 @@ impl<'n> BitsBack<'n> {
         for (k, (coder, images)) in coders.into_iter().zip(out.iter_mut()).enumerate() {
             images.reverse();
             if coder.into_raw_parts() != (seed.clone(), SEED_STATE) {
-                return Err(CodecError::ChainMismatch { lane: first_index + k });
+                return Err(CodecError::ChainMismatch {
+                    lane: first_index + k,
+                });
             }
         }
         Ok(out)
@@ -277,6 +358,8 @@ impl<'n> BitsBack<'n> {
     /// Decompresses one lane's images in their original order. `index` names the lane in
     /// errors.
     pub fn decompress_lane(&self, lane: &Lane, index: usize) -> Result<Vec<Vec<u8>>, CodecError> {
-        Ok(self.decompress_lanes(std::slice::from_ref(lane), index)?.remove(0))
+        Ok(self
+            .decompress_lanes(std::slice::from_ref(lane), index)?
+            .remove(0))
     }
 }

@@ -33,7 +33,10 @@ impl EntropyModel<PRECISION> for Bernoulli {
 }
 
 impl EncoderModel<PRECISION> for Bernoulli {
-    fn left_cumulative_and_probability(&self, symbol: impl Borrow<u8>) -> Option<(u32, NonZeroU32)> {
+    fn left_cumulative_and_probability(
+        &self,
+        symbol: impl Borrow<u8>,
+    ) -> Option<(u32, NonZeroU32)> {
         let p_zero = ONE - self.p_one;
         match *symbol.borrow() {
             0 => Some((0, NonZeroU32::new(p_zero)?)),
@@ -74,7 +77,10 @@ impl EntropyModel<PRECISION> for Categorical<'_> {
 }
 
 impl EncoderModel<PRECISION> for Categorical<'_> {
-    fn left_cumulative_and_probability(&self, symbol: impl Borrow<usize>) -> Option<(u32, NonZeroU32)> {
+    fn left_cumulative_and_probability(
+        &self,
+        symbol: impl Borrow<usize>,
+    ) -> Option<(u32, NonZeroU32)> {
         let j = *symbol.borrow();
         let (lo, hi) = (*self.cdf.get(j)?, *self.cdf.get(j + 1)?);
         Some((lo, NonZeroU32::new(hi - lo)?))
@@ -86,7 +92,11 @@ impl DecoderModel<PRECISION> for Categorical<'_> {
         // The last bucket whose left edge is at or below the quantile.
         let j = self.cdf[1..].partition_point(|&c| c <= quantile);
         let (lo, hi) = (self.cdf[j], self.cdf[j + 1]);
-        (j, lo, NonZeroU32::new(hi - lo).expect("strictly increasing table"))
+        (
+            j,
+            lo,
+            NonZeroU32::new(hi - lo).expect("strictly increasing table"),
+        )
     }
 }
 

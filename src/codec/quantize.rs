@@ -11,18 +11,47 @@ const SQRT_2PI: f64 = 2.506_628_274_631_000_5;
 /// Inverse of the standard normal CDF, by Acklam's rational approximation refined with
 /// one Halley step (relative error ~1e-15); deterministic because it uses `libm` only.
 pub fn normal_quantile(p: f64) -> f64 {
-    const A: [f64; 6] = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.383577518672690e2, -3.066479806614716e1, 2.506628277459239];
-    const B: [f64; 5] = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-    const C: [f64; 6] = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-    const D: [f64; 4] = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
     const P_LOW: f64 = 0.02425;
-    let tail = |q: f64| (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5]) / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
     let x = if p < P_LOW {
         tail(libm::sqrt(-2.0 * libm::log(p)))
     } else if p <= 1.0 - P_LOW {
         let q = p - 0.5;
         let r = q * q;
-        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
     } else {
         -tail(libm::sqrt(-2.0 * libm::log(1.0 - p)))
     };
@@ -49,12 +78,23 @@ pub struct LatentGrid {
 impl LatentGrid {
     /// Grid of `2^log2_buckets` buckets; `log2_buckets` must be in 1..=16.
     pub fn new(log2_buckets: u32) -> Self {
-        assert!((1..=16).contains(&log2_buckets), "bucket count out of range");
+        assert!(
+            (1..=16).contains(&log2_buckets),
+            "bucket count out of range"
+        );
         let k = 1usize << log2_buckets;
-        let edges = (1..k).map(|j| normal_quantile(j as f64 / k as f64)).collect();
-        let centres = (0..k).map(|j| normal_quantile((j as f64 + 0.5) / k as f64) as f32).collect();
+        let edges = (1..k)
+            .map(|j| normal_quantile(j as f64 / k as f64))
+            .collect();
+        let centres = (0..k)
+            .map(|j| normal_quantile((j as f64 + 0.5) / k as f64) as f32)
+            .collect();
         let step = 1u32 << (PRECISION as u32 - log2_buckets);
-        LatentGrid { edges, centres, prior_cdf: (0..=k as u32).map(|j| j * step).collect() }
+        LatentGrid {
+            edges,
+            centres,
+            prior_cdf: (0..=k as u32).map(|j| j * step).collect(),
+        }
     }
 
     pub fn buckets(&self) -> usize {
@@ -104,7 +144,17 @@ mod tests {
 
     #[test]
     fn quantile_inverts_the_cdf() {
-        for &p in &[1e-12, 1e-5, 0.01, 0.02425, 0.3, 0.5, 0.77, 0.999, 1.0 - 1e-9] {
+        for &p in &[
+            1e-12,
+            1e-5,
+            0.01,
+            0.02425,
+            0.3,
+            0.5,
+            0.77,
+            0.999,
+            1.0 - 1e-9,
+        ] {
             let x = normal_quantile(p);
             assert!((normal_cdf(x) - p).abs() < 1e-13 * p.max(1e-3), "p={p}");
         }
@@ -125,7 +175,16 @@ mod tests {
     fn posterior_tables_are_valid_for_any_parameters() {
         let g = LatentGrid::new(6);
         let mut cdf = vec![0u32; 65];
-        for &(m, s) in &[(0.0, 0.0), (0.3, -3.0), (-9.0, -12.0), (40.0, 2.0), (f32::NAN, 0.0), (0.0, f32::NAN), (0.0, -200.0), (1.0, 80.0)] {
+        for &(m, s) in &[
+            (0.0, 0.0),
+            (0.3, -3.0),
+            (-9.0, -12.0),
+            (40.0, 2.0),
+            (f32::NAN, 0.0),
+            (0.0, f32::NAN),
+            (0.0, -200.0),
+            (1.0, 80.0),
+        ] {
             g.posterior_cdf(m, s, &mut cdf);
             assert_eq!((cdf[0], cdf[64]), (0, 1 << PRECISION));
             assert!(cdf.windows(2).all(|w| w[1] > w[0]), "({m}, {s})");

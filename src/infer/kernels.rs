@@ -45,7 +45,10 @@ pub fn elu(x: f32) -> f32 {
     let t = y * LOG2_E + MAGIC;
     let n = t - MAGIC;
     let r = (y - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
     let exponent = (t.to_bits() as i32 - MAGIC.to_bits() as i32 + 127) as u32;
     let em1 = p * f32::from_bits(exponent << 23) - 1.0;
     if x > 0.0 {
@@ -78,7 +81,15 @@ pub fn dense<const G: usize>(w: &[f32], bias: Option<&[f32]>, x: &[f32], out: &m
             acc.add_rows(self.w, self.x, self.inputs, self.inputs);
         }
     }
-    run::<G>(bias, out, Dense { w, x, inputs: x.len() / G });
+    run::<G>(
+        bias,
+        out,
+        Dense {
+            w,
+            x,
+            inputs: x.len() / G,
+        },
+    );
 }
 
 /// One output position of a convolution for G images at once: `bias`, then for each tap
@@ -86,7 +97,14 @@ pub fn dense<const G: usize>(w: &[f32], bias: Option<&[f32]>, x: &[f32], out: &m
 /// `+= input[src][g][c]·w[t·cin + c, :]`. `input` is `positions × G × cin`, `out` is
 /// `G × cout`.
 #[inline(always)]
-pub fn conv_at<const G: usize>(w: &[f32], bias: &[f32], cin: usize, sources: &[u32], input: &[f32], out: &mut [f32]) {
+pub fn conv_at<const G: usize>(
+    w: &[f32],
+    bias: &[f32],
+    cin: usize,
+    sources: &[u32],
+    input: &[f32],
+    out: &mut [f32],
+) {
     struct Conv<'a, const G: usize> {
         w: &'a [f32],
         cin: usize,
@@ -106,7 +124,17 @@ pub fn conv_at<const G: usize>(w: &[f32], bias: &[f32], cin: usize, sources: &[u
             }
         }
     }
-    run::<G>(Some(bias), out, Conv::<G> { w, cin, cout: bias.len(), sources, input });
+    run::<G>(
+        Some(bias),
+        out,
+        Conv::<G> {
+            w,
+            cin,
+            cout: bias.len(),
+            sources,
+            input,
+        },
+    );
 }
 
 /// A computation that adds weighted rows into accumulators.
@@ -163,7 +191,11 @@ impl Accumulators for Flexible<'_> {
 #[inline(always)]
 fn run<const G: usize>(bias: Option<&[f32]>, out: &mut [f32], sums: impl Sums) {
     #[inline(always)]
-    fn fixed<const W: usize, const G: usize>(bias: Option<&[f32]>, out: &mut [f32], sums: impl Sums) {
+    fn fixed<const W: usize, const G: usize>(
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        sums: impl Sums,
+    ) {
         let mut acc = [[0f32; W]; G];
         if let Some(b) = bias {
             acc.iter_mut().for_each(|a| a.copy_from_slice(b));
@@ -201,7 +233,11 @@ mod tests {
         let mut worst = 0f64;
         for i in 0..=200_000 {
             let x = -20.0 + i as f32 * 1e-4;
-            let want = if x > 0.0 { f64::from(x) } else { f64::from(x).exp_m1() };
+            let want = if x > 0.0 {
+                f64::from(x)
+            } else {
+                f64::from(x).exp_m1()
+            };
             worst = worst.max((f64::from(elu(x)) - want).abs());
         }
         assert!(worst < 2e-7, "worst error {worst}");
@@ -213,9 +249,13 @@ mod tests {
     #[test]
     fn fixed_width_kernels_equal_the_general_loop_bit_for_bit() {
         let cin = 5;
-        let w: Vec<f32> = (0..3 * cin * 24).map(|i| ((i * 7919) % 113) as f32 / 37.0 - 1.5).collect();
+        let w: Vec<f32> = (0..3 * cin * 24)
+            .map(|i| ((i * 7919) % 113) as f32 / 37.0 - 1.5)
+            .collect();
         let bias: Vec<f32> = (0..24).map(|i| i as f32 * 0.01).collect();
-        let input: Vec<f32> = (0..10 * cin).map(|i| ((i * 31) % 17) as f32 / 7.0 - 1.0).collect();
+        let input: Vec<f32> = (0..10 * cin)
+            .map(|i| ((i * 31) % 17) as f32 / 7.0 - 1.0)
+            .collect();
         let sources = [3u32, u32::MAX, 7];
         let mut fast = [0f32; 24];
         conv_at::<1>(&w, &bias, cin, &sources, &input, &mut fast);
@@ -231,9 +271,15 @@ mod tests {
         }
         assert_eq!(fast.map(f32::to_bits), slow.map(f32::to_bits));
         // The same rows batched with other images: image 2 of 3 gets identical bits.
-        let batched_input: Vec<f32> = input.chunks(cin).flat_map(|x| [vec![9.0; cin], x.to_vec(), vec![-3.0; cin]].concat()).collect();
+        let batched_input: Vec<f32> = input
+            .chunks(cin)
+            .flat_map(|x| [vec![9.0; cin], x.to_vec(), vec![-3.0; cin]].concat())
+            .collect();
         let mut out = [0f32; 72];
         conv_at::<3>(&w, &bias, cin, &sources, &batched_input, &mut out);
-        assert_eq!(out[24..48].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), slow.map(f32::to_bits).to_vec());
+        assert_eq!(
+            out[24..48].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            slow.map(f32::to_bits).to_vec()
+        );
     }
 }

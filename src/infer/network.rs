@@ -52,10 +52,20 @@ struct Dense {
 }
 
 impl Dense {
-    fn load(wts: &Weights, prefix: &str, inputs: usize, outputs: usize, bias: bool) -> Result<Self, ModelError> {
+    fn load(
+        wts: &Weights,
+        prefix: &str,
+        inputs: usize,
+        outputs: usize,
+        bias: bool,
+    ) -> Result<Self, ModelError> {
         Ok(Dense {
             w: wts.take(&format!("{prefix}.weight"), &[inputs, outputs])?,
-            b: if bias { Some(wts.take(&format!("{prefix}.bias"), &[outputs])?) } else { None },
+            b: if bias {
+                Some(wts.take(&format!("{prefix}.bias"), &[outputs])?)
+            } else {
+                None
+            },
             outputs,
         })
     }
@@ -75,7 +85,13 @@ struct Conv {
 }
 
 impl Conv {
-    fn load(wts: &Weights, prefix: &str, table: TapTable, cin: usize, cout: usize) -> Result<Self, ModelError> {
+    fn load(
+        wts: &Weights,
+        prefix: &str,
+        table: TapTable,
+        cin: usize,
+        cout: usize,
+    ) -> Result<Self, ModelError> {
         let dense = Dense::load(wts, prefix, table.taps * cin, cout, true)?;
         Ok(Conv { table, dense, cin })
     }
@@ -85,7 +101,14 @@ impl Conv {
     #[inline(always)]
     fn apply_at<const G: usize>(&self, input: &[f32], p: usize, out: &mut [f32]) {
         let bias = self.dense.b.as_deref().expect("conv has a bias");
-        kernels::conv_at::<G>(&self.dense.w, bias, self.cin, self.table.sources(p), input, out);
+        kernels::conv_at::<G>(
+            &self.dense.w,
+            bias,
+            self.cin,
+            self.table.sources(p),
+            input,
+            out,
+        );
     }
 
     /// Every output position, followed by ELU.
@@ -300,7 +323,11 @@ struct FlowPrior {
 
 impl FlowPrior {
     fn start(&self) -> PriorState {
-        PriorState { levels: vec![vec![0.0; self.latent]; self.steps.len() + 1], pending: vec![0.0; self.steps.len()], known: 0 }
+        PriorState {
+            levels: vec![vec![0.0; self.latent]; self.steps.len() + 1],
+            pending: vec![0.0; self.steps.len()],
+            known: 0,
+        }
     }
 
     simd_dispatch!(
@@ -356,27 +383,81 @@ impl Network {
         let [d7, d14] = cfg.dec_channels;
         let (c, cz, d) = (cfg.pixel_channels, cfg.cond_channels, cfg.latent_dim);
         let encoder = Encoder {
-            conv28: Conv::load(wts, "encoder.conv28", TapTable::new(28, 28, Resample::Same, &k3), 1, e1)?,
-            conv14: Conv::load(wts, "encoder.conv14", TapTable::new(28, 28, Resample::Down2, &k3), e1, e2)?,
-            conv7: Conv::load(wts, "encoder.conv7", TapTable::new(14, 14, Resample::Down2, &k3), e2, e3)?,
-            res_a: Conv::load(wts, "encoder.res_a", TapTable::new(7, 7, Resample::Same, &k3), e3, e3)?,
-            res_b: Conv::load(wts, "encoder.res_b", TapTable::new(7, 7, Resample::Same, &k3), e3, e3)?,
+            conv28: Conv::load(
+                wts,
+                "encoder.conv28",
+                TapTable::new(28, 28, Resample::Same, &k3),
+                1,
+                e1,
+            )?,
+            conv14: Conv::load(
+                wts,
+                "encoder.conv14",
+                TapTable::new(28, 28, Resample::Down2, &k3),
+                e1,
+                e2,
+            )?,
+            conv7: Conv::load(
+                wts,
+                "encoder.conv7",
+                TapTable::new(14, 14, Resample::Down2, &k3),
+                e2,
+                e3,
+            )?,
+            res_a: Conv::load(
+                wts,
+                "encoder.res_a",
+                TapTable::new(7, 7, Resample::Same, &k3),
+                e3,
+                e3,
+            )?,
+            res_b: Conv::load(
+                wts,
+                "encoder.res_b",
+                TapTable::new(7, 7, Resample::Same, &k3),
+                e3,
+                e3,
+            )?,
             head: Dense::load(wts, "encoder.head", 49 * e3, 2 * d, true)?,
             latent: d,
         };
         let decoder = CondDecoder {
             fc: Dense::load(wts, "decoder.fc", d, 49 * d7, true)?,
-            up14: Conv::load(wts, "decoder.up14", TapTable::new(7, 7, Resample::Up2, &k3), d7, d14)?,
-            up28: Conv::load(wts, "decoder.up28", TapTable::new(14, 14, Resample::Up2, &k3), d14, cz)?,
+            up14: Conv::load(
+                wts,
+                "decoder.up14",
+                TapTable::new(7, 7, Resample::Up2, &k3),
+                d7,
+                d14,
+            )?,
+            up28: Conv::load(
+                wts,
+                "decoder.up28",
+                TapTable::new(14, 14, Resample::Up2, &k3),
+                d14,
+                cz,
+            )?,
         };
         let same = |taps: &[_]| TapTable::new(HEIGHT, WIDTH, Resample::Same, taps);
         let pixelcnn = PixelCnn {
-            input: Conv::load(wts, "pixelcnn.input", same(&causal_taps(cfg.first_kernel, false)), 1, c)?,
+            input: Conv::load(
+                wts,
+                "pixelcnn.input",
+                same(&causal_taps(cfg.first_kernel, false)),
+                1,
+                c,
+            )?,
             input_cond: Dense::load(wts, "pixelcnn.input_cond", cz, c, false)?,
             blocks: (0..cfg.pixel_blocks)
                 .map(|i| {
                     Ok(Block {
-                        masked: Conv::load(wts, &format!("pixelcnn.block{i}.masked"), same(&causal_taps(3, true)), c, c)?,
+                        masked: Conv::load(
+                            wts,
+                            &format!("pixelcnn.block{i}.masked"),
+                            same(&causal_taps(3, true)),
+                            c,
+                            c,
+                        )?,
                         cond: Dense::load(wts, &format!("pixelcnn.block{i}.cond"), cz, c, false)?,
                         mix: Dense::load(wts, &format!("pixelcnn.block{i}.mix"), c, c, true)?,
                     })
@@ -394,14 +475,39 @@ impl Network {
             steps: (0..cfg.prior_steps)
                 .map(|s| {
                     Ok(Made {
-                        hidden: masked(Dense::load(wts, &format!("prior.step{s}.hidden"), d, cfg.prior_hidden, true)?, &m_in),
-                        output: masked(Dense::load(wts, &format!("prior.step{s}.output"), cfg.prior_hidden, d, true)?, &m_out),
+                        hidden: masked(
+                            Dense::load(
+                                wts,
+                                &format!("prior.step{s}.hidden"),
+                                d,
+                                cfg.prior_hidden,
+                                true,
+                            )?,
+                            &m_in,
+                        ),
+                        output: masked(
+                            Dense::load(
+                                wts,
+                                &format!("prior.step{s}.output"),
+                                cfg.prior_hidden,
+                                d,
+                                true,
+                            )?,
+                            &m_out,
+                        ),
                     })
                 })
                 .collect::<Result<_, ModelError>>()?,
             latent: d,
         };
-        Ok(Network { encoder, decoder, pixelcnn, prior, cfg: cfg.clone(), fingerprint: wts.fingerprint() })
+        Ok(Network {
+            encoder,
+            decoder,
+            pixelcnn,
+            prior,
+            cfg: cfg.clone(),
+            fingerprint: wts.fingerprint(),
+        })
     }
 
     /// Loads weights and config files.
@@ -446,7 +552,13 @@ impl Network {
 
     /// Starts the PixelCNN for G images with latents `zs`, to be decoded in lockstep.
     pub fn pixels_start<const G: usize>(&self, zs: [&[f32]; G]) -> PixelState<'_, G> {
-        let projections = zs.map(|z| self.pixelcnn.projections(&self.decoder.forward(z), self.cfg.cond_channels));
-        PixelState::new(&self.pixelcnn, std::array::from_fn(|g| projections[g].as_slice()))
+        let projections = zs.map(|z| {
+            self.pixelcnn
+                .projections(&self.decoder.forward(z), self.cfg.cond_channels)
+        });
+        PixelState::new(
+            &self.pixelcnn,
+            std::array::from_fn(|g| projections[g].as_slice()),
+        )
     }
 }

@@ -19,12 +19,17 @@ pub const EVAL_SEED: u64 = 0x5eed_e1b0;
 /// Loads a model from a safetensors file.
 pub fn load_model(weights: &Path, cfg: &VlaeConfig) -> Result<Vlae> {
     let tensors = candle_core::safetensors::load(weights, &Device::Cpu)?;
-    Vlae::new(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu), cfg)
+    Vlae::new(
+        VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+        cfg,
+    )
 }
 
 /// Standard-normal noise `(rows, dim)` from `rng`.
 pub fn normal_noise(rng: &mut StdRng, rows: usize, dim: usize) -> Result<Tensor> {
-    let v: Vec<f32> = (0..rows * dim).map(|_| StandardNormal.sample(rng)).collect();
+    let v: Vec<f32> = (0..rows * dim)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
     Tensor::from_vec(v, (rows, dim), &Device::Cpu)
 }
 
@@ -43,17 +48,29 @@ impl ElboStats {
 }
 
 /// Mean −ELBO terms over `images` (flat 0/1 bytes), one posterior sample per image.
-pub fn evaluate_elbo(model: &Vlae, images: &[u8], latent: usize, batch: usize) -> Result<ElboStats> {
+pub fn evaluate_elbo(
+    model: &Vlae,
+    images: &[u8],
+    latent: usize,
+    batch: usize,
+) -> Result<ElboStats> {
     let mut rng = StdRng::seed_from_u64(EVAL_SEED);
     let (mut recon, mut kl) = (0f64, 0f64);
     let n = images.len() / PIXELS;
     for chunk in images.chunks(batch * PIXELS) {
         let b = chunk.len() / PIXELS;
-        let terms = model.elbo_terms(&pixels_tensor(chunk, &Device::Cpu)?, &normal_noise(&mut rng, b, latent)?)?;
+        let terms = model.elbo_terms(
+            &pixels_tensor(chunk, &Device::Cpu)?,
+            &normal_noise(&mut rng, b, latent)?,
+        )?;
         recon += f64::from(terms.recon.sum_all()?.to_scalar::<f32>()?);
         kl += f64::from(terms.kl_per_dim.sum_all()?.to_scalar::<f32>()?);
     }
-    Ok(ElboStats { images: n, recon_nats: recon / n as f64, kl_nats: kl / n as f64 })
+    Ok(ElboStats {
+        images: n,
+        recon_nats: recon / n as f64,
+        kl_nats: kl / n as f64,
+    })
 }
 
 /// Importance-weighted NLL estimate with `k` samples: its mean and standard error over
@@ -69,11 +86,23 @@ pub fn evaluate_iwae(model: &Vlae, images: &[u8], latent: usize, k: usize) -> Re
         while left > 0 {
             let n = left.min(chunk);
             let x = pixels_tensor(&img.repeat(n), &Device::Cpu)?;
-            log_w.extend(model.log_weight(&x, &normal_noise(&mut rng, n, latent)?)?.to_vec1::<f32>()?);
+            log_w.extend(
+                model
+                    .log_weight(&x, &normal_noise(&mut rng, n, latent)?)?
+                    .to_vec1::<f32>()?,
+            );
             left -= n;
         }
-        let w = Tensor::from_vec(log_w.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(), k, &Device::Cpu)?;
-        let lse = w.unsqueeze(0)?.log_sum_exp(D::Minus1)?.squeeze(0)?.to_scalar::<f64>()?;
+        let w = Tensor::from_vec(
+            log_w.iter().map(|&v| f64::from(v)).collect::<Vec<_>>(),
+            k,
+            &Device::Cpu,
+        )?;
+        let lse = w
+            .unsqueeze(0)?
+            .log_sum_exp(D::Minus1)?
+            .squeeze(0)?
+            .to_scalar::<f64>()?;
         per_image.push((k as f64).ln() - lse);
     }
     let n = per_image.len() as f64;

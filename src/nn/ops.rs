@@ -19,7 +19,11 @@ pub struct Gather(pub Arc<TapTable>);
 /// Backward op: `(B·n_out, taps·C + 1)` column gradients → `(B·n_in, C)` row gradients.
 struct Scatter(Arc<TapTable>);
 
-fn contiguous_f32<'a>(storage: &'a CpuStorage, layout: &Layout, op: &str) -> Result<(&'a [f32], usize, usize)> {
+fn contiguous_f32<'a>(
+    storage: &'a CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> Result<(&'a [f32], usize, usize)> {
     let CpuStorage::F32(data) = storage else {
         candle_core::bail!("{op} expects f32")
     };
@@ -44,22 +48,28 @@ impl CustomOp1 for Gather {
         let batch = rows / t.n_in;
         let width = t.taps * c + 1;
         let mut out = vec![0f32; batch * t.n_out * width];
-        out.par_chunks_mut(t.n_out * width).enumerate().for_each(|(b, img)| {
-            let xin = &x[b * t.n_in * c..(b + 1) * t.n_in * c];
-            for (p, row) in img.chunks_exact_mut(width).enumerate() {
-                row[width - 1] = 1.0;
-                for (dst, &s) in row.chunks_exact_mut(c).zip(t.sources(p)) {
-                    if !TapTable::is_padding(s) {
-                        dst.copy_from_slice(&xin[s as usize * c..(s as usize + 1) * c]);
+        out.par_chunks_mut(t.n_out * width)
+            .enumerate()
+            .for_each(|(b, img)| {
+                let xin = &x[b * t.n_in * c..(b + 1) * t.n_in * c];
+                for (p, row) in img.chunks_exact_mut(width).enumerate() {
+                    row[width - 1] = 1.0;
+                    for (dst, &s) in row.chunks_exact_mut(c).zip(t.sources(p)) {
+                        if !TapTable::is_padding(s) {
+                            dst.copy_from_slice(&xin[s as usize * c..(s as usize + 1) * c]);
+                        }
                     }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), Shape::from((batch * t.n_out, width))))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&Scatter(self.0.clone()))?))
+        Ok(Some(
+            grad_res
+                .contiguous()?
+                .apply_op1_no_bwd(&Scatter(self.0.clone()))?,
+        ))
     }
 }
 
@@ -74,17 +84,19 @@ impl CustomOp1 for Scatter {
         let c = (width - 1) / t.taps;
         let batch = rows / t.n_out;
         let mut out = vec![0f32; batch * t.n_in * c];
-        out.par_chunks_mut(t.n_in * c).enumerate().for_each(|(b, img)| {
-            let gin = &g[b * t.n_out * width..(b + 1) * t.n_out * width];
-            for (p, row) in gin.chunks_exact(width).enumerate() {
-                for (src, &s) in row[..width - 1].chunks_exact(c).zip(t.sources(p)) {
-                    if !TapTable::is_padding(s) {
-                        let dst = &mut img[s as usize * c..(s as usize + 1) * c];
-                        dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+        out.par_chunks_mut(t.n_in * c)
+            .enumerate()
+            .for_each(|(b, img)| {
+                let gin = &g[b * t.n_out * width..(b + 1) * t.n_out * width];
+                for (p, row) in gin.chunks_exact(width).enumerate() {
+                    for (src, &s) in row[..width - 1].chunks_exact(c).zip(t.sources(p)) {
+                        if !TapTable::is_padding(s) {
+                            let dst = &mut img[s as usize * c..(s as usize + 1) * c];
+                            dst.iter_mut().zip(src).for_each(|(d, v)| *d += v);
+                        }
                     }
                 }
-            }
-        });
+            });
         Ok((CpuStorage::F32(out), Shape::from((batch * t.n_in, c))))
     }
 }
@@ -105,18 +117,22 @@ impl CustomOp1 for Elu {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let (x, _, _) = contiguous_f32(storage, layout, self.name())?;
         let mut y = vec![0f32; x.len()];
-        y.par_chunks_mut(1 << 14).zip(x.par_chunks(1 << 14)).for_each(|(y, x)| {
-            for (y, &x) in y.iter_mut().zip(x) {
-                // exp − 1 rather than expm1: glibc's expm1f took a sixth of a training step,
-                // and training does not need its accuracy near 0.
-                *y = if x > 0.0 { x } else { x.exp() - 1.0 };
-            }
-        });
+        y.par_chunks_mut(1 << 14)
+            .zip(x.par_chunks(1 << 14))
+            .for_each(|(y, x)| {
+                for (y, &x) in y.iter_mut().zip(x) {
+                    // exp − 1 rather than expm1: glibc's expm1f took a sixth of a training step,
+                    // and training does not need its accuracy near 0.
+                    *y = if x > 0.0 { x } else { x.exp() - 1.0 };
+                }
+            });
         Ok((CpuStorage::F32(y), layout.shape().clone()))
     }
 
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(res.apply_op2_no_bwd(&grad_res.contiguous()?, &EluGrad)?))
+        Ok(Some(
+            res.apply_op2_no_bwd(&grad_res.contiguous()?, &EluGrad)?,
+        ))
     }
 }
 
@@ -125,15 +141,23 @@ impl CustomOp2 for EluGrad {
         "elu-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (y, _, _) = contiguous_f32(s1, l1, self.name())?;
         let (g, _, _) = contiguous_f32(s2, l2, self.name())?;
         let mut out = vec![0f32; y.len()];
-        out.par_chunks_mut(1 << 14).zip(y.par_chunks(1 << 14).zip(g.par_chunks(1 << 14))).for_each(|(o, (y, g))| {
-            for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                *o = if y > 0.0 { g } else { g * (y + 1.0) };
-            }
-        });
+        out.par_chunks_mut(1 << 14)
+            .zip(y.par_chunks(1 << 14).zip(g.par_chunks(1 << 14)))
+            .for_each(|(o, (y, g))| {
+                for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+                    *o = if y > 0.0 { g } else { g * (y + 1.0) };
+                }
+            });
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 }
@@ -154,21 +178,30 @@ mod tests {
         let cols = x.as_tensor().apply_op1(Gather(table))?;
         assert_eq!(cols.dims(), &[2 * 9, 28]);
         let ones = cols.narrow(1, 27, 1)?.flatten_all()?.to_vec1::<f32>()?;
-        assert!(ones.iter().all(|&v| v == 1.0), "bias column must be all ones");
+        assert!(
+            ones.iter().all(|&v| v == 1.0),
+            "bias column must be all ones"
+        );
         let taps = cols.narrow(1, 0, 27)?;
         let g = Tensor::randn(0f32, 1., taps.shape(), &dev)?;
         let lhs = (&taps * &g)?.sum_all()?.to_scalar::<f32>()?;
         let grads = (&taps * &g)?.sum_all()?.backward()?;
         let gx = grads.get(x.as_tensor()).expect("gradient");
         let rhs = (x.as_tensor() * gx)?.sum_all()?.to_scalar::<f32>()?;
-        assert!((lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0), "{lhs} vs {rhs}");
+        assert!(
+            (lhs - rhs).abs() < 1e-3 * lhs.abs().max(1.0),
+            "{lhs} vs {rhs}"
+        );
         Ok(())
     }
 
     #[test]
     fn fused_elu_matches_candle_elu_and_its_gradient() -> Result<()> {
         let dev = Device::Cpu;
-        let x = Var::from_tensor(&Tensor::new(&[[-3f32, -0.5, 0.0], [0.25, 2.0, -1e-3]], &dev)?)?;
+        let x = Var::from_tensor(&Tensor::new(
+            &[[-3f32, -0.5, 0.0], [0.25, 2.0, -1e-3]],
+            &dev,
+        )?)?;
         let w = Tensor::new(&[[1f32, -2.0, 3.0], [0.5, 1.5, -1.0]], &dev)?;
         let ours = x.as_tensor().apply_op1(Elu)?;
         let theirs = x.as_tensor().elu(1.0)?;
@@ -176,7 +209,10 @@ mod tests {
         assert!(diff < 1e-6);
         let g_ours = (&ours * &w)?.sum_all()?.backward()?;
         let g_theirs = (&theirs * &w)?.sum_all()?.backward()?;
-        let (a, b) = (g_ours.get(x.as_tensor()).unwrap(), g_theirs.get(x.as_tensor()).unwrap());
+        let (a, b) = (
+            g_ours.get(x.as_tensor()).unwrap(),
+            g_theirs.get(x.as_tensor()).unwrap(),
+        );
         assert!((a - b)?.abs()?.max_all()?.to_scalar::<f32>()? < 1e-6);
         Ok(())
     }

@@ -93,13 +93,20 @@ impl Trainer {
             map.insert(format!("adam_v.{name}"), self.adam.v[i].clone());
         }
         let json = serde_json::to_vec(&self.state).expect("state serializes");
-        map.insert(STATE_KEY.into(), Tensor::from_vec(json.clone(), json.len(), &Device::Cpu)?);
+        map.insert(
+            STATE_KEY.into(),
+            Tensor::from_vec(json.clone(), json.len(), &Device::Cpu)?,
+        );
         Ok(map)
     }
 
     fn restore(&mut self, path: &Path) -> Result<()> {
         let map = candle_core::safetensors::load(path, &Device::Cpu)?;
-        let get = |k: String| map.get(&k).cloned().ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks {k}")));
+        let get = |k: String| {
+            map.get(&k)
+                .cloned()
+                .ok_or_else(|| candle_core::Error::Msg(format!("checkpoint lacks {k}")))
+        };
         for (i, name) in self.names.iter().enumerate() {
             self.vars[i].set(&get(format!("param.{name}"))?)?;
             self.ema[i] = get(format!("ema.{name}"))?;
@@ -107,13 +114,22 @@ impl Trainer {
             self.adam.v[i] = get(format!("adam_v.{name}"))?;
         }
         let json = get(STATE_KEY.into())?.to_vec1::<u8>()?;
-        self.state = serde_json::from_slice(&json).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        self.state =
+            serde_json::from_slice(&json).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         Ok(())
     }
 
     fn ema_model(&self, cfg: &VlaeConfig) -> Result<(Vlae, HashMap<String, Tensor>)> {
-        let map: HashMap<_, _> = self.names.iter().cloned().zip(self.ema.iter().cloned()).collect();
-        let model = Vlae::new(VarBuilder::from_tensors(map.clone(), DType::F32, &Device::Cpu), cfg)?;
+        let map: HashMap<_, _> = self
+            .names
+            .iter()
+            .cloned()
+            .zip(self.ema.iter().cloned())
+            .collect();
+        let model = Vlae::new(
+            VarBuilder::from_tensors(map.clone(), DType::F32, &Device::Cpu),
+            cfg,
+        )?;
         Ok((model, map))
     }
 }
@@ -128,36 +144,68 @@ fn save_atomic(map: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
 
 /// Trains on `images` (flat 0/1 bytes) in `run_dir`, resuming from its checkpoint when
 /// `resume` is set. Logs to `run_dir/train.log` and shows a progress bar unless `quiet`.
-pub fn train(images: &[u8], cfg: &VlaeConfig, opts: &TrainOptions, run_dir: &Path, resume: bool, quiet: bool) -> Result<PathBuf> {
+pub fn train(
+    images: &[u8],
+    cfg: &VlaeConfig,
+    opts: &TrainOptions,
+    run_dir: &Path,
+    resume: bool,
+    quiet: bool,
+) -> Result<PathBuf> {
     std::fs::create_dir_all(run_dir)?;
     let ckpt_path = run_dir.join(CHECKPOINT);
     if resume {
-        let saved = VlaeConfig::load(&run_dir.join("config.json")).map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        let saved = VlaeConfig::load(&run_dir.join("config.json"))
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
         if &saved != cfg {
             candle_core::bail!("{} was trained with a different config", run_dir.display())
         }
     } else if ckpt_path.exists() {
-        candle_core::bail!("{} already holds a run: pass --resume to continue it", run_dir.display())
+        candle_core::bail!(
+            "{} already holds a run: pass --resume to continue it",
+            run_dir.display()
+        )
     }
     std::fs::write(run_dir.join("config.json"), cfg.to_json())?;
-    std::fs::write(run_dir.join("options.json"), serde_json::to_string_pretty(opts).expect("options serialize"))?;
+    std::fs::write(
+        run_dir.join("options.json"),
+        serde_json::to_string_pretty(opts).expect("options serialize"),
+    )?;
 
     let n_total = images.len() / PIXELS;
     if opts.validation_images >= n_total {
-        candle_core::bail!("validation set of {} leaves no training images", opts.validation_images)
+        candle_core::bail!(
+            "validation set of {} leaves no training images",
+            opts.validation_images
+        )
     }
     let n_train = n_total - opts.validation_images;
     let (train_set, valid_set) = images.split_at(n_train * PIXELS);
 
     let varmap = VarMap::new();
-    let model = Vlae::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), cfg)?;
-    let mut named: Vec<(String, Var)> = varmap.data().lock().expect("varmap lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let model = Vlae::new(
+        VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        cfg,
+    )?;
+    let mut named: Vec<(String, Var)> = varmap
+        .data()
+        .lock()
+        .expect("varmap lock")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let (names, vars): (Vec<_>, Vec<_>) = named.into_iter().unzip();
     let zeros = |v: &Var| v.as_tensor().detach().zeros_like();
     let mut tr = Trainer {
-        ema: vars.iter().map(|v| v.as_tensor().detach().copy()).collect::<Result<_>>()?,
-        adam: Adam { m: vars.iter().map(zeros).collect::<Result<_>>()?, v: vars.iter().map(zeros).collect::<Result<_>>()? },
+        ema: vars
+            .iter()
+            .map(|v| v.as_tensor().detach().copy())
+            .collect::<Result<_>>()?,
+        adam: Adam {
+            m: vars.iter().map(zeros).collect::<Result<_>>()?,
+            v: vars.iter().map(zeros).collect::<Result<_>>()?,
+        },
         names,
         vars,
         state: RunState::default(),
@@ -167,7 +215,10 @@ pub fn train(images: &[u8], cfg: &VlaeConfig, opts: &TrainOptions, run_dir: &Pat
     }
     let params: usize = tr.vars.iter().map(|v| v.elem_count()).sum();
 
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(run_dir.join("train.log"))?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(run_dir.join("train.log"))?;
     let mut say = |line: String| -> Result<()> {
         writeln!(log, "{line}")?;
         log.flush()?;
@@ -189,12 +240,20 @@ pub fn train(images: &[u8], cfg: &VlaeConfig, opts: &TrainOptions, run_dir: &Pat
     let mut last_ckpt = Instant::now();
     while tr.state.epoch < opts.epochs {
         let mut order: Vec<usize> = (0..n_train).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(opts.seed ^ (tr.state.epoch as u64) << 20));
-        let bar = if quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(batches as u64) };
+        order.shuffle(&mut StdRng::seed_from_u64(
+            opts.seed ^ (tr.state.epoch as u64) << 20,
+        ));
+        let bar = if quiet {
+            indicatif::ProgressBar::hidden()
+        } else {
+            indicatif::ProgressBar::new(batches as u64)
+        };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}")
-                .expect("template")
-                .progress_chars("=> "),
+            indicatif::ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
         );
         bar.set_prefix(tr.state.epoch.to_string());
         bar.set_position(tr.state.batch as u64);
@@ -202,21 +261,33 @@ pub fn train(images: &[u8], cfg: &VlaeConfig, opts: &TrainOptions, run_dir: &Pat
         let epoch_start = Instant::now();
         while tr.state.batch < batches {
             let t0 = Instant::now();
-            let idx = &order[tr.state.batch * opts.batch_size..(tr.state.batch + 1) * opts.batch_size];
+            let idx =
+                &order[tr.state.batch * opts.batch_size..(tr.state.batch + 1) * opts.batch_size];
             let mut batch = Vec::with_capacity(idx.len() * PIXELS);
             for &i in idx {
                 batch.extend_from_slice(&train_set[i * PIXELS..(i + 1) * PIXELS]);
             }
-            let mut rng = StdRng::seed_from_u64(opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(tr.state.step));
+            let mut rng = StdRng::seed_from_u64(
+                opts.seed
+                    .wrapping_mul(0x9e37_79b9)
+                    .wrapping_add(tr.state.step),
+            );
             let noise = normal_noise(&mut rng, idx.len(), cfg.latent_dim)?;
             let terms = model.elbo_terms(&pixels_tensor(&batch, &Device::Cpu)?, &noise)?;
             let recon = terms.recon.mean_all()?;
-            let kl_groups = terms.kl_per_dim.mean(0)?.reshape((cfg.latent_dim / group, group))?.sum(1)?;
+            let kl_groups = terms
+                .kl_per_dim
+                .mean(0)?
+                .reshape((cfg.latent_dim / group, group))?
+                .sum(1)?;
             let loss = (&recon + kl_groups.maximum(free_nats)?.sum_all()?)?;
             let kl = kl_groups.sum_all()?.to_scalar::<f32>()? as f64;
             let neg_elbo = recon.to_scalar::<f32>()? as f64 + kl;
             if !neg_elbo.is_finite() {
-                say(format!("step {}: non-finite loss, batch skipped", tr.state.step))?;
+                say(format!(
+                    "step {}: non-finite loss, batch skipped",
+                    tr.state.step
+                ))?;
             } else {
                 let grads = loss.backward()?;
                 let epoch_f = tr.state.epoch as f64 + tr.state.batch as f64 / batches as f64;
@@ -231,7 +302,11 @@ pub fn train(images: &[u8], cfg: &VlaeConfig, opts: &TrainOptions, run_dir: &Pat
             tr.state.train_secs += t0.elapsed().as_secs_f64();
             bar.inc(1);
             if tr.state.batch % 20 == 0 {
-                bar.set_message(format!("-elbo {:.2} nats, kl {:.2} bits", sum_loss / seen.max(1) as f64, sum_kl / seen.max(1) as f64 / std::f64::consts::LN_2));
+                bar.set_message(format!(
+                    "-elbo {:.2} nats, kl {:.2} bits",
+                    sum_loss / seen.max(1) as f64,
+                    sum_kl / seen.max(1) as f64 / std::f64::consts::LN_2
+                ));
             }
             if last_ckpt.elapsed().as_secs() >= opts.checkpoint_secs {
                 save_atomic(&tr.snapshot()?, &ckpt_path)?;
@@ -275,14 +350,21 @@ pub fn train(images: &[u8], cfg: &VlaeConfig, opts: &TrainOptions, run_dir: &Pat
 }
 
 /// One Adam step (β = 0.9, 0.999) on every variable, then the EMA (Polyak) update.
-fn adam_step(tr: &mut Trainer, grads: &candle_core::backprop::GradStore, lr: f64, ema_decay: f64) -> Result<()> {
+fn adam_step(
+    tr: &mut Trainer,
+    grads: &candle_core::backprop::GradStore,
+    lr: f64,
+    ema_decay: f64,
+) -> Result<()> {
     let (b1, b2, eps) = (0.9f64, 0.999f64, 1e-8f64);
     let t = tr.state.step as i32 + 1;
     let (c1, c2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
     // Warm-up: early on, average over the steps taken so far rather than the decay horizon.
     let ema_decay = ema_decay.min((1.0 + t as f64) / (10.0 + t as f64));
     for i in 0..tr.vars.len() {
-        let Some(g) = grads.get(tr.vars[i].as_tensor()) else { continue };
+        let Some(g) = grads.get(tr.vars[i].as_tensor()) else {
+            continue;
+        };
         // Optimizer state must not keep op graphs: a gradient's graph would hold the whole
         // step's activations alive, and chaining them leaks a step's memory per step.
         let (g, w) = (g.detach(), tr.vars[i].as_tensor().detach());
@@ -290,7 +372,8 @@ fn adam_step(tr: &mut Trainer, grads: &candle_core::backprop::GradStore, lr: f64
         let v = ((&tr.adam.v[i] * b2)? + (g.sqr()? * (1.0 - b2))?)?;
         let update = ((&m / c1)? / ((&v / c2)?.sqrt()? + eps)?)?;
         tr.vars[i].set(&(&w - (update * lr)?)?)?;
-        tr.ema[i] = ((&tr.ema[i] * ema_decay)? + (tr.vars[i].as_tensor().detach() * (1.0 - ema_decay))?)?;
+        tr.ema[i] =
+            ((&tr.ema[i] * ema_decay)? + (tr.vars[i].as_tensor().detach() * (1.0 - ema_decay))?)?;
         tr.adam.m[i] = m;
         tr.adam.v[i] = v;
     }

@@ -24,8 +24,13 @@ impl Dense {
     /// Creates the layer's variables `weight` (and `bias` if `bias`), He-initialized.
     pub fn new(vb: VarBuilder, inputs: usize, outputs: usize, bias: bool) -> Result<Self> {
         let stdev = (1.0 / inputs as f64).sqrt();
-        let weight = vb.get_with_hints((inputs, outputs), "weight", Init::Randn { mean: 0., stdev })?;
-        let bias = if bias { Some(vb.get_with_hints(outputs, "bias", Init::Const(0.))?) } else { None };
+        let weight =
+            vb.get_with_hints((inputs, outputs), "weight", Init::Randn { mean: 0., stdev })?;
+        let bias = if bias {
+            Some(vb.get_with_hints(outputs, "bias", Init::Const(0.))?)
+        } else {
+            None
+        };
         Ok(Dense { weight, bias })
     }
 }
@@ -52,14 +57,20 @@ impl Conv {
     /// Creates a convolution from `in_ch` to `out_ch` channels over `table`.
     pub fn new(vb: VarBuilder, table: TapTable, in_ch: usize, out_ch: usize) -> Result<Self> {
         let Dense { weight, bias } = Dense::new(vb, table.taps * in_ch, out_ch, true)?;
-        Ok(Conv { table: Arc::new(table), weight, bias: bias.expect("conv has a bias").unsqueeze(0)? })
+        Ok(Conv {
+            table: Arc::new(table),
+            weight,
+            bias: bias.expect("conv has a bias").unsqueeze(0)?,
+        })
     }
 }
 
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let w = Tensor::cat(&[&self.weight, &self.bias], 0)?;
-        x.contiguous()?.apply_op1(Gather(self.table.clone()))?.matmul(&w)
+        x.contiguous()?
+            .apply_op1(Gather(self.table.clone()))?
+            .matmul(&w)
     }
 }
 
@@ -83,11 +94,36 @@ impl Encoder {
         let [c1, c2, c3] = cfg.enc_channels;
         let k3 = square_taps(3);
         Ok(Encoder {
-            conv28: Conv::new(vb.pp("conv28"), TapTable::new(28, 28, Resample::Same, &k3), 1, c1)?,
-            conv14: Conv::new(vb.pp("conv14"), TapTable::new(28, 28, Resample::Down2, &k3), c1, c2)?,
-            conv7: Conv::new(vb.pp("conv7"), TapTable::new(14, 14, Resample::Down2, &k3), c2, c3)?,
-            res_a: Conv::new(vb.pp("res_a"), TapTable::new(7, 7, Resample::Same, &k3), c3, c3)?,
-            res_b: Conv::new(vb.pp("res_b"), TapTable::new(7, 7, Resample::Same, &k3), c3, c3)?,
+            conv28: Conv::new(
+                vb.pp("conv28"),
+                TapTable::new(28, 28, Resample::Same, &k3),
+                1,
+                c1,
+            )?,
+            conv14: Conv::new(
+                vb.pp("conv14"),
+                TapTable::new(28, 28, Resample::Down2, &k3),
+                c1,
+                c2,
+            )?,
+            conv7: Conv::new(
+                vb.pp("conv7"),
+                TapTable::new(14, 14, Resample::Down2, &k3),
+                c2,
+                c3,
+            )?,
+            res_a: Conv::new(
+                vb.pp("res_a"),
+                TapTable::new(7, 7, Resample::Same, &k3),
+                c3,
+                c3,
+            )?,
+            res_b: Conv::new(
+                vb.pp("res_b"),
+                TapTable::new(7, 7, Resample::Same, &k3),
+                c3,
+                c3,
+            )?,
             head: Dense::new(vb.pp("head"), 49 * c3, 2 * cfg.latent_dim, true)?,
             latent: cfg.latent_dim,
         })
@@ -102,7 +138,10 @@ impl Encoder {
         let h = elu(&(h + r)?)?;
         let batch = h.dim(0)? / 49;
         let out = self.head.forward(&h.reshape((batch, ()))?)?;
-        Ok((out.narrow(1, 0, self.latent)?, out.narrow(1, self.latent, self.latent)?))
+        Ok((
+            out.narrow(1, 0, self.latent)?,
+            out.narrow(1, self.latent, self.latent)?,
+        ))
     }
 }
 
@@ -120,8 +159,18 @@ impl CondDecoder {
         let k3 = square_taps(3);
         Ok(CondDecoder {
             fc: Dense::new(vb.pp("fc"), cfg.latent_dim, 49 * c7, true)?,
-            up14: Conv::new(vb.pp("up14"), TapTable::new(7, 7, Resample::Up2, &k3), c7, c14)?,
-            up28: Conv::new(vb.pp("up28"), TapTable::new(14, 14, Resample::Up2, &k3), c14, cfg.cond_channels)?,
+            up14: Conv::new(
+                vb.pp("up14"),
+                TapTable::new(7, 7, Resample::Up2, &k3),
+                c7,
+                c14,
+            )?,
+            up28: Conv::new(
+                vb.pp("up28"),
+                TapTable::new(14, 14, Resample::Up2, &k3),
+                c14,
+                cfg.cond_channels,
+            )?,
             c7,
         })
     }
@@ -152,7 +201,12 @@ impl PixelCnn {
         let mask_b = causal_taps(3, true);
         let blocks = cfg.pixel_blocks;
         Ok(PixelCnn {
-            input: Conv::new(vb.pp("input"), same(&causal_taps(cfg.first_kernel, false)), 1, c)?,
+            input: Conv::new(
+                vb.pp("input"),
+                same(&causal_taps(cfg.first_kernel, false)),
+                1,
+                c,
+            )?,
             input_cond: Dense::new(vb.pp("input_cond"), cfg.cond_channels, c, false)?,
             block_cond: (0..blocks)
                 .map(|i| Dense::new(vb.pp(format!("block{i}.cond")), cfg.cond_channels, c, false))
@@ -160,7 +214,9 @@ impl PixelCnn {
             masked: (0..blocks)
                 .map(|i| Conv::new(vb.pp(format!("block{i}.masked")), same(&mask_b), c, c))
                 .collect::<Result<_>>()?,
-            mix: (0..blocks).map(|i| Dense::new(vb.pp(format!("block{i}.mix")), c, c, true)).collect::<Result<_>>()?,
+            mix: (0..blocks)
+                .map(|i| Dense::new(vb.pp(format!("block{i}.mix")), c, c, true))
+                .collect::<Result<_>>()?,
             out: Dense::new(vb.pp("out"), c, 1, true)?,
         })
     }
@@ -216,7 +272,10 @@ impl Made {
     /// The shift μ(y), output i depending only on y_<i.
     pub fn forward(&self, y: &Tensor) -> Result<Tensor> {
         let masked = |d: &Dense, m: &Tensor| -> Result<Dense> {
-            Ok(Dense { weight: (&d.weight * m)?, bias: d.bias.clone() })
+            Ok(Dense {
+                weight: (&d.weight * m)?,
+                bias: d.bias.clone(),
+            })
         };
         let h = elu(&masked(&self.hidden, &self.mask_in)?.forward(y)?)?;
         masked(&self.output, &self.mask_out)?.forward(&h)
@@ -233,13 +292,17 @@ pub struct FlowPrior {
 
 impl FlowPrior {
     pub fn new(vb: VarBuilder, cfg: &VlaeConfig) -> Result<Self> {
-        let steps = (0..cfg.prior_steps).map(|s| Made::new(vb.pp(format!("step{s}")), cfg)).collect::<Result<_>>()?;
+        let steps = (0..cfg.prior_steps)
+            .map(|s| Made::new(vb.pp(format!("step{s}")), cfg))
+            .collect::<Result<_>>()?;
         Ok(FlowPrior { steps })
     }
 
     /// z → ε in the base space.
     pub fn to_base(&self, z: &Tensor) -> Result<Tensor> {
-        self.steps.iter().try_fold(z.clone(), |y, made| y.clone() - made.forward(&y)?)
+        self.steps
+            .iter()
+            .try_fold(z.clone(), |y, made| y.clone() - made.forward(&y)?)
     }
 
     /// ε → z, one dimension at a time (used only to sample and to test invertibility).
@@ -293,7 +356,10 @@ impl Vlae {
         let kl_per_dim = (log_q - log_p)?;
         let logits = self.pixelcnn.forward(x, &self.decoder.forward(&z)?)?;
         let targets = x.reshape(logits.shape())?;
-        Ok(ElboTerms { recon: bernoulli_nll(&logits, &targets)?.sum(D::Minus1)?, kl_per_dim })
+        Ok(ElboTerms {
+            recon: bernoulli_nll(&logits, &targets)?.sum(D::Minus1)?,
+            kl_per_dim,
+        })
     }
 
     /// Log importance weights log p(x, z_k) − log q(z_k|x) for one sample per image.
@@ -312,7 +378,9 @@ pub fn bernoulli_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
 
 /// Images as a `(B·784, 1)` f32 tensor from 0/1 bytes.
 pub fn pixels_tensor(images: &[u8], dev: &candle_core::Device) -> Result<Tensor> {
-    Tensor::from_iter(images.iter().map(|&p| f32::from(p)), dev)?.reshape((images.len(), 1))?.to_dtype(DType::F32)
+    Tensor::from_iter(images.iter().map(|&p| f32::from(p)), dev)?
+        .reshape((images.len(), 1))?
+        .to_dtype(DType::F32)
 }
 
 #[cfg(test)]
@@ -341,7 +409,12 @@ mod tests {
         let l = Tensor::new(&[0f32, 2.0, -3.0, 40.0], &dev)?;
         let t = Tensor::new(&[1f32, 0.0, 0.0, 0.0], &dev)?;
         let got = bernoulli_nll(&l, &t)?.to_vec1::<f32>()?;
-        let want = [std::f32::consts::LN_2, (1.0 + 2f32.exp()).ln(), (1.0 + (-3f32).exp()).ln(), 40.0];
+        let want = [
+            std::f32::consts::LN_2,
+            (1.0 + 2f32.exp()).ln(),
+            (1.0 + (-3f32).exp()).ln(),
+            40.0,
+        ];
         for (g, w) in got.iter().zip(want) {
             assert!((g - w).abs() < 1e-5, "{g} vs {w}");
         }
@@ -385,7 +458,13 @@ mod tests {
             let dz = Tensor::from_vec(bump, (3, 4), &dev)?;
             let deps = ((prior.to_base(&(&z + dz)?)? - &eps)? / h as f64)?.to_vec2::<f32>()?;
             for (j, &g) in deps[0].iter().enumerate() {
-                let want = if j == i { 1.0 } else if j < i { 0.0 } else { g };
+                let want = if j == i {
+                    1.0
+                } else if j < i {
+                    0.0
+                } else {
+                    g
+                };
                 assert!((g - want).abs() < 1e-3, "dε_{j}/dz_{i} = {g}");
             }
         }
@@ -415,7 +494,10 @@ mod tests {
             }
         }
         // Reconstruction: the sum of per-pixel Bernoulli NLLs of the logits.
-        let logits = model.pixelcnn.forward(&x, &model.decoder.forward(&mean)?)?.to_vec2::<f32>()?;
+        let logits = model
+            .pixelcnn
+            .forward(&x, &model.decoder.forward(&mean)?)?
+            .to_vec2::<f32>()?;
         let recon = terms.recon.to_vec1::<f32>()?;
         for b in 0..2 {
             let want: f32 = (0..PIXELS)
