@@ -11,7 +11,7 @@
 use super::model::{Bernoulli, Categorical, Coder};
 use super::quantize::{pixel_probability, LatentGrid};
 use crate::geometry::PIXELS;
-use crate::infer::network::Network;
+use crate::infer::network::{Network, Posterior};
 use constriction::stream::{Decode, Encode};
 
 /// Fixed words every lane's stack starts from. Popping the first image's latent from an
@@ -65,6 +65,12 @@ fn coder_err(e: impl std::fmt::Debug) -> CodecError {
     CodecError::Coder(format!("{e:?}"))
 }
 
+/// `images` filled up to G with blank images for the idle slots of a lockstep group.
+fn padded<'a, const G: usize>(images: &[&'a [u8]]) -> [&'a [u8]; G] {
+    const BLANK: [u8; PIXELS] = [0; PIXELS];
+    std::array::from_fn(|g| images.get(g).copied().unwrap_or(&BLANK))
+}
+
 /// Lanes coded in lockstep: their PixelCNN steps share every weight load and give the CPU
 /// independent accumulator chains. Each lane's arithmetic is unchanged.
 pub const LANE_GROUP: usize = 4;
@@ -84,14 +90,13 @@ impl<'n> BitsBack<'n> {
         }
     }
 
-    /// Pops a latent with the discretized posterior of `pixels`; returns its buckets and z.
+    /// Pops a latent with the discretized posterior `post`; returns its buckets and z.
     fn pop_posterior(
         &self,
         coder: &mut Coder,
-        pixels: &[u8],
+        post: &Posterior,
     ) -> Result<(Vec<usize>, Vec<f32>), CodecError> {
         let net = self.net;
-        let post = net.posterior(pixels);
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
         let mut prior = net.prior_start();
         let mut buckets = Vec::with_capacity(post.mean.len());
@@ -130,16 +135,15 @@ impl<'n> BitsBack<'n> {
         Ok((buckets, shifts, Network::latent(&prior).to_vec()))
     }
 
-    /// Pushes a latent back with the posterior of the decoded `pixels`, undoing
+    /// Pushes a latent back with the posterior `post` of the decoded image, undoing
     /// [`Self::pop_posterior`].
     fn push_posterior(
         &self,
         coder: &mut Coder,
-        pixels: &[u8],
+        post: &Posterior,
         buckets: &[usize],
         shifts: &[f32],
     ) -> Result<(), CodecError> {
-        let post = self.net.posterior(pixels);
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
         for i in (0..buckets.len()).rev() {
             self.grid
@@ -161,10 +165,11 @@ impl<'n> BitsBack<'n> {
         if let Some(img) = images.iter().find(|img| img.len() != PIXELS) {
             return Err(CodecError::WrongSize(img.len()));
         }
+        let posts = self.net.posteriors::<G>(padded(images));
         let latents = coders
             .iter_mut()
-            .zip(images)
-            .map(|(c, img)| self.pop_posterior(c, img))
+            .zip(&posts)
+            .map(|(c, post)| self.pop_posterior(c, post))
             .collect::<Result<Vec<_>, _>>()?;
         let idle = vec![0f32; self.net.config().latent_dim];
         let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| {
@@ -219,8 +224,11 @@ impl<'n> BitsBack<'n> {
                 state.set(p, g, img[p]);
             }
         }
-        for ((coder, img), (buckets, shifts, _)) in coders.iter_mut().zip(&images).zip(&latents) {
-            self.push_posterior(coder, img, buckets, shifts)?;
+        let posts = self.net.posteriors::<G>(padded(
+            &images.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+        ));
+        for ((coder, post), (buckets, shifts, _)) in coders.iter_mut().zip(&posts).zip(&latents) {
+            self.push_posterior(coder, post, buckets, shifts)?;
         }
         Ok(images)
     }

@@ -19,27 +19,27 @@ use crate::nn::vlae::made_masks;
 /// when the CPU has it and for the baseline target otherwise. Both builds give the same
 /// bits (see [`kernels`]).
 macro_rules! simd_dispatch {
-    ($(#[$doc:meta])* $vis:vis fn $name:ident / $avx2:ident => $body:ident (&mut $s:ident) $args:tt -> $ret:ty) => {
-        simd_dispatch!(@emit $(#[$doc])* $vis $name $avx2 $body [&mut $s] $s $args $ret);
+    ($(#[$doc:meta])* $vis:vis fn $name:ident $(<const $g:ident>)? / $avx2:ident => $body:ident (&mut $s:ident) $args:tt -> $ret:ty) => {
+        simd_dispatch!(@emit $(#[$doc])* $vis $name [$($g)?] $avx2 $body [&mut $s] $s $args $ret);
     };
-    ($(#[$doc:meta])* $vis:vis fn $name:ident / $avx2:ident => $body:ident (&$s:ident) $args:tt -> $ret:ty) => {
-        simd_dispatch!(@emit $(#[$doc])* $vis $name $avx2 $body [&$s] $s $args $ret);
+    ($(#[$doc:meta])* $vis:vis fn $name:ident $(<const $g:ident>)? / $avx2:ident => $body:ident (&$s:ident) $args:tt -> $ret:ty) => {
+        simd_dispatch!(@emit $(#[$doc])* $vis $name [$($g)?] $avx2 $body [&$s] $s $args $ret);
     };
-    (@emit $(#[$doc:meta])* $vis:vis $name:ident $avx2:ident $body:ident [$($recv:tt)+] $s:ident ($($arg:ident: $ty:ty),*) $ret:ty) => {
+    (@emit $(#[$doc:meta])* $vis:vis $name:ident [$($g:ident)?] $avx2:ident $body:ident [$($recv:tt)+] $s:ident ($($arg:ident: $ty:ty),*) $ret:ty) => {
         $(#[$doc])*
-        $vis fn $name($($recv)+, $($arg: $ty),*) -> $ret {
+        $vis fn $name$(<const $g: usize>)?($($recv)+, $($arg: $ty),*) -> $ret {
             #[cfg(target_arch = "x86_64")]
             if kernels::use_avx2() {
                 // SAFETY: the CPU has AVX2, checked just above.
-                return unsafe { $s.$avx2($($arg),*) };
+                return unsafe { $s.$avx2$(::<$g>)?($($arg),*) };
             }
-            $s.$body($($arg),*)
+            $s.$body$(::<$g>)?($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
-        unsafe fn $avx2($($recv)+, $($arg: $ty),*) -> $ret {
-            $s.$body($($arg),*)
+        unsafe fn $avx2$(<const $g: usize>)?($($recv)+, $($arg: $ty),*) -> $ret {
+            $s.$body$(::<$g>)?($($arg),*)
         }
     };
 }
@@ -111,13 +111,14 @@ impl Conv {
         );
     }
 
-    /// Every output position, followed by ELU.
+    /// Every output position for G images (`input` is `n_in × G × C_in`, the result
+    /// `n_out × G × C_out`), followed by ELU.
     #[inline(always)]
-    fn apply_all_elu(&self, input: &[f32]) -> Vec<f32> {
-        let cout = self.dense.outputs;
-        let mut out = vec![0f32; self.table.n_out * cout];
-        for (p, o) in out.chunks_exact_mut(cout).enumerate() {
-            self.apply_at::<1>(input, p, o);
+    fn apply_all_elu<const G: usize>(&self, input: &[f32]) -> Vec<f32> {
+        let width = G * self.dense.outputs;
+        let mut out = vec![0f32; self.table.n_out * width];
+        for (p, o) in out.chunks_exact_mut(width).enumerate() {
+            self.apply_at::<G>(input, p, o);
             elu_all(o);
         }
         out
@@ -141,28 +142,41 @@ struct Encoder {
 }
 
 impl Encoder {
-    simd_dispatch!(fn forward / forward_avx2 => forward_body(&self)(pixels: &[u8]) -> Posterior);
+    simd_dispatch!(fn forward<const G> / forward_avx2 => forward_body(&self)(images: [&[u8]; G]) -> [Posterior; G]);
 
     #[inline(always)]
-    fn forward_body(&self, pixels: &[u8]) -> Posterior {
-        let x: Vec<f32> = pixels.iter().map(|&p| f32::from(p)).collect();
-        let h = self.conv28.apply_all_elu(&x);
-        let h = self.conv14.apply_all_elu(&h);
-        let h = self.conv7.apply_all_elu(&h);
-        let a = self.res_a.apply_all_elu(&h);
+    fn forward_body<const G: usize>(&self, images: [&[u8]; G]) -> [Posterior; G] {
+        let x: Vec<f32> = (0..PIXELS)
+            .flat_map(|p| images.map(|img| f32::from(img[p])))
+            .collect();
+        let h = self.conv28.apply_all_elu::<G>(&x);
+        let h = self.conv14.apply_all_elu::<G>(&h);
+        let h = self.conv7.apply_all_elu::<G>(&h);
+        let a = self.res_a.apply_all_elu::<G>(&h);
         let c = self.res_b.dense.outputs;
-        let mut r = vec![0f32; c];
-        let mut flat = vec![0f32; h.len()];
-        for p in 0..self.res_b.table.n_out {
-            self.res_b.apply_at::<1>(&a, p, &mut r);
-            for o in 0..c {
-                flat[p * c + o] = elu(h[p * c + o] + r[o]);
+        let positions = self.res_b.table.n_out;
+        let mut r = vec![0f32; G * c];
+        // The head reads each image's map flattened (position-major), so gather it per image.
+        let mut flat = vec![0f32; G * positions * c];
+        for p in 0..positions {
+            self.res_b.apply_at::<G>(&a, p, &mut r);
+            for g in 0..G {
+                for o in 0..c {
+                    let at = (p * G + g) * c + o;
+                    flat[(g * positions + p) * c + o] = elu(h[at] + r[g * c + o]);
+                }
             }
         }
-        let mut out = vec![0f32; 2 * self.latent];
-        self.head.apply::<1>(&flat, &mut out);
-        let log_sd = out.split_off(self.latent);
-        Posterior { mean: out, log_sd }
+        let d = self.latent;
+        let mut out = vec![0f32; G * 2 * d];
+        self.head.apply::<G>(&flat, &mut out);
+        std::array::from_fn(|g| {
+            let o = &out[g * 2 * d..(g + 1) * 2 * d];
+            Posterior {
+                mean: o[..d].to_vec(),
+                log_sd: o[d..].to_vec(),
+            }
+        })
     }
 }
 
@@ -173,15 +187,27 @@ struct CondDecoder {
 }
 
 impl CondDecoder {
-    simd_dispatch!(fn forward / forward_avx2 => forward_body(&self)(z: &[f32]) -> Vec<f32>);
+    simd_dispatch!(fn forward<const G> / forward_avx2 => forward_body(&self)(zs: [&[f32]; G]) -> Vec<f32>);
 
+    /// The conditioning maps of G latents, `PIXELS × G × cond_channels`.
     #[inline(always)]
-    fn forward_body(&self, z: &[f32]) -> Vec<f32> {
-        let mut h = vec![0f32; self.fc.outputs];
-        self.fc.apply::<1>(z, &mut h);
+    fn forward_body<const G: usize>(&self, zs: [&[f32]; G]) -> Vec<f32> {
+        let z: Vec<f32> = zs.concat();
+        let mut fc = vec![0f32; G * self.fc.outputs];
+        self.fc.apply::<G>(&z, &mut fc);
+        // fc gives each image's 7×7 map position-major; interleave the images per position.
+        let c7 = self.up14.cin;
+        let positions = self.fc.outputs / c7;
+        let mut h = vec![0f32; fc.len()];
+        for g in 0..G {
+            for p in 0..positions {
+                let src = &fc[(g * positions + p) * c7..(g * positions + p + 1) * c7];
+                h[(p * G + g) * c7..(p * G + g + 1) * c7].copy_from_slice(src);
+            }
+        }
         elu_all(&mut h);
-        let h = self.up14.apply_all_elu(&h);
-        self.up28.apply_all_elu(&h)
+        let h = self.up14.apply_all_elu::<G>(&h);
+        self.up28.apply_all_elu::<G>(&h)
     }
 }
 
@@ -215,22 +241,15 @@ pub struct PixelState<'n, const G: usize> {
 }
 
 impl<'n, const G: usize> PixelState<'n, G> {
-    fn new(net: &'n PixelCnn, projections: [&[f32]; G]) -> Self {
-        let c = net.channels;
-        let layers = net.blocks.len() + 1;
-        let mut cond = vec![0f32; PIXELS * layers * G * c];
-        for (g, proj) in projections.iter().enumerate() {
-            for (pl, src) in proj.chunks_exact(c).enumerate() {
-                let at = (pl * G + g) * c;
-                cond[at..at + c].copy_from_slice(src);
-            }
-        }
+    /// A fresh state from the conditioning projections `PIXELS × (blocks + 1) × G × C`.
+    fn new(net: &'n PixelCnn, cond: Vec<f32>) -> Self {
+        let gc = G * net.channels;
         PixelState {
             net,
             x: vec![0.0; PIXELS * G],
             cond,
-            acts: vec![vec![0.0; PIXELS * G * c]; net.blocks.len()],
-            scratch: [vec![0.0; G * c], vec![0.0; G * c], vec![0.0; G * c]],
+            acts: vec![vec![0.0; PIXELS * gc]; net.blocks.len()],
+            scratch: [vec![0.0; gc], vec![0.0; gc], vec![0.0; gc]],
         }
     }
 
@@ -274,19 +293,23 @@ impl<'n, const G: usize> PixelState<'n, G> {
 }
 
 impl PixelCnn {
-    simd_dispatch!(fn projections / projections_avx2 => projections_body(&self)(cond_map: &[f32], cond_channels: usize) -> Vec<f32>);
+    simd_dispatch!(fn projections<const G> / projections_avx2 => projections_body(&self)(cond_map: &[f32]) -> Vec<f32>);
 
-    /// The conditioning map projected for each layer: `PIXELS × (blocks + 1) × channels`.
+    /// G conditioning maps (`PIXELS × G × cz`) projected for each layer:
+    /// `PIXELS × (blocks + 1) × G × channels`.
     #[inline(always)]
-    fn projections_body(&self, cond_map: &[f32], cond_channels: usize) -> Vec<f32> {
-        let c = self.channels;
-        let stride = (self.blocks.len() + 1) * c;
-        let mut cond = vec![0f32; PIXELS * stride];
-        for (p, f) in cond_map.chunks_exact(cond_channels).enumerate() {
-            let dst = &mut cond[p * stride..(p + 1) * stride];
-            self.input_cond.apply::<1>(f, &mut dst[..c]);
-            for (i, blk) in self.blocks.iter().enumerate() {
-                blk.cond.apply::<1>(f, &mut dst[(i + 1) * c..(i + 2) * c]);
+    fn projections_body<const G: usize>(&self, cond_map: &[f32]) -> Vec<f32> {
+        let gc = G * self.channels;
+        let layers = self.blocks.len() + 1;
+        let mut cond = vec![0f32; PIXELS * layers * gc];
+        let per_position = cond_map.len() / PIXELS;
+        for (f, dst) in cond_map
+            .chunks_exact(per_position)
+            .zip(cond.chunks_exact_mut(layers * gc))
+        {
+            self.input_cond.apply::<G>(f, &mut dst[..gc]);
+            for (blk, d) in self.blocks.iter().zip(dst[gc..].chunks_exact_mut(gc)) {
+                blk.cond.apply::<G>(f, d);
             }
         }
         cond
@@ -527,7 +550,13 @@ impl Network {
 
     /// q(z|x) for one image (784 bytes of 0/1).
     pub fn posterior(&self, pixels: &[u8]) -> Posterior {
-        self.encoder.forward(pixels)
+        let [post] = self.encoder.forward::<1>([pixels]);
+        post
+    }
+
+    /// q(z|x) for G images at once; each result is what [`Self::posterior`] gives.
+    pub fn posteriors<const G: usize>(&self, images: [&[u8]; G]) -> [Posterior; G] {
+        self.encoder.forward::<G>(images)
     }
 
     /// Starts deciding a latent, one dimension at a time.
@@ -552,13 +581,9 @@ impl Network {
 
     /// Starts the PixelCNN for G images with latents `zs`, to be decoded in lockstep.
     pub fn pixels_start<const G: usize>(&self, zs: [&[f32]; G]) -> PixelState<'_, G> {
-        let projections = zs.map(|z| {
-            self.pixelcnn
-                .projections(&self.decoder.forward(z), self.cfg.cond_channels)
-        });
-        PixelState::new(
-            &self.pixelcnn,
-            std::array::from_fn(|g| projections[g].as_slice()),
-        )
+        let cond = self
+            .pixelcnn
+            .projections::<G>(&self.decoder.forward::<G>(zs));
+        PixelState::new(&self.pixelcnn, cond)
     }
 }
