@@ -55,7 +55,7 @@ pub enum CodecError {
     WrongSize(usize),
     #[error("lane {lane}: the chain did not end at its seed; the archive is corrupt or was made by another model")]
     ChainMismatch { lane: usize },
-    #[error("lane {lane}: invalid lane header ({0})", .reason)]
+    #[error("lane {lane}: invalid lane header ({reason})")]
     BadLane { lane: usize, reason: String },
     #[error("entropy coder failed: {0}")]
     Coder(String),
@@ -75,6 +75,14 @@ fn padded<'a, const G: usize>(images: &[&'a [u8]]) -> [&'a [u8]; G] {
 /// independent accumulator chains. Each lane's arithmetic is unchanged.
 pub const LANE_GROUP: usize = 4;
 
+/// A latent as the coder decided it: its bucket per dimension, the prior's shift T_i of
+/// each dimension (ε_i = z_i − T_i), and the resulting z.
+struct Latent {
+    buckets: Vec<usize>,
+    shifts: Vec<f32>,
+    z: Vec<f32>,
+}
+
 /// A model plus its latent discretization: everything needed to code images.
 pub struct BitsBack<'n> {
     net: &'n Network,
@@ -90,17 +98,14 @@ impl<'n> BitsBack<'n> {
         }
     }
 
-    /// Pops a latent with the discretized posterior `post`; returns its buckets and z.
-    fn pop_posterior(
-        &self,
-        coder: &mut Coder,
-        post: &Posterior,
-    ) -> Result<(Vec<usize>, Vec<f32>), CodecError> {
+    /// Pops a latent with the discretized posterior `post`.
+    fn pop_posterior(&self, coder: &mut Coder, post: &Posterior) -> Result<Latent, CodecError> {
         let net = self.net;
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
         let mut prior = net.prior_start();
-        let mut buckets = Vec::with_capacity(post.mean.len());
-        for i in 0..post.mean.len() {
+        let d = post.mean.len();
+        let (mut buckets, mut shifts) = (Vec::with_capacity(d), Vec::with_capacity(d));
+        for i in 0..d {
             let shift = net.prior_shift(&mut prior);
             self.grid
                 .posterior_cdf(post.mean[i] - shift, post.log_sd[i], &mut cdf);
@@ -109,12 +114,17 @@ impl<'n> BitsBack<'n> {
                 .map_err(coder_err)?;
             net.prior_push(&mut prior, self.grid.centre(j) + shift);
             buckets.push(j);
+            shifts.push(shift);
         }
-        Ok((buckets, Network::latent(&prior).to_vec()))
+        Ok(Latent {
+            buckets,
+            shifts,
+            z: Network::latent(&prior).to_vec(),
+        })
     }
 
-    /// Pops a latent with the prior; returns its buckets, shifts and z.
-    fn pop_prior(&self, coder: &mut Coder) -> Result<(Vec<usize>, Vec<f32>, Vec<f32>), CodecError> {
+    /// Pops a latent with the prior.
+    fn pop_prior(&self, coder: &mut Coder) -> Result<Latent, CodecError> {
         let net = self.net;
         let d = net.config().latent_dim;
         let mut buckets = Vec::with_capacity(d);
@@ -132,7 +142,11 @@ impl<'n> BitsBack<'n> {
             net.prior_push(&mut prior, self.grid.centre(j) + shift);
             shifts.push(shift);
         }
-        Ok((buckets, shifts, Network::latent(&prior).to_vec()))
+        Ok(Latent {
+            buckets,
+            shifts,
+            z: Network::latent(&prior).to_vec(),
+        })
     }
 
     /// Pushes a latent back with the posterior `post` of the decoded image, undoing
@@ -141,9 +155,11 @@ impl<'n> BitsBack<'n> {
         &self,
         coder: &mut Coder,
         post: &Posterior,
-        buckets: &[usize],
-        shifts: &[f32],
+        latent: &Latent,
     ) -> Result<(), CodecError> {
+        let Latent {
+            buckets, shifts, ..
+        } = latent;
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
         for i in (0..buckets.len()).rev() {
             self.grid
@@ -162,6 +178,7 @@ impl<'n> BitsBack<'n> {
         coders: &mut [Coder],
         images: &[&[u8]],
     ) -> Result<(), CodecError> {
+        debug_assert!(images.len() == coders.len() && coders.len() <= G);
         if let Some(img) = images.iter().find(|img| img.len() != PIXELS) {
             return Err(CodecError::WrongSize(img.len()));
         }
@@ -173,7 +190,7 @@ impl<'n> BitsBack<'n> {
             .collect::<Result<Vec<_>, _>>()?;
         let idle = vec![0f32; self.net.config().latent_dim];
         let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| {
-            latents.get(g).map_or(idle.as_slice(), |l| l.1.as_slice())
+            latents.get(g).map_or(idle.as_slice(), |l| l.z.as_slice())
         }));
         let mut probs = vec![[0u32; G]; PIXELS];
         for (p, prob) in probs.iter_mut().enumerate() {
@@ -183,15 +200,13 @@ impl<'n> BitsBack<'n> {
                 state.set(p, g, img[p]);
             }
         }
-        for (g, ((coder, img), (buckets, _))) in
-            coders.iter_mut().zip(images).zip(&latents).enumerate()
-        {
+        for (g, ((coder, img), latent)) in coders.iter_mut().zip(images).zip(&latents).enumerate() {
             for (&x, prob) in img.iter().zip(&probs).rev() {
                 coder
                     .encode_symbol(x, Bernoulli::new(prob[g]))
                     .map_err(coder_err)?;
             }
-            for &j in buckets.iter().rev() {
+            for &j in latent.buckets.iter().rev() {
                 coder
                     .encode_symbol(j, Categorical::new(self.grid.prior_cdf()))
                     .map_err(coder_err)?;
@@ -212,7 +227,7 @@ impl<'n> BitsBack<'n> {
             .collect::<Result<Vec<_>, _>>()?;
         let idle = vec![0f32; self.net.config().latent_dim];
         let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| {
-            latents.get(g).map_or(idle.as_slice(), |l| l.2.as_slice())
+            latents.get(g).map_or(idle.as_slice(), |l| l.z.as_slice())
         }));
         let mut images = vec![vec![0u8; PIXELS]; coders.len()];
         for p in 0..PIXELS {
@@ -227,8 +242,8 @@ impl<'n> BitsBack<'n> {
         let posts = self.net.posteriors::<G>(padded(
             &images.iter().map(Vec::as_slice).collect::<Vec<_>>(),
         ));
-        for ((coder, post), (buckets, shifts, _)) in coders.iter_mut().zip(&posts).zip(&latents) {
-            self.push_posterior(coder, post, buckets, shifts)?;
+        for ((coder, post), latent) in coders.iter_mut().zip(&posts).zip(&latents) {
+            self.push_posterior(coder, post, latent)?;
         }
         Ok(images)
     }
