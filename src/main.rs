@@ -36,7 +36,8 @@ pub struct ModelArgs {
 /// How to code.
 #[derive(Args, Clone)]
 pub struct CodingArgs {
-    /// Independent bits-back chains; default: one per 1,000 images, at most 64.
+    /// Independent bits-back chains; default: one per 1,000 images (whole groups of 4
+    /// from 4,000 images on), at most 64.
     #[arg(long)]
     pub lanes: Option<usize>,
     /// log2 of the number of buckets each latent dimension is discretized into.
@@ -48,7 +49,9 @@ pub struct CodingArgs {
 enum Command {
     /// Compress every .pbm and .png image under DIR into one archive.
     Compress {
+        /// Folder of images (searched recursively).
         dir: PathBuf,
+        /// Archive to write.
         #[arg(short, long)]
         output: PathBuf,
         /// Overwrite an existing output file.
@@ -61,17 +64,23 @@ enum Command {
     },
     /// Decompress an archive into DIR (which must not exist or be empty).
     Decompress {
+        /// Archive to read.
         archive: PathBuf,
+        /// Folder to create.
         #[arg(short, long)]
         output: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
     },
     /// Describe an archive.
-    Info { archive: PathBuf },
+    Info {
+        /// Archive to describe.
+        archive: PathBuf,
+    },
     /// Compress, decompress and verify a folder (or an IDX file); report rate against the
     /// model's −ELBO and speed both ways.
     Bench {
+        /// Folder of images, or an IDX file.
         path: PathBuf,
         /// Also estimate the model's NLL by importance sampling with K samples.
         #[arg(long)]
@@ -86,7 +95,9 @@ enum Command {
     },
     /// Write the images of an IDX file as numbered PBM files.
     Extract {
+        /// IDX file (optionally gzipped).
         idx: PathBuf,
+        /// Folder to create.
         #[arg(short, long)]
         output: PathBuf,
         /// Only the first N images.
@@ -125,6 +136,7 @@ enum Command {
     /// Report the model's −ELBO (and optionally IWAE NLL) on a folder of images or an
     /// IDX file.
     Eval {
+        /// Folder of images, or an IDX file.
         path: PathBuf,
         #[command(flatten)]
         model: ModelArgs,
