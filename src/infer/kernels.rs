@@ -74,13 +74,21 @@ pub fn dense<const G: usize>(w: &[f32], bias: Option<&[f32]>, x: &[f32], out: &m
         w: &'a [f32],
         x: &'a [f32],
         inputs: usize,
+        outputs: usize,
     }
     impl Sums for Dense<'_> {
         #[inline(always)]
-        fn add_to<A: Accumulators>(self, acc: &mut A) {
-            acc.add_rows(self.w, self.x, self.inputs, self.inputs);
+        fn add_to<A: Accumulators>(&self, acc: &mut A, col: usize) {
+            acc.add_rows(
+                &self.w[col..],
+                self.outputs,
+                self.x,
+                self.inputs,
+                self.inputs,
+            );
         }
     }
+    let outputs = out.len() / G;
     run::<G>(
         bias,
         out,
@@ -88,6 +96,7 @@ pub fn dense<const G: usize>(w: &[f32], bias: Option<&[f32]>, x: &[f32], out: &m
             w,
             x,
             inputs: x.len() / G,
+            outputs,
         },
     );
 }
@@ -114,12 +123,12 @@ pub fn conv_at<const G: usize>(
     }
     impl<const G: usize> Sums for Conv<'_, G> {
         #[inline(always)]
-        fn add_to<A: Accumulators>(self, acc: &mut A) {
+        fn add_to<A: Accumulators>(&self, acc: &mut A, col: usize) {
             let (cin, cout) = (self.cin, self.cout);
             for (t, &s) in self.sources.iter().enumerate() {
                 if s != u32::MAX {
                     let x = &self.input[s as usize * G * cin..(s as usize + 1) * G * cin];
-                    acc.add_rows(&self.w[t * cin * cout..(t + 1) * cin * cout], x, cin, cin);
+                    acc.add_rows(&self.w[t * cin * cout + col..], cout, x, cin, cin);
                 }
             }
         }
@@ -137,26 +146,28 @@ pub fn conv_at<const G: usize>(
     );
 }
 
-/// A computation that adds weighted rows into accumulators.
+/// A computation that adds weighted rows into accumulators, for the outputs from column
+/// `col` on.
 trait Sums {
-    fn add_to<A: Accumulators>(self, acc: &mut A);
+    fn add_to<A: Accumulators>(&self, acc: &mut A, col: usize);
 }
 
 /// G sets of output accumulators.
 trait Accumulators {
-    /// For each of the first `rows` rows r of `w` in order, and each g:
-    /// `acc[g] += x[g·stride + r]·w[r, :]`.
-    fn add_rows(&mut self, w: &[f32], x: &[f32], rows: usize, stride: usize);
+    /// For each of the first `rows` rows r of `w` (rows `row_stride` apart) in order, and
+    /// each g: `acc[g] += x[g·stride + r]·w[r, ..width]`.
+    fn add_rows(&mut self, w: &[f32], row_stride: usize, x: &[f32], rows: usize, stride: usize);
 }
 
 /// Fixed width: the accumulators are an array the compiler keeps in registers.
 impl<const W: usize, const G: usize> Accumulators for [[f32; W]; G] {
     #[inline(always)]
-    fn add_rows(&mut self, w: &[f32], x: &[f32], rows: usize, stride: usize) {
-        let w = &w[..rows * W];
+    fn add_rows(&mut self, w: &[f32], row_stride: usize, x: &[f32], rows: usize, stride: usize) {
         let x = &x[..(G - 1) * stride + rows];
         for r in 0..rows {
-            let row: &[f32; W] = w[r * W..(r + 1) * W].try_into().expect("row width");
+            let row: &[f32; W] = w[r * row_stride..r * row_stride + W]
+                .try_into()
+                .expect("row width");
             for (g, acc) in self.iter_mut().enumerate() {
                 let xv = x[g * stride + r];
                 for o in 0..W {
@@ -175,9 +186,9 @@ struct Flexible<'a> {
 
 impl Accumulators for Flexible<'_> {
     #[inline(always)]
-    fn add_rows(&mut self, w: &[f32], x: &[f32], rows: usize, stride: usize) {
+    fn add_rows(&mut self, w: &[f32], row_stride: usize, x: &[f32], rows: usize, stride: usize) {
         for r in 0..rows {
-            let row = &w[r * self.width..(r + 1) * self.width];
+            let row = &w[r * row_stride..r * row_stride + self.width];
             for (g, acc) in self.acc.chunks_exact_mut(self.width).enumerate() {
                 let xv = x[g * stride + r];
                 acc.iter_mut().zip(row).for_each(|(a, &wi)| *a += xv * wi);
@@ -185,6 +196,11 @@ impl Accumulators for Flexible<'_> {
         }
     }
 }
+
+/// Most accumulator values kept at once: 12 AVX registers of 8, leaving room for the
+/// weight row. Wider outputs are computed in column blocks of 16, each a separate pass
+/// over the rows; every output's sum is unchanged.
+const MAX_LIVE_ACCUMULATORS: usize = 96;
 
 /// Starts G accumulator sets at `bias` (or 0), adds `sums` and stores them in `out`, with
 /// fixed-size accumulators for the widths the model uses.
@@ -194,24 +210,32 @@ fn run<const G: usize>(bias: Option<&[f32]>, out: &mut [f32], sums: impl Sums) {
     fn fixed<const W: usize, const G: usize>(
         bias: Option<&[f32]>,
         out: &mut [f32],
-        sums: impl Sums,
+        width: usize,
+        col: usize,
+        sums: &impl Sums,
     ) {
         let mut acc = [[0f32; W]; G];
         if let Some(b) = bias {
-            acc.iter_mut().for_each(|a| a.copy_from_slice(b));
+            acc.iter_mut()
+                .for_each(|a| a.copy_from_slice(&b[col..col + W]));
         }
-        sums.add_to(&mut acc);
-        for (dst, a) in out.chunks_exact_mut(W).zip(&acc) {
-            dst.copy_from_slice(a);
+        sums.add_to(&mut acc, col);
+        for (g, a) in acc.iter().enumerate() {
+            out[g * width + col..g * width + col + W].copy_from_slice(a);
         }
     }
     let width = out.len() / G;
     match width {
-        8 => fixed::<8, G>(bias, out, sums),
-        16 => fixed::<16, G>(bias, out, sums),
-        24 => fixed::<24, G>(bias, out, sums),
-        32 => fixed::<32, G>(bias, out, sums),
-        64 => fixed::<64, G>(bias, out, sums),
+        8 => fixed::<8, G>(bias, out, width, 0, &sums),
+        16 => fixed::<16, G>(bias, out, width, 0, &sums),
+        24 => fixed::<24, G>(bias, out, width, 0, &sums),
+        w if w % 16 == 0 && w * G > MAX_LIVE_ACCUMULATORS => {
+            for col in (0..w).step_by(16) {
+                fixed::<16, G>(bias, out, width, col, &sums);
+            }
+        }
+        32 => fixed::<32, G>(bias, out, width, 0, &sums),
+        64 => fixed::<64, G>(bias, out, width, 0, &sums),
         _ => {
             for acc in out.chunks_exact_mut(width) {
                 match bias {
@@ -219,7 +243,7 @@ fn run<const G: usize>(bias: Option<&[f32]>, out: &mut [f32], sums: impl Sums) {
                     None => acc.fill(0.0),
                 }
             }
-            sums.add_to(&mut Flexible { acc: out, width });
+            sums.add_to(&mut Flexible { acc: out, width }, 0);
         }
     }
 }
@@ -281,5 +305,49 @@ mod tests {
             out[24..48].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             slow.map(f32::to_bits).to_vec()
         );
+    }
+
+    /// Wide outputs with 4 images run in column blocks; every image must still get exactly
+    /// the bits it gets alone.
+    #[test]
+    fn column_blocked_batches_equal_single_images() {
+        for width in [32usize, 64, 48] {
+            let cin = 7;
+            let w: Vec<f32> = (0..9 * cin * width)
+                .map(|i| ((i * 7919) % 211) as f32 / 97.0 - 1.0)
+                .collect();
+            let bias: Vec<f32> = (0..width).map(|i| (i % 5) as f32 * 0.1).collect();
+            let sources = [0u32, 1, u32::MAX, 3, 4, 5, 6, 7, 8];
+            let image = |g: usize| -> Vec<f32> {
+                (0..9 * cin)
+                    .map(|i| (((i + 13 * g) * 31) % 19) as f32 / 9.0 - 1.0)
+                    .collect()
+            };
+            // Batched input: position-major, then image, then channel.
+            let batched: Vec<f32> = (0..9)
+                .flat_map(|s| (0..4).flat_map(move |g| image(g)[s * cin..(s + 1) * cin].to_vec()))
+                .collect();
+            let mut out4 = vec![0f32; 4 * width];
+            conv_at::<4>(&w, &bias, cin, &sources, &batched, &mut out4);
+            let mut dense4 = vec![0f32; 4 * width];
+            let xs: Vec<f32> = (0..4).flat_map(|g| image(g)[..cin].to_vec()).collect();
+            dense::<4>(&w[..cin * width], Some(&bias), &xs, &mut dense4);
+            for g in 0..4 {
+                let mut one = vec![0f32; width];
+                conv_at::<1>(&w, &bias, cin, &sources, &image(g), &mut one);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&out4[g * width..(g + 1) * width]),
+                    bits(&one),
+                    "conv width {width} image {g}"
+                );
+                dense::<1>(&w[..cin * width], Some(&bias), &image(g)[..cin], &mut one);
+                assert_eq!(
+                    bits(&dense4[g * width..(g + 1) * width]),
+                    bits(&one),
+                    "dense width {width} image {g}"
+                );
+            }
+        }
     }
 }
