@@ -136,6 +136,16 @@ fn bad_images_are_named_with_the_reason() {
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
     let arc_s = arc.to_str().unwrap();
+    let compress_fails = || {
+        fails(&[
+            "compress",
+            dir.to_str().unwrap(),
+            "-o",
+            arc_s,
+            "--model",
+            TINY,
+        ])
+    };
     let mut grey = digit(0);
     grey.pixels[5] = 0;
     let mut bytes = Vec::new();
@@ -149,14 +159,7 @@ fn bad_images_are_named_with_the_reason() {
     data[3 * 28 + 4] = 77;
     enc.write_header().unwrap().write_image_data(&data).unwrap();
     std::fs::write(dir.join("grey.png"), &bytes).unwrap();
-    let err = fails(&[
-        "compress",
-        dir.to_str().unwrap(),
-        "-o",
-        arc_s,
-        "--model",
-        TINY,
-    ]);
+    let err = compress_fails();
     assert!(
         err.contains("grey.png") && err.contains("row 3, column 4") && err.contains("77"),
         "{err}"
@@ -175,26 +178,12 @@ fn bad_images_are_named_with_the_reason() {
         ),
     )
     .unwrap();
-    let err = fails(&[
-        "compress",
-        dir.to_str().unwrap(),
-        "-o",
-        arc_s,
-        "--model",
-        TINY,
-    ]);
+    let err = compress_fails();
     assert!(err.contains("small.pbm") && err.contains("3×2"), "{err}");
     std::fs::remove_file(dir.join("small.pbm")).unwrap();
 
     std::fs::write(dir.join("broken.pbm"), b"P4\n28 28\n\x01\x02").unwrap();
-    let err = fails(&[
-        "compress",
-        dir.to_str().unwrap(),
-        "-o",
-        arc_s,
-        "--model",
-        TINY,
-    ]);
+    let err = compress_fails();
     assert!(
         err.contains("broken.pbm") && err.contains("truncated"),
         "{err}"
