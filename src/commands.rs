@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vlae_zip::archive;
 use vlae_zip::config::VlaeConfig;
-use vlae_zip::container::{self, Entry};
+use vlae_zip::container::{self, Archive, Entry};
 use vlae_zip::folder::{self, FolderImage};
 use vlae_zip::geometry::PIXELS;
 use vlae_zip::image_io::ImageFormat;
@@ -95,7 +95,7 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             let mut images = load_any(&path, quiet)?;
             images.truncate(limit.unwrap_or(usize::MAX));
             let images: Vec<u8> = images.into_iter().flat_map(|i| i.pixels).collect();
-            let (weights, cfg) = model_paths(&model)?;
+            let (weights, cfg) = model_paths(&model);
             let cfg = VlaeConfig::load(&cfg)?;
             let m = eval::load_model(&weights, &cfg)
                 .with_context(|| format!("cannot load model {}", weights.display()))?;
@@ -111,7 +111,7 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
 
 /// The weights and config paths. Defaults are relative to the working directory, falling
 /// back to the source checkout the binary was built from.
-fn model_paths(args: &ModelArgs) -> Result<(PathBuf, PathBuf)> {
+fn model_paths(args: &ModelArgs) -> (PathBuf, PathBuf) {
     let mut weights = args.model.clone();
     if !weights.exists() && weights.is_relative() {
         let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(&weights);
@@ -123,11 +123,11 @@ fn model_paths(args: &ModelArgs) -> Result<(PathBuf, PathBuf)> {
         .config
         .clone()
         .unwrap_or_else(|| weights.with_extension("json"));
-    Ok((weights, config))
+    (weights, config)
 }
 
 fn load_network(args: &ModelArgs) -> Result<Network> {
-    let (weights, config) = model_paths(args)?;
+    let (weights, config) = model_paths(args);
     Ok(Network::load(&weights, &config)?)
 }
 
@@ -210,10 +210,9 @@ fn compress_images(
     Ok(container::write(&arch))
 }
 
-/// Parses archive bytes and decodes every image. Nothing is written until every lane
-/// decoded and the pixel checksum matched.
-fn decompress_bytes(net: &Network, bytes: &[u8], quiet: bool) -> Result<Vec<FolderImage>> {
-    let arch = container::parse(bytes)?;
+/// Decodes every image of a parsed archive. Nothing is written until every lane decoded
+/// and the pixel checksum matched.
+fn decode_archive(net: &Network, arch: Archive, quiet: bool) -> Result<Vec<FolderImage>> {
     let pb = bar(arch.entries.len(), "decompressing", quiet);
     let pixels = archive::decompress(net, &arch, &|n| pb.inc(n))?;
     pb.finish_and_clear();
@@ -273,7 +272,9 @@ fn decompress(archive_path: &Path, output: &Path, model: &ModelArgs, quiet: bool
     let net = load_network(model)?;
     let start = Instant::now();
     let map = map_file(archive_path)?;
-    let images = decompress_bytes(&net, &map, quiet)
+    let images = container::parse(&map)
+        .map_err(anyhow::Error::from)
+        .and_then(|arch| decode_archive(&net, arch, quiet))
         .with_context(|| format!("cannot decompress {}", archive_path.display()))?;
     let pb = bar(images.len(), "writing", quiet);
     folder::write_images(output, &images, &|n| pb.inc(n))?;
@@ -295,7 +296,7 @@ fn info(path: &Path) -> Result<()> {
         .with_context(|| format!("{} is not a valid archive", path.display()))?;
     let h = &arch.header;
     let n = h.image_count as usize;
-    let payload: usize = arch.lanes.iter().map(|l| l.words.len() * 4 + 8).sum();
+    let payload = arch.payload_bytes();
     println!("archive        {}", path.display());
     println!("format         version {}", container::VERSION);
     println!(
@@ -343,7 +344,13 @@ fn bench(
 
     let t = Instant::now();
     let map = map_file(&archive_path)?;
-    let decoded = decompress_bytes(&net, &map, quiet)?;
+    let arch = container::parse(&map)?;
+    let (lanes, latent_bits, payload_bytes) = (
+        arch.lanes.len(),
+        arch.header.latent_bits,
+        arch.payload_bytes(),
+    );
+    let decoded = decode_archive(&net, arch, quiet)?;
     folder::write_images(&out_dir, &decoded, &|_| {})?;
     let decompress_secs = t.elapsed().as_secs_f64();
 
@@ -355,7 +362,7 @@ fn bench(
             .all(|(a, b)| a.name == b.name && a.format == b.format && a.pixels == b.pixels);
 
     keep_freed_memory();
-    let (weights, config) = model_paths(model)?;
+    let (weights, config) = model_paths(model);
     let cfg = VlaeConfig::load(&config)?;
     let m = eval::load_model(&weights, &cfg)?;
     let flat: Vec<u8> = images
@@ -375,19 +382,13 @@ fn bench(
 
     let n = images.len() as f64;
     let achieved = bytes.len() as f64 * 8.0 / n;
-    let arch = container::parse(&map)?;
-    let payload_bits = arch
-        .lanes
-        .iter()
-        .map(|l| (l.words.len() * 32 + 64) as f64)
-        .sum::<f64>()
-        / n;
+    let payload_bits = payload_bytes as f64 * 8.0 / n;
     let elbo = stats.neg_elbo_nats() / LN2;
     if json {
         let mut obj = serde_json::json!({
             "images": images.len(),
-            "lanes": arch.lanes.len(),
-            "latent_bits": arch.header.latent_bits,
+            "lanes": lanes,
+            "latent_bits": latent_bits,
             "archive_bytes": bytes.len(),
             "achieved_bits_per_image": achieved,
             "payload_bits_per_image": payload_bits,
@@ -406,7 +407,7 @@ fn bench(
         println!("{obj}");
     } else {
         println!("images                 {}", images.len());
-        println!("lanes                  {}", arch.lanes.len());
+        println!("lanes                  {lanes}");
         println!("achieved               {achieved:9.3} bits/image  ({} bytes; lane payloads {payload_bits:.3})", bytes.len());
         println!(
             "model -ELBO            {elbo:9.3} bits/image  (KL {:.3})",

@@ -62,6 +62,14 @@ pub struct Archive {
     pub pixel_crc: u32,
 }
 
+impl Archive {
+    /// Bytes of the lanes' stacks (stored words plus each lane's 8-byte ANS head): the
+    /// coded images without the container around them.
+    pub fn payload_bytes(&self) -> usize {
+        self.lanes.iter().map(|l| 4 * l.words.len() + 8).sum()
+    }
+}
+
 /// Why bytes are not a valid archive.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ContainerError {

@@ -15,6 +15,11 @@ fn vlae(args: &[&str]) -> Output {
         .expect("binary runs")
 }
 
+/// `CMD INPUT -o OUTPUT --model <tiny model>`: the shape of almost every call here.
+fn tiny<'a>(cmd: &'a str, input: &'a str, output: &'a str) -> [&'a str; 6] {
+    [cmd, input, "-o", output, "--model", TINY]
+}
+
 fn ok(args: &[&str]) -> Output {
     let out = vlae(args);
     assert!(
@@ -97,22 +102,16 @@ fn folders_of_every_format_round_trip() {
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
     let out = tmp.path().join("out");
-    ok(&[
+    ok(&tiny(
         "compress",
         dir.to_str().unwrap(),
-        "-o",
         arc.to_str().unwrap(),
-        "--model",
-        TINY,
-    ]);
-    ok(&[
+    ));
+    ok(&tiny(
         "decompress",
         arc.to_str().unwrap(),
-        "-o",
         out.to_str().unwrap(),
-        "--model",
-        TINY,
-    ]);
+    ));
     assert_eq!(read_all(&dir), read_all(&out));
     // PNGs keep their bit depth; PBM comes back as P4.
     assert!(std::fs::read(out.join("plain.pbm"))
@@ -136,16 +135,7 @@ fn bad_images_are_named_with_the_reason() {
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
     let arc_s = arc.to_str().unwrap();
-    let compress_fails = || {
-        fails(&[
-            "compress",
-            dir.to_str().unwrap(),
-            "-o",
-            arc_s,
-            "--model",
-            TINY,
-        ])
-    };
+    let compress_fails = || fails(&tiny("compress", dir.to_str().unwrap(), arc_s));
     let mut grey = digit(0);
     grey.pixels[5] = 0;
     let mut bytes = Vec::new();
@@ -192,18 +182,8 @@ fn bad_images_are_named_with_the_reason() {
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert!(fails(&[
-        "compress",
-        empty.to_str().unwrap(),
-        "-o",
-        arc_s,
-        "--model",
-        TINY
-    ])
-    .contains("no .pbm or .png"));
-    assert!(
-        fails(&["compress", "/no/such/dir", "-o", arc_s, "--model", TINY]).contains("/no/such/dir")
-    );
+    assert!(fails(&tiny("compress", empty.to_str().unwrap(), arc_s)).contains("no .pbm or .png"));
+    assert!(fails(&tiny("compress", "/no/such/dir", arc_s)).contains("/no/such/dir"));
 }
 
 #[test]
@@ -211,28 +191,18 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
-    ok(&[
+    ok(&tiny(
         "compress",
         dir.to_str().unwrap(),
-        "-o",
         arc.to_str().unwrap(),
-        "--model",
-        TINY,
-    ]);
+    ));
     let good = std::fs::read(&arc).unwrap();
     let out = tmp.path().join("out");
     let out_s = out.to_str().unwrap();
     let try_bytes = |bytes: &[u8]| {
         let p = tmp.path().join("bad.vlz");
         std::fs::write(&p, bytes).unwrap();
-        let err = fails(&[
-            "decompress",
-            p.to_str().unwrap(),
-            "-o",
-            out_s,
-            "--model",
-            TINY,
-        ]);
+        let err = fails(&tiny("decompress", p.to_str().unwrap(), out_s));
         assert!(!out.exists(), "output left behind after: {err}");
         let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
             .unwrap()
@@ -270,34 +240,20 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
     // An existing, non-empty output folder is never touched.
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
-    assert!(fails(&[
-        "decompress",
-        arc.to_str().unwrap(),
-        "-o",
-        out_s,
-        "--model",
-        TINY
-    ])
-    .contains("not empty"));
+    assert!(fails(&tiny("decompress", arc.to_str().unwrap(), out_s)).contains("not empty"));
     assert_eq!(
         std::fs::read_to_string(out.join("keep.txt")).unwrap(),
         "mine"
     );
 
     // Overwriting an archive needs --force.
-    assert!(fails(&[
+    assert!(fails(&tiny(
         "compress",
         dir.to_str().unwrap(),
-        "-o",
-        arc.to_str().unwrap(),
-        "--model",
-        TINY
-    ])
+        arc.to_str().unwrap()
+    ))
     .contains("--force"));
-    assert!(
-        fails(&["decompress", "/no/such.vlz", "-o", out_s, "--model", TINY])
-            .contains("/no/such.vlz")
-    );
+    assert!(fails(&tiny("decompress", "/no/such.vlz", out_s)).contains("/no/such.vlz"));
     assert!(fails(&[
         "compress",
         dir.to_str().unwrap(),

@@ -55,11 +55,7 @@ fn shipped_model_codes_test_digits_near_its_elbo() {
     // The chain's payload, less the first image's latent (which gets no bits back: at
     // most d·B bits), must be within 1% of the model's −ELBO. Container bytes are fixed
     // costs tested elsewhere.
-    let payload: f64 = arch
-        .lanes
-        .iter()
-        .map(|l| (32 * l.words.len() + 64) as f64)
-        .sum();
+    let payload = 8.0 * arch.payload_bytes() as f64;
     let startup = (cfg.latent_dim * archive::DEFAULT_LATENT_BITS as usize) as f64;
     let per_image = (payload - startup) / n as f64;
     assert!(
