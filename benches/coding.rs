@@ -3,8 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use vlae_zip::codec::bitsback::BitsBack;
-use vlae_zip::geometry::PIXELS;
+use vlae_zip::codec::bitsback::{BitsBack, ChainInput, ChainOrder, Strip};
 use vlae_zip::infer::network::Network;
 
 fn coding(c: &mut Criterion) {
@@ -16,12 +15,30 @@ fn coding(c: &mut Criterion) {
     let flat =
         vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
             .unwrap();
-    let images: Vec<Vec<u8>> = flat.chunks(PIXELS).take(32).map(|c| c.to_vec()).collect();
-    let bb = BitsBack::new(&net, 8);
-    let one: Vec<&[Vec<u8>]> = vec![&images];
-    let four: Vec<&[Vec<u8>]> = images.chunks(8).collect();
-    let coded_one = bb.compress_lanes(&one).unwrap();
-    let coded_four = bb.compress_lanes(&four).unwrap();
+    let images: Vec<Strip> = flat
+        .chunks(784)
+        .take(32)
+        .map(|p| Strip {
+            width: 28,
+            rows: 28,
+            pixels: p,
+        })
+        .collect();
+    let bb = BitsBack::new(&net, 6).unwrap();
+    let one: Vec<&[Strip]> = vec![&images];
+    let four: Vec<&[Strip]> = images.chunks(8).collect();
+    let inputs = |lanes: &[&[Strip]]| -> Vec<ChainInput> {
+        bb.compress_lanes(lanes)
+            .unwrap()
+            .into_iter()
+            .zip(lanes)
+            .map(|(lane, strips)| ChainInput {
+                lane,
+                shapes: vec![(28, 28); strips.len()],
+            })
+            .collect()
+    };
+    let (coded_one, coded_four) = (inputs(&one), inputs(&four));
 
     let mut g = c.benchmark_group("32 images, one thread");
     g.throughput(Throughput::Elements(images.len() as u64));
@@ -33,10 +50,16 @@ fn coding(c: &mut Criterion) {
         b.iter(|| bb.compress_lanes(black_box(&four)).unwrap())
     });
     g.bench_function("decompress, 1 lane", |b| {
-        b.iter(|| bb.decompress_lanes(black_box(&coded_one), 0).unwrap())
+        b.iter(|| {
+            bb.decompress_lanes(black_box(&coded_one), ChainOrder::Forward, 0)
+                .unwrap()
+        })
     });
     g.bench_function("decompress, 4 lanes in lockstep", |b| {
-        b.iter(|| bb.decompress_lanes(black_box(&coded_four), 0).unwrap())
+        b.iter(|| {
+            bb.decompress_lanes(black_box(&coded_four), ChainOrder::Forward, 0)
+                .unwrap()
+        })
     });
     g.finish();
 
@@ -47,7 +70,7 @@ fn coding(c: &mut Criterion) {
         b.iter(|| {
             let l = st.logit(p);
             st.set(p, 0, u8::from(l[0] > 0.0));
-            p = (p + 1) % PIXELS;
+            p = (p + 1) % 784;
             black_box(l)
         })
     });
@@ -57,12 +80,12 @@ fn coding(c: &mut Criterion) {
         b.iter(|| {
             let l = st.logit(p);
             (0..4).for_each(|g| st.set(p, g, u8::from(l[g] > 0.0)));
-            p = (p + 1) % PIXELS;
+            p = (p + 1) % 784;
             black_box(l)
         })
     });
     c.bench_function("posterior (encoder)", |b| {
-        b.iter(|| net.posterior(black_box(&images[0])))
+        b.iter(|| net.posterior(black_box(images[0].pixels)))
     });
 }
 

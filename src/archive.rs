@@ -1,14 +1,17 @@
-//! Whole archives: named images → lanes of bits-back chains → [`Archive`], and back.
+//! Whole archives: images → lanes of coded rows → container bytes, and back.
 //!
-//! Lanes are independent, so they are coded in parallel; which thread codes which lane
-//! cannot change a single bit of the output.
+//! A lane is a run of consecutive pixel rows through the images in archive order: whole
+//! digits, or bands of a page cut at tile rows. Lanes are independent, so they are coded
+//! in parallel, and which thread codes which lane cannot change a single bit of the
+//! output. Decoding goes in waves of lanes, each wave's images handed to a sink in order,
+//! so memory is bounded by a wave whatever the image count.
+#![forbid(unsafe_code)]
 
-use crate::codec::bitsback::{BitsBack, CodecError, LANE_GROUP};
+use crate::codec::bitsback::{BitsBack, ChainOrder, CodecError, Strip, LANE_GROUP};
+use crate::codec::lane::{stored_len, Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
 use crate::codec::model::PRECISION;
-use crate::container::{Archive, Entry, Header};
-use crate::geometry::{HEIGHT, PIXELS, WIDTH};
+use crate::container::{self, v2, Archive, ContainerError, Entry, Lane, LaneCoder, ModelId};
 use crate::infer::network::Network;
-use crate::infer::weights::fingerprint_hex;
 use rayon::prelude::*;
 
 /// Default discretization of each latent dimension: 2^6 buckets. Measured on the 10,000
@@ -17,44 +20,104 @@ use rayon::prelude::*;
 /// 2^6 keeps a margin for models with sharper posteriors.
 pub const DEFAULT_LATENT_BITS: u8 = 6;
 
-/// Images per lane the default lane count aims at: each lane costs about 450 bits of
-/// start-up and bookkeeping, so at 1,000 images a lane that is under half a bit an image.
-pub const IMAGES_PER_LANE: usize = 1000;
-/// Most lanes chosen by default.
-pub const MAX_DEFAULT_LANES: usize = 64;
+/// Pixels per lane the default lane count aims at (625 digits). Each lane costs about 400
+/// bits to start, under 0.7 bits a digit at this size, and 16 lanes let a 16-core machine
+/// decode a folder of 10,000 digits on every core.
+pub const PIXELS_PER_LANE: u64 = 625 * 784;
 
-/// The default lane count for `n` images: one per [`IMAGES_PER_LANE`], rounded down to
-/// whole groups of [`LANE_GROUP`] lanes once there are that many, so that every group
-/// codes in full lockstep.
-pub fn default_lanes(n: usize) -> usize {
-    let lanes = (n / IMAGES_PER_LANE).clamp(1, MAX_DEFAULT_LANES);
-    if lanes >= LANE_GROUP {
-        lanes - lanes % LANE_GROUP
-    } else {
-        lanes
-    }
+/// The default lane count for images of `pixels` pixels in all: one per
+/// [`PIXELS_PER_LANE`], so that lanes stay small (and decoding memory bounded) however
+/// many images there are.
+pub fn default_lanes(pixels: u64) -> usize {
+    (pixels.div_ceil(PIXELS_PER_LANE) as usize).clamp(1, container::MAX_LANES as usize)
 }
 
 /// Why an archive could not be made or decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    #[error(
-        "the archive was made with a different model (fingerprint {archive}, this model {model})"
-    )]
-    WrongModel { archive: String, model: String },
-    #[error("the archive holds {w}×{h} images; this model codes {WIDTH}×{HEIGHT}")]
-    Geometry { w: u16, h: u16 },
+    #[error("the archive needs model {0}, which is not loaded (choose it with --model)")]
+    MissingModel(ModelId),
     #[error("the archive uses {0}-bit probabilities; this build codes with {PRECISION}")]
     Precision(u8),
+    #[error("the archive's lanes need importance-weighted bits-back ({0} samples), which this build cannot decode")]
+    Samples(u32),
     #[error(transparent)]
     Codec(#[from] CodecError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
     #[error("decoded pixels fail their checksum (stored {stored:#010x}, decoded {decoded:#010x}): wrong model or corrupt archive")]
     PixelChecksum { stored: u32, decoded: u32 },
     #[error("{0}")]
     Input(String),
 }
 
-/// CRC-32 over all images' pixels in order.
+/// A run of rows of one image, part of a lane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub image: usize,
+    pub first_row: usize,
+    pub rows: usize,
+}
+
+/// Splits images of the given `(width, height)` into at least `lanes` runs of rows with
+/// about equal pixels, each within the container's per-lane limits. Lanes break between
+/// images, or inside an image at multiples of `tile` rows.
+pub fn plan_lanes(shapes: &[(usize, usize)], lanes: usize, tile: usize) -> Vec<Vec<Segment>> {
+    let total: u64 = shapes.iter().map(|&(w, h)| (w * h) as u64).sum();
+    let lanes = lanes.max(1) as u64;
+    let mut plan: Vec<Vec<Segment>> = vec![Vec::new()];
+    let (mut done, mut in_lane) = (0u64, 0u64);
+    for (image, &(w, h)) in shapes.iter().enumerate() {
+        for first_row in (0..h).step_by(tile) {
+            let rows = tile.min(h - first_row);
+            let pixels = (w * rows) as u64;
+            let k = plan.len() as u64;
+            let current = &plan[plan.len() - 1];
+            // Close the current lane once it reached its share of the pixels, or before
+            // it would pass a per-lane limit.
+            let share_reached = done * lanes >= k * total && k < lanes;
+            let full = in_lane + pixels > container::MAX_LANE_PIXELS
+                || current.len() as u64 >= container::MAX_LANE_SEGMENTS;
+            if !current.is_empty() && (share_reached || full) {
+                plan.push(Vec::new());
+                in_lane = 0;
+            }
+            let lane = plan.last_mut().expect("one lane");
+            match lane.last_mut() {
+                Some(s) if s.image == image => s.rows += rows,
+                _ => lane.push(Segment {
+                    image,
+                    first_row,
+                    rows,
+                }),
+            }
+            done += pixels;
+            in_lane += pixels;
+        }
+    }
+    plan
+}
+
+/// How decoding or encoding spreads lanes over `threads`: lockstep groups of
+/// [`LANE_GROUP`] when there are enough lanes to keep every thread busy, single lanes
+/// otherwise. Returns the lanes per task.
+pub fn lanes_per_task(lanes: usize, threads: usize) -> usize {
+    if lanes >= LANE_GROUP * threads.max(1) {
+        LANE_GROUP
+    } else {
+        1
+    }
+}
+
+/// Options for [`compress`].
+#[derive(Clone, Copy, Debug)]
+pub struct CompressOptions {
+    pub latent_bits: u8,
+    /// Lanes; `None` for [`default_lanes`].
+    pub lanes: Option<usize>,
+}
+
+/// CRC-32 over images' pixels in order.
 pub fn pixel_crc<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> u32 {
     let mut h = crc32fast::Hasher::new();
     for img in images {
@@ -63,23 +126,16 @@ pub fn pixel_crc<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> u32 {
     h.finalize()
 }
 
-/// Splits `n` images into `lanes` runs of consecutive images, sizes differing by at most 1.
-pub fn lane_sizes(n: usize, lanes: usize) -> Vec<usize> {
-    (0..lanes)
-        .map(|k| (k + 1) * n / lanes - k * n / lanes)
-        .collect()
-}
-
-/// Compresses images (each `PIXELS` bytes of 0/1) with their entries into an archive.
-/// `progress` is called with the number of images just finished.
-pub fn compress(
+/// Compresses images (each `width × height` bytes of 0/1, as its entry says) into archive
+/// bytes. Each lane is a bits-back chain, or its stored bits where those are smaller, so
+/// no lane ever takes more than its raw bits. `progress` gets the rows just finished.
+pub fn compress<P: AsRef<[u8]> + Sync>(
     net: &Network,
-    entries: Vec<Entry>,
-    images: &[Vec<u8>],
-    latent_bits: u8,
-    lanes: usize,
+    entries: &[Entry],
+    images: &[P],
+    opts: CompressOptions,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<Archive, ArchiveError> {
+) -> Result<Vec<u8>, ArchiveError> {
     if entries.len() != images.len() || images.is_empty() {
         return Err(ArchiveError::Input(format!(
             "{} entries for {} images",
@@ -87,86 +143,287 @@ pub fn compress(
             images.len()
         )));
     }
-    if let Some(i) = images.iter().position(|img| img.len() != PIXELS) {
+    container::check_limit("image count", images.len() as u64, container::MAX_IMAGES)?;
+    if let Some((e, _)) = entries
+        .iter()
+        .zip(images)
+        .find(|(e, img)| e.pixels() != img.as_ref().len() as u64)
+    {
         return Err(ArchiveError::Input(format!(
-            "{}: image is not {WIDTH}×{HEIGHT}",
-            entries[i].name
+            "{}: the pixels do not fill {}×{}",
+            e.name, e.width, e.height
         )));
     }
-    let bb = BitsBack::new(net, latent_bits.into());
-    let mut rest = images;
-    let runs: Vec<&[Vec<u8>]> = lane_sizes(images.len(), lanes.clamp(1, images.len()))
-        .into_iter()
-        .map(|size| {
-            let (run, tail) = rest.split_at(size);
-            rest = tail;
-            run
+    let shapes: Vec<(usize, usize)> = entries
+        .iter()
+        .map(|e| (e.width as usize, e.height as usize))
+        .collect();
+    let total: u64 = entries.iter().map(Entry::pixels).sum();
+    let lanes = opts.lanes.unwrap_or_else(|| default_lanes(total));
+    let plan = plan_lanes(&shapes, lanes, net.tile());
+    container::check_limit("lane count", plan.len() as u64, container::MAX_LANES)?;
+    let strips: Vec<Vec<Strip>> = plan
+        .iter()
+        .map(|lane| {
+            lane.iter()
+                .map(|s| {
+                    let w = shapes[s.image].0;
+                    Strip {
+                        width: w,
+                        rows: s.rows,
+                        pixels: &images[s.image].as_ref()
+                            [s.first_row * w..(s.first_row + s.rows) * w],
+                    }
+                })
+                .collect()
         })
         .collect();
-    let lanes = runs
-        .par_chunks(LANE_GROUP)
+    let chain = Chain {
+        bits_back: BitsBack::new(net, opts.latent_bits.into())?,
+        order: ChainOrder::Forward,
+    };
+    let per_task = lanes_per_task(strips.len(), rayon::current_num_threads());
+    let coded: Vec<Lane<Vec<u8>>> = strips
+        .par_chunks(per_task)
         .map(|group| {
-            let lanes = bb.compress_lanes(group)?;
-            progress(group.iter().map(|r| r.len() as u64).sum());
+            let views: Vec<&[Strip]> = group.iter().map(Vec::as_slice).collect();
+            // A chain that cannot be coded (see `BitsBack::compress_lanes`) is stored.
+            let chained = chain.encode(&views).ok();
+            let stored = Stored.encode(&views)?;
+            let lanes = group
+                .iter()
+                .enumerate()
+                .map(|(k, lane)| {
+                    let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
+                    progress(rows);
+                    best_lane(chained.as_ref().map(|c| &c[k]), &stored[k], rows)
+                })
+                .collect::<Vec<_>>();
             Ok(lanes)
         })
         .collect::<Result<Vec<_>, CodecError>>()?
         .concat();
-    Ok(Archive {
-        header: Header {
-            fingerprint: net.fingerprint(),
-            width: WIDTH as u16,
-            height: HEIGHT as u16,
-            image_count: images.len() as u32,
-            latent_bits,
-            precision: PRECISION as u8,
-        },
+    let uses_model = coded
+        .iter()
+        .any(|l| matches!(l.coder, LaneCoder::BitsBack { .. }));
+    Ok(v2::write(&v2::NewArchive {
+        models: if uses_model { vec![net.id()] } else { vec![] },
+        latent_bits: opts.latent_bits,
         entries,
-        lanes,
-        pixel_crc: pixel_crc(images.iter().map(|v| v.as_slice())),
+        lanes: coded,
+        pixel_crc: pixel_crc(images.iter().map(AsRef::as_ref)),
+    })?)
+}
+
+/// Bytes a lane record of each kind takes beyond its payload, at most (format-spec.md §1.2).
+const CHAIN_RECORD_MAX: usize = 1 + 10 + 10 + 1 + 2 + 1 + 8;
+const STORED_RECORD_MAX: usize = 1 + 10 + 10;
+
+/// The smaller of a lane's chain and its stored bits.
+fn best_lane(chained: Option<&CodedLane>, stored: &CodedLane, rows: u64) -> Lane<Vec<u8>> {
+    debug_assert_eq!(
+        stored.payload.len() as u64,
+        stored_len((stored.payload.len() * 8) as u64)
+    );
+    match chained {
+        Some(c)
+            if c.payload.len() + CHAIN_RECORD_MAX <= stored.payload.len() + STORED_RECORD_MAX =>
+        {
+            Lane {
+                coder: LaneCoder::BitsBack {
+                    model: 0,
+                    samples: 1,
+                    reversed: false,
+                },
+                rows,
+                seed_words_elided: c.seed_words_elided,
+                state: c.state,
+                payload: c.payload.clone(),
+            }
+        }
+        _ => Lane {
+            coder: LaneCoder::Stored,
+            rows,
+            seed_words_elided: 0,
+            state: 0,
+            payload: stored.payload.clone(),
+        },
+    }
+}
+
+/// The strips of each lane with their images' widths, mapped onto the entries: lane k
+/// covers the next `rows` rows.
+fn lane_segments<'a>(
+    archive: &'a Archive,
+) -> impl Iterator<Item = (usize, Vec<(Segment, usize)>)> + 'a {
+    let mut sizes = archive.entry_sizes().enumerate();
+    // The image being split into lanes: (index, width, height, rows used).
+    let mut current: Option<(usize, u32, u32, usize)> = None;
+    archive.lanes.iter().enumerate().map(move |(k, lane)| {
+        let mut left = lane.rows as usize;
+        let mut segments = Vec::new();
+        while left > 0 {
+            if current.is_none_or(|(_, _, h, used)| used == h as usize) {
+                let (i, (w, h)) = sizes.next().expect("lanes cover the entries' rows (parse)");
+                current = Some((i, w, h, 0));
+            }
+            let (i, w, h, used) = current.as_mut().expect("set above");
+            let rows = left.min(*h as usize - *used);
+            segments.push((
+                Segment {
+                    image: *i,
+                    first_row: *used,
+                    rows,
+                },
+                *w as usize,
+            ));
+            *used += rows;
+            left -= rows;
+        }
+        (k, segments)
     })
 }
 
-/// Decodes every image of an archive, in order, and verifies the pixel checksum.
-pub fn decompress(
-    net: &Network,
+/// Decodes every image of an archive, in order, handing each to `sink` with its entry
+/// as soon as its last row is decoded. The pixel checksum is verified incrementally;
+/// when it fails, the error comes after the last image, so the sink must treat its output
+/// as provisional until this returns `Ok`. `models` are the networks available; a lane
+/// whose model is missing fails with [`ArchiveError::MissingModel`].
+pub fn decompress<E: From<ArchiveError>>(
+    models: &[&Network],
     archive: &Archive,
+    sink: &mut dyn FnMut(Entry, Vec<u8>) -> Result<(), E>,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<Vec<Vec<u8>>, ArchiveError> {
-    let h = &archive.header;
-    if h.fingerprint != net.fingerprint() {
-        return Err(ArchiveError::WrongModel {
-            archive: fingerprint_hex(&h.fingerprint),
-            model: fingerprint_hex(&net.fingerprint()),
-        });
+) -> Result<(), E> {
+    if archive.precision as usize != PRECISION {
+        return Err(ArchiveError::Precision(archive.precision).into());
     }
-    if (h.width as usize, h.height as usize) != (WIDTH, HEIGHT) {
-        return Err(ArchiveError::Geometry {
-            w: h.width,
-            h: h.height,
-        });
+    // The coder of every lane, resolved before anything is decoded.
+    let mut chains: Vec<Chain> = Vec::new();
+    let mut chain_of_model: Vec<Option<usize>> = vec![None; archive.models.len()];
+    for lane in &archive.lanes {
+        if let LaneCoder::BitsBack {
+            model,
+            samples,
+            reversed,
+        } = lane.coder
+        {
+            if samples != 1 {
+                return Err(ArchiveError::Samples(samples).into());
+            }
+            let m = model as usize;
+            if chain_of_model[m].is_none() {
+                let id = archive.models[m];
+                let net = models
+                    .iter()
+                    .find(|n| n.is(&id))
+                    .ok_or(ArchiveError::MissingModel(id))?;
+                chains.push(Chain {
+                    bits_back: BitsBack::new(net, archive.latent_bits.into())
+                        .map_err(ArchiveError::from)?,
+                    order: if reversed {
+                        ChainOrder::ReversedV1
+                    } else {
+                        ChainOrder::Forward
+                    },
+                });
+                chain_of_model[m] = Some(chains.len() - 1);
+            }
+        }
     }
-    if h.precision as usize != PRECISION {
-        return Err(ArchiveError::Precision(h.precision));
+    let codec_of = |coder: LaneCoder| -> &dyn LaneCodec {
+        match coder {
+            LaneCoder::BitsBack { model, .. } => {
+                &chains[chain_of_model[model as usize].expect("resolved above")]
+            }
+            LaneCoder::Stored => &Stored,
+        }
+    };
+
+    let threads = rayon::current_num_threads();
+    let per_task = lanes_per_task(archive.lanes.len(), threads);
+    let wave = per_task * threads;
+    let mut crc = crc32fast::Hasher::new();
+    let mut segments = lane_segments(archive);
+    let mut entries = archive.entries();
+    let mut pending: Option<(Entry, Vec<u8>)> = None; // the image being assembled
+    let mut first = 0;
+    while first < archive.lanes.len() {
+        let last = (first + wave).min(archive.lanes.len());
+        let planned: Vec<(usize, Vec<(Segment, usize)>)> =
+            segments.by_ref().take(last - first).collect();
+        // Widths of the images the wave touches, for the strips' shapes.
+        let tasks: Vec<Vec<usize>> = (first..last)
+            .collect::<Vec<_>>()
+            .chunks(per_task)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let decoded: Vec<Vec<Vec<u8>>> = tasks
+            .par_iter()
+            .map(|task| {
+                let inputs: Vec<LaneToDecode> = task
+                    .iter()
+                    .map(|&k| {
+                        let lane = &archive.lanes[k];
+                        LaneToDecode {
+                            seed_words_elided: lane.seed_words_elided,
+                            state: lane.state,
+                            payload: lane.payload,
+                            shapes: planned[k - first]
+                                .1
+                                .iter()
+                                .map(|(s, width)| (*width, s.rows))
+                                .collect(),
+                        }
+                    })
+                    .collect();
+                // Lanes of one task share a coder kind when they can; otherwise each
+                // goes alone.
+                let coder = archive.lanes[task[0]].coder;
+                if task.iter().all(|&k| archive.lanes[k].coder == coder) {
+                    codec_of(coder).decode(&inputs, task[0])
+                } else {
+                    let mut out = Vec::with_capacity(task.len());
+                    for (input, &k) in inputs.iter().zip(task) {
+                        out.extend(
+                            codec_of(archive.lanes[k].coder)
+                                .decode(std::slice::from_ref(input), k)?,
+                        );
+                    }
+                    Ok(out)
+                }
+            })
+            .collect::<Result<Vec<_>, CodecError>>()
+            .map_err(ArchiveError::from)?
+            .into_iter()
+            .flatten()
+            .collect();
+        for ((_, segs), strips) in planned.iter().zip(decoded) {
+            for ((seg, _), pixels) in segs.iter().zip(strips) {
+                if pending.is_none() {
+                    // No reservation: the buffer grows with rows actually decoded.
+                    let e = entries.next().expect("segments follow the entries");
+                    pending = Some((e, Vec::new()));
+                }
+                let (e, buf) = pending.as_mut().expect("set above");
+                buf.extend_from_slice(&pixels);
+                progress(seg.rows as u64);
+                if buf.len() as u64 == e.pixels() {
+                    let (e, buf) = pending.take().expect("set above");
+                    crc.update(&buf);
+                    sink(e, buf)?;
+                }
+            }
+        }
+        first = last;
     }
-    let bb = BitsBack::new(net, h.latent_bits.into());
-    let per_group = archive
-        .lanes
-        .par_chunks(LANE_GROUP)
-        .enumerate()
-        .map(|(i, group)| {
-            let images = bb.decompress_lanes(group, i * LANE_GROUP)?;
-            progress(group.iter().map(|l| u64::from(l.image_count)).sum());
-            Ok(images)
-        })
-        .collect::<Result<Vec<_>, CodecError>>()?;
-    let images: Vec<Vec<u8>> = per_group.into_iter().flatten().flatten().collect();
-    let decoded = pixel_crc(images.iter().map(|v| v.as_slice()));
+    let decoded = crc.finalize();
     if decoded != archive.pixel_crc {
         return Err(ArchiveError::PixelChecksum {
             stored: archive.pixel_crc,
             decoded,
-        });
+        }
+        .into());
     }
-    Ok(images)
+    Ok(())
 }

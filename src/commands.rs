@@ -1,41 +1,31 @@
-//! What each subcommand does: glue between files, the library and the terminal.
+//! What each subcommand does: arguments in, library calls, lines out.
 
 use crate::{CodingArgs, Command, ModelArgs};
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use vlae_zip::archive;
+use vlae_zip::archive::CompressOptions;
 use vlae_zip::config::VlaeConfig;
-use vlae_zip::container::{self, Archive, Entry};
+use vlae_zip::container::{self, Entry, ImageFormat, LaneCoder};
 use vlae_zip::folder::{self, FolderImage};
-use vlae_zip::geometry::PIXELS;
-use vlae_zip::image_io::ImageFormat;
+use vlae_zip::idx::PIXELS;
 use vlae_zip::infer::network::Network;
+use vlae_zip::job;
 use vlae_zip::nn::{eval, train};
 
 const LN2: f64 = std::f64::consts::LN_2;
 
-/// `mi_option_purge_delay` in mimalloc's `mimalloc.h` (v2 and v3 alike).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
-/// Training and evaluation allocate and free the same large activations every step. By
-/// default mimalloc hands freed pages back to the OS and the kernel zeroes them again on
-/// the next touch, which took a fifth of a training step; keeping them is 15% faster.
-fn keep_freed_memory() {
-    // SAFETY: sets a plain integer option; mimalloc reads options atomically.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
-}
-
 pub fn run(command: Command, quiet: bool) -> Result<()> {
     match command {
         Command::Compress {
-            dir,
+            inputs,
             output,
             force,
             model,
             coding,
-        } => compress(&dir, &output, force, &model, &coding, quiet),
+        } => compress(&inputs, &output, force, &model, &coding, quiet),
         Command::Decompress {
             archive,
             output,
@@ -48,12 +38,24 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             json,
             model,
             coding,
-        } => bench(&path, iwae, json, &model, &coding, quiet),
+        } => bench(
+            &path,
+            iwae.map(|k| k as usize),
+            json,
+            &model,
+            &coding,
+            quiet,
+        ),
         Command::Extract { idx, output, limit } => {
             let mut images = idx_images(&idx)?;
-            images.truncate(limit.unwrap_or(usize::MAX));
+            images.truncate(limit.map_or(usize::MAX, |n| n as usize));
             let pb = bar(images.len(), "writing", quiet);
-            folder::write_images(&output, &images, &|n| pb.inc(n))?;
+            let staged = folder::StagedFolder::create(&output)?;
+            for img in images {
+                staged.write(&img.entry, img.pixels)?;
+                pb.inc(1);
+            }
+            staged.commit()?;
             pb.finish_and_clear();
             Ok(())
         }
@@ -68,17 +70,17 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             limit,
             validation_images,
         } => {
-            keep_freed_memory();
             let cfg = VlaeConfig::load(&config)?;
             let mut images = vlae_zip::idx::read_idx_images(&data)?;
             if let Some(n) = limit {
-                images.truncate(n * PIXELS);
+                images.truncate(n as usize * PIXELS);
             }
             let mut opts = train::TrainOptions::default();
-            opts.epochs = epochs.unwrap_or(opts.epochs);
-            opts.batch_size = batch_size.unwrap_or(opts.batch_size);
+            opts.epochs = epochs.map_or(opts.epochs, |v| v as usize);
+            opts.batch_size = batch_size.map_or(opts.batch_size, |v| v as usize);
             opts.learning_rate = learning_rate.unwrap_or(opts.learning_rate);
-            opts.validation_images = validation_images.unwrap_or(opts.validation_images);
+            opts.validation_images =
+                validation_images.map_or(opts.validation_images, |v| v as usize);
             let best = train::train(&images, &cfg, &opts, &run, resume, quiet)
                 .context("training failed")?;
             println!("best weights: {}", best.display());
@@ -91,17 +93,19 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             limit,
             json,
         } => {
-            keep_freed_memory();
             let mut images = load_any(&path, quiet)?;
-            images.truncate(limit.unwrap_or(usize::MAX));
-            let images: Vec<u8> = images.into_iter().flat_map(|i| i.pixels).collect();
+            images.truncate(limit.map_or(usize::MAX, |n| n as usize));
+            let flat = flat_tiles(&images)?;
             let (weights, cfg) = model_paths(&model);
             let cfg = VlaeConfig::load(&cfg)?;
             let m = eval::load_model(&weights, &cfg)
                 .with_context(|| format!("cannot load model {}", weights.display()))?;
-            let stats = eval::evaluate_elbo(&m, &images, cfg.latent_dim, 500)?;
+            let stats = eval::evaluate_elbo(&m, &flat, cfg.latent_dim, 500)?;
             let iw = iwae
-                .map(|k| eval::evaluate_iwae(&m, &images, cfg.latent_dim, k).map(|r| (k, r)))
+                .map(|k| {
+                    eval::evaluate_iwae(&m, &flat, cfg.latent_dim, k as usize)
+                        .map(|r| (k as usize, r))
+                })
                 .transpose()?;
             print_eval(&stats, iw, json);
             Ok(())
@@ -137,19 +141,17 @@ fn bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
     }
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
-        ProgressStyle::with_template(
-            "{prefix:>12} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}",
-        )
-        .expect("template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{prefix:>12} [{bar:30}] {pos}/{len} {per_sec}, eta {eta}")
+            .expect("template")
+            .progress_chars("=> "),
     );
     pb.set_prefix(what.to_string());
     pb
 }
 
-/// Reads a folder's images, reporting progress.
-fn read_folder(dir: &Path, quiet: bool) -> Result<Vec<FolderImage>> {
-    let files = folder::list_images(dir)?;
+/// Reads the images of files and folders, reporting progress.
+fn read_inputs(inputs: &[PathBuf], quiet: bool) -> Result<Vec<FolderImage>> {
+    let files = folder::list_inputs(inputs)?;
     let pb = bar(files.len(), "reading", quiet);
     let images = folder::read_images(&files, &|n| pb.inc(n))?;
     pb.finish_and_clear();
@@ -168,8 +170,12 @@ fn idx_images(path: &Path) -> Result<Vec<FolderImage>> {
         .chunks(PIXELS)
         .enumerate()
         .map(|(i, p)| FolderImage {
-            name: format!("{i:0width$}.pbm"),
-            format: ImageFormat::Pbm,
+            entry: Entry {
+                name: format!("{i:0width$}.pbm"),
+                format: ImageFormat::Pbm,
+                width: 28,
+                height: 28,
+            },
             pixels: p.to_vec(),
         })
         .collect())
@@ -178,84 +184,106 @@ fn idx_images(path: &Path) -> Result<Vec<FolderImage>> {
 /// Images from a folder or an IDX file.
 fn load_any(path: &Path, quiet: bool) -> Result<Vec<FolderImage>> {
     if path.is_dir() {
-        read_folder(path, quiet)
+        read_inputs(&[path.to_path_buf()], quiet)
     } else {
         idx_images(path)
     }
 }
 
-/// Compresses images into archive bytes.
-fn compress_images(
-    net: &Network,
-    images: &[FolderImage],
-    coding: &CodingArgs,
-    quiet: bool,
-) -> Result<Vec<u8>> {
-    let entries = images
+/// The images as one flat buffer of 28×28 tiles, for the candle model's −ELBO.
+fn flat_tiles(images: &[FolderImage]) -> Result<Vec<u8>> {
+    if let Some(i) = images.iter().find(|i| i.entry.pixels() != PIXELS as u64) {
+        anyhow::bail!(
+            "{}: the model's -ELBO is evaluated on 28×28 images, this one is {}×{}",
+            i.entry.name,
+            i.entry.width,
+            i.entry.height
+        );
+    }
+    Ok(images
         .iter()
-        .map(|i| Entry {
-            name: i.name.clone(),
-            format: i.format,
-        })
-        .collect();
-    let pixels: Vec<Vec<u8>> = images.iter().map(|i| i.pixels.clone()).collect();
-    let lanes = coding
-        .lanes
-        .unwrap_or_else(|| archive::default_lanes(images.len()));
-    let pb = bar(images.len(), "compressing", quiet);
-    let arch = archive::compress(net, entries, &pixels, coding.latent_bits, lanes, &|n| {
-        pb.inc(n)
-    })?;
-    pb.finish_and_clear();
-    Ok(container::write(&arch))
-}
-
-/// Decodes every image of a parsed archive. Nothing is written until every lane decoded
-/// and the pixel checksum matched.
-fn decode_archive(net: &Network, arch: Archive, quiet: bool) -> Result<Vec<FolderImage>> {
-    let pb = bar(arch.entries.len(), "decompressing", quiet);
-    let pixels = archive::decompress(net, &arch, &|n| pb.inc(n))?;
-    pb.finish_and_clear();
-    Ok(arch
-        .entries
-        .into_iter()
-        .zip(pixels)
-        .map(|(e, pixels)| FolderImage {
-            name: e.name,
-            format: e.format,
-            pixels,
-        })
+        .flat_map(|i| i.pixels.iter().copied())
         .collect())
 }
 
-fn map_file(path: &Path) -> Result<memmap2::Mmap> {
+fn coding_options(coding: &CodingArgs) -> CompressOptions {
+    CompressOptions {
+        latent_bits: coding.latent_bits,
+        lanes: coding.lanes.map(|l| l as usize),
+    }
+}
+
+/// Archive bytes from a file or standard input.
+///
+/// Files are memory-mapped and parsed in place: the lanes' payloads are never copied.
+/// Modifying or truncating an archive while vlae-zip reads it is not supported. A
+/// modification is caught by the checksum, but a truncation under the mapping makes the
+/// read fault (SIGBUS) and ends the process at once; the output folder is renamed into
+/// place only after every image decoded and checked, so no partial output ever appears.
+enum ArchiveBytes {
+    Mapped(memmap2::Mmap),
+    Read(Vec<u8>),
+}
+
+impl std::ops::Deref for ArchiveBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ArchiveBytes::Mapped(m) => m,
+            ArchiveBytes::Read(v) => v,
+        }
+    }
+}
+
+fn open_archive(path: &Path) -> Result<ArchiveBytes> {
+    if path == Path::new("-") {
+        let mut v = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut v)
+            .context("cannot read the archive from standard input")?;
+        return Ok(ArchiveBytes::Read(v));
+    }
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    // SAFETY: read-only mapping; the archive is parsed and checksummed before use, and the
-    // map is dropped before this command ends.
-    unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))
+    // SAFETY: a read-only mapping of a file this process does not write; see the stance
+    // on concurrent modification above.
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .with_context(|| format!("cannot map {}", path.display()))?;
+    Ok(ArchiveBytes::Mapped(map))
 }
 
 fn compress(
-    dir: &Path,
+    inputs: &[PathBuf],
     output: &Path,
     force: bool,
     model: &ModelArgs,
     coding: &CodingArgs,
     quiet: bool,
 ) -> Result<()> {
-    if output.exists() && !force {
-        bail!(
+    let to_stdout = output == Path::new("-");
+    if !to_stdout && output.exists() && !force {
+        anyhow::bail!(
             "{}: output file exists (use --force to overwrite)",
             output.display()
         );
     }
     let net = load_network(model)?;
     let start = Instant::now();
-    let images = read_folder(dir, quiet)?;
-    let bytes = compress_images(&net, &images, coding, quiet)?;
-    folder::write_file_atomic(output, &bytes)?;
-    if !quiet {
+    let images = read_inputs(inputs, quiet)?;
+    let rows: u64 = images.iter().map(|i| u64::from(i.entry.height)).sum();
+    let pb = bar(rows as usize, "compressing", quiet);
+    let bytes = job::compress_images(&net, &images, coding_options(coding), &|n| pb.inc(n))?;
+    pb.finish_and_clear();
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .context("cannot write the archive to standard output")?;
+    } else {
+        folder::write_file_atomic(output, &bytes, force)?;
+    }
+    if !quiet && !to_stdout {
         let n = images.len();
         println!(
             "{n} images → {} bytes ({:.2} bits/image) in {:.2} s ({:.0} images/s)",
@@ -271,18 +299,17 @@ fn compress(
 fn decompress(archive_path: &Path, output: &Path, model: &ModelArgs, quiet: bool) -> Result<()> {
     let net = load_network(model)?;
     let start = Instant::now();
-    let map = map_file(archive_path)?;
-    let images = container::parse(&map)
-        .map_err(anyhow::Error::from)
-        .and_then(|arch| decode_archive(&net, arch, quiet))
-        .with_context(|| format!("cannot decompress {}", archive_path.display()))?;
-    let pb = bar(images.len(), "writing", quiet);
-    folder::write_images(output, &images, &|n| pb.inc(n))?;
+    let staged = folder::StagedFolder::create(output)?;
+    let bytes = open_archive(archive_path)?;
+    let context = || format!("cannot decompress {}", archive_path.display());
+    let arch = container::parse(&bytes).with_context(context)?;
+    let pb = bar(arch.total_rows() as usize, "decompressing", quiet);
+    let images =
+        job::decompress_into(&[&net], &arch, staged, &|n| pb.inc(n)).with_context(context)?;
     pb.finish_and_clear();
     if !quiet {
         println!(
-            "{} images → {} in {:.2} s",
-            images.len(),
+            "{images} images → {} in {:.2} s",
             output.display(),
             start.elapsed().as_secs_f64()
         );
@@ -291,32 +318,46 @@ fn decompress(archive_path: &Path, output: &Path, model: &ModelArgs, quiet: bool
 }
 
 fn info(path: &Path) -> Result<()> {
-    let map = map_file(path)?;
-    let arch = container::parse(&map)
+    let bytes = open_archive(path)?;
+    let arch = container::parse(&bytes)
         .with_context(|| format!("{} is not a valid archive", path.display()))?;
-    let h = &arch.header;
-    let n = h.image_count as usize;
-    let payload = arch.payload_bytes();
+    let n = arch.image_count;
+    let (smallest, largest) = arch.size_range;
+    let stored = arch
+        .lanes
+        .iter()
+        .filter(|l| l.coder == LaneCoder::Stored)
+        .count();
     println!("archive        {}", path.display());
-    println!("format         version {}", container::VERSION);
+    println!("format         version {}", arch.version);
+    for m in &arch.models {
+        println!("model          {m}");
+    }
+    if smallest == largest {
+        println!("images         {n} of {}×{}", largest.0, largest.1);
+    } else {
+        println!(
+            "images         {n} of mixed sizes ({}×{} to {}×{})",
+            smallest.0, smallest.1, largest.0, largest.1
+        );
+    }
     println!(
-        "model          {}",
-        vlae_zip::infer::weights::fingerprint_hex(&h.fingerprint)
+        "lanes          {} ({} bits-back, {stored} stored)",
+        arch.lanes.len(),
+        arch.lanes.len() - stored
     );
-    println!("images         {n} of {}×{}", h.width, h.height);
-    println!("lanes          {}", arch.lanes.len());
     println!(
         "latent buckets 2^{}, probabilities {} bits",
-        h.latent_bits, h.precision
+        arch.latent_bits, arch.precision
     );
     println!(
         "size           {} bytes = {:.2} bits/image ({:.2} in lane payloads)",
-        map.len(),
-        map.len() as f64 * 8.0 / n.max(1) as f64,
-        payload as f64 * 8.0 / n.max(1) as f64
+        bytes.len(),
+        bytes.len() as f64 * 8.0 / n.max(1) as f64,
+        arch.payload_bytes() as f64 * 8.0 / n.max(1) as f64
     );
-    for e in arch.entries.iter().take(3) {
-        println!("  {} ({:?})", e.name, e.format);
+    for e in arch.entries().take(3) {
+        println!("  {} ({:?}, {}×{})", e.name, e.format, e.width, e.height);
     }
     if n > 3 {
         println!("  … {} more", n - 3);
@@ -333,42 +374,14 @@ fn bench(
     quiet: bool,
 ) -> Result<()> {
     let net = load_network(model)?;
-    let tmp = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let (archive_path, out_dir) = (tmp.path().join("bench.vlz"), tmp.path().join("out"));
-
-    let t = Instant::now();
     let images = load_any(path, quiet)?;
-    let bytes = compress_images(&net, &images, coding, quiet)?;
-    folder::write_file_atomic(&archive_path, &bytes)?;
-    let compress_secs = t.elapsed().as_secs_f64();
+    let work = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let rt = job::round_trip(&net, &images, coding_options(coding), work.path())?;
 
-    let t = Instant::now();
-    let map = map_file(&archive_path)?;
-    let arch = container::parse(&map)?;
-    let (lanes, latent_bits, payload_bytes) = (
-        arch.lanes.len(),
-        arch.header.latent_bits,
-        arch.payload_bytes(),
-    );
-    let decoded = decode_archive(&net, arch, quiet)?;
-    folder::write_images(&out_dir, &decoded, &|_| {})?;
-    let decompress_secs = t.elapsed().as_secs_f64();
-
-    let reread = read_folder(&out_dir, true)?;
-    let roundtrip_ok = reread.len() == images.len()
-        && reread
-            .iter()
-            .zip(&images)
-            .all(|(a, b)| a.name == b.name && a.format == b.format && a.pixels == b.pixels);
-
-    keep_freed_memory();
     let (weights, config) = model_paths(model);
     let cfg = VlaeConfig::load(&config)?;
     let m = eval::load_model(&weights, &cfg)?;
-    let flat: Vec<u8> = images
-        .iter()
-        .flat_map(|i| i.pixels.iter().copied())
-        .collect();
+    let flat = flat_tiles(&images)?;
     let pb = if quiet {
         ProgressBar::hidden()
     } else {
@@ -380,24 +393,27 @@ fn bench(
         .transpose()?;
     pb.finish_and_clear();
 
-    let n = images.len() as f64;
-    let achieved = bytes.len() as f64 * 8.0 / n;
-    let payload_bits = payload_bytes as f64 * 8.0 / n;
+    let n = rt.images as f64;
+    let achieved = rt.archive_bytes as f64 * 8.0 / n;
+    let payload_bits = rt.payload_bytes as f64 * 8.0 / n;
     let elbo = stats.neg_elbo_nats() / LN2;
     if json {
         let mut obj = serde_json::json!({
-            "images": images.len(),
-            "lanes": lanes,
-            "latent_bits": latent_bits,
-            "archive_bytes": bytes.len(),
+            "images": rt.images,
+            "lanes": rt.lanes,
+            "stored_lanes": rt.stored_lanes,
+            "latent_bits": rt.latent_bits,
+            "archive_bytes": rt.archive_bytes,
             "achieved_bits_per_image": achieved,
             "payload_bits_per_image": payload_bits,
             "neg_elbo_bits_per_image": elbo,
             "kl_bits_per_image": stats.kl_nats / LN2,
             "gap_bits_per_image": achieved - elbo,
-            "compress_images_per_sec": n / compress_secs,
-            "decompress_images_per_sec": n / decompress_secs,
-            "roundtrip_ok": roundtrip_ok,
+            "compress_images_per_sec": n / rt.compress_secs,
+            "decompress_images_per_sec": n / rt.decompress_secs,
+            "threads": rt.threads,
+            "decode_tasks": rt.decode_tasks,
+            "roundtrip_ok": rt.ok,
         });
         if let Some((nll, se)) = iw {
             obj["iwae_samples"] = iwae.into();
@@ -406,9 +422,12 @@ fn bench(
         }
         println!("{obj}");
     } else {
-        println!("images                 {}", images.len());
-        println!("lanes                  {lanes}");
-        println!("achieved               {achieved:9.3} bits/image  ({} bytes; lane payloads {payload_bits:.3})", bytes.len());
+        println!("images                 {}", rt.images);
+        println!(
+            "lanes                  {} ({} stored); {} decoding tasks on {} threads",
+            rt.lanes, rt.stored_lanes, rt.decode_tasks, rt.threads
+        );
+        println!("achieved               {achieved:9.3} bits/image  ({} bytes; lane payloads {payload_bits:.3})", rt.archive_bytes);
         println!(
             "model -ELBO            {elbo:9.3} bits/image  (KL {:.3})",
             stats.kl_nats / LN2
@@ -426,18 +445,21 @@ fn bench(
             achieved - elbo,
             100.0 * (achieved / elbo - 1.0)
         );
-        println!("compress               {:9.1} images/s", n / compress_secs);
+        println!(
+            "compress               {:9.1} images/s",
+            n / rt.compress_secs
+        );
         println!(
             "decompress             {:9.1} images/s",
-            n / decompress_secs
+            n / rt.decompress_secs
         );
         println!(
             "round trip             {}",
-            if roundtrip_ok { "ok" } else { "FAILED" }
+            if rt.ok { "ok" } else { "FAILED" }
         );
     }
-    if !roundtrip_ok {
-        bail!("decompressed images differ from the originals");
+    if !rt.ok {
+        anyhow::bail!("decompressed images differ from the originals");
     }
     Ok(())
 }

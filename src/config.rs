@@ -1,6 +1,8 @@
 //! The model's hyper-parameters, stored as JSON beside the weights. Both the candle model
 //! and the deterministic coder are built from this one description.
 
+#![forbid(unsafe_code)]
+
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -26,6 +28,22 @@ pub struct VlaeConfig {
     pub prior_steps: usize,
     /// Hidden units of each MADE.
     pub prior_hidden: usize,
+    /// Side of the square tile the model codes (a multiple of 4: the encoder halves it
+    /// twice). Left out of the JSON when it is the MNIST model's 28, so that version 1
+    /// fingerprints, which hash that JSON, are unchanged.
+    #[serde(default = "mnist_tile", skip_serializing_if = "is_mnist_tile")]
+    pub tile: usize,
+}
+
+/// The tile of models whose config predates the field.
+pub const MNIST_TILE: usize = 28;
+
+fn mnist_tile() -> usize {
+    MNIST_TILE
+}
+
+fn is_mnist_tile(t: &usize) -> bool {
+    *t == MNIST_TILE
 }
 
 impl VlaeConfig {
@@ -33,10 +51,7 @@ impl VlaeConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Io(path.display().to_string(), e))?;
-        let cfg: Self = serde_json::from_str(&text)
-            .map_err(|e| ConfigError::Parse(path.display().to_string(), e))?;
-        cfg.validate()?;
-        Ok(cfg)
+        Self::from_json(&text, &path.display().to_string())
     }
 
     /// Rejects configs the code cannot build (so a bad file fails early with a reason).
@@ -60,6 +75,11 @@ impl VlaeConfig {
                 "a size is zero or implausibly large".into(),
             ));
         }
+        if self.tile % 4 != 0 || !(4..=128).contains(&self.tile) {
+            return Err(ConfigError::Invalid(
+                "tile must be a multiple of 4 in 4..=128".into(),
+            ));
+        }
         if self.first_kernel % 2 == 0 || self.first_kernel > 15 {
             return Err(ConfigError::Invalid(
                 "first_kernel must be odd and at most 15".into(),
@@ -68,9 +88,46 @@ impl VlaeConfig {
         Ok(())
     }
 
-    /// The config as canonical JSON, the form hashed into the model fingerprint.
+    /// The config as JSON: two-space indented, one array element per line, no final
+    /// newline. Version 1 fingerprints hash exactly these bytes.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("config serializes")
+    }
+
+    /// The config as the fixed binary encoding version 2 fingerprints hash: every field as
+    /// a little-endian u32, in the order of format-spec.md §1.3.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        [
+            self.latent_dim,
+            self.enc_channels[0],
+            self.enc_channels[1],
+            self.enc_channels[2],
+            self.dec_channels[0],
+            self.dec_channels[1],
+            self.cond_channels,
+            self.pixel_channels,
+            self.first_kernel,
+            self.pixel_blocks,
+            self.prior_steps,
+            self.prior_hidden,
+            self.tile,
+        ]
+        .iter()
+        .flat_map(|&v| (v as u32).to_le_bytes())
+        .collect()
+    }
+
+    /// Pixels in one tile.
+    pub fn tile_pixels(&self) -> usize {
+        self.tile * self.tile
+    }
+
+    /// Parses and validates a config from JSON text.
+    pub fn from_json(text: &str, name: &str) -> Result<Self, ConfigError> {
+        let cfg: Self =
+            serde_json::from_str(text).map_err(|e| ConfigError::Parse(name.to_string(), e))?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 

@@ -5,13 +5,7 @@
 //! Training turns a table into an im2col gather followed by one matmul; the coder walks
 //! the same table. Because the causal masks of the PixelCNN exist only here, the coder
 //! cannot decode with a different causal structure from the one the model was trained with.
-
-/// Image height the shipped model handles.
-pub const HEIGHT: usize = 28;
-/// Image width the shipped model handles.
-pub const WIDTH: usize = 28;
-/// Pixels per image, coded in raster order.
-pub const PIXELS: usize = HEIGHT * WIDTH;
+#![forbid(unsafe_code)]
 
 /// A tap: (row offset, column offset) relative to the output position.
 pub type Tap = (isize, isize);
@@ -123,6 +117,10 @@ impl TapTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const HEIGHT: usize = 28;
+    const WIDTH: usize = 28;
+    const PIXELS: usize = HEIGHT * WIDTH;
 
     #[test]
     fn mask_a_excludes_centre_and_future() {

@@ -1,6 +1,12 @@
 //! Reading the binarized-MNIST IDX3 files (optionally gzipped) the corpus ships in.
 
-use crate::geometry::{HEIGHT, PIXELS, WIDTH};
+#![forbid(unsafe_code)]
+
+/// Side of the MNIST-style images these files hold.
+const HEIGHT: usize = 28;
+const WIDTH: usize = 28;
+/// Pixels per image.
+pub const PIXELS: usize = HEIGHT * WIDTH;
 use std::io::Read;
 use std::path::Path;
 

@@ -2,7 +2,10 @@
 //!
 //! Nothing is ever binarized: a PNG whose pixels are not exactly black and white is an
 //! error naming the first offending pixel. Ink is 1, as in PBM; in PNG, black is ink.
+#![forbid(unsafe_code)]
 
+pub use crate::container::ImageFormat;
+use crate::container::{MAX_IMAGE_PIXELS, MAX_SIDE};
 use std::path::Path;
 
 /// A bi-level image, one byte (0 or 1) per pixel, row-major.
@@ -12,19 +15,6 @@ pub struct BitImage {
     pub height: usize,
     pub pixels: Vec<u8>,
 }
-
-/// The file format an image came in, so that decompression can write it back the same way.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ImageFormat {
-    /// PBM; written back as binary P4 whether it came as P1 or P4.
-    Pbm,
-    /// Grayscale PNG without alpha, of the given bit depth (1, 2, 4, 8 or 16).
-    PngGray { bit_depth: u8 },
-}
-
-/// Largest side accepted, far above what any model handles; bounds allocations on
-/// malicious headers.
-const MAX_SIDE: usize = 1 << 15;
 
 /// Why an image could not be read or written. Messages name the file.
 #[derive(Debug, thiserror::Error)]
@@ -121,26 +111,61 @@ fn decode_pbm(path: &Path, bytes: &[u8]) -> Result<BitImage, ImageError> {
         *d = std::str::from_utf8(tok)
             .ok()
             .and_then(|s| s.parse().ok())
-            .filter(|&v| v > 0 && v <= MAX_SIDE)
-            .ok_or_else(|| invalid(path, "PBM header has an invalid width or height"))?;
+            .filter(|&v| v > 0 && v <= MAX_SIDE as usize)
+            .ok_or_else(|| {
+                invalid(
+                    path,
+                    format!(
+                        "PBM header has an invalid width or height (each must be 1..={MAX_SIDE})"
+                    ),
+                )
+            })?;
         at = next;
     }
     let [width, height] = dims;
+    if (width * height) as u64 > MAX_IMAGE_PIXELS {
+        return Err(invalid(
+            path,
+            format!("{width}×{height} is more than {MAX_IMAGE_PIXELS} pixels"),
+        ));
+    }
+    // Check the claimed size against the bytes present before reserving anything: P4
+    // needs its whole raster, P1 at least one byte a pixel.
+    let left = bytes.len().saturating_sub(at + 1);
+    if raw {
+        let stride = width.div_ceil(8);
+        let need = stride * height;
+        if bytes.get(at..at + 2) == Some(&b"\r\n"[..]) {
+            return Err(invalid(
+                path,
+                "P4 header ends with CR LF; the raster must follow a single whitespace byte",
+            ));
+        }
+        if left != need {
+            return Err(invalid(
+                path,
+                if left < need {
+                    format!("P4 raster is truncated: {left} of {need} bytes")
+                } else {
+                    format!("P4 raster has {} bytes after its {need} bytes", left - need)
+                },
+            ));
+        }
+    } else if left < width * height {
+        return Err(invalid(
+            path,
+            format!(
+                "P1 raster is truncated: {left} bytes cannot hold {} pixels",
+                width * height
+            ),
+        ));
+    }
     let mut pixels = Vec::with_capacity(width * height);
     if raw {
         // Exactly one whitespace byte separates the header from the raster.
         at += 1;
         let stride = width.div_ceil(8);
-        let need = stride * height;
-        let raster = bytes.get(at..at + need).ok_or_else(|| {
-            invalid(
-                path,
-                format!(
-                    "P4 raster is truncated: {} of {need} bytes",
-                    bytes.len().saturating_sub(at)
-                ),
-            )
-        })?;
+        let raster = &bytes[at..];
         for row in raster.chunks_exact(stride) {
             pixels.extend((0..width).map(|x| (row[x / 8] >> (7 - x % 8)) & 1));
         }
@@ -199,7 +224,7 @@ fn encode_pbm(img: &BitImage) -> Vec<u8> {
 
 fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, u8), ImageError> {
     let mut limits = png::Limits::default();
-    limits.bytes = 64 << 20;
+    limits.bytes = MAX_IMAGE_PIXELS as usize;
     let mut reader = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), limits)
         .read_info()
         .map_err(|e| invalid(path, format!("PNG: {e}")))?;
@@ -209,6 +234,15 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, u8), ImageError> {
         info.height as usize,
         info.bit_depth as u8,
     );
+    if width > MAX_SIDE as usize
+        || height > MAX_SIDE as usize
+        || (width * height) as u64 > MAX_IMAGE_PIXELS
+    {
+        return Err(invalid(
+            path,
+            format!("PNG is {width}×{height}; sides must be at most {MAX_SIDE} and the area {MAX_IMAGE_PIXELS} pixels"),
+        ));
+    }
     if info.color_type != png::ColorType::Grayscale {
         return Err(invalid(path, format!("PNG colour type {:?} is not supported: save bi-level images as grayscale without alpha", info.color_type)));
     }

@@ -1,10 +1,12 @@
 //! vlae-zip: lossless compression of bi-level images with a Variational Lossy Autoencoder
 //! and bits-back coding over ANS.
 //!
-//! Two paths share the weights. Training and evaluation run the candle model in [`nn`].
-//! Coding runs image I/O → deterministic inference ([`infer`]) → entropy coding
-//! ([`codec`], constriction; never sees a tensor) → container ([`container`]).
+//! Two paths share the weights and one description of the layers ([`arch`]). Training and
+//! evaluation run the candle model in `nn` (feature `train`). Coding runs image I/O →
+//! deterministic inference ([`infer`]) → entropy coding ([`codec`], constriction; never
+//! sees a tensor) → container ([`container`], which knows nothing of the others).
 
+pub mod arch;
 pub mod archive;
 pub mod codec;
 pub mod config;
@@ -14,4 +16,6 @@ pub mod geometry;
 pub mod idx;
 pub mod image_io;
 pub mod infer;
+pub mod job;
+#[cfg(feature = "train")]
 pub mod nn;

@@ -9,6 +9,19 @@ use std::process::ExitCode;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc's `mimalloc.h` of libmimalloc-sys 0.1.49, the
+/// version Cargo.toml pins exactly.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Training and evaluation allocate and free the same large activations every step. By
+/// default mimalloc hands freed pages back to the OS and the kernel zeroes them again on
+/// the next touch, which took a fifth of a training step; keeping them is 15% faster.
+/// Called first thing in `main`, before any thread exists, as mimalloc requires of options.
+fn keep_freed_memory() {
+    // SAFETY: sets a plain integer option before any other thread runs.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 #[derive(Parser)]
 #[command(
     version,
@@ -36,10 +49,10 @@ pub struct ModelArgs {
 /// How to code.
 #[derive(Args, Clone)]
 pub struct CodingArgs {
-    /// Independent bits-back chains; default: one per 1,000 images (whole groups of 4
-    /// from 4,000 images on), at most 64.
-    #[arg(long)]
-    pub lanes: Option<usize>,
+    /// Independent lanes (runs of rows coded separately, in parallel); default: one per
+    /// 490,000 pixels (625 digits), at most 64.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub lanes: Option<u32>,
     /// log2 of the number of buckets each latent dimension is discretized into.
     #[arg(long, default_value_t = vlae_zip::archive::DEFAULT_LATENT_BITS, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub latent_bits: u8,
@@ -47,11 +60,13 @@ pub struct CodingArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compress every .pbm and .png image under DIR into one archive.
+    /// Compress images into one archive: files as they are named, folders' .pbm and .png
+    /// images (searched recursively) under their relative paths.
     Compress {
-        /// Folder of images (searched recursively).
-        dir: PathBuf,
-        /// Archive to write.
+        /// Image files and folders.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Archive to write; `-` for standard output.
         #[arg(short, long)]
         output: PathBuf,
         /// Overwrite an existing output file.
@@ -64,7 +79,7 @@ enum Command {
     },
     /// Decompress an archive into DIR (which must not exist or be empty).
     Decompress {
-        /// Archive to read.
+        /// Archive to read; `-` for standard input.
         archive: PathBuf,
         /// Folder to create.
         #[arg(short, long)]
@@ -83,8 +98,8 @@ enum Command {
         /// Folder of images, or an IDX file.
         path: PathBuf,
         /// Also estimate the model's NLL by importance sampling with K samples.
-        #[arg(long)]
-        iwae: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        iwae: Option<u32>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -101,8 +116,8 @@ enum Command {
         #[arg(short, long)]
         output: PathBuf,
         /// Only the first N images.
-        #[arg(long)]
-        limit: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
     },
     /// Train a model on an IDX file of binary images.
     Train {
@@ -121,17 +136,17 @@ enum Command {
         /// Continue the run in --run from its last checkpoint.
         #[arg(long)]
         resume: bool,
-        #[arg(long)]
-        epochs: Option<usize>,
-        #[arg(long)]
-        batch_size: Option<usize>,
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        epochs: Option<u32>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        batch_size: Option<u32>,
+        #[arg(long, value_parser = positive_rate)]
         learning_rate: Option<f64>,
         /// Train on only the first N images (for smoke tests).
-        #[arg(long)]
-        limit: Option<usize>,
-        #[arg(long)]
-        validation_images: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
+        limit: Option<u32>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        validation_images: Option<u32>,
     },
     /// Report the model's −ELBO (and optionally IWAE NLL) on a folder of images or an
     /// IDX file.
@@ -141,18 +156,27 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
         /// Importance samples for an IWAE NLL estimate.
-        #[arg(long)]
-        iwae: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
+        iwae: Option<u32>,
         /// Evaluate only the first N images.
-        #[arg(long)]
-        limit: Option<usize>,
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: Option<u32>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
     },
 }
 
+/// A learning rate: a finite number above 0.
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     match commands::run(cli.command, cli.quiet) {
         Ok(()) => ExitCode::SUCCESS,

@@ -86,7 +86,7 @@ fn mixed_folder(root: &Path) -> PathBuf {
 }
 
 fn read_all(dir: &Path) -> Vec<(String, BitImage)> {
-    let files = vlae_zip::folder::list_images(dir).unwrap();
+    let files = vlae_zip::folder::list_inputs(&[dir.to_path_buf()]).unwrap();
     files
         .iter()
         .map(|(n, p)| {
@@ -156,22 +156,6 @@ fn bad_images_are_named_with_the_reason() {
     );
     std::fs::remove_file(dir.join("grey.png")).unwrap();
 
-    std::fs::write(
-        dir.join("small.pbm"),
-        encode_image(
-            &BitImage {
-                width: 3,
-                height: 2,
-                pixels: vec![1; 6],
-            },
-            ImageFormat::Pbm,
-        ),
-    )
-    .unwrap();
-    let err = compress_fails();
-    assert!(err.contains("small.pbm") && err.contains("3×2"), "{err}");
-    std::fs::remove_file(dir.join("small.pbm")).unwrap();
-
     std::fs::write(dir.join("broken.pbm"), b"P4\n28 28\n\x01\x02").unwrap();
     let err = compress_fails();
     assert!(
@@ -234,7 +218,10 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
         "--model",
         other.to_str().unwrap(),
     ]);
-    assert!(err.contains("different model"), "{err}");
+    assert!(
+        err.contains("needs model") && err.contains("--model"),
+        "{err}"
+    );
     assert!(!out.exists());
 
     // An existing, non-empty output folder is never touched.
@@ -253,7 +240,12 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
         arc.to_str().unwrap()
     ))
     .contains("--force"));
-    assert!(fails(&tiny("decompress", "/no/such.vlz", out_s)).contains("/no/such.vlz"));
+    let fresh = tmp.path().join("fresh");
+    assert!(
+        fails(&tiny("decompress", "/no/such.vlz", fresh.to_str().unwrap()))
+            .contains("/no/such.vlz")
+    );
+    assert!(!fresh.exists());
     assert!(fails(&[
         "compress",
         dir.to_str().unwrap(),
@@ -324,4 +316,182 @@ fn eval_reads_folders_and_idx_files_alike() {
         b["iwae_nll_bits_per_image"].as_f64().unwrap()
             <= b["neg_elbo_bits_per_image"].as_f64().unwrap() + 1.0
     );
+}
+
+#[test]
+fn files_folders_mixed_sizes_and_standard_streams() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = mixed_folder(tmp.path());
+    let page = BitImage {
+        width: 61,
+        height: 45,
+        pixels: (0..61 * 45)
+            .map(|i| u8::from((i / 61 + i % 61) % 9 == 0))
+            .collect(),
+    };
+    let single = tmp.path().join("page.pbm");
+    std::fs::write(&single, encode_image(&page, ImageFormat::Pbm)).unwrap();
+    let dot = tmp.path().join("dot.png");
+    std::fs::write(
+        &dot,
+        encode_image(
+            &BitImage {
+                width: 1,
+                height: 1,
+                pixels: vec![1],
+            },
+            ImageFormat::PngGray { bit_depth: 1 },
+        ),
+    )
+    .unwrap();
+    // Files and a folder together, written to standard output.
+    let out = ok(&[
+        "compress",
+        single.to_str().unwrap(),
+        dir.to_str().unwrap(),
+        dot.to_str().unwrap(),
+        "-o",
+        "-",
+        "--model",
+        TINY,
+    ]);
+    assert!(out.stdout.starts_with(b"VLAEZIP\0"));
+    // And read back from standard input.
+    let restored = tmp.path().join("restored");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+        .args([
+            "decompress",
+            "-",
+            "-o",
+            restored.to_str().unwrap(),
+            "--model",
+            TINY,
+            "-q",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+    assert!(child.wait().unwrap().success());
+    let mut want = read_all(&dir);
+    want.push((
+        "dot.png".into(),
+        read_all(tmp.path())
+            .into_iter()
+            .find(|(n, _)| n == "dot.png")
+            .unwrap()
+            .1,
+    ));
+    want.push(("page.pbm".into(), page));
+    want.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(read_all(&restored), want);
+}
+
+#[test]
+fn a_file_argument_with_a_folder_output_path_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = tmp.path().join("one.pbm");
+    std::fs::write(&one, encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    let arc = tmp.path().join("x.vlz");
+    ok(&tiny(
+        "compress",
+        one.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    let out = tmp.path().join("out");
+    ok(&tiny(
+        "decompress",
+        arc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    assert_eq!(read_all(&out), vec![("one.pbm".to_string(), digit(0))]);
+}
+
+#[test]
+fn invalid_arguments_are_refused_by_the_parser() {
+    for args in [
+        &[
+            "compress",
+            "corpus/test-1000",
+            "-o",
+            "/tmp/never.vlz",
+            "--lanes",
+            "70000",
+        ][..],
+        &[
+            "compress",
+            "corpus/test-1000",
+            "-o",
+            "/tmp/never.vlz",
+            "--lanes",
+            "0",
+        ],
+        &["train", "--batch-size", "0", "--run", "/tmp/never-run"],
+        &["train", "--learning-rate=-1", "--run", "/tmp/never-run"],
+        &["eval", "corpus/test-1000", "--iwae", "0"],
+        &["eval", "corpus/test-1000", "--limit", "0"],
+    ] {
+        let out = vlae(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("invalid value"), "{args:?}: {err}");
+    }
+    assert!(!Path::new("/tmp/never.vlz").exists() && !Path::new("/tmp/never-run").exists());
+}
+
+#[test]
+fn p4_files_with_trailing_bytes_or_crlf_headers_are_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    let good = encode_image(&digit(0), ImageFormat::Pbm);
+    let arc = tmp.path().join("x.vlz");
+    let arc_s = arc.to_str().unwrap();
+    let mut trailing = good.clone();
+    trailing.push(0);
+    std::fs::write(dir.join("t.pbm"), &trailing).unwrap();
+    let err = fails(&tiny("compress", dir.to_str().unwrap(), arc_s));
+    assert!(err.contains("t.pbm") && err.contains("after its"), "{err}");
+    std::fs::remove_file(dir.join("t.pbm")).unwrap();
+    let crlf = [b"P4\r\n28 28\r\n".as_slice(), &good[9..]].concat();
+    std::fs::write(dir.join("c.pbm"), &crlf).unwrap();
+    let err = fails(&tiny("compress", dir.to_str().unwrap(), arc_s));
+    assert!(err.contains("c.pbm") && err.contains("CR LF"), "{err}");
+    assert!(!arc.exists());
+}
+
+#[test]
+fn decompress_checks_the_output_folder_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    // Even a corrupt archive is not read once the output folder is known to be unusable.
+    let bad = tmp.path().join("bad.vlz");
+    std::fs::write(&bad, b"VLAEZIP\0garbage").unwrap();
+    let err = fails(&tiny(
+        "decompress",
+        bad.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    assert!(err.contains("not empty"), "{err}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn names_that_collide_are_never_overwritten() {
+    // Two entries whose names collide once written (a case-insensitive filesystem would
+    // map "A.pbm" and "a.pbm" to one file): simulated with a file that already exists in
+    // the staging folder, which `create_new` refuses.
+    let tmp = tempfile::tempdir().unwrap();
+    let staged = vlae_zip::folder::StagedFolder::create(&tmp.path().join("out")).unwrap();
+    let e = vlae_zip::container::Entry {
+        name: "a.pbm".into(),
+        format: ImageFormat::Pbm,
+        width: 1,
+        height: 1,
+    };
+    staged.write(&e, vec![1]).unwrap();
+    assert!(staged.write(&e, vec![0]).is_err());
 }

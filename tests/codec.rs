@@ -1,64 +1,27 @@
-//! Bits-back coding end to end on the tiny test model: round trips, rate against the
-//! model's −ELBO, determinism across threads and lanes, and agreement between the
-//! deterministic inference path and the candle model.
+//! Bits-back coding end to end on the tiny test model: round trips of any size, rate
+//! against the model's −ELBO, the fallback choice, determinism across threads, lanes and
+//! SIMD level, agreement between the deterministic path and the candle model, and lanes
+//! that claim more than they hold.
+
+mod common;
 
 use candle_core::{Device, Tensor};
-use vlae_zip::archive::{self, DEFAULT_LATENT_BITS};
-use vlae_zip::codec::bitsback::BitsBack;
-use vlae_zip::codec::model::Coder;
+use common::*;
+use vlae_zip::archive::{self, plan_lanes, ArchiveError, Segment};
+use vlae_zip::codec::bitsback::{BitsBack, ChainInput, ChainOrder, CodecError, Strip};
 use vlae_zip::config::VlaeConfig;
-use vlae_zip::container::{self, Entry};
-use vlae_zip::geometry::PIXELS;
-use vlae_zip::image_io::ImageFormat;
-use vlae_zip::infer::network::Network;
+use vlae_zip::container::{self, LaneCoder};
 use vlae_zip::nn::{eval, vlae::pixels_tensor};
-
-const TINY: &str = "tests/data/tiny.safetensors";
-const TINY_CFG: &str = "tests/data/tiny.json";
-
-fn tiny() -> Network {
-    Network::load(TINY.as_ref(), TINY_CFG.as_ref()).expect("tiny model loads")
-}
-
-fn test_images(n: usize) -> Vec<Vec<u8>> {
-    let all =
-        vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
-            .unwrap();
-    all.chunks(PIXELS).take(n).map(|c| c.to_vec()).collect()
-}
-
-fn entries(n: usize) -> Vec<Entry> {
-    (0..n)
-        .map(|i| Entry {
-            name: format!("{i:05}.pbm"),
-            format: ImageFormat::Pbm,
-        })
-        .collect()
-}
-
-fn no_progress(_: u64) {}
 
 #[test]
 fn archive_round_trips_and_rate_tracks_the_elbo() {
     let net = tiny();
-    let images = test_images(200);
-    let arch = archive::compress(
-        &net,
-        entries(200),
-        &images,
-        DEFAULT_LATENT_BITS,
-        2,
-        &no_progress,
-    )
-    .unwrap();
-    let bytes = container::write(&arch);
-    let back = archive::decompress(&net, &container::parse(&bytes).unwrap(), &no_progress).unwrap();
-    assert_eq!(back, images);
+    let images = digits(0, 200);
+    let bytes = round_trip(net, &digit_entries(200), &images, Some(2));
 
     let cfg = VlaeConfig::load(TINY_CFG.as_ref()).unwrap();
     let model = eval::load_model(TINY.as_ref(), &cfg).unwrap();
-    let flat: Vec<u8> = images.concat();
-    let elbo_bits = eval::evaluate_elbo(&model, &flat, cfg.latent_dim, 100)
+    let elbo_bits = eval::evaluate_elbo(&model, &images.concat(), cfg.latent_dim, 100)
         .unwrap()
         .neg_elbo_nats()
         / std::f64::consts::LN_2;
@@ -75,51 +38,199 @@ fn archive_round_trips_and_rate_tracks_the_elbo() {
 }
 
 #[test]
+fn odd_sizes_round_trip() {
+    let net = tiny();
+    let d = digits(0, 1).remove(0);
+    let sizes: [(u32, u32); 7] = [
+        (1, 1),
+        (1, 57),
+        (57, 1),
+        (29, 28),
+        (28, 29),
+        (83, 61),
+        (3, 2),
+    ];
+    let images: Vec<Vec<u8>> = sizes
+        .iter()
+        .map(|&(w, h)| {
+            (0..(w * h) as usize)
+                .map(|i| d[(i * 7 + i / w as usize) % 784])
+                .collect()
+        })
+        .collect();
+    for lanes in [1, 3, 9] {
+        round_trip(net, &entries_for(&sizes), &images, Some(lanes));
+    }
+}
+
+#[test]
+fn blank_tiles_cost_almost_nothing() {
+    let net = tiny();
+    let (w, h) = (280u32, 280u32);
+    let mut page = vec![0u8; (w * h) as usize];
+    // One black square of exactly 2×2 tiles, aligned, and the rest white.
+    for y in 56..112 {
+        for x in 28..84 {
+            page[y * w as usize + x] = 1;
+        }
+    }
+    let bytes = round_trip(net, &entries_for(&[(w, h)]), &[page], Some(1));
+    assert!(bytes.len() < 100, "{} bytes for a blank page", bytes.len());
+}
+
+#[test]
 fn edge_case_images_round_trip() {
     let net = tiny();
-    let bb = BitsBack::new(&net, 8);
-    let mut single = vec![0u8; PIXELS];
-    single[PIXELS / 2] = 1;
-    let noise: Vec<u8> = (0..PIXELS)
-        .map(|i| ((i * 2_654_435_761) >> 13) as u8 & 1)
+    let mut single = vec![0u8; 784];
+    single[392] = 1;
+    let noise: Vec<u8> = (0..784)
+        .map(|i| ((i * 2_654_435_761usize) >> 13) as u8 & 1)
         .collect();
-    let images = vec![vec![0u8; PIXELS], vec![1u8; PIXELS], single, noise];
-    let lane = bb.compress_lane(&images).unwrap();
-    assert_eq!(bb.decompress_lane(&lane, 0).unwrap(), images);
+    let mut corner = vec![0u8; 784];
+    corner[783] = 1;
+    let images = vec![vec![0u8; 784], vec![1u8; 784], single, noise, corner];
+    round_trip(net, &digit_entries(5), &images, Some(1));
+}
+
+#[test]
+fn noise_falls_back_to_stored_bits_and_never_expands() {
+    let net = tiny();
+    let mut x = 0x9e37_79b9u32;
+    let noise: Vec<Vec<u8>> = (0..20)
+        .map(|_| {
+            (0..784)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    (x & 1) as u8
+                })
+                .collect()
+        })
+        .collect();
+    let bytes = round_trip(net, &digit_entries(20), &noise, None);
+    let arch = container::parse(&bytes).unwrap();
+    assert!(arch.lanes.iter().all(|l| l.coder == LaneCoder::Stored));
+    let raw = 20 * 784 / 8;
+    assert!(
+        bytes.len() <= raw + 64,
+        "{} bytes for {raw} raw",
+        bytes.len()
+    );
+    // Digits, by contrast, are coded by the model.
+    let digits_bytes = round_trip(net, &digit_entries(20), &digits(0, 20), None);
+    let arch = container::parse(&digits_bytes).unwrap();
+    assert!(arch
+        .lanes
+        .iter()
+        .all(|l| matches!(l.coder, LaneCoder::BitsBack { .. })));
+}
+
+#[test]
+fn lanes_split_pages_at_tile_rows_and_digits_whole() {
+    let plan = plan_lanes(&[(28, 28); 10], 3, 28);
+    assert_eq!(plan.len(), 3);
+    assert!(plan
+        .iter()
+        .flatten()
+        .all(|s| s.rows == 28 && s.first_row == 0));
+    let page = plan_lanes(&[(100, 200)], 4, 28);
+    assert_eq!(page.len(), 4);
+    let rows: Vec<usize> = page
+        .iter()
+        .map(|l| l.iter().map(|s| s.rows).sum())
+        .collect();
+    assert_eq!(rows.iter().sum::<usize>(), 200);
+    assert!(page
+        .iter()
+        .flatten()
+        .all(|s: &Segment| s.first_row % 28 == 0));
 }
 
 #[test]
 fn archives_are_identical_across_threads_and_batching() {
     let net = tiny();
-    let images = test_images(64);
+    let images = digits(0, 64);
     let run = |threads: usize| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| {
-            container::write(
-                &archive::compress(&net, entries(64), &images, 8, 4, &no_progress).unwrap(),
-            )
-        })
+        pool.install(|| compress(net, &digit_entries(64), &images, Some(8)))
     };
-    assert_eq!(run(1), run(2));
+    // 1 thread codes lanes in lockstep groups of 4; 16 threads code them one by one.
+    let one = run(1);
+    assert_eq!(one, run(2));
+    assert_eq!(one, run(16));
     // A lane's bytes do not depend on what other lanes hold or how many there are.
-    let four = archive::compress(&net, entries(64), &images, 8, 4, &no_progress).unwrap();
-    let first_alone = BitsBack::new(&net, 8).compress_lane(&images[..16]).unwrap();
-    assert_eq!(four.lanes[0], first_alone);
+    let arch = container::parse(&one).unwrap();
+    let bb = BitsBack::new(net, 8).unwrap();
+    let strips: Vec<Strip> = images[..8]
+        .iter()
+        .map(|p| Strip {
+            width: 28,
+            rows: 28,
+            pixels: p,
+        })
+        .collect();
+    let alone = bb.compress_lanes(&[&strips]).unwrap().remove(0);
+    assert_eq!(arch.lanes[0].words(), alone.words);
 }
 
 #[test]
-fn coding_one_image_leaves_the_stack_as_it_was() {
+fn a_lane_ends_exactly_at_its_seed() {
     let net = tiny();
-    let bb = BitsBack::new(&net, 8);
-    let img = &test_images(1)[0];
-    let mut coder = Coder::from_raw_parts(vec![0x1234_5678; 40], 0x0123_4567_89ab_cdef);
-    let before = coder.clone().into_raw_parts();
-    bb.encode(&mut coder, img).unwrap();
-    assert_eq!(&bb.decode(&mut coder).unwrap(), img);
-    assert_eq!(coder.into_raw_parts(), before);
+    let bb = BitsBack::new(net, 8).unwrap();
+    let img = digits(3, 1).remove(0);
+    let strip = [Strip {
+        width: 28,
+        rows: 28,
+        pixels: &img,
+    }];
+    let lane = bb.compress_lanes(&[&strip]).unwrap().remove(0);
+    let back = bb
+        .decompress_lanes(
+            &[ChainInput {
+                lane,
+                shapes: vec![(28, 28)],
+            }],
+            ChainOrder::Forward,
+            0,
+        )
+        .unwrap();
+    assert_eq!(back[0][0], img);
+}
+
+#[test]
+fn a_lane_that_claims_more_than_it_holds_fails_fast() {
+    let net = tiny();
+    let images = digits(0, 40);
+    let bytes = compress(net, &digit_entries(40), &images, Some(1));
+    let arch = container::parse(&bytes).unwrap();
+    let bb = BitsBack::new(net, 8).unwrap();
+    // The real lane's head and the top 8 of its words: the first tiles decode as they
+    // should, then the stack runs out.
+    let words = arch.lanes[0].words();
+    let lane = vlae_zip::codec::bitsback::ChainLane {
+        seed_words_elided: 0,
+        state: arch.lanes[0].state,
+        words: words[words.len() - 8..].to_vec(),
+    };
+    // Claims 100,000 digits with eight words: must fail within a few tiles.
+    let err = bb
+        .decompress_lanes(
+            &[ChainInput {
+                lane,
+                shapes: vec![(28, 28); 100_000],
+            }],
+            ChainOrder::Forward,
+            0,
+        )
+        .unwrap_err();
+    match err {
+        CodecError::Exhausted { tile, .. } => assert!(tile < 1000, "failed only at tile {tile}"),
+        other => panic!("{other}"),
+    }
 }
 
 #[test]
@@ -127,8 +238,7 @@ fn deterministic_path_agrees_with_candle() {
     let net = tiny();
     let cfg = VlaeConfig::load(TINY_CFG.as_ref()).unwrap();
     let model = eval::load_model(TINY.as_ref(), &cfg).unwrap();
-    let images = test_images(3);
-    for img in &images {
+    for img in &digits(0, 3) {
         let x = pixels_tensor(img, &Device::Cpu).unwrap();
         let (mean, log_sd) = model.encoder.forward(&x).unwrap();
         let post = net.posterior(img);
@@ -173,7 +283,7 @@ fn deterministic_path_agrees_with_candle() {
             .unwrap();
         let logits = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let mut ps = net.pixels_start::<1>([&z]);
-        for p in 0..PIXELS {
+        for p in 0..784 {
             let l = ps.logit(p)[0];
             assert!(
                 (l - logits[p]).abs() < 1e-3 * (1.0 + l.abs()),
@@ -186,26 +296,36 @@ fn deterministic_path_agrees_with_candle() {
 }
 
 #[test]
-fn a_different_model_is_refused() {
-    let net = tiny();
-    let images = test_images(2);
-    let mut arch = archive::compress(&net, entries(2), &images, 8, 1, &no_progress).unwrap();
-    arch.header.fingerprint[0] ^= 1;
-    let err = archive::decompress(&net, &arch, &no_progress)
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("different model"), "{err}");
+fn a_missing_model_is_named() {
+    let bytes = compress(tiny(), &digit_entries(2), &digits(0, 2), Some(1));
+    let err = decode(&[shipped()], &bytes).unwrap_err();
+    assert!(matches!(err, ArchiveError::MissingModel(_)), "{err}");
+    assert!(err.to_string().contains(&hex8(tiny().id())), "{err}");
+}
+
+fn hex8(id: [u8; 8]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
 fn simd_and_baseline_kernels_give_identical_archives() {
     let net = tiny();
-    let images = test_images(8);
-    let lane = |baseline: bool| {
+    let images = digits(0, 8);
+    let run = |baseline: bool| {
         vlae_zip::infer::kernels::force_baseline(baseline);
-        let l = BitsBack::new(&net, 8).compress_lane(&images).unwrap();
+        let b = compress(net, &digit_entries(8), &images, Some(1));
         vlae_zip::infer::kernels::force_baseline(false);
-        l
+        b
     };
-    assert_eq!(lane(true), lane(false));
+    assert_eq!(run(true), run(false));
+}
+
+#[test]
+fn default_lanes_let_sixteen_threads_decode_ten_thousand_digits() {
+    let lanes = archive::default_lanes(10_000 * 784);
+    assert!(lanes >= 16, "{lanes} lanes");
+    let tasks = lanes.div_ceil(archive::lanes_per_task(lanes, 16));
+    assert!(tasks >= 16, "{tasks} tasks for 16 threads");
+    // On this 2-core machine the same lanes run as lockstep groups of 4.
+    assert_eq!(archive::lanes_per_task(lanes, 2), 4);
 }

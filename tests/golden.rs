@@ -1,20 +1,23 @@
-//! A committed archive made by an earlier build must keep decoding to the same files.
+//! Committed archives made by earlier builds must keep decoding to the same images.
 //!
-//! `tests/data/golden.vlz` holds 40 test digits in every supported format, compressed with
-//! the tiny model; `tests/data/golden-results.txt` lists the CRC-32 of every file
-//! decompression writes. If the format ever has to change, bump its version and keep a
-//! decoder for this one. Regenerate (only then) with
+//! Each `tests/data/golden-*.vlz` has a `.txt` beside it listing, per decoded image, its
+//! name, format, size and the CRC-32 of its pixels (one byte, 0 or 1, per pixel): pixels,
+//! not re-encoded files, so that a png or flate2 upgrade cannot break a golden file
+//! without a format change.
+//!
+//! - `golden-v1.vlz`: version 1, 40 test digits in every format, tiny model, 3 lanes.
+//! - `golden-v1-mnist.vlz`: version 1, the shipped model at default settings, 70 digits.
+//! - `golden-v2.vlz`: version 2, tiny model: mixed sizes from 1×1 to 61×45, blank tiles, a
+//!   noise image coded by a stored (fallback) lane, nested names.
+//! - `golden-v2-mnist.vlz`: version 2, the shipped model at default settings, 70 digits.
+//!
+//! Version 1 files can no longer be written. If version 2 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 2 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
-use vlae_zip::archive;
-use vlae_zip::container::{self, Entry};
-use vlae_zip::folder::FolderImage;
-use vlae_zip::geometry::PIXELS;
-use vlae_zip::image_io::{encode_image, BitImage, ImageFormat};
+use vlae_zip::archive::{self, CompressOptions, DEFAULT_LATENT_BITS};
+use vlae_zip::container::{self, Entry, ImageFormat};
 use vlae_zip::infer::network::Network;
-
-const GOLDEN: &str = "tests/data/golden.vlz";
-const RESULTS: &str = "tests/data/golden-results.txt";
 
 fn tiny() -> Network {
     Network::load(
@@ -24,71 +27,202 @@ fn tiny() -> Network {
     .unwrap()
 }
 
-fn file_bytes(img: &FolderImage) -> Vec<u8> {
-    encode_image(
-        &BitImage {
-            width: 28,
-            height: 28,
-            pixels: img.pixels.clone(),
-        },
-        img.format,
+fn shipped() -> Network {
+    Network::load(
+        "models/vlae-mnist.safetensors".as_ref(),
+        "models/vlae-mnist.json".as_ref(),
     )
+    .unwrap()
 }
 
-fn decoded_listing() -> String {
-    let net = tiny();
-    let arch = container::parse(&std::fs::read(GOLDEN).unwrap()).expect("golden archive parses");
-    let pixels = archive::decompress(&net, &arch, &|_| {}).expect("golden archive decodes");
-    arch.entries
-        .into_iter()
-        .zip(pixels)
-        .map(|(e, pixels)| {
-            let img = FolderImage {
-                name: e.name,
-                format: e.format,
-                pixels,
-            };
-            format!("{} {:08x}\n", img.name, crc32fast::hash(&file_bytes(&img)))
-        })
-        .collect()
+fn listing(net: &Network, archive: &str) -> String {
+    let bytes = std::fs::read(archive).unwrap();
+    let arch = container::parse(&bytes).expect("golden archive parses");
+    let mut out = String::new();
+    archive::decompress(
+        &[net],
+        &arch,
+        &mut |e: Entry, pixels: Vec<u8>| -> Result<(), archive::ArchiveError> {
+            out += &format!(
+                "{} {:?} {}x{} {:08x}\n",
+                e.name,
+                e.format,
+                e.width,
+                e.height,
+                crc32fast::hash(&pixels)
+            );
+            Ok(())
+        },
+        &|_| {},
+    )
+    .expect("golden archive decodes");
+    out
+}
+
+fn check(net: &Network, name: &str) {
+    let want = std::fs::read_to_string(format!("tests/data/{name}.txt")).unwrap();
+    assert_eq!(
+        listing(net, &format!("tests/data/{name}.vlz")),
+        want,
+        "{name}"
+    );
 }
 
 #[test]
-fn golden_archive_decodes_byte_exactly() {
-    let want = std::fs::read_to_string(RESULTS).unwrap();
-    assert_eq!(decoded_listing(), want);
+fn version_1_archives_decode_to_the_same_pixels() {
+    check(&tiny(), "golden-v1");
+    check(&shipped(), "golden-v1-mnist");
 }
 
 #[test]
-#[ignore = "regenerates the golden files; run only when the format version changes"]
-fn regenerate_golden() {
+fn version_2_archives_decode_to_the_same_pixels() {
+    check(&tiny(), "golden-v2");
+    check(&shipped(), "golden-v2-mnist");
+}
+
+fn digits(n: usize) -> Vec<Vec<u8>> {
     let flat =
         vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
             .unwrap();
-    let formats = [
-        ImageFormat::Pbm,
-        ImageFormat::PngGray { bit_depth: 1 },
-        ImageFormat::PngGray { bit_depth: 8 },
-        ImageFormat::PngGray { bit_depth: 16 },
+    flat.chunks(784).take(n).map(<[u8]>::to_vec).collect()
+}
+
+/// The images of `golden-v2.vlz`: every size class the tiler has to get right.
+fn mixed() -> (Vec<Entry>, Vec<Vec<u8>>) {
+    let d = digits(4);
+    let mut noise_state = 0x2545_f491_4f6c_dd1du64;
+    let mut noise = || {
+        noise_state ^= noise_state << 13;
+        noise_state ^= noise_state >> 7;
+        noise_state ^= noise_state << 17;
+        (noise_state & 1) as u8
+    };
+    let mut page = vec![0u8; 61 * 45];
+    for y in 0..45 {
+        for x in 0..61 {
+            page[y * 61 + x] = d[(x / 28 + y / 28) % 4][(y % 28) * 28 + x % 28];
+        }
+    }
+    let images: Vec<(&str, ImageFormat, u32, u32, Vec<u8>)> = vec![
+        ("a/one.pbm", ImageFormat::Pbm, 1, 1, vec![1]),
+        (
+            "a/row.png",
+            ImageFormat::PngGray { bit_depth: 1 },
+            40,
+            1,
+            (0..40).map(|i| (i % 3 == 0) as u8).collect(),
+        ),
+        ("b/black.pbm", ImageFormat::Pbm, 28, 28, vec![1; 784]),
+        (
+            "b/digit.png",
+            ImageFormat::PngGray { bit_depth: 8 },
+            28,
+            28,
+            d[0].clone(),
+        ),
+        ("b/page.pbm", ImageFormat::Pbm, 61, 45, page),
+        (
+            "b/white.png",
+            ImageFormat::PngGray { bit_depth: 16 },
+            40,
+            40,
+            vec![0; 1600],
+        ),
+        (
+            "c/column.pbm",
+            ImageFormat::Pbm,
+            1,
+            30,
+            (0..30).map(|i| (i % 2) as u8).collect(),
+        ),
+        (
+            "z/noise.pbm",
+            ImageFormat::Pbm,
+            32,
+            32,
+            (0..1024).map(|_| noise()).collect(),
+        ),
     ];
-    let (entries, images): (Vec<Entry>, Vec<Vec<u8>>) = (0..40)
-        .map(|i| {
-            let format = formats[i % formats.len()];
-            let ext = if format == ImageFormat::Pbm {
-                "pbm"
-            } else {
-                "png"
-            };
+    images
+        .into_iter()
+        .map(|(name, format, width, height, pixels)| {
             (
                 Entry {
-                    name: format!("digits/{i:03}.{ext}"),
+                    name: name.into(),
                     format,
+                    width,
+                    height,
                 },
-                flat[i * PIXELS..(i + 1) * PIXELS].to_vec(),
+                pixels,
             )
         })
-        .unzip();
-    let arch = archive::compress(&tiny(), entries, &images, 8, 3, &|_| {}).unwrap();
-    std::fs::write(GOLDEN, container::write(&arch)).unwrap();
-    std::fs::write(RESULTS, decoded_listing()).unwrap();
+        .unzip()
+}
+
+#[test]
+#[ignore = "regenerates the version 2 golden files; run only when the format version changes"]
+fn regenerate_version_2_golden_files() {
+    let (entries, images) = mixed();
+    // Three lanes: the noise image gets a lane of its own, which must be stored.
+    let bytes = archive::compress(
+        &tiny(),
+        &entries,
+        &images,
+        CompressOptions {
+            latent_bits: 8,
+            lanes: Some(3),
+        },
+        &|_| {},
+    )
+    .unwrap();
+    std::fs::write("tests/data/golden-v2.vlz", &bytes).unwrap();
+    std::fs::write(
+        "tests/data/golden-v2.txt",
+        listing(&tiny(), "tests/data/golden-v2.vlz"),
+    )
+    .unwrap();
+
+    let images = digits(70);
+    let entries: Vec<Entry> = (0..70)
+        .map(|i| Entry {
+            name: format!("{i:05}.pbm"),
+            format: ImageFormat::Pbm,
+            width: 28,
+            height: 28,
+        })
+        .collect();
+    let bytes = archive::compress(
+        &shipped(),
+        &entries,
+        &images,
+        CompressOptions {
+            latent_bits: DEFAULT_LATENT_BITS,
+            lanes: None,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    std::fs::write("tests/data/golden-v2-mnist.vlz", &bytes).unwrap();
+    std::fs::write(
+        "tests/data/golden-v2-mnist.txt",
+        listing(&shipped(), "tests/data/golden-v2-mnist.vlz"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_v2_golden_file_exercises_a_stored_lane_and_mixed_sizes() {
+    let bytes = std::fs::read("tests/data/golden-v2.vlz").unwrap();
+    let arch = container::parse(&bytes).unwrap();
+    assert!(arch
+        .lanes
+        .iter()
+        .any(|l| l.coder == container::LaneCoder::Stored));
+    assert!(arch
+        .lanes
+        .iter()
+        .any(|l| matches!(l.coder, container::LaneCoder::BitsBack { .. })));
+    let sizes: std::collections::BTreeSet<_> =
+        arch.entries().map(|e| (e.width, e.height)).collect();
+    assert!(sizes.len() >= 6, "{sizes:?}");
 }

@@ -2,7 +2,6 @@
 //! run folder is never silently overwritten.
 
 use vlae_zip::config::VlaeConfig;
-use vlae_zip::geometry::PIXELS;
 use vlae_zip::nn::{eval, train};
 
 #[test]
@@ -11,7 +10,7 @@ fn training_resumes_from_its_checkpoint() {
     let flat =
         vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
             .unwrap();
-    let images = &flat[..200 * PIXELS];
+    let images = &flat[..200 * 784];
     let opts = train::TrainOptions {
         batch_size: 32,
         epochs: 1,

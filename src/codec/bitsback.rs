@@ -1,28 +1,34 @@
-//! Bits-back coding (BB-ANS) of images with the VLAE, chained through one ANS stack per
-//! lane.
+//! Bits-back coding (BB-ANS) of bi-level images with the VLAE, chained through one ANS
+//! stack per lane.
 //!
-//! Compressing an image pops its latent from the stack with the discretized posterior
-//! q(ε|x), pushes its pixels with p(x_i | z, x_<i) in reverse raster order, then pushes
-//! the latent with the prior. Decompressing runs the same steps backwards. Latents live in
-//! the prior flow's base space ε, discretized into equal-mass buckets of N(0, 1): there the
-//! prior is exactly uniform, and because the flow is an autoregressive shift, the
-//! posterior of ε_i given the earlier dimensions is the Gaussian N(μ_i − T_i, σ_i).
+//! A lane's images are cut into tiles of the model's size. Coding a tile pops its latent
+//! from the stack with the discretized posterior q(ε|x), pushes its pixels with
+//! p(x_i | z, x_<i) in reverse raster order, then pushes the latent with the prior.
+//! Latents live in the prior flow's base space ε, discretized into equal-mass buckets of
+//! N(0, 1): there the prior is exactly uniform, and because the flow is an autoregressive
+//! shift, the posterior of ε_i given the earlier dimensions is the Gaussian N(μ_i − T_i, σ_i).
+//!
+//! Version 2 chains push a lane's tiles last to first, so that they decode first to last
+//! and decompression can write images as they come. Each tile is preceded on the stack by
+//! its class (all white, all black, or coded by the model) under adaptive counts, so blank
+//! tiles cost almost nothing. Version 1 chains pushed whole 28×28 images first to last,
+//! with no classes; they are decoded, never written.
+#![forbid(unsafe_code)]
 
-use super::model::{Bernoulli, Categorical, Coder};
+use super::model::{Bernoulli, Categorical, Coder, PRECISION};
 use super::quantize::{pixel_probability, LatentGrid};
-use crate::geometry::PIXELS;
+use crate::container::SEED_WORDS;
+use crate::infer::kernels::subnormals_are_ieee;
 use crate::infer::network::{Network, Posterior};
 use constriction::stream::{Decode, Encode};
 
-/// Fixed words every lane's stack starts from. Popping the first image's latent from an
-/// empty stack would give degenerate latents (the all-zero state always yields bucket 0);
-/// popping from these pseudo-random words gives typical ones. The words the chain never
-/// touched are not stored (see [`Lane::seed_words_elided`]).
-pub const SEED_WORDS: usize = 32;
-/// The ANS head the seeded stack starts with (≥ 2^32, as the coder's invariant needs).
+/// The ANS head every lane's stack starts with (≥ 2^32, as the coder's invariant needs).
 pub const SEED_STATE: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The seed words: a SplitMix64 stream from [`SEED_STATE`], low halves.
+/// The fixed words every lane's stack starts from. Popping the first tile's latent from an
+/// empty stack would give degenerate latents (the all-zero state always yields bucket 0);
+/// popping from these pseudo-random words gives typical ones. The words the chain never
+/// touched are not stored. They are a SplitMix64 stream from [`SEED_STATE`], low halves.
 pub fn seed_words() -> Vec<u32> {
     let mut x = SEED_STATE;
     (0..SEED_WORDS)
@@ -36,27 +42,53 @@ pub fn seed_words() -> Vec<u32> {
         .collect()
 }
 
-/// One lane: an independent bits-back chain over a run of consecutive images.
+/// Lanes coded in lockstep: their PixelCNN steps share every weight load and give the CPU
+/// independent accumulator chains. Each lane's arithmetic is unchanged.
+pub const LANE_GROUP: usize = 4;
+
+/// A band of consecutive rows of one image, `width × rows` bytes of 0/1: lanes are made
+/// of these.
+#[derive(Clone, Copy, Debug)]
+pub struct Strip<'a> {
+    pub width: usize,
+    pub rows: usize,
+    pub pixels: &'a [u8],
+}
+
+/// A coded lane: its stack, bottom first, less the seed words at the bottom it kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Lane {
-    pub image_count: u32,
-    /// How many bottom words of the final stack equal the seed's and were left out.
+pub struct ChainLane {
     pub seed_words_elided: u32,
-    /// The ANS head.
     pub state: u64,
-    /// The rest of the stack, bottom first.
     pub words: Vec<u32>,
+}
+
+/// A lane to decode: its stack and the shapes `(width, rows)` of its strips.
+pub struct ChainInput {
+    pub lane: ChainLane,
+    pub shapes: Vec<(usize, usize)>,
+}
+
+/// In which order a chain's tiles were pushed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChainOrder {
+    /// Version 2: tiles pushed last to first, each with its class; decoded in order.
+    Forward,
+    /// Version 1: whole 28×28 images pushed first to last, no classes; decoded backwards.
+    ReversedV1,
 }
 
 /// Why coding failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
-    #[error("image is {0} pixels, the model codes {PIXELS}")]
-    WrongSize(usize),
     #[error("lane {lane}: the chain did not end at its seed; the archive is corrupt or was made by another model")]
     ChainMismatch { lane: usize },
-    #[error("lane {lane}: invalid lane header ({reason})")]
+    #[error("lane {lane}: the stack ran dry before tile {tile}; the archive is corrupt")]
+    Exhausted { lane: usize, tile: usize },
+    #[error("lane {lane}: invalid lane ({reason})")]
     BadLane { lane: usize, reason: String },
+    #[error("this thread flushes subnormal floats to zero (FTZ/DAZ); the coder's probabilities would differ from other machines'")]
+    SubnormalsFlushed,
     #[error("entropy coder failed: {0}")]
     Coder(String),
 }
@@ -65,15 +97,108 @@ fn coder_err(e: impl std::fmt::Debug) -> CodecError {
     CodecError::Coder(format!("{e:?}"))
 }
 
-/// `images` filled up to G with blank images for the idle slots of a lockstep group.
-fn padded<'a, const G: usize>(images: &[&'a [u8]]) -> [&'a [u8]; G] {
-    const BLANK: [u8; PIXELS] = [0; PIXELS];
-    std::array::from_fn(|g| images.get(g).copied().unwrap_or(&BLANK))
+/// Whether a pop has run the stack dry: no word left below a head that has fallen under
+/// 2^32, so that further pops read bits that were never pushed. A chain never gets here:
+/// the seed's 32 words lie below the deepest pop of any tile (one posterior, at most
+/// d·24 bits), and the encoder checks the same condition after its pops. A decoder that
+/// gets here reads a corrupt lane, or one that claims more tiles than it holds.
+fn ran_dry(coder: &Coder) -> bool {
+    coder.num_valid_bits() < 32
 }
 
-/// Lanes coded in lockstep: their PixelCNN steps share every weight load and give the CPU
-/// independent accumulator chains. Each lane's arithmetic is unchanged.
-pub const LANE_GROUP: usize = 4;
+/// What a tile holds, coded before it (format-spec.md §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TileClass {
+    Model = 0,
+    White = 1,
+    Black = 2,
+}
+
+const CLASSES: [TileClass; 3] = [TileClass::Model, TileClass::White, TileClass::Black];
+
+/// The adaptive class table after `counts` tiles of each class: weights 2n + 1
+/// (Krichevsky–Trofimov), every class at least one unit.
+fn class_cdf(counts: &[u32; 3]) -> [u32; 4] {
+    let w = counts.map(|n| 2 * u64::from(n) + 1);
+    let total: u64 = w.iter().sum();
+    let free = (1u64 << PRECISION) - 3;
+    let mut cdf = [0u32; 4];
+    for c in 0..2 {
+        cdf[c + 1] = cdf[c] + 1 + (w[c] * free / total) as u32;
+    }
+    cdf[3] = 1 << PRECISION;
+    cdf
+}
+
+/// One tile of a strip: its top-left corner and the part of it inside the strip.
+#[derive(Clone, Copy, Debug)]
+struct Tile {
+    strip: usize,
+    y: usize,
+    x: usize,
+    rows: usize,
+    cols: usize,
+}
+
+/// The tiles of strips of the given shapes, strip by strip, each in raster order,
+/// produced one at a time so that a lane's claimed size costs nothing until decoded.
+struct TileCursor<'s> {
+    shapes: &'s [(usize, usize)],
+    side: usize,
+    strip: usize,
+    y: usize,
+    x: usize,
+}
+
+impl<'s> TileCursor<'s> {
+    fn new(shapes: &'s [(usize, usize)], side: usize) -> Self {
+        TileCursor {
+            shapes,
+            side,
+            strip: 0,
+            y: 0,
+            x: 0,
+        }
+    }
+
+    /// How many tiles the strips hold, without listing them.
+    fn count(shapes: &[(usize, usize)], side: usize) -> usize {
+        shapes
+            .iter()
+            .map(|&(w, r)| w.div_ceil(side) * r.div_ceil(side))
+            .sum()
+    }
+}
+
+impl Iterator for TileCursor<'_> {
+    type Item = Tile;
+
+    fn next(&mut self) -> Option<Tile> {
+        let &(width, rows) = self.shapes.get(self.strip)?;
+        let tile = Tile {
+            strip: self.strip,
+            y: self.y,
+            x: self.x,
+            rows: self.side.min(rows - self.y),
+            cols: self.side.min(width - self.x),
+        };
+        self.x += self.side;
+        if self.x >= width {
+            self.x = 0;
+            self.y += self.side;
+            if self.y >= rows {
+                self.y = 0;
+                self.strip += 1;
+            }
+        }
+        Some(tile)
+    }
+}
+
+/// The tiles of strips of the given shapes, listed.
+fn tiles(shapes: &[(usize, usize)], side: usize) -> Vec<Tile> {
+    TileCursor::new(shapes, side).collect()
+}
 
 /// A latent as the coder decided it: its bucket per dimension, the prior's shift T_i of
 /// each dimension (ε_i = z_i − T_i), and the resulting z.
@@ -83,19 +208,25 @@ struct Latent {
     z: Vec<f32>,
 }
 
-/// A model plus its latent discretization: everything needed to code images.
+/// A model plus its latent discretization: everything needed to code tiles.
 pub struct BitsBack<'n> {
     net: &'n Network,
     grid: LatentGrid,
+    blank: Vec<u8>,
 }
 
 impl<'n> BitsBack<'n> {
-    /// Codes with `net`, latents discretized into `2^log2_buckets` buckets.
-    pub fn new(net: &'n Network, log2_buckets: u32) -> Self {
-        BitsBack {
+    /// Codes with `net`, latents discretized into `2^log2_buckets` buckets. Refuses to run
+    /// where subnormals are flushed, since every probability would come out different.
+    pub fn new(net: &'n Network, log2_buckets: u32) -> Result<Self, CodecError> {
+        if !subnormals_are_ieee() {
+            return Err(CodecError::SubnormalsFlushed);
+        }
+        Ok(BitsBack {
             net,
             grid: LatentGrid::new(log2_buckets),
-        }
+            blank: vec![0; net.tile_pixels()],
+        })
     }
 
     /// Pops a latent with the discretized posterior `post`.
@@ -149,7 +280,7 @@ impl<'n> BitsBack<'n> {
         })
     }
 
-    /// Pushes a latent back with the posterior `post` of the decoded image, undoing
+    /// Pushes a latent back with the posterior `post` of the decoded tile, undoing
     /// [`Self::pop_posterior`].
     fn push_posterior(
         &self,
@@ -157,53 +288,59 @@ impl<'n> BitsBack<'n> {
         post: &Posterior,
         latent: &Latent,
     ) -> Result<(), CodecError> {
-        let Latent {
-            buckets, shifts, ..
-        } = latent;
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
-        for i in (0..buckets.len()).rev() {
+        for i in (0..latent.buckets.len()).rev() {
             self.grid
-                .posterior_cdf(post.mean[i] - shifts[i], post.log_sd[i], &mut cdf);
+                .posterior_cdf(post.mean[i] - latent.shifts[i], post.log_sd[i], &mut cdf);
             coder
-                .encode_symbol(buckets[i], Categorical::new(&cdf))
+                .encode_symbol(latent.buckets[i], Categorical::new(&cdf))
                 .map_err(coder_err)?;
         }
         Ok(())
     }
 
-    /// Pushes one image onto each of up to G coders in lockstep (`images[g]` for
-    /// `coders[g]`).
+    /// The first `n` of up to G tiles, filled up with blank tiles for idle lockstep slots.
+    fn padded<'a, const G: usize>(&'a self, tiles: &[&'a [u8]]) -> [&'a [u8]; G] {
+        std::array::from_fn(|g| tiles.get(g).copied().unwrap_or(&self.blank))
+    }
+
+    /// Pushes one tile onto each of up to G coders in lockstep (`tiles[g]`, a full
+    /// `tile × tile` buffer, for `coders[g]`). Only pixels inside `inside[g]` (rows,
+    /// columns) are coded; the rest are white and known to both ends.
     fn encode_group<const G: usize>(
         &self,
         coders: &mut [Coder],
-        images: &[&[u8]],
+        tiles: &[&[u8]],
+        inside: &[(usize, usize)],
     ) -> Result<(), CodecError> {
-        debug_assert!(images.len() == coders.len() && coders.len() <= G);
-        if let Some(img) = images.iter().find(|img| img.len() != PIXELS) {
-            return Err(CodecError::WrongSize(img.len()));
-        }
-        let posts = self.net.posteriors::<G>(padded(images));
+        let side = self.net.tile();
+        let posts = self.net.posteriors::<G>(self.padded(tiles));
         let latents = coders
             .iter_mut()
             .zip(&posts)
             .map(|(c, post)| self.pop_posterior(c, post))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(g) = coders.iter().position(ran_dry) {
+            return Err(CodecError::Exhausted { lane: g, tile: 0 });
+        }
         let idle = vec![0f32; self.net.config().latent_dim];
         let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| {
             latents.get(g).map_or(idle.as_slice(), |l| l.z.as_slice())
         }));
-        let mut probs = vec![[0u32; G]; PIXELS];
+        let reach = inside.iter().map(|&(r, _)| r).max().unwrap_or(0) * side;
+        let mut probs = vec![[0u32; G]; reach];
         for (p, prob) in probs.iter_mut().enumerate() {
             let logits = state.logit(p);
-            for (g, img) in images.iter().enumerate() {
+            for (g, tile) in tiles.iter().enumerate() {
                 prob[g] = pixel_probability(logits[g]);
-                state.set(p, g, img[p]);
+                state.set(p, g, tile[p]);
             }
         }
-        for (g, ((coder, img), latent)) in coders.iter_mut().zip(images).zip(&latents).enumerate() {
-            for (&x, prob) in img.iter().zip(&probs).rev() {
+        for (g, ((coder, tile), latent)) in coders.iter_mut().zip(tiles).zip(&latents).enumerate() {
+            let (rows, cols) = inside[g];
+            for p in (0..rows * side).rev().filter(|p| p % side < cols) {
                 coder
-                    .encode_symbol(x, Bernoulli::new(prob[g]))
+                    .encode_symbol(tile[p], Bernoulli::new(probs[p][g]))
                     .map_err(coder_err)?;
             }
             for &j in latent.buckets.iter().rev() {
@@ -215,12 +352,14 @@ impl<'n> BitsBack<'n> {
         Ok(())
     }
 
-    /// Pops one image from each of up to G coders in lockstep, restoring each stack to
-    /// what it was before the image was pushed.
+    /// Pops one tile from each of up to G coders in lockstep, restoring each stack to what
+    /// it was before the tile was pushed. Pixels outside `inside[g]` come back white.
     fn decode_group<const G: usize>(
         &self,
         coders: &mut [Coder],
+        inside: &[(usize, usize)],
     ) -> Result<Vec<Vec<u8>>, CodecError> {
+        let side = self.net.tile();
         let latents = coders
             .iter_mut()
             .map(|c| self.pop_prior(c))
@@ -229,79 +368,185 @@ impl<'n> BitsBack<'n> {
         let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| {
             latents.get(g).map_or(idle.as_slice(), |l| l.z.as_slice())
         }));
-        let mut images = vec![vec![0u8; PIXELS]; coders.len()];
-        for p in 0..PIXELS {
+        let mut tiles = vec![vec![0u8; self.net.tile_pixels()]; coders.len()];
+        let reach = inside.iter().map(|&(r, _)| r).max().unwrap_or(0) * side;
+        for p in 0..reach {
             let logits = state.logit(p);
-            for (g, (coder, img)) in coders.iter_mut().zip(images.iter_mut()).enumerate() {
-                img[p] = coder
-                    .decode_symbol(Bernoulli::new(pixel_probability(logits[g])))
-                    .map_err(coder_err)?;
-                state.set(p, g, img[p]);
+            for (g, (coder, tile)) in coders.iter_mut().zip(tiles.iter_mut()).enumerate() {
+                let (rows, cols) = inside[g];
+                if p < rows * side && p % side < cols {
+                    tile[p] = coder
+                        .decode_symbol(Bernoulli::new(pixel_probability(logits[g])))
+                        .map_err(coder_err)?;
+                    state.set(p, g, tile[p]);
+                }
             }
         }
-        let posts = self.net.posteriors::<G>(padded(
-            &images.iter().map(Vec::as_slice).collect::<Vec<_>>(),
-        ));
+        if let Some(g) = coders.iter().position(ran_dry) {
+            return Err(CodecError::Exhausted { lane: g, tile: 0 });
+        }
+        let views: Vec<&[u8]> = tiles.iter().map(Vec::as_slice).collect();
+        let posts = self.net.posteriors::<G>(self.padded(&views));
         for ((coder, post), latent) in coders.iter_mut().zip(&posts).zip(&latents) {
             self.push_posterior(coder, post, latent)?;
         }
-        Ok(images)
+        Ok(tiles)
     }
 
-    /// Pushes one image (784 bytes of 0/1) onto the stack.
-    pub fn encode(&self, coder: &mut Coder, pixels: &[u8]) -> Result<(), CodecError> {
-        self.encode_group::<1>(std::slice::from_mut(coder), &[pixels])
+    /// Runs `encode_group` over lockstep chunks of busy lanes.
+    fn encode_chunks(
+        &self,
+        coders: &mut [Coder],
+        tiles: &[&[u8]],
+        inside: &[(usize, usize)],
+    ) -> Result<(), CodecError> {
+        for ((c, t), i) in coders
+            .chunks_mut(LANE_GROUP)
+            .zip(tiles.chunks(LANE_GROUP))
+            .zip(inside.chunks(LANE_GROUP))
+        {
+            if c.len() == 1 {
+                self.encode_group::<1>(c, t, i)?;
+            } else {
+                self.encode_group::<LANE_GROUP>(c, t, i)?;
+            }
+        }
+        Ok(())
     }
 
-    /// Pops one image from the stack, restoring the stack to what it was before the
-    /// image's [`Self::encode`].
-    pub fn decode(&self, coder: &mut Coder) -> Result<Vec<u8>, CodecError> {
-        Ok(self
-            .decode_group::<1>(std::slice::from_mut(coder))?
-            .remove(0))
+    /// Runs `decode_group` over lockstep chunks of busy lanes.
+    fn decode_chunks(
+        &self,
+        coders: &mut [Coder],
+        inside: &[(usize, usize)],
+    ) -> Result<Vec<Vec<u8>>, CodecError> {
+        let mut out = Vec::with_capacity(coders.len());
+        for (n, (c, i)) in coders
+            .chunks_mut(LANE_GROUP)
+            .zip(inside.chunks(LANE_GROUP))
+            .enumerate()
+        {
+            let decoded = if c.len() == 1 {
+                self.decode_group::<1>(c, i)
+            } else {
+                self.decode_group::<LANE_GROUP>(c, i)
+            };
+            // Number the failing lane within the whole group, not its chunk.
+            out.extend(decoded.map_err(|e| match e {
+                CodecError::Exhausted { lane, tile } => CodecError::Exhausted {
+                    lane: n * LANE_GROUP + lane,
+                    tile,
+                },
+                other => other,
+            })?);
+        }
+        Ok(out)
     }
 
-    /// Compresses each run of consecutive images into its own lane, coding up to
-    /// [`LANE_GROUP`] lanes in lockstep.
-    pub fn compress_lanes(&self, lanes: &[&[Vec<u8>]]) -> Result<Vec<Lane>, CodecError> {
+    /// Copies a tile out of a strip into a full `tile × tile` buffer (white outside).
+    fn cut(&self, strip: &Strip, t: &Tile) -> Vec<u8> {
+        let side = self.net.tile();
+        let mut buf = vec![0u8; side * side];
+        for r in 0..t.rows {
+            let from = (t.y + r) * strip.width + t.x;
+            buf[r * side..r * side + t.cols].copy_from_slice(&strip.pixels[from..from + t.cols]);
+        }
+        buf
+    }
+
+    /// Compresses each lane's strips into its own chain, coding up to [`LANE_GROUP`] lanes
+    /// in lockstep. Fails with [`CodecError::Exhausted`] in the (never observed) case where
+    /// a chain's stack would hold no word between two tiles, which a decoder treats as
+    /// corruption; the caller then stores that lane instead.
+    pub fn compress_lanes(&self, lanes: &[&[Strip]]) -> Result<Vec<ChainLane>, CodecError> {
+        let side = self.net.tile();
         let seed = seed_words();
+        let plans: Vec<(Vec<Tile>, Vec<TileClass>)> = lanes
+            .iter()
+            .map(|strips| {
+                let shapes: Vec<_> = strips.iter().map(|s| (s.width, s.rows)).collect();
+                let tiles = tiles(&shapes, side);
+                let classes = tiles
+                    .iter()
+                    .map(|t| {
+                        let s = &strips[t.strip];
+                        let rows = (t.y..t.y + t.rows)
+                            .map(|y| &s.pixels[y * s.width + t.x..y * s.width + t.x + t.cols]);
+                        let (mut ink, mut paper) = (false, false);
+                        for row in rows {
+                            ink |= row.contains(&1);
+                            paper |= row.contains(&0);
+                        }
+                        match (ink, paper) {
+                            (false, _) => TileClass::White,
+                            (true, false) => TileClass::Black,
+                            (true, true) => TileClass::Model,
+                        }
+                    })
+                    .collect();
+                (tiles, classes)
+            })
+            .collect();
         let mut coders: Vec<Coder> = lanes
             .iter()
             .map(|_| Coder::from_raw_parts(seed.clone(), SEED_STATE))
             .collect();
-        let longest = lanes.iter().map(|l| l.len()).max().unwrap_or(0);
-        for i in 0..longest {
-            // Lanes whose images have run out sit this step out.
-            let (mut busy, mut images): (Vec<Coder>, Vec<&[u8]>) = (Vec::new(), Vec::new());
-            let mut slots = Vec::new();
-            for (k, lane) in lanes.iter().enumerate() {
-                if let Some(img) = lane.get(i) {
-                    busy.push(std::mem::take(&mut coders[k]));
-                    images.push(img);
-                    slots.push(k);
-                }
-            }
-            for (chunk_coders, chunk_images) in
-                busy.chunks_mut(LANE_GROUP).zip(images.chunks(LANE_GROUP))
-            {
-                if chunk_coders.len() == 1 {
-                    self.encode_group::<1>(chunk_coders, chunk_images)?;
-                } else {
-                    self.encode_group::<LANE_GROUP>(chunk_coders, chunk_images)?;
-                }
-            }
-            for (k, c) in slots.into_iter().zip(busy) {
+        let mut counts: Vec<[u32; 3]> = plans
+            .iter()
+            .map(|(_, classes)| {
+                let mut c = [0u32; 3];
+                classes.iter().for_each(|&k| c[k as usize] += 1);
+                c
+            })
+            .collect();
+        let longest = plans.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+        for step in 0..longest {
+            // Lane k pushes its tile n_k − 1 − step; lanes whose tiles ran out sit it out.
+            let busy: Vec<(usize, usize)> = plans
+                .iter()
+                .enumerate()
+                .filter(|(_, (t, _))| step < t.len())
+                .map(|(k, (t, _))| (k, t.len() - 1 - step))
+                .collect();
+            let modelled: Vec<(usize, usize)> = busy
+                .iter()
+                .copied()
+                .filter(|&(k, j)| plans[k].1[j] == TileClass::Model)
+                .collect();
+            let buffers: Vec<Vec<u8>> = modelled
+                .iter()
+                .map(|&(k, j)| {
+                    let t = &plans[k].0[j];
+                    self.cut(&lanes[k][t.strip], t)
+                })
+                .collect();
+            let inside: Vec<(usize, usize)> = modelled
+                .iter()
+                .map(|&(k, j)| (plans[k].0[j].rows, plans[k].0[j].cols))
+                .collect();
+            let mut group: Vec<Coder> = modelled
+                .iter()
+                .map(|&(k, _)| std::mem::take(&mut coders[k]))
+                .collect();
+            let views: Vec<&[u8]> = buffers.iter().map(Vec::as_slice).collect();
+            self.encode_chunks(&mut group, &views, &inside)?;
+            for (&(k, _), c) in modelled.iter().zip(group) {
                 coders[k] = c;
             }
+            for &(k, j) in &busy {
+                let class = plans[k].1[j];
+                counts[k][class as usize] -= 1;
+                coders[k]
+                    .encode_symbol(class as usize, Categorical::new(&class_cdf(&counts[k])))
+                    .map_err(coder_err)?;
+            }
         }
-        Ok(lanes
-            .iter()
-            .zip(coders)
-            .map(|(lane, coder)| {
+        Ok(coders
+            .into_iter()
+            .map(|coder| {
                 let (bulk, state) = coder.into_raw_parts();
                 let elided = bulk.iter().zip(&seed).take_while(|(a, b)| a == b).count();
-                Lane {
-                    image_count: lane.len() as u32,
+                ChainLane {
                     seed_words_elided: elided as u32,
                     state,
                     words: bulk[elided..].to_vec(),
@@ -310,60 +555,123 @@ impl<'n> BitsBack<'n> {
             .collect())
     }
 
-    /// Decompresses lanes coded by [`Self::compress_lanes`], each lane's images in their
-    /// original order. `first_index` numbers the lanes in errors.
+    /// Decompresses lanes, each into its strips' pixels in order. `first_index` numbers the
+    /// lanes in errors. Decoding fails as soon as a lane's stack runs dry between tiles,
+    /// so a lane that claims more than it holds fails within a few tiles.
     pub fn decompress_lanes(
         &self,
-        lanes: &[Lane],
+        lanes: &[ChainInput],
+        order: ChainOrder,
         first_index: usize,
     ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
+        let side = self.net.tile();
         let seed = seed_words();
         let mut coders = Vec::with_capacity(lanes.len());
-        for (k, lane) in lanes.iter().enumerate() {
+        let mut plans = Vec::with_capacity(lanes.len());
+        let mut out: Vec<Vec<Vec<u8>>> = Vec::with_capacity(lanes.len());
+        for (k, input) in lanes.iter().enumerate() {
+            let lane = &input.lane;
+            let bad = |reason: String| CodecError::BadLane {
+                lane: first_index + k,
+                reason,
+            };
             let elided = lane.seed_words_elided as usize;
-            if elided > SEED_WORDS {
-                return Err(CodecError::BadLane {
-                    lane: first_index + k,
-                    reason: format!("{elided} elided seed words, at most {SEED_WORDS}"),
-                });
+            if elided > seed.len() {
+                return Err(bad(format!("{elided} elided seed words")));
+            }
+            if order == ChainOrder::ReversedV1 && input.shapes.iter().any(|&s| s != (side, side)) {
+                return Err(bad(format!(
+                    "version 1 lanes hold {side}×{side} images only"
+                )));
             }
             let mut bulk = Vec::with_capacity(elided + lane.words.len());
             bulk.extend_from_slice(&seed[..elided]);
             bulk.extend_from_slice(&lane.words);
             coders.push(Coder::from_raw_parts(bulk, lane.state));
+            plans.push((
+                TileCursor::new(&input.shapes, side),
+                TileCursor::count(&input.shapes, side),
+            ));
+            // Strip buffers are made as their first tile is decoded: memory follows what
+            // the lane actually holds, not what it claims.
+            out.push(vec![Vec::new(); input.shapes.len()]);
         }
-        let mut out: Vec<Vec<Vec<u8>>> = lanes
-            .iter()
-            .map(|l| Vec::with_capacity(l.image_count as usize))
-            .collect();
-        let longest = lanes
-            .iter()
-            .map(|l| l.image_count as usize)
-            .max()
-            .unwrap_or(0);
-        for i in 0..longest {
-            let (mut busy, mut slots) = (Vec::new(), Vec::new());
-            for (k, lane) in lanes.iter().enumerate() {
-                if i < lane.image_count as usize {
-                    busy.push(std::mem::take(&mut coders[k]));
-                    slots.push(k);
+        let mut counts = vec![[0u32; 3]; lanes.len()];
+        let longest = plans.iter().map(|p| p.1).max().unwrap_or(0);
+        for step in 0..longest {
+            let mut modelled: Vec<(usize, Tile)> = Vec::new();
+            for (k, (cursor, n)) in plans.iter_mut().enumerate().filter(|(_, p)| step < p.1) {
+                let t = match order {
+                    ChainOrder::Forward => cursor.next().expect("counted"),
+                    // Version 1 lanes hold one full tile per strip, decoded backwards.
+                    ChainOrder::ReversedV1 => Tile {
+                        strip: *n - 1 - step,
+                        y: 0,
+                        x: 0,
+                        rows: side,
+                        cols: side,
+                    },
+                };
+                let j = step;
+                let strip = &mut out[k][t.strip];
+                if strip.is_empty() {
+                    let (w, r) = lanes[k].shapes[t.strip];
+                    strip.resize(w * r, 0);
+                }
+                let class = match order {
+                    ChainOrder::ReversedV1 => TileClass::Model,
+                    ChainOrder::Forward => {
+                        let c = coders[k]
+                            .decode_symbol(Categorical::new(&class_cdf(&counts[k])))
+                            .map_err(coder_err)?;
+                        if ran_dry(&coders[k]) {
+                            return Err(CodecError::Exhausted {
+                                lane: first_index + k,
+                                tile: j,
+                            });
+                        }
+                        counts[k][c] += 1;
+                        CLASSES[c]
+                    }
+                };
+                match class {
+                    TileClass::Model => modelled.push((k, t)),
+                    blank => {
+                        let strip = &mut out[k][t.strip];
+                        let width = lanes[k].shapes[t.strip].0;
+                        for r in 0..t.rows {
+                            let at = (t.y + r) * width + t.x;
+                            strip[at..at + t.cols].fill(u8::from(blank == TileClass::Black));
+                        }
+                    }
                 }
             }
-            let mut decoded = Vec::with_capacity(busy.len());
-            for chunk in busy.chunks_mut(LANE_GROUP) {
-                decoded.extend(if chunk.len() == 1 {
-                    self.decode_group::<1>(chunk)?
-                } else {
-                    self.decode_group::<LANE_GROUP>(chunk)?
-                });
-            }
-            for ((k, c), img) in slots.into_iter().zip(busy).zip(decoded) {
+            let inside: Vec<(usize, usize)> =
+                modelled.iter().map(|(_, t)| (t.rows, t.cols)).collect();
+            let mut group: Vec<Coder> = modelled
+                .iter()
+                .map(|&(k, _)| std::mem::take(&mut coders[k]))
+                .collect();
+            let decoded = self
+                .decode_chunks(&mut group, &inside)
+                .map_err(|e| match e {
+                    CodecError::Exhausted { lane, .. } => CodecError::Exhausted {
+                        lane: first_index + modelled[lane].0,
+                        tile: step,
+                    },
+                    other => other,
+                })?;
+            for ((&(k, t), c), tile) in modelled.iter().zip(group).zip(decoded) {
                 coders[k] = c;
-                out[k].push(img);
+                let width = lanes[k].shapes[t.strip].0;
+                let strip = &mut out[k][t.strip];
+                for r in 0..t.rows {
+                    let at = (t.y + r) * width + t.x;
+                    strip[at..at + t.cols].copy_from_slice(&tile[r * side..r * side + t.cols]);
+                }
             }
         }
-        for (k, (coder, images)) in coders.into_iter().zip(out.iter_mut()).enumerate() {
-            images.reverse();
+        for (k, coder) in coders.into_iter().enumerate() {
             if coder.into_raw_parts() != (seed.clone(), SEED_STATE) {
                 return Err(CodecError::ChainMismatch {
                     lane: first_index + k,
@@ -372,17 +680,29 @@ impl<'n> BitsBack<'n> {
         }
         Ok(out)
     }
+}
 
-    /// Compresses consecutive images into one lane.
-    pub fn compress_lane(&self, images: &[Vec<u8>]) -> Result<Lane, CodecError> {
-        Ok(self.compress_lanes(&[images])?.remove(0))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_tables_are_valid_and_adapt() {
+        for counts in [[0, 0, 0], [1000, 0, 0], [0, 0, 1 << 24], [5, 7, 9]] {
+            let cdf = class_cdf(&counts);
+            assert_eq!((cdf[0], cdf[3]), (0, 1 << PRECISION));
+            assert!(cdf.windows(2).all(|w| w[1] > w[0]), "{counts:?}");
+        }
+        let after_many = class_cdf(&[0, 10_000, 0]);
+        assert!(after_many[2] - after_many[1] > (1 << PRECISION) - (1 << PRECISION) / 1000);
     }
 
-    /// Decompresses one lane's images in their original order. `index` names the lane in
-    /// errors.
-    pub fn decompress_lane(&self, lane: &Lane, index: usize) -> Result<Vec<Vec<u8>>, CodecError> {
-        Ok(self
-            .decompress_lanes(std::slice::from_ref(lane), index)?
-            .remove(0))
+    #[test]
+    fn tiles_cover_odd_shapes_exactly() {
+        let t = tiles(&[(30, 29), (1, 1)], 28);
+        assert_eq!(t.len(), 5);
+        let covered: usize = t.iter().map(|t| t.rows * t.cols).sum();
+        assert_eq!(covered, 30 * 29 + 1);
+        assert_eq!((t[3].rows, t[3].cols), (1, 2));
     }
 }

@@ -1,5 +1,8 @@
-//! Entropy coding: bits-back over constriction's ANS. Sees probabilities, never tensors.
+//! Entropy coding: bits-back over constriction's ANS, and the other lane coders. Sees
+//! probabilities, never tensors.
+#![forbid(unsafe_code)]
 
 pub mod bitsback;
+pub mod lane;
 pub mod model;
 pub mod quantize;

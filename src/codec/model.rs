@@ -1,5 +1,6 @@
 //! Entropy models over fixed-point probabilities, for constriction's ANS coder. They hold
 //! integers only; the floats were turned into these integers in `quantize`.
+#![forbid(unsafe_code)]
 
 use constriction::stream::model::{DecoderModel, EncoderModel, EntropyModel};
 use std::borrow::Borrow;

@@ -2,6 +2,7 @@
 //!
 //! Everything here is f64 arithmetic with `libm` functions, so it gives the same integers
 //! on every machine. Each function is called identically by compressor and decompressor.
+#![forbid(unsafe_code)]
 
 use super::model::PRECISION;
 

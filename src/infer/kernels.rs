@@ -7,7 +7,27 @@
 //! the AVX2 build, chosen at run time, give identical bits. Output widths common in
 //! the model get const-width kernels whose accumulators stay in registers.
 
+#![forbid(unsafe_code)]
+
+use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+// On 32-bit x86 without SSE2, f32 arithmetic and libm's f64 functions run on the x87
+// unit with extended precision, and the coder's probabilities would depend on when the
+// compiler spills registers.
+#[cfg(all(target_arch = "x86", not(target_feature = "sse2")))]
+compile_error!("vlae-zip needs SSE2 on x86: build for i686 or x86_64, not i586");
+
+/// Whether this thread computes with IEEE subnormals. Flush-to-zero or
+/// denormals-are-zero (set by some libraries and fast-math code through the floating-point
+/// control register) would change the network's results and so the coder's
+/// probabilities; coding refuses to run under them.
+pub fn subnormals_are_ieee() -> bool {
+    let smallest = black_box(f32::from_bits(1));
+    // DAZ reads the subnormal input as 0; FTZ flushes the subnormal result to 0.
+    black_box(smallest * black_box(2.0)) == f32::from_bits(2)
+        && black_box(f32::MIN_POSITIVE) * black_box(0.5) == f32::from_bits(1 << 22)
+}
 
 static BASELINE_ONLY: AtomicBool = AtomicBool::new(false);
 
@@ -251,6 +271,11 @@ fn run<const G: usize>(bias: Option<&[f32]>, out: &mut [f32], sums: impl Sums) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn this_machine_keeps_subnormals() {
+        assert!(subnormals_are_ieee());
+    }
 
     #[test]
     fn elu_matches_the_exact_function() {

@@ -10,10 +10,11 @@
 //! and decompressor, and both run this code.
 
 use super::kernels::{self, elu, elu_all};
-use super::weights::{ModelError, Weights};
+use super::weights::{Fingerprint, ModelError, Weights};
+use crate::arch::{Architecture, ConvSpec, DenseSpec};
 use crate::config::VlaeConfig;
-use crate::geometry::{causal_taps, square_taps, Resample, TapTable, HEIGHT, PIXELS, WIDTH};
-use crate::nn::vlae::made_masks;
+use crate::container::ModelId;
+use crate::geometry::TapTable;
 
 /// Defines `$name`, which runs the `#[inline(always)]` method `$body` compiled for AVX2
 /// when the CPU has it and for the baseline target otherwise. Both builds give the same
@@ -52,21 +53,16 @@ struct Dense {
 }
 
 impl Dense {
-    fn load(
-        wts: &Weights,
-        prefix: &str,
-        inputs: usize,
-        outputs: usize,
-        bias: bool,
-    ) -> Result<Self, ModelError> {
+    fn load(wts: &Weights, spec: &DenseSpec) -> Result<Self, ModelError> {
+        let prefix = &spec.name;
         Ok(Dense {
-            w: wts.take(&format!("{prefix}.weight"), &[inputs, outputs])?,
-            b: if bias {
-                Some(wts.take(&format!("{prefix}.bias"), &[outputs])?)
+            w: wts.take(&format!("{prefix}.weight"), &[spec.inputs, spec.outputs])?,
+            b: if spec.bias {
+                Some(wts.take(&format!("{prefix}.bias"), &[spec.outputs])?)
             } else {
                 None
             },
-            outputs,
+            outputs: spec.outputs,
         })
     }
 
@@ -85,15 +81,21 @@ struct Conv {
 }
 
 impl Conv {
-    fn load(
-        wts: &Weights,
-        prefix: &str,
-        table: TapTable,
-        cin: usize,
-        cout: usize,
-    ) -> Result<Self, ModelError> {
-        let dense = Dense::load(wts, prefix, table.taps * cin, cout, true)?;
-        Ok(Conv { table, dense, cin })
+    fn load(wts: &Weights, spec: &ConvSpec) -> Result<Self, ModelError> {
+        let dense = Dense::load(
+            wts,
+            &DenseSpec {
+                name: spec.name.clone(),
+                inputs: spec.table.taps * spec.cin,
+                outputs: spec.cout,
+                bias: true,
+            },
+        )?;
+        Ok(Conv {
+            table: spec.table.clone(),
+            dense,
+            cin: spec.cin,
+        })
     }
 
     /// Output position `p` from `input` (`n_in × C_in`): bias, then taps in order,
@@ -132,9 +134,9 @@ pub struct Posterior {
 }
 
 struct Encoder {
-    conv28: Conv,
-    conv14: Conv,
-    conv7: Conv,
+    conv_full: Conv,
+    conv_half: Conv,
+    conv_quarter: Conv,
     res_a: Conv,
     res_b: Conv,
     head: Dense,
@@ -146,12 +148,12 @@ impl Encoder {
 
     #[inline(always)]
     fn forward_body<const G: usize>(&self, images: [&[u8]; G]) -> [Posterior; G] {
-        let x: Vec<f32> = (0..PIXELS)
+        let x: Vec<f32> = (0..self.conv_full.table.n_in)
             .flat_map(|p| images.map(|img| f32::from(img[p])))
             .collect();
-        let h = self.conv28.apply_all_elu::<G>(&x);
-        let h = self.conv14.apply_all_elu::<G>(&h);
-        let h = self.conv7.apply_all_elu::<G>(&h);
+        let h = self.conv_full.apply_all_elu::<G>(&x);
+        let h = self.conv_half.apply_all_elu::<G>(&h);
+        let h = self.conv_quarter.apply_all_elu::<G>(&h);
         let a = self.res_a.apply_all_elu::<G>(&h);
         let c = self.res_b.dense.outputs;
         let positions = self.res_b.table.n_out;
@@ -182,21 +184,21 @@ impl Encoder {
 
 struct CondDecoder {
     fc: Dense,
-    up14: Conv,
-    up28: Conv,
+    up_half: Conv,
+    up_full: Conv,
 }
 
 impl CondDecoder {
     simd_dispatch!(fn forward<const G> / forward_avx2 => forward_body(&self)(zs: [&[f32]; G]) -> Vec<f32>);
 
-    /// The conditioning maps of G latents, `PIXELS × G × cond_channels`.
+    /// The conditioning maps of G latents, `pixels × G × cond_channels`.
     #[inline(always)]
     fn forward_body<const G: usize>(&self, zs: [&[f32]; G]) -> Vec<f32> {
         let z: Vec<f32> = zs.concat();
         let mut fc = vec![0f32; G * self.fc.outputs];
         self.fc.apply::<G>(&z, &mut fc);
         // fc gives each image's 7×7 map position-major; interleave the images per position.
-        let c7 = self.up14.cin;
+        let c7 = self.up_half.cin;
         let positions = self.fc.outputs / c7;
         let mut h = vec![0f32; fc.len()];
         for g in 0..G {
@@ -206,8 +208,8 @@ impl CondDecoder {
             }
         }
         elu_all(&mut h);
-        let h = self.up14.apply_all_elu::<G>(&h);
-        self.up28.apply_all_elu::<G>(&h)
+        let h = self.up_half.apply_all_elu::<G>(&h);
+        self.up_full.apply_all_elu::<G>(&h)
     }
 }
 
@@ -223,6 +225,8 @@ struct PixelCnn {
     blocks: Vec<Block>,
     out: Dense,
     channels: usize,
+    /// Pixels per tile.
+    pixels: usize,
 }
 
 /// The PixelCNN's incremental state for G images decoded in lockstep: computing pixel p's
@@ -231,24 +235,24 @@ struct PixelCnn {
 /// exactly what it would be alone.
 pub struct PixelState<'n, const G: usize> {
     net: &'n PixelCnn,
-    /// Pixels known so far (0/1), the rest 0: `PIXELS × G`.
+    /// Pixels known so far (0/1), the rest 0: `pixels × G`.
     x: Vec<f32>,
-    /// Conditioning projections: `PIXELS × (blocks + 1) × G × channels`.
+    /// Conditioning projections: `pixels × (blocks + 1) × G × channels`.
     cond: Vec<f32>,
-    /// ELU of each block's input at every position reached so far: `PIXELS × G × channels`.
+    /// ELU of each block's input at every position reached so far: `pixels × G × channels`.
     acts: Vec<Vec<f32>>,
     scratch: [Vec<f32>; 3],
 }
 
 impl<'n, const G: usize> PixelState<'n, G> {
-    /// A fresh state from the conditioning projections `PIXELS × (blocks + 1) × G × C`.
+    /// A fresh state from the conditioning projections `pixels × (blocks + 1) × G × C`.
     fn new(net: &'n PixelCnn, cond: Vec<f32>) -> Self {
         let gc = G * net.channels;
         PixelState {
             net,
-            x: vec![0.0; PIXELS * G],
+            x: vec![0.0; net.pixels * G],
             cond,
-            acts: vec![vec![0.0; PIXELS * gc]; net.blocks.len()],
+            acts: vec![vec![0.0; net.pixels * gc]; net.blocks.len()],
             scratch: [vec![0.0; gc], vec![0.0; gc], vec![0.0; gc]],
         }
     }
@@ -295,14 +299,14 @@ impl<'n, const G: usize> PixelState<'n, G> {
 impl PixelCnn {
     simd_dispatch!(fn projections<const G> / projections_avx2 => projections_body(&self)(cond_map: &[f32]) -> Vec<f32>);
 
-    /// G conditioning maps (`PIXELS × G × cz`) projected for each layer:
-    /// `PIXELS × (blocks + 1) × G × channels`.
+    /// G conditioning maps (`pixels × G × cz`) projected for each layer:
+    /// `pixels × (blocks + 1) × G × channels`.
     #[inline(always)]
     fn projections_body<const G: usize>(&self, cond_map: &[f32]) -> Vec<f32> {
         let gc = G * self.channels;
         let layers = self.blocks.len() + 1;
-        let mut cond = vec![0f32; PIXELS * layers * gc];
-        let per_position = cond_map.len() / PIXELS;
+        let mut cond = vec![0f32; self.pixels * layers * gc];
+        let per_position = cond_map.len() / self.pixels;
         for (f, dst) in cond_map
             .chunks_exact(per_position)
             .zip(cond.chunks_exact_mut(layers * gc))
@@ -395,133 +399,65 @@ pub struct Network {
     pixelcnn: PixelCnn,
     prior: FlowPrior,
     cfg: VlaeConfig,
-    fingerprint: [u8; super::weights::FINGERPRINT_LEN],
+    fingerprint: Fingerprint,
+    ids: [ModelId; 2],
 }
 
 impl Network {
-    /// Builds the network from weights, checking every tensor's shape against `cfg`.
+    /// Builds the network from weights, checking every tensor's shape against the
+    /// architecture `cfg` describes.
     pub fn new(wts: &Weights, cfg: &VlaeConfig) -> Result<Self, ModelError> {
-        let k3 = square_taps(3);
-        let [e1, e2, e3] = cfg.enc_channels;
-        let [d7, d14] = cfg.dec_channels;
-        let (c, cz, d) = (cfg.pixel_channels, cfg.cond_channels, cfg.latent_dim);
+        let arch = Architecture::new(cfg);
+        let (e, dec, pc) = (&arch.encoder, &arch.decoder, &arch.pixelcnn);
         let encoder = Encoder {
-            conv28: Conv::load(
-                wts,
-                "encoder.conv28",
-                TapTable::new(28, 28, Resample::Same, &k3),
-                1,
-                e1,
-            )?,
-            conv14: Conv::load(
-                wts,
-                "encoder.conv14",
-                TapTable::new(28, 28, Resample::Down2, &k3),
-                e1,
-                e2,
-            )?,
-            conv7: Conv::load(
-                wts,
-                "encoder.conv7",
-                TapTable::new(14, 14, Resample::Down2, &k3),
-                e2,
-                e3,
-            )?,
-            res_a: Conv::load(
-                wts,
-                "encoder.res_a",
-                TapTable::new(7, 7, Resample::Same, &k3),
-                e3,
-                e3,
-            )?,
-            res_b: Conv::load(
-                wts,
-                "encoder.res_b",
-                TapTable::new(7, 7, Resample::Same, &k3),
-                e3,
-                e3,
-            )?,
-            head: Dense::load(wts, "encoder.head", 49 * e3, 2 * d, true)?,
-            latent: d,
+            conv_full: Conv::load(wts, &e.conv_full)?,
+            conv_half: Conv::load(wts, &e.conv_half)?,
+            conv_quarter: Conv::load(wts, &e.conv_quarter)?,
+            res_a: Conv::load(wts, &e.res_a)?,
+            res_b: Conv::load(wts, &e.res_b)?,
+            head: Dense::load(wts, &e.head)?,
+            latent: arch.latent,
         };
         let decoder = CondDecoder {
-            fc: Dense::load(wts, "decoder.fc", d, 49 * d7, true)?,
-            up14: Conv::load(
-                wts,
-                "decoder.up14",
-                TapTable::new(7, 7, Resample::Up2, &k3),
-                d7,
-                d14,
-            )?,
-            up28: Conv::load(
-                wts,
-                "decoder.up28",
-                TapTable::new(14, 14, Resample::Up2, &k3),
-                d14,
-                cz,
-            )?,
+            fc: Dense::load(wts, &dec.fc)?,
+            up_half: Conv::load(wts, &dec.up_half)?,
+            up_full: Conv::load(wts, &dec.up_full)?,
         };
-        let same = |taps: &[_]| TapTable::new(HEIGHT, WIDTH, Resample::Same, taps);
         let pixelcnn = PixelCnn {
-            input: Conv::load(
-                wts,
-                "pixelcnn.input",
-                same(&causal_taps(cfg.first_kernel, false)),
-                1,
-                c,
-            )?,
-            input_cond: Dense::load(wts, "pixelcnn.input_cond", cz, c, false)?,
-            blocks: (0..cfg.pixel_blocks)
-                .map(|i| {
+            input: Conv::load(wts, &pc.input)?,
+            input_cond: Dense::load(wts, &pc.input_cond)?,
+            blocks: pc
+                .blocks
+                .iter()
+                .map(|b| {
                     Ok(Block {
-                        masked: Conv::load(
-                            wts,
-                            &format!("pixelcnn.block{i}.masked"),
-                            same(&causal_taps(3, true)),
-                            c,
-                            c,
-                        )?,
-                        cond: Dense::load(wts, &format!("pixelcnn.block{i}.cond"), cz, c, false)?,
-                        mix: Dense::load(wts, &format!("pixelcnn.block{i}.mix"), c, c, true)?,
+                        masked: Conv::load(wts, &b.masked)?,
+                        cond: Dense::load(wts, &b.cond)?,
+                        mix: Dense::load(wts, &b.mix)?,
                     })
                 })
                 .collect::<Result<_, ModelError>>()?,
-            out: Dense::load(wts, "pixelcnn.out", c, 1, true)?,
-            channels: c,
+            out: Dense::load(wts, &pc.out)?,
+            channels: cfg.pixel_channels,
+            pixels: arch.tile_pixels(),
         };
-        let (m_in, m_out) = made_masks(d, cfg.prior_hidden);
         let masked = |mut layer: Dense, mask: &[f32]| {
             layer.w.iter_mut().zip(mask).for_each(|(w, m)| *w *= m);
             layer
         };
         let prior = FlowPrior {
-            steps: (0..cfg.prior_steps)
-                .map(|s| {
+            steps: arch
+                .prior
+                .steps
+                .iter()
+                .map(|m| {
                     Ok(Made {
-                        hidden: masked(
-                            Dense::load(
-                                wts,
-                                &format!("prior.step{s}.hidden"),
-                                d,
-                                cfg.prior_hidden,
-                                true,
-                            )?,
-                            &m_in,
-                        ),
-                        output: masked(
-                            Dense::load(
-                                wts,
-                                &format!("prior.step{s}.output"),
-                                cfg.prior_hidden,
-                                d,
-                                true,
-                            )?,
-                            &m_out,
-                        ),
+                        hidden: masked(Dense::load(wts, &m.hidden)?, &arch.prior.mask_hidden),
+                        output: masked(Dense::load(wts, &m.output)?, &arch.prior.mask_output),
                     })
                 })
                 .collect::<Result<_, ModelError>>()?,
-            latent: d,
+            latent: arch.latent,
         };
         Ok(Network {
             encoder,
@@ -530,6 +466,7 @@ impl Network {
             prior,
             cfg: cfg.clone(),
             fingerprint: wts.fingerprint(),
+            ids: wts.ids(),
         })
     }
 
@@ -543,12 +480,37 @@ impl Network {
         &self.cfg
     }
 
-    /// Identifies weights and config; recorded in archives.
-    pub fn fingerprint(&self) -> [u8; super::weights::FINGERPRINT_LEN] {
+    /// Identifies weights and config (format-spec.md §1.3).
+    pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
     }
 
-    /// q(z|x) for one image (784 bytes of 0/1).
+    /// Whether an archive's model id names this model.
+    pub fn is(&self, id: &ModelId) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// The ids archives of each version record for this model.
+    pub fn ids(&self) -> [ModelId; 2] {
+        self.ids
+    }
+
+    /// The id version 2 archives record.
+    pub fn id(&self) -> [u8; 8] {
+        self.fingerprint[..8].try_into().expect("8 bytes")
+    }
+
+    /// Side of the square tile the model codes.
+    pub fn tile(&self) -> usize {
+        self.cfg.tile
+    }
+
+    /// Pixels per tile.
+    pub fn tile_pixels(&self) -> usize {
+        self.pixelcnn.pixels
+    }
+
+    /// q(z|x) for one tile (`tile_pixels` bytes of 0/1).
     pub fn posterior(&self, pixels: &[u8]) -> Posterior {
         let [post] = self.encoder.forward::<1>([pixels]);
         post

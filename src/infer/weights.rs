@@ -1,18 +1,29 @@
-//! Loading model weights for the coder: named f32 arrays read from the safetensors file
-//! (memory-mapped), checked against the shapes the config implies, and the model's
-//! fingerprint, which archives record so that decoding with another model fails clearly.
+//! Loading model weights for the coder: named f32 arrays parsed from safetensors bytes
+//! (a file's, or bytes compiled into the binary), checked against the shapes the
+//! architecture implies, and the model's fingerprints, which archives record so that
+//! decoding with another model fails clearly.
+//!
+//! Files are read, not memory-mapped: every value is converted to an aligned f32 array
+//! anyway, so a mapping would save nothing and would turn a concurrent truncation of the
+//! file into a SIGBUS.
+#![forbid(unsafe_code)]
 
 use crate::config::{ConfigError, VlaeConfig};
+use crate::container::ModelId;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Bytes of the model fingerprint stored in archives.
-pub const FINGERPRINT_LEN: usize = 16;
+/// A model's full fingerprint: SHA-256 over its canonical config and tensors
+/// (format-spec.md §1.3). Archives store its first 8 bytes.
+pub type Fingerprint = [u8; 32];
 
-/// A fingerprint as lowercase hex, as `vlae-zip info` and errors print it.
-pub fn fingerprint_hex(f: &[u8; FINGERPRINT_LEN]) -> String {
-    f.iter().map(|b| format!("{b:02x}")).collect()
+/// Prefix hashed before a version 2 fingerprint's fields.
+const FINGERPRINT_DOMAIN: &[u8] = b"vlae-zip model v2\0";
+
+/// Bytes as lowercase hex, as `vlae-zip info` and errors print them.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why a model could not be loaded.
@@ -39,24 +50,19 @@ pub enum ModelError {
 pub struct Weights {
     tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
     path: String,
-    fingerprint: [u8; FINGERPRINT_LEN],
+    fingerprint: Fingerprint,
+    fingerprint_v1: [u8; 16],
 }
 
 impl Weights {
-    /// Loads `path` and fingerprints it together with `cfg`.
+    /// Reads `path` and fingerprints it together with `cfg`.
     pub fn load(path: &Path, cfg: &VlaeConfig) -> Result<Self, ModelError> {
         let name = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|reason| ModelError::Io {
+        let bytes = std::fs::read(path).map_err(|reason| ModelError::Io {
             path: name.clone(),
             reason,
         })?;
-        // SAFETY: the mapping is read-only and lives only inside this function; a file
-        // truncated underneath us would fault, which is the accepted memmap2 trade-off.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|reason| ModelError::Io {
-            path: name.clone(),
-            reason,
-        })?;
-        Self::from_bytes(&map, &name, cfg)
+        Self::from_bytes(&bytes, &name, cfg)
     }
 
     /// Parses safetensors bytes; `name` is used in errors.
@@ -81,32 +87,47 @@ impl Weights {
                 .collect();
             tensors.insert(tname, (view.shape().to_vec(), data));
         }
-        // Fingerprint: config JSON, then every tensor's name, shape and little-endian data
-        // in name order, so re-saving the same weights keeps the fingerprint.
-        let mut h = Sha256::new();
-        h.update(cfg.to_json().as_bytes());
-        for (tname, (shape, data)) in &tensors {
-            h.update((tname.len() as u64).to_le_bytes());
-            h.update(tname.as_bytes());
-            for &d in shape {
-                h.update((d as u64).to_le_bytes());
+        // Both fingerprints hash every tensor's name, shape and little-endian data in name
+        // order, so re-saving the same weights keeps them; they differ in how the config
+        // is encoded.
+        let hash = |config: &[u8]| {
+            let mut h = Sha256::new();
+            h.update(config);
+            for (tname, (shape, data)) in &tensors {
+                h.update((tname.len() as u64).to_le_bytes());
+                h.update(tname.as_bytes());
+                for &d in shape {
+                    h.update((d as u64).to_le_bytes());
+                }
+                for v in data {
+                    h.update(v.to_le_bytes());
+                }
             }
-            for v in data {
-                h.update(v.to_le_bytes());
-            }
-        }
-        let mut fingerprint = [0u8; FINGERPRINT_LEN];
-        fingerprint.copy_from_slice(&h.finalize()[..FINGERPRINT_LEN]);
+            <[u8; 32]>::from(h.finalize())
+        };
+        let fingerprint = hash(&[FINGERPRINT_DOMAIN, &cfg.canonical_bytes()].concat());
+        let fingerprint_v1 = hash(cfg.to_json().as_bytes())[..16]
+            .try_into()
+            .expect("16 bytes");
         Ok(Weights {
             tensors,
             path: name.into(),
             fingerprint,
+            fingerprint_v1,
         })
     }
 
     /// The model fingerprint.
-    pub fn fingerprint(&self) -> [u8; FINGERPRINT_LEN] {
+    pub fn fingerprint(&self) -> Fingerprint {
         self.fingerprint
+    }
+
+    /// The ids archives of each version record for this model.
+    pub fn ids(&self) -> [ModelId; 2] {
+        [
+            ModelId::V1(self.fingerprint_v1),
+            ModelId::V2(self.fingerprint[..8].try_into().expect("8 bytes")),
+        ]
     }
 
     /// The tensor `name`, checked to have `shape`.

@@ -2,10 +2,10 @@
 //!
 //! Noise comes from a seeded generator, so the same images and weights always give the
 //! same figures.
+#![forbid(unsafe_code)]
 
 use super::vlae::{pixels_tensor, Vlae};
 use crate::config::VlaeConfig;
-use crate::geometry::PIXELS;
 use candle_core::{DType, Device, Result, Tensor, D};
 use candle_nn::VarBuilder;
 use rand::{rngs::StdRng, SeedableRng};
@@ -56,9 +56,10 @@ pub fn evaluate_elbo(
 ) -> Result<ElboStats> {
     let mut rng = StdRng::seed_from_u64(EVAL_SEED);
     let (mut recon, mut kl) = (0f64, 0f64);
-    let n = images.len() / PIXELS;
-    for chunk in images.chunks(batch * PIXELS) {
-        let b = chunk.len() / PIXELS;
+    let pixels = model.tile_pixels();
+    let n = images.len() / pixels;
+    for chunk in images.chunks(batch * pixels) {
+        let b = chunk.len() / pixels;
         let terms = model.elbo_terms(
             &pixels_tensor(chunk, &Device::Cpu)?,
             &normal_noise(&mut rng, b, latent)?,
@@ -77,10 +78,11 @@ pub fn evaluate_elbo(
 /// images, in nats.
 pub fn evaluate_iwae(model: &Vlae, images: &[u8], latent: usize, k: usize) -> Result<(f64, f64)> {
     let mut rng = StdRng::seed_from_u64(EVAL_SEED ^ k as u64);
-    let mut per_image = Vec::with_capacity(images.len() / PIXELS);
+    let pixels = model.tile_pixels();
+    let mut per_image = Vec::with_capacity(images.len() / pixels);
     // Each image is repeated `chunk` times per forward pass, keeping batches near 256.
     let chunk = k.clamp(1, 256);
-    for img in images.chunks(PIXELS) {
+    for img in images.chunks(pixels) {
         let mut log_w = Vec::with_capacity(k);
         let mut left = k;
         while left > 0 {

@@ -5,6 +5,7 @@
 //! pass going through `conv_transpose2d`; building the same columns from `pad`/`narrow`/
 //! `cat` is slower still. The gather reads a [`TapTable`], so masks, strides and upsampling
 //! are all just tables, and its backward is the matching scatter-add (col2im).
+#![forbid(unsafe_code)]
 
 use crate::geometry::TapTable;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};

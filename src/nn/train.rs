@@ -5,11 +5,11 @@
 //! weights, Adam moments and the run state, written to a temporary name and renamed, so a
 //! kill never leaves a torn checkpoint), `best.safetensors` (the EMA weights with the best
 //! validation −ELBO so far) and `train.log`.
+#![forbid(unsafe_code)]
 
 use super::eval::{evaluate_elbo, normal_noise};
 use super::vlae::{pixels_tensor, Vlae};
 use crate::config::VlaeConfig;
-use crate::geometry::PIXELS;
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
@@ -172,7 +172,8 @@ pub fn train(
         serde_json::to_string_pretty(opts).expect("options serialize"),
     )?;
 
-    let n_total = images.len() / PIXELS;
+    let pixels = cfg.tile_pixels();
+    let n_total = images.len() / pixels;
     if opts.validation_images >= n_total {
         candle_core::bail!(
             "validation set of {} leaves no training images",
@@ -180,7 +181,7 @@ pub fn train(
         )
     }
     let n_train = n_total - opts.validation_images;
-    let (train_set, valid_set) = images.split_at(n_train * PIXELS);
+    let (train_set, valid_set) = images.split_at(n_train * pixels);
 
     let varmap = VarMap::new();
     let model = Vlae::new(
@@ -236,7 +237,7 @@ pub fn train(
 
     let batches = n_train / opts.batch_size;
     let group = cfg.latent_dim / opts.free_bits_groups.max(1);
-    let free_nats = opts.free_bits_per_pixel * PIXELS as f64 / opts.free_bits_groups.max(1) as f64;
+    let free_nats = opts.free_bits_per_pixel * pixels as f64 / opts.free_bits_groups.max(1) as f64;
     let mut last_ckpt = Instant::now();
     while tr.state.epoch < opts.epochs {
         let mut order: Vec<usize> = (0..n_train).collect();
@@ -263,9 +264,9 @@ pub fn train(
             let t0 = Instant::now();
             let idx =
                 &order[tr.state.batch * opts.batch_size..(tr.state.batch + 1) * opts.batch_size];
-            let mut batch = Vec::with_capacity(idx.len() * PIXELS);
+            let mut batch = Vec::with_capacity(idx.len() * pixels);
             for &i in idx {
-                batch.extend_from_slice(&train_set[i * PIXELS..(i + 1) * PIXELS]);
+                batch.extend_from_slice(&train_set[i * pixels..(i + 1) * pixels]);
             }
             let mut rng = StdRng::seed_from_u64(
                 opts.seed

@@ -5,10 +5,12 @@
 //! by a matmul. Weights are stored as `(inputs, outputs)` matrices; a convolution's input
 //! index is `tap·C_in + channel`, taps ordered as `geometry` lists them. The deterministic
 //! coder (`infer`) reads the same tensors with the same conventions.
+#![forbid(unsafe_code)]
 
 use super::ops::{Elu, Gather};
+use crate::arch::{Architecture, ConvSpec, DenseSpec, MadeSpec};
 use crate::config::VlaeConfig;
-use crate::geometry::{causal_taps, square_taps, Resample, TapTable, HEIGHT, PIXELS, WIDTH};
+use crate::geometry::TapTable;
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use std::sync::Arc;
@@ -21,8 +23,11 @@ pub struct Dense {
 }
 
 impl Dense {
-    /// Creates the layer's variables `weight` (and `bias` if `bias`), He-initialized.
-    pub fn new(vb: VarBuilder, inputs: usize, outputs: usize, bias: bool) -> Result<Self> {
+    /// Creates the layer's variables `weight` (and `bias` if the spec has one) under the
+    /// spec's name, He-initialized.
+    pub fn new(vb: &VarBuilder, spec: &DenseSpec) -> Result<Self> {
+        let vb = vb.pp(&spec.name);
+        let (inputs, outputs, bias) = (spec.inputs, spec.outputs, spec.bias);
         let stdev = (1.0 / inputs as f64).sqrt();
         let weight =
             vb.get_with_hints((inputs, outputs), "weight", Init::Randn { mean: 0., stdev })?;
@@ -54,11 +59,17 @@ pub struct Conv {
 }
 
 impl Conv {
-    /// Creates a convolution from `in_ch` to `out_ch` channels over `table`.
-    pub fn new(vb: VarBuilder, table: TapTable, in_ch: usize, out_ch: usize) -> Result<Self> {
-        let Dense { weight, bias } = Dense::new(vb, table.taps * in_ch, out_ch, true)?;
+    /// Creates the convolution `spec` describes.
+    pub fn new(vb: &VarBuilder, spec: &ConvSpec) -> Result<Self> {
+        let dense = DenseSpec {
+            name: spec.name.clone(),
+            inputs: spec.table.taps * spec.cin,
+            outputs: spec.cout,
+            bias: true,
+        };
+        let Dense { weight, bias } = Dense::new(vb, &dense)?;
         Ok(Conv {
-            table: Arc::new(table),
+            table: Arc::new(spec.table.clone()),
             weight,
             bias: bias.expect("conv has a bias").unsqueeze(0)?,
         })
@@ -78,11 +89,12 @@ fn elu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Elu)
 }
 
-/// q(z|x): a small convolutional ResNet 28→14→7 giving a diagonal Gaussian.
+/// q(z|x): a small convolutional ResNet down to a quarter-size grid, giving a diagonal
+/// Gaussian.
 pub struct Encoder {
-    conv28: Conv,
-    conv14: Conv,
-    conv7: Conv,
+    conv_full: Conv,
+    conv_half: Conv,
+    conv_quarter: Conv,
     res_a: Conv,
     res_b: Conv,
     head: Dense,
@@ -90,53 +102,27 @@ pub struct Encoder {
 }
 
 impl Encoder {
-    pub fn new(vb: VarBuilder, cfg: &VlaeConfig) -> Result<Self> {
-        let [c1, c2, c3] = cfg.enc_channels;
-        let k3 = square_taps(3);
+    pub fn new(vb: &VarBuilder, arch: &Architecture) -> Result<Self> {
+        let e = &arch.encoder;
         Ok(Encoder {
-            conv28: Conv::new(
-                vb.pp("conv28"),
-                TapTable::new(28, 28, Resample::Same, &k3),
-                1,
-                c1,
-            )?,
-            conv14: Conv::new(
-                vb.pp("conv14"),
-                TapTable::new(28, 28, Resample::Down2, &k3),
-                c1,
-                c2,
-            )?,
-            conv7: Conv::new(
-                vb.pp("conv7"),
-                TapTable::new(14, 14, Resample::Down2, &k3),
-                c2,
-                c3,
-            )?,
-            res_a: Conv::new(
-                vb.pp("res_a"),
-                TapTable::new(7, 7, Resample::Same, &k3),
-                c3,
-                c3,
-            )?,
-            res_b: Conv::new(
-                vb.pp("res_b"),
-                TapTable::new(7, 7, Resample::Same, &k3),
-                c3,
-                c3,
-            )?,
-            head: Dense::new(vb.pp("head"), 49 * c3, 2 * cfg.latent_dim, true)?,
-            latent: cfg.latent_dim,
+            conv_full: Conv::new(vb, &e.conv_full)?,
+            conv_half: Conv::new(vb, &e.conv_half)?,
+            conv_quarter: Conv::new(vb, &e.conv_quarter)?,
+            res_a: Conv::new(vb, &e.res_a)?,
+            res_b: Conv::new(vb, &e.res_b)?,
+            head: Dense::new(vb, &e.head)?,
+            latent: arch.latent,
         })
     }
 
-    /// Pixels `(B·784, 1)` → (mean, log standard deviation), each `(B, latent)`.
+    /// Pixels `(B·tile², 1)` → (mean, log standard deviation), each `(B, latent)`.
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = elu(&self.conv28.forward(x)?)?;
-        let h = elu(&self.conv14.forward(&h)?)?;
-        let h = elu(&self.conv7.forward(&h)?)?;
+        let h = elu(&self.conv_full.forward(x)?)?;
+        let h = elu(&self.conv_half.forward(&h)?)?;
+        let h = elu(&self.conv_quarter.forward(&h)?)?;
         let r = self.res_b.forward(&elu(&self.res_a.forward(&h)?)?)?;
         let h = elu(&(h + r)?)?;
-        let batch = h.dim(0)? / 49;
+        let batch = h.dim(0)? / self.res_b.table.n_out;
         let out = self.head.forward(&h.reshape((batch, ()))?)?;
         Ok((
             out.narrow(1, 0, self.latent)?,
@@ -145,42 +131,36 @@ impl Encoder {
     }
 }
 
-/// z → the 28×28 conditioning map the PixelCNN reads, through 7×7 and 14×14.
+/// z → the full-size conditioning map the PixelCNN reads, through the quarter and half
+/// grids.
 pub struct CondDecoder {
     fc: Dense,
-    up14: Conv,
-    up28: Conv,
-    c7: usize,
+    up_half: Conv,
+    up_full: Conv,
+    fc_channels: usize,
 }
 
 impl CondDecoder {
-    pub fn new(vb: VarBuilder, cfg: &VlaeConfig) -> Result<Self> {
-        let [c7, c14] = cfg.dec_channels;
-        let k3 = square_taps(3);
+    pub fn new(vb: &VarBuilder, arch: &Architecture) -> Result<Self> {
+        let d = &arch.decoder;
         Ok(CondDecoder {
-            fc: Dense::new(vb.pp("fc"), cfg.latent_dim, 49 * c7, true)?,
-            up14: Conv::new(
-                vb.pp("up14"),
-                TapTable::new(7, 7, Resample::Up2, &k3),
-                c7,
-                c14,
-            )?,
-            up28: Conv::new(
-                vb.pp("up28"),
-                TapTable::new(14, 14, Resample::Up2, &k3),
-                c14,
-                cfg.cond_channels,
-            )?,
-            c7,
+            fc: Dense::new(vb, &d.fc)?,
+            up_half: Conv::new(vb, &d.up_half)?,
+            up_full: Conv::new(vb, &d.up_full)?,
+            fc_channels: d.fc_channels,
         })
     }
 
-    /// `(B, latent)` → `(B·784, cond_channels)`.
+    /// `(B, latent)` → `(B·tile², cond_channels)`.
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let batch = z.dim(0)?;
-        let h = elu(&self.fc.forward(z)?.reshape((batch * 49, self.c7))?)?;
-        let h = elu(&self.up14.forward(&h)?)?;
-        elu(&self.up28.forward(&h)?)
+        let positions = self.up_half.table.n_in;
+        let h = elu(&self
+            .fc
+            .forward(z)?
+            .reshape((batch * positions, self.fc_channels))?)?;
+        let h = elu(&self.up_half.forward(&h)?)?;
+        elu(&self.up_full.forward(&h)?)
     }
 }
 
@@ -192,36 +172,37 @@ pub struct PixelCnn {
     masked: Vec<Conv>,
     mix: Vec<Dense>,
     out: Dense,
+    pixels: usize,
 }
 
 impl PixelCnn {
-    pub fn new(vb: VarBuilder, cfg: &VlaeConfig) -> Result<Self> {
-        let c = cfg.pixel_channels;
-        let same = |taps: &[_]| TapTable::new(HEIGHT, WIDTH, Resample::Same, taps);
-        let mask_b = causal_taps(3, true);
-        let blocks = cfg.pixel_blocks;
+    pub fn new(vb: &VarBuilder, arch: &Architecture) -> Result<Self> {
+        let p = &arch.pixelcnn;
         Ok(PixelCnn {
-            input: Conv::new(
-                vb.pp("input"),
-                same(&causal_taps(cfg.first_kernel, false)),
-                1,
-                c,
-            )?,
-            input_cond: Dense::new(vb.pp("input_cond"), cfg.cond_channels, c, false)?,
-            block_cond: (0..blocks)
-                .map(|i| Dense::new(vb.pp(format!("block{i}.cond")), cfg.cond_channels, c, false))
+            input: Conv::new(vb, &p.input)?,
+            input_cond: Dense::new(vb, &p.input_cond)?,
+            block_cond: p
+                .blocks
+                .iter()
+                .map(|b| Dense::new(vb, &b.cond))
                 .collect::<Result<_>>()?,
-            masked: (0..blocks)
-                .map(|i| Conv::new(vb.pp(format!("block{i}.masked")), same(&mask_b), c, c))
+            masked: p
+                .blocks
+                .iter()
+                .map(|b| Conv::new(vb, &b.masked))
                 .collect::<Result<_>>()?,
-            mix: (0..blocks)
-                .map(|i| Dense::new(vb.pp(format!("block{i}.mix")), c, c, true))
+            mix: p
+                .blocks
+                .iter()
+                .map(|b| Dense::new(vb, &b.mix))
                 .collect::<Result<_>>()?,
-            out: Dense::new(vb.pp("out"), c, 1, true)?,
+            out: Dense::new(vb, &p.out)?,
+            pixels: arch.tile_pixels(),
         })
     }
 
-    /// Pixels `(B·784, 1)` and conditioning map → one Bernoulli logit per pixel, `(B, 784)`.
+    /// Pixels `(B·tile², 1)` and conditioning map → one Bernoulli logit per pixel,
+    /// `(B, tile²)`.
     pub fn forward(&self, x: &Tensor, cond_map: &Tensor) -> Result<Tensor> {
         let mut h = (self.input.forward(x)? + self.input_cond.forward(cond_map)?)?;
         for ((masked, cond), mix) in self.masked.iter().zip(&self.block_cond).zip(&self.mix) {
@@ -229,7 +210,7 @@ impl PixelCnn {
             h = (h + mix.forward(&elu(&r)?)?)?;
         }
         let logits = self.out.forward(&elu(&h)?)?;
-        logits.reshape((logits.dim(0)? / PIXELS, PIXELS))
+        logits.reshape((logits.dim(0)? / self.pixels, self.pixels))
     }
 }
 
@@ -241,31 +222,15 @@ pub struct Made {
     mask_out: Tensor,
 }
 
-/// MADE connectivity masks for `latent` inputs/outputs and `hidden` units, as `(in, out)`
-/// 0/1 matrices. Input i has degree i+1, hidden unit j degree `j % (latent-1) + 1`, so
-/// output i depends on exactly the inputs before it. Shared with the coder.
-pub fn made_masks(latent: usize, hidden: usize) -> (Vec<f32>, Vec<f32>) {
-    let hidden_degree = |j: usize| if latent > 1 { j % (latent - 1) + 1 } else { 1 };
-    let mut m_in = vec![0f32; latent * hidden];
-    let mut m_out = vec![0f32; hidden * latent];
-    for j in 0..hidden {
-        for i in 0..latent {
-            m_in[i * hidden + j] = f32::from(hidden_degree(j) > i);
-            m_out[j * latent + i] = f32::from(i + 1 > hidden_degree(j) && latent > 1);
-        }
-    }
-    (m_in, m_out)
-}
-
 impl Made {
-    pub fn new(vb: VarBuilder, cfg: &VlaeConfig) -> Result<Self> {
-        let (d, h) = (cfg.latent_dim, cfg.prior_hidden);
-        let (m_in, m_out) = made_masks(d, h);
+    pub fn new(vb: &VarBuilder, arch: &Architecture, spec: &MadeSpec) -> Result<Self> {
+        let (d, h) = (spec.hidden.inputs, spec.hidden.outputs);
+        let masks = &arch.prior;
         Ok(Made {
-            hidden: Dense::new(vb.pp("hidden"), d, h, true)?,
-            output: Dense::new(vb.pp("output"), h, d, true)?,
-            mask_in: Tensor::from_vec(m_in, (d, h), vb.device())?,
-            mask_out: Tensor::from_vec(m_out, (h, d), vb.device())?,
+            hidden: Dense::new(vb, &spec.hidden)?,
+            output: Dense::new(vb, &spec.output)?,
+            mask_in: Tensor::from_vec(masks.mask_hidden.clone(), (d, h), vb.device())?,
+            mask_out: Tensor::from_vec(masks.mask_output.clone(), (h, d), vb.device())?,
         })
     }
 
@@ -291,9 +256,12 @@ pub struct FlowPrior {
 }
 
 impl FlowPrior {
-    pub fn new(vb: VarBuilder, cfg: &VlaeConfig) -> Result<Self> {
-        let steps = (0..cfg.prior_steps)
-            .map(|s| Made::new(vb.pp(format!("step{s}")), cfg))
+    pub fn new(vb: &VarBuilder, arch: &Architecture) -> Result<Self> {
+        let steps = arch
+            .prior
+            .steps
+            .iter()
+            .map(|spec| Made::new(vb, arch, spec))
             .collect::<Result<_>>()?;
         Ok(FlowPrior { steps })
     }
@@ -336,15 +304,16 @@ pub struct Vlae {
 
 impl Vlae {
     pub fn new(vb: VarBuilder, cfg: &VlaeConfig) -> Result<Self> {
+        let arch = Architecture::new(cfg);
         Ok(Vlae {
-            encoder: Encoder::new(vb.pp("encoder"), cfg)?,
-            prior: FlowPrior::new(vb.pp("prior"), cfg)?,
-            decoder: CondDecoder::new(vb.pp("decoder"), cfg)?,
-            pixelcnn: PixelCnn::new(vb.pp("pixelcnn"), cfg)?,
+            encoder: Encoder::new(&vb, &arch)?,
+            prior: FlowPrior::new(&vb, &arch)?,
+            decoder: CondDecoder::new(&vb, &arch)?,
+            pixelcnn: PixelCnn::new(&vb, &arch)?,
         })
     }
 
-    /// ELBO terms for images `x` (`(B·784, 1)`, 0/1) with standard-normal noise `noise`
+    /// ELBO terms for images `x` (`(B·tile², 1)`, 0/1) with standard-normal noise `noise`
     /// (`(B, latent)`) for the reparameterized posterior sample.
     pub fn elbo_terms(&self, x: &Tensor, noise: &Tensor) -> Result<ElboTerms> {
         let (mean, log_sd) = self.encoder.forward(x)?;
@@ -362,6 +331,11 @@ impl Vlae {
         })
     }
 
+    /// Pixels in one tile.
+    pub fn tile_pixels(&self) -> usize {
+        self.pixelcnn.pixels
+    }
+
     /// Log importance weights log p(x, z_k) − log q(z_k|x) for one sample per image.
     pub fn log_weight(&self, x: &Tensor, noise: &Tensor) -> Result<Tensor> {
         let t = self.elbo_terms(x, noise)?;
@@ -376,7 +350,7 @@ pub fn bernoulli_nll(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     softplus - (targets * logits)?
 }
 
-/// Images as a `(B·784, 1)` f32 tensor from 0/1 bytes.
+/// Images as a `(B·tile², 1)` f32 tensor from 0/1 bytes.
 pub fn pixels_tensor(images: &[u8], dev: &candle_core::Device) -> Result<Tensor> {
     Tensor::from_iter(images.iter().map(|&p| f32::from(p)), dev)?
         .reshape((images.len(), 1))?
@@ -400,8 +374,11 @@ mod tests {
             pixel_blocks: 1,
             prior_steps: 2,
             prior_hidden: 8,
+            tile: 28,
         }
     }
+
+    const PIXELS: usize = 28 * 28;
 
     #[test]
     fn bernoulli_nll_matches_hand_values() -> Result<()> {
@@ -422,24 +399,12 @@ mod tests {
     }
 
     #[test]
-    fn made_masks_are_strictly_autoregressive() {
-        let (d, h) = (5, 12);
-        let (m_in, m_out) = made_masks(d, h);
-        for out in 0..d {
-            for inp in 0..d {
-                let connected = (0..h).any(|j| m_in[inp * h + j] > 0.0 && m_out[j * d + out] > 0.0);
-                assert_eq!(connected, inp < out, "input {inp} → output {out}");
-            }
-        }
-    }
-
-    #[test]
     fn flow_inverts_and_preserves_volume() -> Result<()> {
         let dev = Device::Cpu;
         let cfg = tiny();
         let vm = VarMap::new();
         let vb = VarBuilder::from_varmap(&vm, DType::F32, &dev);
-        let prior = FlowPrior::new(vb, &cfg)?;
+        let prior = FlowPrior::new(&vb, &Architecture::new(&cfg))?;
         // Make the shifts non-trivial.
         for v in vm.all_vars() {
             v.set(&(v.as_tensor().randn_like(0.0, 1.0)?))?;

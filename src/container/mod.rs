@@ -1,0 +1,340 @@
+//! The `.vlz` container, as specified in `format-spec.md`.
+//!
+//! [`parse`] is a pure function over bytes: it checks the magic, the version and the
+//! whole-file checksum first, then every count and length against the bytes actually
+//! present and against the limits below, before allocating anything. The parsed
+//! [`Archive`] borrows the lanes' payloads from those bytes, so a memory-mapped archive is
+//! never copied. The container owns its types and knows nothing of models, coders or
+//! image files: it moves integers and byte strings.
+#![forbid(unsafe_code)]
+
+mod bytes;
+mod names;
+pub mod v1;
+pub mod v2;
+
+pub use names::{is_safe_name, successor};
+
+/// The first bytes of every archive.
+pub const MAGIC: [u8; 8] = *b"VLAEZIP\0";
+/// The version this build writes. It reads [`v1::VERSION`] too.
+pub const VERSION: u16 = v2::VERSION;
+
+/// Most images in one archive; the entry table and every per-image structure is bounded
+/// by it.
+pub const MAX_IMAGES: u64 = 1 << 24;
+/// Most lanes in one archive.
+pub const MAX_LANES: u64 = 1 << 16;
+/// Longest stored name, in bytes.
+pub const MAX_NAME_LEN: usize = 4096;
+/// Longest side of an image, in pixels.
+pub const MAX_SIDE: u32 = 1 << 15;
+/// Most pixels in one image (over 23,000 × 23,000).
+pub const MAX_IMAGE_PIXELS: u64 = 1 << 29;
+/// Most pixels in one version 2 lane. A decoder holds a lane's pixels until the lane
+/// ends, a few lanes per thread, so this bounds decoding memory whatever the image count.
+pub const MAX_LANE_PIXELS: u64 = 1 << 22;
+/// Most image segments (whole images or bands of one) in one version 2 lane: bounds a
+/// lane's bookkeeping for archives of many tiny images.
+pub const MAX_LANE_SEGMENTS: u64 = 1 << 16;
+/// Most models one archive may name.
+pub const MAX_MODELS: usize = 16;
+/// Latent discretizations a reader accepts: 2^1 to 2^16 buckets.
+pub const MAX_LATENT_BITS: u8 = 16;
+/// Seed words at the bottom of a bits-back lane's stack (format-spec.md §2.1).
+pub const SEED_WORDS: u32 = 32;
+/// Largest ratio of inflated to deflated bytes DEFLATE can reach (258 bytes per 2-bit
+/// symbol, rounded up): the entry table's claimed length is checked against it before
+/// anything is reserved.
+pub const MAX_DEFLATE_RATIO: usize = 1032;
+
+/// How an image's file is written back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageFormat {
+    /// PBM; written back as binary P4 whether it came as P1 or P4.
+    Pbm,
+    /// Grayscale PNG without alpha, of the given bit depth (1, 2, 4, 8 or 16).
+    PngGray { bit_depth: u8 },
+}
+
+/// Entry format codes (format-spec.md §1.1).
+pub const FORMAT_PBM: u8 = 0;
+pub const FORMAT_PNG_GRAY: u8 = 1;
+
+impl ImageFormat {
+    /// The (format code, bit depth) pair stored in entry tables.
+    pub fn code(self) -> (u8, u8) {
+        match self {
+            ImageFormat::Pbm => (FORMAT_PBM, 0),
+            ImageFormat::PngGray { bit_depth } => (FORMAT_PNG_GRAY, bit_depth),
+        }
+    }
+
+    /// The format a stored (code, depth) pair names, if any.
+    pub fn from_code(code: u8, depth: u8) -> Option<Self> {
+        match (code, depth) {
+            (FORMAT_PBM, 0) => Some(ImageFormat::Pbm),
+            (FORMAT_PNG_GRAY, d @ (1 | 2 | 4 | 8 | 16)) => {
+                Some(ImageFormat::PngGray { bit_depth: d })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One image: its name (relative, `/`-separated), its format and its size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub name: String,
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Entry {
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// Which model a bits-back lane was coded with, as the archive names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ModelId {
+    /// Version 1: 16 bytes of SHA-256 over the config's JSON and the tensors.
+    V1([u8; 16]),
+    /// Version 2: the first 8 bytes of the model's fingerprint (format-spec.md §1.3).
+    V2([u8; 8]),
+}
+
+impl std::fmt::Display for ModelId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes: &[u8] = match self {
+            ModelId::V1(b) => b,
+            ModelId::V2(b) => b,
+        };
+        bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// How a lane's rows are coded (format-spec.md §1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaneCoder {
+    /// Bits-back chain with `models[model]`. Version 1 chains push images first to last
+    /// (`reversed`); version 2 chains push tiles last to first so that they decode in order.
+    /// `samples` > 1 is importance-weighted bits-back.
+    BitsBack {
+        model: u16,
+        samples: u32,
+        reversed: bool,
+    },
+    /// The rows' bits, packed, MSB first, with no padding between rows.
+    Stored,
+}
+
+/// Lane coder codes (format-spec.md §1.2).
+pub const CODER_BITS_BACK: u8 = 0;
+pub const CODER_STORED: u8 = 2;
+
+/// One lane as stored: an independent stream over a run of consecutive pixel rows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lane<P> {
+    pub coder: LaneCoder,
+    /// Pixel rows, counted through the images in archive order.
+    pub rows: u64,
+    /// Bits-back lanes: how many bottom words of the final stack equal the seed's.
+    pub seed_words_elided: u32,
+    /// ANS lanes: the coder's head.
+    pub state: u64,
+    /// The payload: words of an ANS stack, bottom first, or the stored bits.
+    pub payload: P,
+}
+
+/// A lane borrowed from archive bytes.
+pub type LaneView<'a> = Lane<&'a [u8]>;
+
+impl LaneView<'_> {
+    /// The payload as ANS words (little-endian u32), bottom of the stack first.
+    pub fn words(&self) -> Vec<u32> {
+        self.payload
+            .chunks_exact(4)
+            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect()
+    }
+}
+
+/// A parsed archive. Entries stay in their raw table and are produced one at a time by
+/// [`Archive::entries`], so that a huge image count costs no memory per image.
+#[derive(Debug)]
+pub struct Archive<'a> {
+    pub version: u16,
+    pub models: Vec<ModelId>,
+    pub image_count: u64,
+    pub latent_bits: u8,
+    pub precision: u8,
+    pub lanes: Vec<LaneView<'a>>,
+    /// CRC-32 of all decoded pixels (one byte, 0 or 1, per pixel, in archive order).
+    pub pixel_crc: u32,
+    /// The smallest and largest (width, height) among the images.
+    pub size_range: ((u32, u32), (u32, u32)),
+    entry_table: Vec<u8>,
+}
+
+impl Archive<'_> {
+    /// The entries in archive order. They were validated by [`parse`].
+    pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        let mut walk = names::EntryWalk::new(&self.entry_table, self.version);
+        (0..self.image_count)
+            .map(move |_| walk.next_entry().expect("entry table validated by parse").0)
+    }
+
+    /// The entries' (width, height) in archive order, without their names.
+    pub fn entry_sizes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let mut walk = names::EntryWalk::new(&self.entry_table, self.version);
+        (0..self.image_count)
+            .map(move |_| walk.next_checked().expect("entry table validated by parse"))
+    }
+
+    /// Bytes of the lanes' payloads plus each ANS lane's 8-byte head: the coded pixels
+    /// without the container around them.
+    pub fn payload_bytes(&self) -> usize {
+        self.lanes
+            .iter()
+            .map(|l| l.payload.len() + if l.coder == LaneCoder::Stored { 0 } else { 8 })
+            .sum()
+    }
+
+    /// Pixel rows in all images.
+    pub fn total_rows(&self) -> u64 {
+        self.lanes.iter().map(|l| l.rows).sum()
+    }
+}
+
+/// Why bytes are not a valid archive.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ContainerError {
+    #[error("not a vlae-zip archive (bad magic)")]
+    NotAnArchive,
+    #[error("archive format version {0} is not supported (this build reads versions 1 and 2)")]
+    UnsupportedVersion(u16),
+    #[error("reserved {0} are set: the archive is corrupt or from a newer version")]
+    ReservedBits(&'static str),
+    #[error("archive is truncated: {0}")]
+    Truncated(&'static str),
+    #[error("archive checksum mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is truncated or corrupt")]
+    Checksum { stored: u32, computed: u32 },
+    #[error("{what} is {value}, above the limit {limit}")]
+    Limit {
+        what: &'static str,
+        value: u64,
+        limit: u64,
+    },
+    #[error("archive is invalid: {0}")]
+    Invalid(String),
+}
+
+/// Fails with [`ContainerError::Limit`] when `value > max`.
+pub fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), ContainerError> {
+    if value > max {
+        Err(ContainerError::Limit {
+            what,
+            value,
+            limit: max,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// Parses and validates an archive of any supported version.
+pub fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
+    if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+        return Err(ContainerError::NotAnArchive);
+    }
+    if bytes.len() < MAGIC.len() + 2 {
+        return Err(ContainerError::Truncated("version"));
+    }
+    match u16::from_le_bytes([bytes[8], bytes[9]]) {
+        v1::VERSION => v1::parse(bytes),
+        v2::VERSION => v2::parse(bytes),
+        v => Err(ContainerError::UnsupportedVersion(v)),
+    }
+}
+
+/// Checks the trailing file CRC and splits off the body and the pixel CRC.
+fn check_crc(bytes: &[u8], min_len: usize) -> Result<(&[u8], u32), ContainerError> {
+    if bytes.len() < min_len {
+        return Err(ContainerError::Truncated("header"));
+    }
+    let (body, crc) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(ContainerError::Checksum { stored, computed });
+    }
+    let (body, pixel) = body.split_at(body.len() - 4);
+    Ok((body, u32::from_le_bytes(pixel.try_into().expect("4 bytes"))))
+}
+
+/// Inflates a raw-deflate stream that must yield exactly `len` bytes. The reservation is
+/// bounded by what the deflated bytes can expand to, whatever `len` claims.
+fn inflate_exact(deflated: &[u8], len: usize) -> Result<Vec<u8>, ContainerError> {
+    use std::io::Read;
+    if len > deflated.len().saturating_mul(MAX_DEFLATE_RATIO) + 16 {
+        return Err(ContainerError::Invalid(format!(
+            "entry table claims {len} bytes, more than {} deflated bytes can hold",
+            deflated.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(len);
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(len as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ContainerError::Invalid(format!("entry table does not inflate: {e}")))?;
+    if out.len() != len {
+        return Err(ContainerError::Invalid(format!(
+            "entry table inflates to {} bytes, the header says {len}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// Deflates an entry table.
+fn deflate(raw: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(raw).expect("Vec write");
+    z.finish().expect("Vec write")
+}
+
+/// What one validating pass over an entry table learns.
+struct EntrySummary {
+    size_range: ((u32, u32), (u32, u32)),
+}
+
+/// Validates an inflated entry table of `count` entries, calling `image` with each
+/// entry's (width, height). One pass, no allocation per entry: names must strictly
+/// increase bytewise (so they are unique without a set) and be safe relative paths.
+fn validate_entries(
+    table: &[u8],
+    version: u16,
+    count: u64,
+    mut image: impl FnMut(u32, u32) -> Result<(), ContainerError>,
+) -> Result<EntrySummary, ContainerError> {
+    let mut walk = names::EntryWalk::new(table, version);
+    let (mut smallest, mut largest) = ((u32::MAX, u32::MAX), (0, 0));
+    for _ in 0..count {
+        let size = walk.next_checked()?;
+        smallest = smallest.min(size);
+        largest = largest.max(size);
+        image(size.0, size.1)?;
+    }
+    if !walk.finished() {
+        return Err(ContainerError::Invalid(
+            "entry table has trailing bytes".into(),
+        ));
+    }
+    Ok(EntrySummary {
+        size_range: (smallest, largest),
+    })
+}

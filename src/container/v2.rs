@@ -1,0 +1,310 @@
+//! Version 2 archives: any image size, typed lanes over runs of pixel rows, a model table.
+#![forbid(unsafe_code)]
+
+use super::bytes::{put_varint, Reader};
+use super::names::{SAME_FORMAT, SAME_NAME_SUCCESSOR, SAME_SIZE};
+use super::{
+    check_crc, check_limit, deflate, inflate_exact, successor, Archive, ContainerError, Entry,
+    Lane, LaneCoder, ModelId, CODER_BITS_BACK, CODER_STORED, MAGIC, MAX_IMAGES, MAX_LANES,
+    MAX_LANE_PIXELS, MAX_LANE_SEGMENTS, MAX_LATENT_BITS, MAX_MODELS, MAX_NAME_LEN, SEED_WORDS,
+};
+
+pub const VERSION: u16 = 2;
+/// Magic, version, flags, the shortest header, an empty trailer: no archive is shorter.
+pub const MIN_LEN: usize = 8 + 2 + 2 + 8;
+/// Bytes of the trailer: pixel CRC-32, then file CRC-32.
+pub const TRAILER_LEN: usize = 8;
+/// Most importance samples a bits-back lane may use.
+pub const MAX_SAMPLES: u64 = 1 << 10;
+/// The probability precision of this version's coders.
+pub const PRECISION: u8 = 24;
+/// Bytes of a model id in the model table.
+pub const MODEL_ID_LEN: usize = 8;
+/// The shortest entry: its flags alone.
+const MIN_ENTRY_LEN: u64 = 1;
+/// The shortest lane record: coder, rows, payload length.
+const MIN_LANE_RECORD_LEN: u64 = 3;
+
+/// What a writer supplies; [`write`] checks it against the reader's limits.
+pub struct NewArchive<'e> {
+    pub models: Vec<[u8; MODEL_ID_LEN]>,
+    pub latent_bits: u8,
+    pub entries: &'e [Entry],
+    /// Payloads: ANS words as little-endian bytes, or packed bits for stored lanes.
+    pub lanes: Vec<Lane<Vec<u8>>>,
+    pub pixel_crc: u32,
+}
+
+/// The entry table before deflate (format-spec.md §1.1): per entry, flags for what it
+/// shares with the entry before, then only what differs.
+fn entry_table(entries: &[Entry]) -> Vec<u8> {
+    let mut t = Vec::new();
+    let mut prev: Option<&Entry> = None;
+    for e in entries {
+        let follows = prev
+            .and_then(|p| successor(&p.name))
+            .is_some_and(|s| s == e.name);
+        let same_format = prev.is_some_and(|p| p.format == e.format);
+        let same_size = prev.is_some_and(|p| (p.width, p.height) == (e.width, e.height));
+        t.push(
+            if follows { SAME_NAME_SUCCESSOR } else { 0 }
+                | if same_format { SAME_FORMAT } else { 0 }
+                | if same_size { SAME_SIZE } else { 0 },
+        );
+        if !same_format {
+            let (code, depth) = e.format.code();
+            t.extend_from_slice(&[code, depth]);
+        }
+        if !same_size {
+            put_varint(&mut t, e.width.into());
+            put_varint(&mut t, e.height.into());
+        }
+        if !follows {
+            put_varint(&mut t, e.name.len() as u64);
+            t.extend_from_slice(e.name.as_bytes());
+        }
+        prev = Some(e);
+    }
+    t
+}
+
+/// Serializes an archive. The result is parsed back before it is returned, so a writer
+/// can never produce what a reader refuses: every limit is the reader's own.
+pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
+    check_limit("image count", a.entries.len() as u64, MAX_IMAGES)?;
+    check_limit("lane count", a.lanes.len() as u64, MAX_LANES)?;
+    check_limit("model count", a.models.len() as u64, MAX_MODELS as u64)?;
+    let raw = entry_table(a.entries);
+    let names = deflate(&raw);
+    let mut out = Vec::with_capacity(
+        64 + names.len() + a.lanes.iter().map(|l| 24 + l.payload.len()).sum::<usize>(),
+    );
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    put_varint(&mut out, a.entries.len() as u64);
+    out.push(a.models.len() as u8);
+    for m in &a.models {
+        out.extend_from_slice(m);
+    }
+    out.push(a.latent_bits);
+    out.push(PRECISION);
+    put_varint(&mut out, raw.len() as u64);
+    put_varint(&mut out, names.len() as u64);
+    out.extend_from_slice(&names);
+    put_varint(&mut out, a.lanes.len() as u64);
+    for l in &a.lanes {
+        match l.coder {
+            LaneCoder::BitsBack {
+                model,
+                samples,
+                reversed: false,
+            } => {
+                out.push(CODER_BITS_BACK);
+                put_varint(&mut out, l.rows);
+                put_varint(&mut out, l.payload.len() as u64);
+                put_varint(&mut out, model.into());
+                put_varint(&mut out, samples.into());
+                out.push(l.seed_words_elided.min(255) as u8);
+                out.extend_from_slice(&l.state.to_le_bytes());
+            }
+            LaneCoder::BitsBack { reversed: true, .. } => {
+                return Err(ContainerError::Invalid(
+                    "version 2 chains decode in order; reversed lanes are version 1 only".into(),
+                ))
+            }
+            LaneCoder::Stored => {
+                out.push(CODER_STORED);
+                put_varint(&mut out, l.rows);
+                put_varint(&mut out, l.payload.len() as u64);
+            }
+        }
+    }
+    for l in &a.lanes {
+        out.extend_from_slice(&l.payload);
+    }
+    out.extend_from_slice(&a.pixel_crc.to_le_bytes());
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    parse(&out)?;
+    Ok(out)
+}
+
+pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
+    let (body, pixel_crc) = check_crc(bytes, MIN_LEN)?;
+    let mut r = Reader::new(body, 10);
+    if r.u16("flags")? != 0 {
+        return Err(ContainerError::ReservedBits("header flags"));
+    }
+    let image_count = r.varint("image count")?;
+    check_limit("image count", image_count, MAX_IMAGES)?;
+    if image_count == 0 {
+        return Err(ContainerError::Invalid(
+            "the archive holds no images".into(),
+        ));
+    }
+    let model_count = r.u8("model count")? as usize;
+    check_limit("model count", model_count as u64, MAX_MODELS as u64)?;
+    let models = (0..model_count)
+        .map(|_| {
+            Ok(ModelId::V2(
+                r.take(MODEL_ID_LEN, "model table")?.try_into().expect("8"),
+            ))
+        })
+        .collect::<Result<Vec<_>, ContainerError>>()?;
+    let latent_bits = r.u8("latent bits")?;
+    if latent_bits == 0 || latent_bits > MAX_LATENT_BITS {
+        return Err(ContainerError::Invalid(format!(
+            "latent bucket bits {latent_bits} outside 1..={MAX_LATENT_BITS}"
+        )));
+    }
+    let precision = r.u8("precision")?;
+    if precision != PRECISION {
+        return Err(ContainerError::Invalid(format!(
+            "probability precision {precision}, version 2 codes with {PRECISION}"
+        )));
+    }
+    let raw_len = r.varint("entry table length")?;
+    let names_len = r.varint("deflated entry table length")?;
+    if names_len > r.left() as u64 {
+        return Err(ContainerError::Truncated("entry table"));
+    }
+    let max_entry = 1 + 2 + 10 + 10 + 2 + MAX_NAME_LEN as u64;
+    if raw_len < MIN_ENTRY_LEN * image_count || raw_len > max_entry * image_count {
+        return Err(ContainerError::Invalid(format!(
+            "entry table of {raw_len} bytes for {image_count} images"
+        )));
+    }
+    let entry_table = inflate_exact(r.take(names_len as usize, "entry table")?, raw_len as usize)?;
+
+    let lane_count = r.varint("lane count")?;
+    check_limit("lane count", lane_count, MAX_LANES)?;
+    if lane_count == 0 || lane_count * MIN_LANE_RECORD_LEN > r.left() as u64 {
+        return Err(ContainerError::Truncated("lane table"));
+    }
+    let mut records = Vec::with_capacity(lane_count as usize);
+    let mut payload_total = 0u64;
+    for i in 0..lane_count {
+        let bad = |what: String| ContainerError::Invalid(format!("lane {i} {what}"));
+        let code = r.u8("lane coder")?;
+        let rows = r.varint("lane rows")?;
+        let len = r.varint("lane payload length")?;
+        if rows == 0 {
+            return Err(bad("has no rows".into()));
+        }
+        let (coder, seed_words_elided, state) = match code {
+            CODER_BITS_BACK => {
+                let model = r.varint("lane model")?;
+                let samples = r.varint("lane samples")?;
+                let elided = u32::from(r.u8("lane seed")?);
+                let state = r.u64("lane state")?;
+                if model >= model_count as u64 {
+                    return Err(bad(format!("names model {model} of {model_count}")));
+                }
+                if samples == 0 || samples > MAX_SAMPLES {
+                    return Err(bad(format!("has {samples} samples, not 1..={MAX_SAMPLES}")));
+                }
+                if elided > SEED_WORDS || len % 4 != 0 {
+                    return Err(bad(format!(
+                        "has {elided} elided seed words and {len} payload bytes"
+                    )));
+                }
+                if (elided > 0 || len > 0) && state < 1 << 32 {
+                    return Err(bad(format!(
+                        "head {state:#x} is below 2^32 while words follow"
+                    )));
+                }
+                let coder = LaneCoder::BitsBack {
+                    model: model as u16,
+                    samples: samples as u32,
+                    reversed: false,
+                };
+                (coder, elided, state)
+            }
+            CODER_STORED => (LaneCoder::Stored, 0, 0),
+            _ => return Err(bad(format!("has the unknown coder {code}"))),
+        };
+        payload_total += len;
+        records.push((coder, rows, len, seed_words_elided, state));
+    }
+    if payload_total != r.left() as u64 {
+        return Err(ContainerError::Invalid(format!(
+            "lanes need {payload_total} payload bytes, the archive has {}",
+            r.left()
+        )));
+    }
+    let summary = check_lane_rows(&entry_table, image_count, &records)?;
+    let lanes = records
+        .into_iter()
+        .map(|(coder, rows, len, seed_words_elided, state)| {
+            Ok(Lane {
+                coder,
+                rows,
+                seed_words_elided,
+                state,
+                payload: r.take(len as usize, "payload")?,
+            })
+        })
+        .collect::<Result<_, ContainerError>>()?;
+    Ok(Archive {
+        version: VERSION,
+        models,
+        image_count,
+        latent_bits,
+        precision,
+        lanes,
+        pixel_crc,
+        size_range: summary.size_range,
+        entry_table,
+    })
+}
+
+/// Validates the entries and checks that the lanes cover exactly their rows, within the
+/// per-lane limits, and that each stored lane holds exactly its pixels' bits.
+fn check_lane_rows(
+    table: &[u8],
+    image_count: u64,
+    lanes: &[(LaneCoder, u64, u64, u32, u64)],
+) -> Result<super::EntrySummary, ContainerError> {
+    let mut lane = 0usize;
+    let (mut lane_rows_left, mut lane_pixels, mut lane_segments) = (lanes[0].1, 0u64, 0u64);
+    let finish_lane = |lane: usize, pixels: u64, segments: u64| -> Result<(), ContainerError> {
+        check_limit("lane pixels", pixels, MAX_LANE_PIXELS)?;
+        check_limit("lane image segments", segments, MAX_LANE_SEGMENTS)?;
+        let (coder, _, len, _, _) = lanes[lane];
+        if coder == LaneCoder::Stored && len != pixels.div_ceil(8) {
+            return Err(ContainerError::Invalid(format!(
+                "stored lane {lane} holds {len} bytes for {pixels} pixels"
+            )));
+        }
+        Ok(())
+    };
+    let summary = super::validate_entries(table, VERSION, image_count, |width, height| {
+        let mut rows = u64::from(height);
+        while rows > 0 {
+            if lane_rows_left == 0 {
+                finish_lane(lane, lane_pixels, lane_segments)?;
+                lane += 1;
+                let next = lanes.get(lane).ok_or_else(|| {
+                    ContainerError::Invalid("the lanes hold fewer rows than the images".into())
+                })?;
+                (lane_rows_left, lane_pixels, lane_segments) = (next.1, 0, 0);
+            }
+            let take = rows.min(lane_rows_left);
+            lane_pixels += take * u64::from(width);
+            lane_segments += 1;
+            // Stop early on a lane far over its limit, before counting the rest.
+            check_limit("lane pixels", lane_pixels, MAX_LANE_PIXELS)?;
+            rows -= take;
+            lane_rows_left -= take;
+        }
+        Ok(())
+    })?;
+    if lane_rows_left != 0 || lane + 1 != lanes.len() {
+        return Err(ContainerError::Invalid(
+            "the lanes hold more rows than the images".into(),
+        ));
+    }
+    finish_lane(lane, lane_pixels, lane_segments)?;
+    Ok(summary)
+}

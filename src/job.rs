@@ -1,0 +1,130 @@
+//! Whole jobs over files: images on disk → archive bytes, archive → an output folder,
+//! and the round trip `vlae-zip bench` reports. The CLI only parses arguments and prints.
+#![forbid(unsafe_code)]
+
+use crate::archive::{self, lanes_per_task, ArchiveError, CompressOptions};
+use crate::container::{self, ContainerError, LaneCoder};
+use crate::folder::{self, FolderError, FolderImage, StagedFolder};
+use crate::infer::network::Network;
+use std::path::Path;
+use std::time::Instant;
+
+/// Why a job failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Folder(#[from] FolderError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+}
+
+/// Compresses images read from disk into archive bytes.
+pub fn compress_images(
+    net: &Network,
+    images: &[FolderImage],
+    opts: CompressOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<u8>, JobError> {
+    let entries: Vec<_> = images.iter().map(|i| i.entry.clone()).collect();
+    let pixels: Vec<&[u8]> = images.iter().map(|i| i.pixels.as_slice()).collect();
+    Ok(archive::compress(net, &entries, &pixels, opts, progress)?)
+}
+
+/// Decodes an archive into a staged output folder (made, and so checked, before the
+/// archive was even parsed), which appears only once every image decoded and the pixel
+/// checksum matched. Returns the number of images.
+pub fn decompress_into(
+    models: &[&Network],
+    arch: &container::Archive,
+    staged: StagedFolder,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64, JobError> {
+    let mut images = 0u64;
+    archive::decompress(
+        models,
+        arch,
+        &mut |entry, pixels| -> Result<(), JobError> {
+            staged.write(&entry, pixels)?;
+            images += 1;
+            Ok(())
+        },
+        progress,
+    )?;
+    staged.commit()?;
+    Ok(images)
+}
+
+/// What a compress–decompress round trip measured.
+#[derive(Clone, Debug)]
+pub struct RoundTrip {
+    pub images: usize,
+    pub pixels: u64,
+    pub archive_bytes: usize,
+    pub payload_bytes: usize,
+    pub lanes: usize,
+    pub stored_lanes: usize,
+    pub latent_bits: u8,
+    /// Independent decoding tasks a machine with `threads` threads would run.
+    pub decode_tasks: usize,
+    pub threads: usize,
+    pub compress_secs: f64,
+    pub decompress_secs: f64,
+    pub ok: bool,
+}
+
+/// Compresses `images` into `work/bench.vlz`, decompresses that into `work/out`, reads the
+/// output back and compares names, formats, sizes and pixels. Both timings include the
+/// file writes.
+pub fn round_trip(
+    net: &Network,
+    images: &[FolderImage],
+    opts: CompressOptions,
+    work: &Path,
+) -> Result<RoundTrip, JobError> {
+    let (archive_path, out_dir) = (work.join("bench.vlz"), work.join("out"));
+    let t = Instant::now();
+    let bytes = compress_images(net, images, opts, &|_| {})?;
+    folder::write_file_atomic(&archive_path, &bytes, false)?;
+    let compress_secs = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let read = std::fs::read(&archive_path).map_err(|reason| FolderError::Io {
+        path: archive_path.display().to_string(),
+        reason,
+    })?;
+    let staged = StagedFolder::create(&out_dir)?;
+    let arch = container::parse(&read)?;
+    decompress_into(&[net], &arch, staged, &|_| {})?;
+    let decompress_secs = t.elapsed().as_secs_f64();
+
+    let reread = folder::read_images(&folder::list_inputs(&[out_dir])?, &|_| {})?;
+    let ok = reread.len() == images.len()
+        && reread
+            .iter()
+            .zip(images)
+            .all(|(a, b)| a.entry == b.entry && a.pixels == b.pixels);
+    let threads = rayon::current_num_threads();
+    Ok(RoundTrip {
+        images: images.len(),
+        pixels: images.iter().map(|i| i.entry.pixels()).sum(),
+        archive_bytes: bytes.len(),
+        payload_bytes: arch.payload_bytes(),
+        lanes: arch.lanes.len(),
+        stored_lanes: arch
+            .lanes
+            .iter()
+            .filter(|l| l.coder == LaneCoder::Stored)
+            .count(),
+        latent_bits: arch.latent_bits,
+        decode_tasks: arch
+            .lanes
+            .len()
+            .div_ceil(lanes_per_task(arch.lanes.len(), threads)),
+        threads,
+        compress_secs,
+        decompress_secs,
+        ok,
+    })
+}

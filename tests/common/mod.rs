@@ -1,0 +1,113 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use vlae_zip::archive::{self, ArchiveError, CompressOptions};
+use vlae_zip::container::{self, Entry, ImageFormat};
+use vlae_zip::infer::network::Network;
+
+pub const TINY: &str = "tests/data/tiny.safetensors";
+pub const TINY_CFG: &str = "tests/data/tiny.json";
+pub const SHIPPED: &str = "models/vlae-mnist.safetensors";
+pub const SHIPPED_CFG: &str = "models/vlae-mnist.json";
+pub const TEST_IDX: &str = "corpus/binarized-mnist/test-images.idx3-ubyte.gz";
+
+pub fn tiny() -> &'static Network {
+    static NET: std::sync::OnceLock<Network> = std::sync::OnceLock::new();
+    NET.get_or_init(|| Network::load(TINY.as_ref(), TINY_CFG.as_ref()).expect("tiny model loads"))
+}
+
+pub fn shipped() -> &'static Network {
+    static NET: std::sync::OnceLock<Network> = std::sync::OnceLock::new();
+    NET.get_or_init(|| {
+        Network::load(SHIPPED.as_ref(), SHIPPED_CFG.as_ref()).expect("shipped model loads")
+    })
+}
+
+/// Test digits `skip..skip + n`, 784 bytes of 0/1 each.
+pub fn digits(skip: usize, n: usize) -> Vec<Vec<u8>> {
+    vlae_zip::idx::read_idx_images(TEST_IDX.as_ref())
+        .unwrap()
+        .chunks(784)
+        .skip(skip)
+        .take(n)
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+/// Entries `00000.pbm`, … for n 28×28 images.
+pub fn digit_entries(n: usize) -> Vec<Entry> {
+    (0..n)
+        .map(|i| Entry {
+            name: format!("{i:05}.pbm"),
+            format: ImageFormat::Pbm,
+            width: 28,
+            height: 28,
+        })
+        .collect()
+}
+
+/// Entries `00000.pbm`, … for images of the given sizes.
+pub fn entries_for(sizes: &[(u32, u32)]) -> Vec<Entry> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(width, height))| Entry {
+            name: format!("{i:05}.pbm"),
+            format: ImageFormat::Pbm,
+            width,
+            height,
+        })
+        .collect()
+}
+
+pub fn compress(
+    net: &Network,
+    entries: &[Entry],
+    images: &[Vec<u8>],
+    lanes: Option<usize>,
+) -> Vec<u8> {
+    archive::compress(
+        net,
+        entries,
+        images,
+        CompressOptions {
+            latent_bits: 8,
+            lanes,
+        },
+        &|_| {},
+    )
+    .expect("compresses")
+}
+
+/// Every image of an archive, in order.
+pub fn decode(models: &[&Network], bytes: &[u8]) -> Result<Vec<(Entry, Vec<u8>)>, ArchiveError> {
+    let arch = container::parse(bytes)?;
+    let mut out = Vec::new();
+    archive::decompress(
+        models,
+        &arch,
+        &mut |e: Entry, p: Vec<u8>| -> Result<(), ArchiveError> {
+            out.push((e, p));
+            Ok(())
+        },
+        &|_| {},
+    )?;
+    Ok(out)
+}
+
+/// Compresses and decompresses, asserting that everything comes back.
+pub fn round_trip(
+    net: &Network,
+    entries: &[Entry],
+    images: &[Vec<u8>],
+    lanes: Option<usize>,
+) -> Vec<u8> {
+    let bytes = compress(net, entries, images, lanes);
+    let back = decode(&[net], &bytes).expect("decodes");
+    assert_eq!(back.len(), images.len());
+    for ((e, p), (want_e, want_p)) in back.iter().zip(entries.iter().zip(images)) {
+        assert_eq!(e, want_e);
+        assert!(p == want_p, "{}: pixels differ", e.name);
+    }
+    bytes
+}

@@ -1,0 +1,202 @@
+//! The hostile inputs of the hardening review, each run by the release binary under a
+//! 1 GB address-space limit (`ulimit -v`): every one must end in a clean error, with
+//! memory and time bounded by what the input justifies, not by what it claims.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output};
+use vlae_zip::container::{self, ModelId};
+
+/// Address space the binary gets, in KiB: the review's 1 GB.
+const ADDRESS_SPACE_KIB: u64 = 1_000_000;
+
+/// Runs the binary under the address-space limit; returns its output.
+fn limited(args: &[&str]) -> Output {
+    let quoted: Vec<String> = args.iter().map(|a| format!("'{a}'")).collect();
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {ADDRESS_SPACE_KIB} && exec '{}' -q {}",
+            env!("CARGO_BIN_EXE_vlae-zip"),
+            quoted.join(" ")
+        ))
+        .output()
+        .expect("sh runs")
+}
+
+/// Asserts a clean failure: exit code 1, one error line naming the problem, no panic,
+/// no abort.
+fn clean_failure(out: &Output, reason: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "status {:?}: {err}", out.status);
+    assert!(err.starts_with("vlae-zip: error:"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("memory allocation"),
+        "{err}"
+    );
+    assert!(err.contains(reason), "expected {reason:?} in: {err}");
+}
+
+/// A version 1 archive as the review built them: `images` entries, the first named
+/// `00000000.pbm` and every other its successor, in `lanes` equal lanes with no payload.
+fn v1_archive(
+    fingerprint: [u8; 16],
+    images: u32,
+    raw_len_claim: Option<u32>,
+    lanes: u32,
+) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(3 * images as usize + 16);
+    raw.extend_from_slice(&[0, 0, 0, 12, 0]);
+    raw.extend_from_slice(b"00000000.pbm");
+    for _ in 1..images {
+        raw.extend_from_slice(&[1, 0, 0]);
+    }
+    let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(&raw).unwrap();
+    let names = z.finish().unwrap();
+    let mut b = container::MAGIC.to_vec();
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b.extend_from_slice(&fingerprint);
+    b.extend_from_slice(&28u16.to_le_bytes());
+    b.extend_from_slice(&28u16.to_le_bytes());
+    b.extend_from_slice(&images.to_le_bytes());
+    b.extend_from_slice(&lanes.max(1).to_le_bytes());
+    b.extend_from_slice(&[6, 24, 0, 0]);
+    b.extend_from_slice(&raw_len_claim.unwrap_or(raw.len() as u32).to_le_bytes());
+    b.extend_from_slice(&(names.len() as u32).to_le_bytes());
+    b.extend_from_slice(&names);
+    for _ in 0..lanes {
+        // A lane: its share of the images, 32 seed words, no payload, a head that keeps
+        // the coder's invariant.
+        b.extend_from_slice(&(images / lanes).to_le_bytes());
+        b.extend_from_slice(&32u32.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&(0x9e37_79b9_7f4a_7c15u64).to_le_bytes());
+    }
+    b.extend_from_slice(&0u32.to_le_bytes()); // pixel CRC
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+fn shipped_v1_id() -> [u8; 16] {
+    match common::shipped().ids()[0] {
+        ModelId::V1(id) => id,
+        ModelId::V2(_) => unreachable!("ids()[0] is the version 1 id"),
+    }
+}
+
+fn write_tmp(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn an_entry_table_claiming_a_gigabyte_is_refused_before_reserving_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    // As the review built it, with no lane record: refused before inflating anything.
+    let bytes = v1_archive([7; 16], 1 << 20, Some(1 << 30), 0);
+    assert!(bytes.len() < 4096, "{} bytes", bytes.len());
+    let path = write_tmp(tmp.path(), "claim.vlz", &bytes);
+    clean_failure(&limited(&["info", &path]), "lane table");
+    // With its lane record: the claim is checked against what the deflated bytes can hold.
+    let bytes = v1_archive([7; 16], 1 << 20, Some(1 << 30), 1);
+    let path = write_tmp(tmp.path(), "claim.vlz", &bytes);
+    clean_failure(&limited(&["info", &path]), "entry table claims");
+}
+
+#[test]
+fn sixty_seven_million_named_images_are_described_in_bounded_memory() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 64 lanes of 2^20 images, as the version 1 writer's default lanes would be: a valid
+    // container, which `info` describes under the limit.
+    let bytes = v1_archive([7; 16], 1 << 26, None, 64);
+    assert!(bytes.len() < 250_000, "{} bytes", bytes.len());
+    let path = write_tmp(tmp.path(), "many.vlz", &bytes);
+    let out = limited(&["info", &path]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("67108864 of 28×28"));
+    // The same images in one lane: more than a version 1 decoder holds, refused at once.
+    let path = write_tmp(
+        tmp.path(),
+        "one-lane.vlz",
+        &v1_archive([7; 16], 1 << 26, None, 1),
+    );
+    clean_failure(&limited(&["info", &path]), "lane images");
+}
+
+#[test]
+fn a_lane_that_claims_millions_of_images_fails_within_a_few() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = v1_archive(shipped_v1_id(), 1 << 20, None, 1);
+    let path = write_tmp(tmp.path(), "claims.vlz", &bytes);
+    let out_dir = tmp.path().join("out");
+    let out = limited(&[
+        "decompress",
+        &path,
+        "-o",
+        out_dir.to_str().unwrap(),
+        "--model",
+        common::SHIPPED,
+    ]);
+    clean_failure(&out, "ran dry");
+    assert!(!out_dir.exists());
+}
+
+#[test]
+fn a_huge_pbm_header_on_a_tiny_file_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    // 32768 × 32768 claimed in 17 bytes: over the pixel limit, and far over the file.
+    std::fs::write(dir.join("big.pbm"), b"P1\n32768 32768\n0").unwrap();
+    let arc = tmp.path().join("x.vlz");
+    let out = limited(&[
+        "compress",
+        dir.to_str().unwrap(),
+        "-o",
+        arc.to_str().unwrap(),
+        "--model",
+        common::TINY,
+    ]);
+    clean_failure(&out, "big.pbm");
+    // Within the pixel limit but far over the file's bytes: refused before allocating.
+    std::fs::write(dir.join("big.pbm"), b"P1\n20000 20000\n0").unwrap();
+    let out = limited(&[
+        "compress",
+        dir.to_str().unwrap(),
+        "-o",
+        arc.to_str().unwrap(),
+        "--model",
+        common::TINY,
+    ]);
+    clean_failure(&out, "truncated");
+    assert!(!arc.exists());
+}
+
+#[test]
+fn the_writer_cannot_write_what_the_reader_refuses() {
+    // 70,000 lanes for 70,000 one-pixel images: the writer's limit is the reader's.
+    let entries = common::entries_for(&vec![(1, 1); 70_000]);
+    let images = vec![vec![0u8]; 70_000];
+    let err = vlae_zip::archive::compress(
+        common::tiny(),
+        &entries,
+        &images,
+        vlae_zip::archive::CompressOptions {
+            latent_bits: 6,
+            lanes: Some(70_000),
+        },
+        &|_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("lane count"), "{err}");
+}
