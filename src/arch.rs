@@ -25,46 +25,120 @@ pub struct DenseSpec {
 }
 
 /// q(z|x): three convolutions down to a quarter-size grid, one residual block, a head
-/// giving mean and log-sd.
-pub struct EncoderSpec {
-    pub conv_full: ConvSpec,
-    pub conv_half: ConvSpec,
-    pub conv_quarter: ConvSpec,
-    pub res_a: ConvSpec,
-    pub res_b: ConvSpec,
-    pub head: DenseSpec,
+/// giving mean and log-sd. Generic over what a layer is: [`ConvSpec`]/[`DenseSpec`] here,
+/// tensors in `nn`, fixed-order weights in `infer`.
+pub struct EncoderLayers<C, D> {
+    pub conv_full: C,
+    pub conv_half: C,
+    pub conv_quarter: C,
+    pub res_a: C,
+    pub res_b: C,
+    pub head: D,
 }
 
 /// z → the full-size conditioning map: a dense layer to the quarter grid, then two
 /// upsampling convolutions.
-pub struct DecoderSpec {
-    pub fc: DenseSpec,
-    /// Channels of the quarter-grid map `fc` produces (position-major).
-    pub fc_channels: usize,
-    pub up_half: ConvSpec,
-    pub up_full: ConvSpec,
+pub struct DecoderLayers<C, D> {
+    pub fc: D,
+    pub up_half: C,
+    pub up_full: C,
 }
 
 /// One residual PixelCNN block.
-pub struct BlockSpec {
-    pub masked: ConvSpec,
-    pub cond: DenseSpec,
-    pub mix: DenseSpec,
+pub struct BlockLayers<C, D> {
+    pub masked: C,
+    pub cond: D,
+    pub mix: D,
 }
 
 /// p(x_i | z, x_<i).
-pub struct PixelCnnSpec {
-    pub input: ConvSpec,
-    pub input_cond: DenseSpec,
-    pub blocks: Vec<BlockSpec>,
-    pub out: DenseSpec,
+pub struct PixelCnnLayers<C, D> {
+    pub input: C,
+    pub input_cond: D,
+    pub blocks: Vec<BlockLayers<C, D>>,
+    pub out: D,
 }
 
 /// One MADE step of the prior flow.
-pub struct MadeSpec {
-    pub hidden: DenseSpec,
-    pub output: DenseSpec,
+pub struct MadeLayers<D> {
+    pub hidden: D,
+    pub output: D,
 }
+
+impl<C, D> EncoderLayers<C, D> {
+    /// The same layers built by each path's own constructors.
+    pub fn try_map<C2, D2, E>(
+        &self,
+        conv: impl Fn(&C) -> Result<C2, E>,
+        dense: impl Fn(&D) -> Result<D2, E>,
+    ) -> Result<EncoderLayers<C2, D2>, E> {
+        Ok(EncoderLayers {
+            conv_full: conv(&self.conv_full)?,
+            conv_half: conv(&self.conv_half)?,
+            conv_quarter: conv(&self.conv_quarter)?,
+            res_a: conv(&self.res_a)?,
+            res_b: conv(&self.res_b)?,
+            head: dense(&self.head)?,
+        })
+    }
+}
+
+impl<C, D> DecoderLayers<C, D> {
+    /// The same layers built by each path's own constructors.
+    pub fn try_map<C2, D2, E>(
+        &self,
+        conv: impl Fn(&C) -> Result<C2, E>,
+        dense: impl Fn(&D) -> Result<D2, E>,
+    ) -> Result<DecoderLayers<C2, D2>, E> {
+        Ok(DecoderLayers {
+            fc: dense(&self.fc)?,
+            up_half: conv(&self.up_half)?,
+            up_full: conv(&self.up_full)?,
+        })
+    }
+}
+
+impl<C, D> PixelCnnLayers<C, D> {
+    /// The same layers built by each path's own constructors.
+    pub fn try_map<C2, D2, E>(
+        &self,
+        conv: impl Fn(&C) -> Result<C2, E>,
+        dense: impl Fn(&D) -> Result<D2, E>,
+    ) -> Result<PixelCnnLayers<C2, D2>, E> {
+        Ok(PixelCnnLayers {
+            input: conv(&self.input)?,
+            input_cond: dense(&self.input_cond)?,
+            blocks: self
+                .blocks
+                .iter()
+                .map(|b| {
+                    Ok(BlockLayers {
+                        masked: conv(&b.masked)?,
+                        cond: dense(&b.cond)?,
+                        mix: dense(&b.mix)?,
+                    })
+                })
+                .collect::<Result<_, E>>()?,
+            out: dense(&self.out)?,
+        })
+    }
+}
+
+impl<D> MadeLayers<D> {
+    /// The same layers built by each path's own constructor.
+    pub fn try_map<D2, E>(&self, dense: impl Fn(&D) -> Result<D2, E>) -> Result<MadeLayers<D2>, E> {
+        Ok(MadeLayers {
+            hidden: dense(&self.hidden)?,
+            output: dense(&self.output)?,
+        })
+    }
+}
+
+/// The layers as specifications.
+pub type EncoderSpec = EncoderLayers<ConvSpec, DenseSpec>;
+pub type DecoderSpec = DecoderLayers<ConvSpec, DenseSpec>;
+pub type PixelCnnSpec = PixelCnnLayers<ConvSpec, DenseSpec>;
+pub type MadeSpec = MadeLayers<DenseSpec>;
 
 /// The autoregressive-flow prior, with its MADE masks as `(in, out)` 0/1 matrices.
 pub struct PriorSpec {
@@ -78,6 +152,8 @@ pub struct Architecture {
     /// Tile side: the model codes `tile × tile` pixels at a time.
     pub tile: usize,
     pub latent: usize,
+    /// Channels of the quarter-grid map the decoder's `fc` produces (position-major).
+    pub fc_channels: usize,
     pub encoder: EncoderSpec,
     pub decoder: DecoderSpec,
     pub pixelcnn: PixelCnnSpec,
@@ -118,7 +194,7 @@ impl Architecture {
         let [e1, e2, e3] = cfg.enc_channels;
         let [d_quarter, d_half] = cfg.dec_channels;
         let (c, cz, d) = (cfg.pixel_channels, cfg.cond_channels, cfg.latent_dim);
-        let encoder = EncoderSpec {
+        let encoder = EncoderLayers {
             conv_full: conv("encoder.conv28", full, Resample::Same, &k3, 1, e1),
             conv_half: conv("encoder.conv14", full, Resample::Down2, &k3, e1, e2),
             conv_quarter: conv("encoder.conv7", half, Resample::Down2, &k3, e2, e3),
@@ -126,9 +202,8 @@ impl Architecture {
             res_b: conv("encoder.res_b", quarter, Resample::Same, &k3, e3, e3),
             head: dense("encoder.head", quarter * quarter * e3, 2 * d, true),
         };
-        let decoder = DecoderSpec {
+        let decoder = DecoderLayers {
             fc: dense("decoder.fc", d, quarter * quarter * d_quarter, true),
-            fc_channels: d_quarter,
             up_half: conv(
                 "decoder.up14",
                 quarter,
@@ -140,7 +215,7 @@ impl Architecture {
             up_full: conv("decoder.up28", half, Resample::Up2, &k3, d_half, cz),
         };
         let mask_b = causal_taps(3, true);
-        let pixelcnn = PixelCnnSpec {
+        let pixelcnn = PixelCnnLayers {
             input: conv(
                 "pixelcnn.input",
                 full,
@@ -151,7 +226,7 @@ impl Architecture {
             ),
             input_cond: dense("pixelcnn.input_cond", cz, c, false),
             blocks: (0..cfg.pixel_blocks)
-                .map(|i| BlockSpec {
+                .map(|i| BlockLayers {
                     masked: conv(
                         &format!("pixelcnn.block{i}.masked"),
                         full,
@@ -169,7 +244,7 @@ impl Architecture {
         let (mask_hidden, mask_output) = made_masks(d, cfg.prior_hidden);
         let prior = PriorSpec {
             steps: (0..cfg.prior_steps)
-                .map(|s| MadeSpec {
+                .map(|s| MadeLayers {
                     hidden: dense(&format!("prior.step{s}.hidden"), d, cfg.prior_hidden, true),
                     output: dense(&format!("prior.step{s}.output"), cfg.prior_hidden, d, true),
                 })
@@ -180,6 +255,7 @@ impl Architecture {
         Architecture {
             tile: full,
             latent: d,
+            fc_channels: d_quarter,
             encoder,
             decoder,
             pixelcnn,

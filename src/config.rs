@@ -56,17 +56,8 @@ impl VlaeConfig {
 
     /// Rejects configs the code cannot build (so a bad file fails early with a reason).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let sizes = [
-            self.latent_dim,
-            self.enc_channels[0],
-            self.enc_channels[1],
-            self.enc_channels[2],
-            self.dec_channels[0],
-            self.dec_channels[1],
-            self.cond_channels,
-            self.pixel_channels,
-            self.prior_hidden,
-        ];
+        let [latent, e0, e1, e2, d0, d1, cz, c, _, _, _, hidden, _] = self.fields();
+        let sizes = [latent, e0, e1, e2, d0, d1, cz, c, hidden];
         if sizes.iter().any(|&s| s == 0 || s > 4096)
             || self.pixel_blocks > 64
             || self.prior_steps > 64
@@ -97,6 +88,14 @@ impl VlaeConfig {
     /// The config as the fixed binary encoding version 2 fingerprints hash: every field as
     /// a little-endian u32, in the order of format-spec.md §1.3.
     pub fn canonical_bytes(&self) -> Vec<u8> {
+        self.fields()
+            .iter()
+            .flat_map(|&v| (v as u32).to_le_bytes())
+            .collect()
+    }
+
+    /// Every field, in the order of format-spec.md §1.3.
+    fn fields(&self) -> [usize; 13] {
         [
             self.latent_dim,
             self.enc_channels[0],
@@ -112,9 +111,6 @@ impl VlaeConfig {
             self.prior_hidden,
             self.tile,
         ]
-        .iter()
-        .flat_map(|&v| (v as u32).to_le_bytes())
-        .collect()
     }
 
     /// Pixels in one tile.

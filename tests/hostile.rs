@@ -159,26 +159,20 @@ fn a_huge_pbm_header_on_a_tiny_file_is_refused() {
     // 32768 × 32768 claimed in 17 bytes: over the pixel limit, and far over the file.
     std::fs::write(dir.join("big.pbm"), b"P1\n32768 32768\n0").unwrap();
     let arc = tmp.path().join("x.vlz");
-    let out = limited(&[
-        "compress",
-        dir.to_str().unwrap(),
-        "-o",
-        arc.to_str().unwrap(),
-        "--model",
-        common::TINY,
-    ]);
-    clean_failure(&out, "big.pbm");
+    let compress = || {
+        limited(&[
+            "compress",
+            dir.to_str().unwrap(),
+            "-o",
+            arc.to_str().unwrap(),
+            "--model",
+            common::TINY,
+        ])
+    };
+    clean_failure(&compress(), "big.pbm");
     // Within the pixel limit but far over the file's bytes: refused before allocating.
     std::fs::write(dir.join("big.pbm"), b"P1\n20000 20000\n0").unwrap();
-    let out = limited(&[
-        "compress",
-        dir.to_str().unwrap(),
-        "-o",
-        arc.to_str().unwrap(),
-        "--model",
-        common::TINY,
-    ]);
-    clean_failure(&out, "truncated");
+    clean_failure(&compress(), "truncated");
     assert!(!arc.exists());
 }
 

@@ -11,7 +11,9 @@
 
 use super::kernels::{self, elu, elu_all};
 use super::weights::{Fingerprint, ModelError, Weights};
-use crate::arch::{Architecture, ConvSpec, DenseSpec};
+use crate::arch::{
+    Architecture, ConvSpec, DecoderLayers, DenseSpec, EncoderLayers, MadeLayers, PixelCnnLayers,
+};
 use crate::config::VlaeConfig;
 use crate::container::ModelId;
 use crate::geometry::TapTable;
@@ -134,12 +136,7 @@ pub struct Posterior {
 }
 
 struct Encoder {
-    conv_full: Conv,
-    conv_half: Conv,
-    conv_quarter: Conv,
-    res_a: Conv,
-    res_b: Conv,
-    head: Dense,
+    layers: EncoderLayers<Conv, Dense>,
     latent: usize,
 }
 
@@ -148,20 +145,20 @@ impl Encoder {
 
     #[inline(always)]
     fn forward_body<const G: usize>(&self, images: [&[u8]; G]) -> [Posterior; G] {
-        let x: Vec<f32> = (0..self.conv_full.table.n_in)
+        let x: Vec<f32> = (0..self.layers.conv_full.table.n_in)
             .flat_map(|p| images.map(|img| f32::from(img[p])))
             .collect();
-        let h = self.conv_full.apply_all_elu::<G>(&x);
-        let h = self.conv_half.apply_all_elu::<G>(&h);
-        let h = self.conv_quarter.apply_all_elu::<G>(&h);
-        let a = self.res_a.apply_all_elu::<G>(&h);
-        let c = self.res_b.dense.outputs;
-        let positions = self.res_b.table.n_out;
+        let h = self.layers.conv_full.apply_all_elu::<G>(&x);
+        let h = self.layers.conv_half.apply_all_elu::<G>(&h);
+        let h = self.layers.conv_quarter.apply_all_elu::<G>(&h);
+        let a = self.layers.res_a.apply_all_elu::<G>(&h);
+        let c = self.layers.res_b.dense.outputs;
+        let positions = self.layers.res_b.table.n_out;
         let mut r = vec![0f32; G * c];
         // The head reads each image's map flattened (position-major), so gather it per image.
         let mut flat = vec![0f32; G * positions * c];
         for p in 0..positions {
-            self.res_b.apply_at::<G>(&a, p, &mut r);
+            self.layers.res_b.apply_at::<G>(&a, p, &mut r);
             for g in 0..G {
                 for o in 0..c {
                     let at = (p * G + g) * c + o;
@@ -171,7 +168,7 @@ impl Encoder {
         }
         let d = self.latent;
         let mut out = vec![0f32; G * 2 * d];
-        self.head.apply::<G>(&flat, &mut out);
+        self.layers.head.apply::<G>(&flat, &mut out);
         std::array::from_fn(|g| {
             let o = &out[g * 2 * d..(g + 1) * 2 * d];
             Posterior {
@@ -183,9 +180,7 @@ impl Encoder {
 }
 
 struct CondDecoder {
-    fc: Dense,
-    up_half: Conv,
-    up_full: Conv,
+    layers: DecoderLayers<Conv, Dense>,
 }
 
 impl CondDecoder {
@@ -195,11 +190,11 @@ impl CondDecoder {
     #[inline(always)]
     fn forward_body<const G: usize>(&self, zs: [&[f32]; G]) -> Vec<f32> {
         let z: Vec<f32> = zs.concat();
-        let mut fc = vec![0f32; G * self.fc.outputs];
-        self.fc.apply::<G>(&z, &mut fc);
+        let mut fc = vec![0f32; G * self.layers.fc.outputs];
+        self.layers.fc.apply::<G>(&z, &mut fc);
         // fc gives each image's 7×7 map position-major; interleave the images per position.
-        let c7 = self.up_half.cin;
-        let positions = self.fc.outputs / c7;
+        let c7 = self.layers.up_half.cin;
+        let positions = self.layers.fc.outputs / c7;
         let mut h = vec![0f32; fc.len()];
         for g in 0..G {
             for p in 0..positions {
@@ -208,22 +203,13 @@ impl CondDecoder {
             }
         }
         elu_all(&mut h);
-        let h = self.up_half.apply_all_elu::<G>(&h);
-        self.up_full.apply_all_elu::<G>(&h)
+        let h = self.layers.up_half.apply_all_elu::<G>(&h);
+        self.layers.up_full.apply_all_elu::<G>(&h)
     }
 }
 
-struct Block {
-    masked: Conv,
-    cond: Dense,
-    mix: Dense,
-}
-
 struct PixelCnn {
-    input: Conv,
-    input_cond: Dense,
-    blocks: Vec<Block>,
-    out: Dense,
+    layers: PixelCnnLayers<Conv, Dense>,
     channels: usize,
     /// Pixels per tile.
     pixels: usize,
@@ -252,7 +238,7 @@ impl<'n, const G: usize> PixelState<'n, G> {
             net,
             x: vec![0.0; net.pixels * G],
             cond,
-            acts: vec![vec![0.0; net.pixels * gc]; net.blocks.len()],
+            acts: vec![vec![0.0; net.pixels * gc]; net.layers.blocks.len()],
             scratch: [vec![0.0; gc], vec![0.0; gc], vec![0.0; gc]],
         }
     }
@@ -267,12 +253,12 @@ impl<'n, const G: usize> PixelState<'n, G> {
     fn logit_body(&mut self, p: usize) -> [f32; G] {
         let net = self.net;
         let gc = G * net.channels;
-        let stride = (net.blocks.len() + 1) * gc;
+        let stride = (net.layers.blocks.len() + 1) * gc;
         let cond = &self.cond[p * stride..(p + 1) * stride];
         let [h, r, m] = &mut self.scratch;
-        net.input.apply_at::<G>(&self.x, p, h);
+        net.layers.input.apply_at::<G>(&self.x, p, h);
         h.iter_mut().zip(&cond[..gc]).for_each(|(v, k)| *v += k);
-        for (i, blk) in net.blocks.iter().enumerate() {
+        for (i, blk) in net.layers.blocks.iter().enumerate() {
             let act = &mut self.acts[i];
             for (a, &v) in act[p * gc..(p + 1) * gc].iter_mut().zip(h.iter()) {
                 *a = elu(v);
@@ -286,7 +272,7 @@ impl<'n, const G: usize> PixelState<'n, G> {
         }
         elu_all(h);
         let mut logits = [0f32; G];
-        net.out.apply::<G>(h, &mut logits);
+        net.layers.out.apply::<G>(h, &mut logits);
         logits
     }
 
@@ -304,15 +290,20 @@ impl PixelCnn {
     #[inline(always)]
     fn projections_body<const G: usize>(&self, cond_map: &[f32]) -> Vec<f32> {
         let gc = G * self.channels;
-        let layers = self.blocks.len() + 1;
+        let layers = self.layers.blocks.len() + 1;
         let mut cond = vec![0f32; self.pixels * layers * gc];
         let per_position = cond_map.len() / self.pixels;
         for (f, dst) in cond_map
             .chunks_exact(per_position)
             .zip(cond.chunks_exact_mut(layers * gc))
         {
-            self.input_cond.apply::<G>(f, &mut dst[..gc]);
-            for (blk, d) in self.blocks.iter().zip(dst[gc..].chunks_exact_mut(gc)) {
+            self.layers.input_cond.apply::<G>(f, &mut dst[..gc]);
+            for (blk, d) in self
+                .layers
+                .blocks
+                .iter()
+                .zip(dst[gc..].chunks_exact_mut(gc))
+            {
                 blk.cond.apply::<G>(f, d);
             }
         }
@@ -321,10 +312,7 @@ impl PixelCnn {
 }
 
 /// One MADE step with its masks folded into the weights.
-struct Made {
-    hidden: Dense,
-    output: Dense,
-}
+type Made = MadeLayers<Dense>;
 
 /// The prior's incremental state: the flow's intermediate vectors for the latent
 /// dimensions decided so far (the rest 0).
@@ -408,36 +396,17 @@ impl Network {
     /// architecture `cfg` describes.
     pub fn new(wts: &Weights, cfg: &VlaeConfig) -> Result<Self, ModelError> {
         let arch = Architecture::new(cfg);
-        let (e, dec, pc) = (&arch.encoder, &arch.decoder, &arch.pixelcnn);
+        let conv = |spec: &ConvSpec| Conv::load(wts, spec);
+        let dense = |spec: &DenseSpec| Dense::load(wts, spec);
         let encoder = Encoder {
-            conv_full: Conv::load(wts, &e.conv_full)?,
-            conv_half: Conv::load(wts, &e.conv_half)?,
-            conv_quarter: Conv::load(wts, &e.conv_quarter)?,
-            res_a: Conv::load(wts, &e.res_a)?,
-            res_b: Conv::load(wts, &e.res_b)?,
-            head: Dense::load(wts, &e.head)?,
+            layers: arch.encoder.try_map(conv, dense)?,
             latent: arch.latent,
         };
         let decoder = CondDecoder {
-            fc: Dense::load(wts, &dec.fc)?,
-            up_half: Conv::load(wts, &dec.up_half)?,
-            up_full: Conv::load(wts, &dec.up_full)?,
+            layers: arch.decoder.try_map(conv, dense)?,
         };
         let pixelcnn = PixelCnn {
-            input: Conv::load(wts, &pc.input)?,
-            input_cond: Dense::load(wts, &pc.input_cond)?,
-            blocks: pc
-                .blocks
-                .iter()
-                .map(|b| {
-                    Ok(Block {
-                        masked: Conv::load(wts, &b.masked)?,
-                        cond: Dense::load(wts, &b.cond)?,
-                        mix: Dense::load(wts, &b.mix)?,
-                    })
-                })
-                .collect::<Result<_, ModelError>>()?,
-            out: Dense::load(wts, &pc.out)?,
+            layers: arch.pixelcnn.try_map(conv, dense)?,
             channels: cfg.pixel_channels,
             pixels: arch.tile_pixels(),
         };
@@ -451,9 +420,10 @@ impl Network {
                 .steps
                 .iter()
                 .map(|m| {
+                    let made = m.try_map(dense)?;
                     Ok(Made {
-                        hidden: masked(Dense::load(wts, &m.hidden)?, &arch.prior.mask_hidden),
-                        output: masked(Dense::load(wts, &m.output)?, &arch.prior.mask_output),
+                        hidden: masked(made.hidden, &arch.prior.mask_hidden),
+                        output: masked(made.output, &arch.prior.mask_output),
                     })
                 })
                 .collect::<Result<_, ModelError>>()?,

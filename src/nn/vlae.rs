@@ -8,7 +8,10 @@
 #![forbid(unsafe_code)]
 
 use super::ops::{Elu, Gather};
-use crate::arch::{Architecture, ConvSpec, DenseSpec, MadeSpec};
+use crate::arch::{
+    Architecture, ConvSpec, DecoderLayers, DenseSpec, EncoderLayers, MadeLayers, MadeSpec,
+    PixelCnnLayers,
+};
 use crate::config::VlaeConfig;
 use crate::geometry::TapTable;
 use candle_core::{DType, Module, Result, Tensor, D};
@@ -92,38 +95,32 @@ fn elu(x: &Tensor) -> Result<Tensor> {
 /// q(z|x): a small convolutional ResNet down to a quarter-size grid, giving a diagonal
 /// Gaussian.
 pub struct Encoder {
-    conv_full: Conv,
-    conv_half: Conv,
-    conv_quarter: Conv,
-    res_a: Conv,
-    res_b: Conv,
-    head: Dense,
+    layers: EncoderLayers<Conv, Dense>,
     latent: usize,
 }
 
 impl Encoder {
     pub fn new(vb: &VarBuilder, arch: &Architecture) -> Result<Self> {
-        let e = &arch.encoder;
         Ok(Encoder {
-            conv_full: Conv::new(vb, &e.conv_full)?,
-            conv_half: Conv::new(vb, &e.conv_half)?,
-            conv_quarter: Conv::new(vb, &e.conv_quarter)?,
-            res_a: Conv::new(vb, &e.res_a)?,
-            res_b: Conv::new(vb, &e.res_b)?,
-            head: Dense::new(vb, &e.head)?,
+            layers: arch
+                .encoder
+                .try_map(|c| Conv::new(vb, c), |d| Dense::new(vb, d))?,
             latent: arch.latent,
         })
     }
 
     /// Pixels `(B·tile², 1)` → (mean, log standard deviation), each `(B, latent)`.
     pub fn forward(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = elu(&self.conv_full.forward(x)?)?;
-        let h = elu(&self.conv_half.forward(&h)?)?;
-        let h = elu(&self.conv_quarter.forward(&h)?)?;
-        let r = self.res_b.forward(&elu(&self.res_a.forward(&h)?)?)?;
+        let h = elu(&self.layers.conv_full.forward(x)?)?;
+        let h = elu(&self.layers.conv_half.forward(&h)?)?;
+        let h = elu(&self.layers.conv_quarter.forward(&h)?)?;
+        let r = self
+            .layers
+            .res_b
+            .forward(&elu(&self.layers.res_a.forward(&h)?)?)?;
         let h = elu(&(h + r)?)?;
-        let batch = h.dim(0)? / self.res_b.table.n_out;
-        let out = self.head.forward(&h.reshape((batch, ()))?)?;
+        let batch = h.dim(0)? / self.layers.res_b.table.n_out;
+        let out = self.layers.head.forward(&h.reshape((batch, ()))?)?;
         Ok((
             out.narrow(1, 0, self.latent)?,
             out.narrow(1, self.latent, self.latent)?,
@@ -134,69 +131,46 @@ impl Encoder {
 /// z → the full-size conditioning map the PixelCNN reads, through the quarter and half
 /// grids.
 pub struct CondDecoder {
-    fc: Dense,
-    up_half: Conv,
-    up_full: Conv,
+    layers: DecoderLayers<Conv, Dense>,
     fc_channels: usize,
 }
 
 impl CondDecoder {
     pub fn new(vb: &VarBuilder, arch: &Architecture) -> Result<Self> {
-        let d = &arch.decoder;
         Ok(CondDecoder {
-            fc: Dense::new(vb, &d.fc)?,
-            up_half: Conv::new(vb, &d.up_half)?,
-            up_full: Conv::new(vb, &d.up_full)?,
-            fc_channels: d.fc_channels,
+            layers: arch
+                .decoder
+                .try_map(|c| Conv::new(vb, c), |d| Dense::new(vb, d))?,
+            fc_channels: arch.fc_channels,
         })
     }
 
     /// `(B, latent)` → `(B·tile², cond_channels)`.
     pub fn forward(&self, z: &Tensor) -> Result<Tensor> {
         let batch = z.dim(0)?;
-        let positions = self.up_half.table.n_in;
+        let positions = self.layers.up_half.table.n_in;
         let h = elu(&self
+            .layers
             .fc
             .forward(z)?
             .reshape((batch * positions, self.fc_channels))?)?;
-        let h = elu(&self.up_half.forward(&h)?)?;
-        elu(&self.up_full.forward(&h)?)
+        let h = elu(&self.layers.up_half.forward(&h)?)?;
+        elu(&self.layers.up_full.forward(&h)?)
     }
 }
 
 /// p(x_i | z, x_<i): a PixelCNN with a small receptive field, conditioned on the map.
 pub struct PixelCnn {
-    input: Conv,
-    input_cond: Dense,
-    block_cond: Vec<Dense>,
-    masked: Vec<Conv>,
-    mix: Vec<Dense>,
-    out: Dense,
+    layers: PixelCnnLayers<Conv, Dense>,
     pixels: usize,
 }
 
 impl PixelCnn {
     pub fn new(vb: &VarBuilder, arch: &Architecture) -> Result<Self> {
-        let p = &arch.pixelcnn;
         Ok(PixelCnn {
-            input: Conv::new(vb, &p.input)?,
-            input_cond: Dense::new(vb, &p.input_cond)?,
-            block_cond: p
-                .blocks
-                .iter()
-                .map(|b| Dense::new(vb, &b.cond))
-                .collect::<Result<_>>()?,
-            masked: p
-                .blocks
-                .iter()
-                .map(|b| Conv::new(vb, &b.masked))
-                .collect::<Result<_>>()?,
-            mix: p
-                .blocks
-                .iter()
-                .map(|b| Dense::new(vb, &b.mix))
-                .collect::<Result<_>>()?,
-            out: Dense::new(vb, &p.out)?,
+            layers: arch
+                .pixelcnn
+                .try_map(|c| Conv::new(vb, c), |d| Dense::new(vb, d))?,
             pixels: arch.tile_pixels(),
         })
     }
@@ -204,20 +178,20 @@ impl PixelCnn {
     /// Pixels `(B·tile², 1)` and conditioning map → one Bernoulli logit per pixel,
     /// `(B, tile²)`.
     pub fn forward(&self, x: &Tensor, cond_map: &Tensor) -> Result<Tensor> {
-        let mut h = (self.input.forward(x)? + self.input_cond.forward(cond_map)?)?;
-        for ((masked, cond), mix) in self.masked.iter().zip(&self.block_cond).zip(&self.mix) {
-            let r = (masked.forward(&elu(&h)?)? + cond.forward(cond_map)?)?;
-            h = (h + mix.forward(&elu(&r)?)?)?;
+        let l = &self.layers;
+        let mut h = (l.input.forward(x)? + l.input_cond.forward(cond_map)?)?;
+        for b in &l.blocks {
+            let r = (b.masked.forward(&elu(&h)?)? + b.cond.forward(cond_map)?)?;
+            h = (h + b.mix.forward(&elu(&r)?)?)?;
         }
-        let logits = self.out.forward(&elu(&h)?)?;
+        let logits = l.out.forward(&elu(&h)?)?;
         logits.reshape((logits.dim(0)? / self.pixels, self.pixels))
     }
 }
 
 /// One masked autoencoder (MADE) step of the prior flow: a mean-only autoregressive shift.
 pub struct Made {
-    hidden: Dense,
-    output: Dense,
+    layers: MadeLayers<Dense>,
     mask_in: Tensor,
     mask_out: Tensor,
 }
@@ -227,8 +201,7 @@ impl Made {
         let (d, h) = (spec.hidden.inputs, spec.hidden.outputs);
         let masks = &arch.prior;
         Ok(Made {
-            hidden: Dense::new(vb, &spec.hidden)?,
-            output: Dense::new(vb, &spec.output)?,
+            layers: spec.try_map(|d| Dense::new(vb, d))?,
             mask_in: Tensor::from_vec(masks.mask_hidden.clone(), (d, h), vb.device())?,
             mask_out: Tensor::from_vec(masks.mask_output.clone(), (h, d), vb.device())?,
         })
@@ -242,8 +215,8 @@ impl Made {
                 bias: d.bias.clone(),
             })
         };
-        let h = elu(&masked(&self.hidden, &self.mask_in)?.forward(y)?)?;
-        masked(&self.output, &self.mask_out)?.forward(&h)
+        let h = elu(&masked(&self.layers.hidden, &self.mask_in)?.forward(y)?)?;
+        masked(&self.layers.output, &self.mask_out)?.forward(&h)
     }
 }
 
