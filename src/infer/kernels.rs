@@ -49,6 +49,17 @@ pub fn use_avx2() -> bool {
     }
 }
 
+/// 1.5·2^23: adding it rounds a float of magnitude below 2^22 to an integer
+/// (format-spec.md §5, `M`).
+pub const ELU_ROUNDER: f32 = 12_582_912.0;
+/// log2(e) as binary32 (§5, `L`).
+pub const ELU_LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// ln 2 split in two for the Cody–Waite reduction (§5, `H` and `Lo`).
+pub const ELU_LN2_HI: f32 = 0.693_145_75;
+pub const ELU_LN2_LO: f32 = 1.428_606_8e-6;
+/// 1/2!, 1/3!, …, 1/6! as binary32 (§5, c2..c6).
+pub const ELU_TAYLOR: [f32; 5] = [0.5, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0, 1.0 / 720.0];
+
 /// ELU: x for x > 0, e^x − 1 otherwise.
 ///
 /// e^x is computed as 2^n·p(r) with n = round(x/ln 2) (by the 1.5·2^23 addition trick),
@@ -57,19 +68,13 @@ pub fn use_avx2() -> bool {
 /// and integer operations: it vectorizes, and every machine gets the same bits.
 #[inline(always)]
 pub fn elu(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0;
-    const LOG2_E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
     let y = x.clamp(-87.0, 0.0);
-    let t = y * LOG2_E + MAGIC;
-    let n = t - MAGIC;
-    let r = (y - n * LN2_HI) - n * LN2_LO;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let exponent = (t.to_bits() as i32 - MAGIC.to_bits() as i32 + 127) as u32;
+    let t = y * ELU_LOG2_E + ELU_ROUNDER;
+    let n = t - ELU_ROUNDER;
+    let r = (y - n * ELU_LN2_HI) - n * ELU_LN2_LO;
+    let [c2, c3, c4, c5, c6] = ELU_TAYLOR;
+    let p = 1.0 + r * (1.0 + r * (c2 + r * (c3 + r * (c4 + r * (c5 + r * c6)))));
+    let exponent = (t.to_bits() as i32 - ELU_ROUNDER.to_bits() as i32 + 127) as u32;
     let em1 = p * f32::from_bits(exponent << 23) - 1.0;
     if x > 0.0 {
         x
@@ -271,6 +276,19 @@ fn run<const G: usize>(bias: Option<&[f32]>, out: &mut [f32], sums: impl Sums) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bit patterns format-spec.md §5 gives for the ELU constants.
+    #[test]
+    fn elu_constants_are_the_specified_bits() {
+        assert_eq!(ELU_ROUNDER.to_bits(), 0x4B40_0000);
+        assert_eq!(ELU_LOG2_E.to_bits(), 0x3FB8_AA3B);
+        assert_eq!(ELU_LN2_HI.to_bits(), 0x3F31_7200);
+        assert_eq!(ELU_LN2_LO.to_bits(), 0x35BF_BE8E);
+        assert_eq!(
+            ELU_TAYLOR.map(f32::to_bits),
+            [0x3F00_0000, 0x3E2A_AAAB, 0x3D2A_AAAB, 0x3C08_8889, 0x3AB6_0B61]
+        );
+    }
 
     #[test]
     fn this_machine_keeps_subnormals() {
