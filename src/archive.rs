@@ -8,7 +8,8 @@
 #![forbid(unsafe_code)]
 
 use crate::codec::bitsback::{BitsBack, ChainOrder, CodecError, Strip, LANE_GROUP};
-use crate::codec::lane::{stored_len, Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
+use crate::codec::context::ContextModel;
+use crate::codec::lane::{Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
 use crate::codec::model::PRECISION;
 use crate::container::{self, v2, Archive, ContainerError, Entry, Lane, LaneCoder, ModelId};
 use crate::infer::network::Network;
@@ -109,12 +110,23 @@ pub fn lanes_per_task(lanes: usize, threads: usize) -> usize {
     }
 }
 
+/// Which coders a lane may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LaneCoders {
+    /// The smallest of the bits-back chain, the context model and stored bits.
+    #[default]
+    Smallest,
+    /// The bits-back chain; stored bits only where the chain cannot code a lane.
+    BitsBack,
+}
+
 /// Options for [`compress`].
 #[derive(Clone, Copy, Debug)]
 pub struct CompressOptions {
     pub latent_bits: u8,
     /// Lanes; `None` for [`default_lanes`].
     pub lanes: Option<usize>,
+    pub coders: LaneCoders,
 }
 
 /// CRC-32 over images' pixels in order.
@@ -127,8 +139,9 @@ pub fn pixel_crc<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> u32 {
 }
 
 /// Compresses images (each `width × height` bytes of 0/1, as its entry says) into archive
-/// bytes. Each lane is a bits-back chain, or its stored bits where those are smaller, so
-/// no lane ever takes more than its raw bits. `progress` gets the rows just finished.
+/// bytes. Each lane is coded as a bits-back chain, by the context model and as stored
+/// bits, and the smallest is kept: no lane ever takes more than its raw bits, nor much
+/// more than a classical coder. `progress` gets the rows just finished.
 pub fn compress<P: AsRef<[u8]> + Sync>(
     net: &Network,
     entries: &[Entry],
@@ -187,8 +200,12 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
         .par_chunks(per_task)
         .map(|group| {
             let views: Vec<&[Strip]> = group.iter().map(Vec::as_slice).collect();
-            // A chain that cannot be coded (see `BitsBack::compress_lanes`) is stored.
+            // A chain that cannot be coded (see `BitsBack::compress_lanes`) is left out.
             let chained = chain.encode(&views).ok();
+            let context = match opts.coders {
+                LaneCoders::Smallest => Some(ContextModel.encode(&views)?),
+                LaneCoders::BitsBack => None,
+            };
             let stored = Stored.encode(&views)?;
             let lanes = group
                 .iter()
@@ -196,7 +213,17 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
                 .map(|(k, lane)| {
                     let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
                     progress(rows);
-                    best_lane(chained.as_ref().map(|c| &c[k]), &stored[k], rows)
+                    let candidates = [
+                        chained.as_ref().map(|c| (bits_back_coder(), &c[k])),
+                        context.as_ref().map(|c| (LaneCoder::Context, &c[k])),
+                        Some((LaneCoder::Stored, &stored[k])),
+                    ];
+                    match (opts.coders, &chained) {
+                        (LaneCoders::BitsBack, Some(c)) => {
+                            smallest(std::iter::once((bits_back_coder(), &c[k])), rows)
+                        }
+                        _ => smallest(candidates.into_iter().flatten(), rows),
+                    }
                 })
                 .collect::<Vec<_>>();
             Ok(lanes)
@@ -215,39 +242,38 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
     })?)
 }
 
-/// Bytes a lane record of each kind takes beyond its payload, at most (format-spec.md §1.2).
-const CHAIN_RECORD_MAX: usize = 1 + 10 + 10 + 1 + 2 + 1 + 8;
-const STORED_RECORD_MAX: usize = 1 + 10 + 10;
+/// The version 2 bits-back coder with the archive's only model.
+fn bits_back_coder() -> LaneCoder {
+    LaneCoder::BitsBack {
+        model: 0,
+        samples: 1,
+        reversed: false,
+    }
+}
 
-/// The smaller of a lane's chain and its stored bits.
-fn best_lane(chained: Option<&CodedLane>, stored: &CodedLane, rows: u64) -> Lane<Vec<u8>> {
-    debug_assert_eq!(
-        stored.payload.len() as u64,
-        stored_len((stored.payload.len() * 8) as u64)
-    );
-    match chained {
-        Some(c)
-            if c.payload.len() + CHAIN_RECORD_MAX <= stored.payload.len() + STORED_RECORD_MAX =>
-        {
-            Lane {
-                coder: LaneCoder::BitsBack {
-                    model: 0,
-                    samples: 1,
-                    reversed: false,
-                },
-                rows,
-                seed_words_elided: c.seed_words_elided,
-                state: c.state,
-                payload: c.payload.clone(),
-            }
-        }
-        _ => Lane {
-            coder: LaneCoder::Stored,
-            rows,
-            seed_words_elided: 0,
-            state: 0,
-            payload: stored.payload.clone(),
-        },
+/// Bytes a lane record of each kind takes beyond its payload, at most (format-spec.md §1.2).
+fn record_bytes(coder: LaneCoder) -> usize {
+    match coder {
+        LaneCoder::BitsBack { .. } => 1 + 10 + 10 + 2 + 2 + 1 + 8,
+        LaneCoder::Context => 1 + 10 + 10 + 8,
+        LaneCoder::Stored => 1 + 10 + 10,
+    }
+}
+
+/// The smallest of a lane's codings, record included; the first wins a tie.
+fn smallest<'a>(
+    candidates: impl Iterator<Item = (LaneCoder, &'a CodedLane)>,
+    rows: u64,
+) -> Lane<Vec<u8>> {
+    let (coder, lane) = candidates
+        .min_by_key(|(coder, lane)| lane.payload.len() + record_bytes(*coder))
+        .expect("a stored coding always exists");
+    Lane {
+        coder,
+        rows,
+        seed_words_elided: lane.seed_words_elided,
+        state: lane.state,
+        payload: lane.payload.clone(),
     }
 }
 
@@ -336,6 +362,7 @@ pub fn decompress<E: From<ArchiveError>>(
             LaneCoder::BitsBack { model, .. } => {
                 &chains[chain_of_model[model as usize].expect("resolved above")]
             }
+            LaneCoder::Context => &ContextModel,
             LaneCoder::Stored => &Stored,
         }
     };

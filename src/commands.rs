@@ -1,12 +1,12 @@
 //! What each subcommand does: arguments in, library calls, lines out.
 
-use crate::{CodingArgs, Command, ModelArgs};
+use crate::{CodingArgs, Command, LaneCoderArg, ModelArgs};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use vlae_zip::archive::CompressOptions;
+use vlae_zip::archive::{CompressOptions, LaneCoders};
 use vlae_zip::config::VlaeConfig;
 use vlae_zip::container::{self, Entry, ImageFormat, LaneCoder};
 use vlae_zip::folder::{self, FolderImage};
@@ -210,6 +210,10 @@ fn coding_options(coding: &CodingArgs) -> CompressOptions {
     CompressOptions {
         latent_bits: coding.latent_bits,
         lanes: coding.lanes.map(|l| l as usize),
+        coders: match coding.lane_coder {
+            LaneCoderArg::Smallest => LaneCoders::Smallest,
+            LaneCoderArg::BitsBack => LaneCoders::BitsBack,
+        },
     }
 }
 
@@ -323,11 +327,8 @@ fn info(path: &Path) -> Result<()> {
         .with_context(|| format!("{} is not a valid archive", path.display()))?;
     let n = arch.image_count;
     let (smallest, largest) = arch.size_range;
-    let stored = arch
-        .lanes
-        .iter()
-        .filter(|l| l.coder == LaneCoder::Stored)
-        .count();
+    let count = |kind: LaneCoder| arch.lanes.iter().filter(|l| l.coder == kind).count();
+    let (context, stored) = (count(LaneCoder::Context), count(LaneCoder::Stored));
     println!("archive        {}", path.display());
     println!("format         version {}", arch.version);
     for m in &arch.models {
@@ -342,9 +343,9 @@ fn info(path: &Path) -> Result<()> {
         );
     }
     println!(
-        "lanes          {} ({} bits-back, {stored} stored)",
+        "lanes          {} ({} bits-back, {context} context model, {stored} stored)",
         arch.lanes.len(),
-        arch.lanes.len() - stored
+        arch.lanes.len() - context - stored
     );
     println!(
         "latent buckets 2^{}, probabilities {} bits",

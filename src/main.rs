@@ -46,6 +46,13 @@ pub struct ModelArgs {
     pub config: Option<PathBuf>,
 }
 
+/// `--lane-coder` values.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum LaneCoderArg {
+    Smallest,
+    BitsBack,
+}
+
 /// How to code.
 #[derive(Args, Clone)]
 pub struct CodingArgs {
@@ -53,6 +60,10 @@ pub struct CodingArgs {
     /// 490,000 pixels (625 digits), at most 64.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub lanes: Option<u32>,
+    /// Which coders lanes may use: the smallest of the bits-back chain, the context model
+    /// and stored bits, or the bits-back chain alone (to measure the model).
+    #[arg(long, value_enum, default_value_t = LaneCoderArg::Smallest)]
+    pub lane_coder: LaneCoderArg,
     /// log2 of the number of buckets each latent dimension is discretized into.
     #[arg(long, default_value_t = vlae_zip::archive::DEFAULT_LATENT_BITS, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub latent_bits: u8,

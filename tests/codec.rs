@@ -17,7 +17,8 @@ use vlae_zip::nn::{eval, vlae::pixels_tensor};
 fn archive_round_trips_and_rate_tracks_the_elbo() {
     let net = tiny();
     let images = digits(0, 200);
-    let bytes = round_trip(net, &digit_entries(200), &images, Some(2));
+    round_trip(net, &digit_entries(200), &images, Some(2));
+    let bytes = compress_chain(net, &digit_entries(200), &images, Some(2));
 
     let cfg = VlaeConfig::load(TINY_CFG.as_ref()).unwrap();
     let model = eval::load_model(TINY.as_ref(), &cfg).unwrap();
@@ -93,6 +94,28 @@ fn edge_case_images_round_trip() {
 }
 
 #[test]
+fn every_lane_takes_the_smallest_coder() {
+    // Text-like strokes the digit model has never seen: the context model codes them.
+    let (w, h) = (120u32, 56u32);
+    let page: Vec<u8> = (0..w * h)
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            u8::from((x / 3) % 4 == 0 && (y / 7) % 2 == 0)
+        })
+        .collect();
+    let bytes = round_trip(shipped(), &entries_for(&[(w, h)]), &[page.clone()], Some(1));
+    let arch = container::parse(&bytes).unwrap();
+    assert_eq!(arch.lanes[0].coder, LaneCoder::Context);
+    let chained = compress_chain(shipped(), &entries_for(&[(w, h)]), &[page], Some(1));
+    assert!(
+        bytes.len() < chained.len(),
+        "{} vs {}",
+        bytes.len(),
+        chained.len()
+    );
+}
+
+#[test]
 fn noise_falls_back_to_stored_bits_and_never_expands() {
     let net = tiny();
     let mut x = 0x9e37_79b9u32;
@@ -117,8 +140,8 @@ fn noise_falls_back_to_stored_bits_and_never_expands() {
         "{} bytes for {raw} raw",
         bytes.len()
     );
-    // Digits, by contrast, are coded by the model.
-    let digits_bytes = round_trip(net, &digit_entries(20), &digits(0, 20), None);
+    // Digits, by contrast, are coded by the (shipped) model.
+    let digits_bytes = round_trip(shipped(), &digit_entries(20), &digits(0, 20), None);
     let arch = container::parse(&digits_bytes).unwrap();
     assert!(arch
         .lanes
@@ -156,7 +179,7 @@ fn archives_are_identical_across_threads_and_batching() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| compress(net, &digit_entries(64), &images, Some(8)))
+        pool.install(|| compress_chain(net, &digit_entries(64), &images, Some(8)))
     };
     // 1 thread codes lanes in lockstep groups of 4; 16 threads code them one by one.
     let one = run(1);
@@ -205,7 +228,7 @@ fn a_lane_ends_exactly_at_its_seed() {
 fn a_lane_that_claims_more_than_it_holds_fails_fast() {
     let net = tiny();
     let images = digits(0, 40);
-    let bytes = compress(net, &digit_entries(40), &images, Some(1));
+    let bytes = compress_chain(net, &digit_entries(40), &images, Some(1));
     let arch = container::parse(&bytes).unwrap();
     let bb = BitsBack::new(net, 8).unwrap();
     // The real lane's head and the top 8 of its words: the first tiles decode as they
@@ -297,7 +320,7 @@ fn deterministic_path_agrees_with_candle() {
 
 #[test]
 fn a_missing_model_is_named() {
-    let bytes = compress(tiny(), &digit_entries(2), &digits(0, 2), Some(1));
+    let bytes = compress_chain(tiny(), &digit_entries(2), &digits(0, 2), Some(1));
     let err = decode(&[shipped()], &bytes).unwrap_err();
     assert!(matches!(err, ArchiveError::MissingModel(_)), "{err}");
     assert!(err.to_string().contains(&hex8(tiny().id())), "{err}");
@@ -313,7 +336,7 @@ fn simd_and_baseline_kernels_give_identical_archives() {
     let images = digits(0, 8);
     let run = |baseline: bool| {
         vlae_zip::infer::kernels::force_baseline(baseline);
-        let b = compress(net, &digit_entries(8), &images, Some(1));
+        let b = compress_chain(net, &digit_entries(8), &images, Some(1));
         vlae_zip::infer::kernels::force_baseline(false);
         b
     };

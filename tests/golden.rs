@@ -7,8 +7,9 @@
 //!
 //! - `golden-v1.vlz`: version 1, 40 test digits in every format, tiny model, 3 lanes.
 //! - `golden-v1-mnist.vlz`: version 1, the shipped model at default settings, 70 digits.
-//! - `golden-v2.vlz`: version 2, tiny model: mixed sizes from 1×1 to 61×45, blank tiles, a
-//!   noise image coded by a stored (fallback) lane, nested names.
+//! - `golden-v2.vlz`: version 2, the shipped model, 8 lanes: mixed sizes from 1×1 to
+//!   200×200, blank tiles, nested names, and lanes of all three coders (bits-back for 40
+//!   digits, the context model, stored bits for a noise image).
 //! - `golden-v2-mnist.vlz`: version 2, the shipped model at default settings, 70 digits.
 //!
 //! Version 1 files can no longer be written. If version 2 ever changes, bump the version
@@ -76,7 +77,7 @@ fn version_1_archives_decode_to_the_same_pixels() {
 
 #[test]
 fn version_2_archives_decode_to_the_same_pixels() {
-    check(&tiny(), "golden-v2");
+    check(&shipped(), "golden-v2");
     check(&shipped(), "golden-v2-mnist");
 }
 
@@ -89,7 +90,7 @@ fn digits(n: usize) -> Vec<Vec<u8>> {
 
 /// The images of `golden-v2.vlz`: every size class the tiler has to get right.
 fn mixed() -> (Vec<Entry>, Vec<Vec<u8>>) {
-    let d = digits(4);
+    let d = digits(44);
     let mut noise_state = 0x2545_f491_4f6c_dd1du64;
     let mut noise = || {
         noise_state ^= noise_state << 13;
@@ -103,52 +104,58 @@ fn mixed() -> (Vec<Entry>, Vec<Vec<u8>>) {
             page[y * 61 + x] = d[(x / 28 + y / 28) % 4][(y % 28) * 28 + x % 28];
         }
     }
-    let images: Vec<(&str, ImageFormat, u32, u32, Vec<u8>)> = vec![
-        ("a/one.pbm", ImageFormat::Pbm, 1, 1, vec![1]),
+    let mut images: Vec<(String, ImageFormat, u32, u32, Vec<u8>)> = vec![
+        ("a/one.pbm".into(), ImageFormat::Pbm, 1, 1, vec![1]),
         (
-            "a/row.png",
+            "a/row.png".into(),
             ImageFormat::PngGray { bit_depth: 1 },
             40,
             1,
             (0..40).map(|i| (i % 3 == 0) as u8).collect(),
         ),
-        ("b/black.pbm", ImageFormat::Pbm, 28, 28, vec![1; 784]),
+        ("b/black.pbm".into(), ImageFormat::Pbm, 28, 28, vec![1; 784]),
         (
-            "b/digit.png",
+            "b/digit.png".into(),
             ImageFormat::PngGray { bit_depth: 8 },
             28,
             28,
             d[0].clone(),
         ),
-        ("b/page.pbm", ImageFormat::Pbm, 61, 45, page),
+        ("b/page.pbm".into(), ImageFormat::Pbm, 61, 45, page),
         (
-            "b/white.png",
+            "b/white.png".into(),
             ImageFormat::PngGray { bit_depth: 16 },
             40,
             40,
             vec![0; 1600],
         ),
         (
-            "c/column.pbm",
+            "c/column.pbm".into(),
             ImageFormat::Pbm,
             1,
             30,
             (0..30).map(|i| (i % 2) as u8).collect(),
         ),
         (
-            "z/noise.pbm",
+            "z/noise.pbm".into(),
             ImageFormat::Pbm,
-            32,
-            32,
-            (0..1024).map(|_| noise()).collect(),
+            200,
+            200,
+            (0..40_000).map(|_| noise()).collect(),
         ),
     ];
+    // Forty digits, enough for lanes that the bits-back chain wins.
+    for i in 0..40 {
+        let pixels = d[4 + i].clone();
+        images.push((format!("d/{i:02}.pbm"), ImageFormat::Pbm, 28, 28, pixels));
+    }
+    images.sort_by(|a, b| a.0.cmp(&b.0));
     images
         .into_iter()
         .map(|(name, format, width, height, pixels)| {
             (
                 Entry {
-                    name: name.into(),
+                    name,
                     format,
                     width,
                     height,
@@ -163,14 +170,15 @@ fn mixed() -> (Vec<Entry>, Vec<Vec<u8>>) {
 #[ignore = "regenerates the version 2 golden files; run only when the format version changes"]
 fn regenerate_version_2_golden_files() {
     let (entries, images) = mixed();
-    // Three lanes: the noise image gets a lane of its own, which must be stored.
+    // Eight lanes: the noise image gets a lane of its own, which must be stored.
     let bytes = archive::compress(
-        &tiny(),
+        &shipped(),
         &entries,
         &images,
         CompressOptions {
             latent_bits: 8,
-            lanes: Some(3),
+            lanes: Some(8),
+            coders: vlae_zip::archive::LaneCoders::Smallest,
         },
         &|_| {},
     )
@@ -178,7 +186,7 @@ fn regenerate_version_2_golden_files() {
     std::fs::write("tests/data/golden-v2.vlz", &bytes).unwrap();
     std::fs::write(
         "tests/data/golden-v2.txt",
-        listing(&tiny(), "tests/data/golden-v2.vlz"),
+        listing(&shipped(), "tests/data/golden-v2.vlz"),
     )
     .unwrap();
 
@@ -198,6 +206,7 @@ fn regenerate_version_2_golden_files() {
         CompressOptions {
             latent_bits: DEFAULT_LATENT_BITS,
             lanes: None,
+            coders: vlae_zip::archive::LaneCoders::Smallest,
         },
         &|_| {},
     )
@@ -211,17 +220,13 @@ fn regenerate_version_2_golden_files() {
 }
 
 #[test]
-fn the_v2_golden_file_exercises_a_stored_lane_and_mixed_sizes() {
+fn the_v2_golden_file_exercises_every_coder_and_mixed_sizes() {
     let bytes = std::fs::read("tests/data/golden-v2.vlz").unwrap();
     let arch = container::parse(&bytes).unwrap();
-    assert!(arch
-        .lanes
-        .iter()
-        .any(|l| l.coder == container::LaneCoder::Stored));
-    assert!(arch
-        .lanes
-        .iter()
-        .any(|l| matches!(l.coder, container::LaneCoder::BitsBack { .. })));
+    let has = |f: &dyn Fn(container::LaneCoder) -> bool| arch.lanes.iter().any(|l| f(l.coder));
+    assert!(has(&|c| c == container::LaneCoder::Stored));
+    assert!(has(&|c| c == container::LaneCoder::Context));
+    assert!(has(&|c| matches!(c, container::LaneCoder::BitsBack { .. })));
     let sizes: std::collections::BTreeSet<_> =
         arch.entries().map(|e| (e.width, e.height)).collect();
     assert!(sizes.len() >= 6, "{sizes:?}");

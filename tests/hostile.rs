@@ -188,6 +188,7 @@ fn the_writer_cannot_write_what_the_reader_refuses() {
         vlae_zip::archive::CompressOptions {
             latent_bits: 6,
             lanes: Some(70_000),
+            coders: vlae_zip::archive::LaneCoders::Smallest,
         },
         &|_| {},
     )

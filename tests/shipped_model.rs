@@ -21,6 +21,7 @@ fn shipped_model_codes_test_digits_near_its_elbo() {
         CompressOptions {
             latent_bits: archive::DEFAULT_LATENT_BITS,
             lanes: Some(1),
+            coders: vlae_zip::archive::LaneCoders::Smallest,
         },
         &|_| {},
     )

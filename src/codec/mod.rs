@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bitsback;
+pub mod context;
 pub mod lane;
 pub mod model;
 pub mod quantize;

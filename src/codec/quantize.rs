@@ -146,7 +146,10 @@ mod tests {
     /// The bit patterns format-spec.md §4.1 gives for Φ's constants.
     #[test]
     fn normal_constants_are_the_specified_bits() {
-        assert_eq!(std::f64::consts::FRAC_1_SQRT_2.to_bits(), 0x3FE6_A09E_667F_3BCD);
+        assert_eq!(
+            std::f64::consts::FRAC_1_SQRT_2.to_bits(),
+            0x3FE6_A09E_667F_3BCD
+        );
         assert_eq!(SQRT_2PI.to_bits(), 0x4004_0D93_1FF6_2706);
     }
 

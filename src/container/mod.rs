@@ -127,12 +127,15 @@ pub enum LaneCoder {
         samples: u32,
         reversed: bool,
     },
+    /// The adaptive context model over a 16-pixel template (format-spec.md §3.6).
+    Context,
     /// The rows' bits, packed, MSB first, with no padding between rows.
     Stored,
 }
 
 /// Lane coder codes (format-spec.md §1.2).
 pub const CODER_BITS_BACK: u8 = 0;
+pub const CODER_CONTEXT: u8 = 1;
 pub const CODER_STORED: u8 = 2;
 
 /// One lane as stored: an independent stream over a run of consecutive pixel rows.

@@ -5,8 +5,9 @@ use super::bytes::{put_varint, Reader};
 use super::names::{SAME_FORMAT, SAME_NAME_SUCCESSOR, SAME_SIZE};
 use super::{
     check_crc, check_limit, deflate, inflate_exact, successor, Archive, ContainerError, Entry,
-    Lane, LaneCoder, ModelId, CODER_BITS_BACK, CODER_STORED, MAGIC, MAX_IMAGES, MAX_LANES,
-    MAX_LANE_PIXELS, MAX_LANE_SEGMENTS, MAX_LATENT_BITS, MAX_MODELS, MAX_NAME_LEN, SEED_WORDS,
+    Lane, LaneCoder, ModelId, CODER_BITS_BACK, CODER_CONTEXT, CODER_STORED, MAGIC, MAX_IMAGES,
+    MAX_LANES, MAX_LANE_PIXELS, MAX_LANE_SEGMENTS, MAX_LATENT_BITS, MAX_MODELS, MAX_NAME_LEN,
+    SEED_WORDS,
 };
 
 pub const VERSION: u16 = 2;
@@ -112,6 +113,12 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
                 return Err(ContainerError::Invalid(
                     "version 2 chains decode in order; reversed lanes are version 1 only".into(),
                 ))
+            }
+            LaneCoder::Context => {
+                out.push(CODER_CONTEXT);
+                put_varint(&mut out, l.rows);
+                put_varint(&mut out, l.payload.len() as u64);
+                out.extend_from_slice(&l.state.to_le_bytes());
             }
             LaneCoder::Stored => {
                 out.push(CODER_STORED);
@@ -220,6 +227,18 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
                     reversed: false,
                 };
                 (coder, elided, state)
+            }
+            CODER_CONTEXT => {
+                let state = r.u64("lane state")?;
+                if len % 4 != 0 {
+                    return Err(bad(format!("has {len} payload bytes, not whole words")));
+                }
+                if len > 0 && state < 1 << 32 {
+                    return Err(bad(format!(
+                        "head {state:#x} is below 2^32 while words follow"
+                    )));
+                }
+                (LaneCoder::Context, 0, state)
             }
             CODER_STORED => (LaneCoder::Stored, 0, 0),
             _ => return Err(bad(format!("has the unknown coder {code}"))),

@@ -286,7 +286,13 @@ mod tests {
         assert_eq!(ELU_LN2_LO.to_bits(), 0x35BF_BE8E);
         assert_eq!(
             ELU_TAYLOR.map(f32::to_bits),
-            [0x3F00_0000, 0x3E2A_AAAB, 0x3D2A_AAAB, 0x3C08_8889, 0x3AB6_0B61]
+            [
+                0x3F00_0000,
+                0x3E2A_AAAB,
+                0x3D2A_AAAB,
+                0x3C08_8889,
+                0x3AB6_0B61
+            ]
         );
     }
 
