@@ -139,11 +139,12 @@ pub fn pixel_crc<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> u32 {
 }
 
 /// Compresses images (each `width × height` bytes of 0/1, as its entry says) into archive
-/// bytes. Each lane is coded as a bits-back chain, by the context model and as stored
-/// bits, and the smallest is kept: no lane ever takes more than its raw bits, nor much
-/// more than a classical coder. `progress` gets the rows just finished.
+/// bytes. Each lane is coded as a bits-back chain with each of `models`, by the context
+/// model and as stored bits, and the smallest is kept: no lane ever takes more than its
+/// raw bits, nor much more than a classical coder. Lanes are cut at the first model's
+/// tile rows. `progress` gets the rows just finished.
 pub fn compress<P: AsRef<[u8]> + Sync>(
-    net: &Network,
+    models: &[&Network],
     entries: &[Entry],
     images: &[P],
     opts: CompressOptions,
@@ -173,7 +174,10 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
         .collect();
     let total: u64 = entries.iter().map(Entry::pixels).sum();
     let lanes = opts.lanes.unwrap_or_else(|| default_lanes(total));
-    let plan = plan_lanes(&shapes, lanes, net.tile());
+    let first = models
+        .first()
+        .ok_or_else(|| ArchiveError::Input("no model to code with".into()))?;
+    let plan = plan_lanes(&shapes, lanes, first.tile());
     container::check_limit("lane count", plan.len() as u64, container::MAX_LANES)?;
     let strips: Vec<Vec<Strip>> = plan
         .iter()
@@ -191,17 +195,23 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
                 .collect()
         })
         .collect();
-    let chain = Chain {
-        bits_back: BitsBack::new(net, opts.latent_bits.into())?,
-        order: ChainOrder::Forward,
-    };
+    let chains = models
+        .iter()
+        .map(|net| {
+            Ok(Chain {
+                bits_back: BitsBack::new(net, opts.latent_bits.into())?,
+                order: ChainOrder::Forward,
+            })
+        })
+        .collect::<Result<Vec<_>, CodecError>>()?;
     let per_task = lanes_per_task(strips.len(), rayon::current_num_threads());
     let coded: Vec<Lane<Vec<u8>>> = strips
         .par_chunks(per_task)
         .map(|group| {
             let views: Vec<&[Strip]> = group.iter().map(Vec::as_slice).collect();
             // A chain that cannot be coded (see `BitsBack::compress_lanes`) is left out.
-            let chained = chain.encode(&views).ok();
+            let chained: Vec<Option<Vec<CodedLane>>> =
+                chains.iter().map(|c| c.encode(&views).ok()).collect();
             let context = match opts.coders {
                 LaneCoders::Smallest => Some(ContextModel.encode(&views)?),
                 LaneCoders::BitsBack => None,
@@ -213,16 +223,18 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
                 .map(|(k, lane)| {
                     let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
                     progress(rows);
-                    let candidates = [
-                        chained.as_ref().map(|c| (bits_back_coder(), &c[k])),
+                    let chains = chained.iter().enumerate().filter_map(|(m, c)| {
+                        c.as_ref().map(|c| (bits_back_coder(m as u16), &c[k]))
+                    });
+                    let fallbacks = [
                         context.as_ref().map(|c| (LaneCoder::Context, &c[k])),
                         Some((LaneCoder::Stored, &stored[k])),
                     ];
-                    match (opts.coders, &chained) {
-                        (LaneCoders::BitsBack, Some(c)) => {
-                            smallest(std::iter::once((bits_back_coder(), &c[k])), rows)
+                    match opts.coders {
+                        LaneCoders::BitsBack if chained.iter().any(Option::is_some) => {
+                            smallest(chains, rows)
                         }
-                        _ => smallest(candidates.into_iter().flatten(), rows),
+                        _ => smallest(chains.chain(fallbacks.into_iter().flatten()), rows),
                     }
                 })
                 .collect::<Vec<_>>();
@@ -230,11 +242,23 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
         })
         .collect::<Result<Vec<_>, CodecError>>()?
         .concat();
-    let uses_model = coded
-        .iter()
-        .any(|l| matches!(l.coder, LaneCoder::BitsBack { .. }));
+    // The model table lists the models lanes use, in order of first use.
+    let mut table: Vec<u16> = Vec::new();
+    let coded: Vec<Lane<Vec<u8>>> = coded
+        .into_iter()
+        .map(|mut lane| {
+            if let LaneCoder::BitsBack { model, .. } = &mut lane.coder {
+                let at = table.iter().position(|&m| m == *model).unwrap_or_else(|| {
+                    table.push(*model);
+                    table.len() - 1
+                });
+                *model = at as u16;
+            }
+            lane
+        })
+        .collect();
     Ok(v2::write(&v2::NewArchive {
-        models: if uses_model { vec![net.id()] } else { vec![] },
+        models: table.iter().map(|&m| models[m as usize].id()).collect(),
         latent_bits: opts.latent_bits,
         entries,
         lanes: coded,
@@ -242,10 +266,10 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
     })?)
 }
 
-/// The version 2 bits-back coder with the archive's only model.
-fn bits_back_coder() -> LaneCoder {
+/// The version 2 bits-back coder with model `model`.
+fn bits_back_coder(model: u16) -> LaneCoder {
     LaneCoder::BitsBack {
-        model: 0,
+        model,
         samples: 1,
         reversed: false,
     }

@@ -13,7 +13,8 @@ use vlae_zip::folder::{self, FolderImage};
 use vlae_zip::idx::PIXELS;
 use vlae_zip::infer::network::Network;
 use vlae_zip::job;
-use vlae_zip::nn::{eval, train};
+use vlae_zip::models;
+use vlae_zip::nn::{eval, train, vlae as eval_model};
 
 const LN2: f64 = std::f64::consts::LN_2;
 
@@ -32,6 +33,7 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             model,
         } => decompress(&archive, &output, &model, quiet),
         Command::Info { archive } => info(&archive),
+        Command::Models => list_models(),
         Command::Bench {
             path,
             iwae,
@@ -96,10 +98,7 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             let mut images = load_any(&path, quiet)?;
             images.truncate(limit.map_or(usize::MAX, |n| n as usize));
             let flat = flat_tiles(&images)?;
-            let (weights, cfg) = model_paths(&model);
-            let cfg = VlaeConfig::load(&cfg)?;
-            let m = eval::load_model(&weights, &cfg)
-                .with_context(|| format!("cannot load model {}", weights.display()))?;
+            let (m, cfg) = candle_model(&model)?;
             let stats = eval::evaluate_elbo(&m, &flat, cfg.latent_dim, 500)?;
             let iw = iwae
                 .map(|k| {
@@ -113,26 +112,89 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
     }
 }
 
-/// The weights and config paths. Defaults are relative to the working directory, falling
-/// back to the source checkout the binary was built from.
-fn model_paths(args: &ModelArgs) -> (PathBuf, PathBuf) {
-    let mut weights = args.model.clone();
-    if !weights.exists() && weights.is_relative() {
-        let built = Path::new(env!("CARGO_MANIFEST_DIR")).join(&weights);
-        if built.exists() {
-            weights = built;
-        }
+/// Where a model named by `--model` comes from.
+enum ModelSource {
+    BuiltIn(&'static models::BuiltIn),
+    File { weights: PathBuf, config: PathBuf },
+}
+
+/// The models `--model` names: every built-in one for `auto`, one built-in model by name,
+/// or a weights file (with `--config`, or the JSON beside it).
+fn model_sources(args: &ModelArgs) -> Vec<ModelSource> {
+    if args.model == "auto" {
+        return models::BUILT_IN.iter().map(ModelSource::BuiltIn).collect();
     }
+    if let Some(m) = models::built_in(&args.model) {
+        return vec![ModelSource::BuiltIn(m)];
+    }
+    let weights = PathBuf::from(&args.model);
     let config = args
         .config
         .clone()
         .unwrap_or_else(|| weights.with_extension("json"));
-    (weights, config)
+    vec![ModelSource::File { weights, config }]
 }
 
-fn load_network(args: &ModelArgs) -> Result<Network> {
-    let (weights, config) = model_paths(args);
-    Ok(Network::load(&weights, &config)?)
+fn network(source: &ModelSource) -> Result<Network> {
+    Ok(match source {
+        ModelSource::BuiltIn(m) => m.network()?,
+        ModelSource::File { weights, config } => Network::load(weights, config)?,
+    })
+}
+
+/// The networks to compress with.
+fn coding_networks(args: &ModelArgs) -> Result<Vec<Network>> {
+    model_sources(args).iter().map(network).collect()
+}
+
+/// The networks to decompress with: those `--model` names, then every built-in one.
+fn decoding_networks(args: &ModelArgs) -> Result<Vec<Network>> {
+    let mut nets = coding_networks(args)?;
+    for m in models::BUILT_IN {
+        let net = m.network()?;
+        if !nets.iter().any(|n| n.fingerprint() == net.fingerprint()) {
+            nets.push(net);
+        }
+    }
+    Ok(nets)
+}
+
+/// The candle model for −ELBO and IWAE figures: `auto` means the first built-in model.
+fn candle_model(args: &ModelArgs) -> Result<(eval_model::Vlae, VlaeConfig)> {
+    let sources = model_sources(args);
+    Ok(match &sources[0] {
+        ModelSource::BuiltIn(m) => {
+            let cfg = m.vlae_config()?;
+            (eval::load_model_bytes(m.weights, &cfg)?, cfg)
+        }
+        ModelSource::File { weights, config } => {
+            let cfg = VlaeConfig::load(config)?;
+            let m = eval::load_model(weights, &cfg)
+                .with_context(|| format!("cannot load model {}", weights.display()))?;
+            (m, cfg)
+        }
+    })
+}
+
+/// `vlae-zip models`.
+fn list_models() -> Result<()> {
+    for m in models::BUILT_IN {
+        let net = m.network()?;
+        let cfg = net.config();
+        println!("{}", m.name);
+        println!("  tile         {0}×{0}", cfg.tile);
+        println!(
+            "  fingerprint  {}",
+            vlae_zip::infer::weights::hex(&net.fingerprint())
+        );
+        println!(
+            "  archive id   {}",
+            vlae_zip::infer::weights::hex(&net.id())
+        );
+        println!("  parameters   {}", net.parameters());
+        println!("  trained on   {}", m.trained_on);
+    }
+    Ok(())
 }
 
 fn bar(len: usize, what: &str, quiet: bool) -> ProgressBar {
@@ -272,12 +334,13 @@ fn compress(
             output.display()
         );
     }
-    let net = load_network(model)?;
+    let nets = coding_networks(model)?;
     let start = Instant::now();
     let images = read_inputs(inputs, quiet)?;
     let rows: u64 = images.iter().map(|i| u64::from(i.entry.height)).sum();
     let pb = bar(rows as usize, "compressing", quiet);
-    let bytes = job::compress_images(&net, &images, coding_options(coding), &|n| pb.inc(n))?;
+    let refs: Vec<&Network> = nets.iter().collect();
+    let bytes = job::compress_images(&refs, &images, coding_options(coding), &|n| pb.inc(n))?;
     pb.finish_and_clear();
     if to_stdout {
         let mut out = std::io::stdout().lock();
@@ -301,7 +364,8 @@ fn compress(
 }
 
 fn decompress(archive_path: &Path, output: &Path, model: &ModelArgs, quiet: bool) -> Result<()> {
-    let net = load_network(model)?;
+    let nets = decoding_networks(model)?;
+    let refs: Vec<&Network> = nets.iter().collect();
     let start = Instant::now();
     let staged = folder::StagedFolder::create(output)?;
     let bytes = open_archive(archive_path)?;
@@ -309,7 +373,7 @@ fn decompress(archive_path: &Path, output: &Path, model: &ModelArgs, quiet: bool
     let arch = container::parse(&bytes).with_context(context)?;
     let pb = bar(arch.total_rows() as usize, "decompressing", quiet);
     let images =
-        job::decompress_into(&[&net], &arch, staged, &|n| pb.inc(n)).with_context(context)?;
+        job::decompress_into(&refs, &arch, staged, &|n| pb.inc(n)).with_context(context)?;
     pb.finish_and_clear();
     if !quiet {
         println!(
@@ -374,14 +438,13 @@ fn bench(
     coding: &CodingArgs,
     quiet: bool,
 ) -> Result<()> {
-    let net = load_network(model)?;
+    let nets = coding_networks(model)?;
+    let refs: Vec<&Network> = nets.iter().collect();
     let images = load_any(path, quiet)?;
     let work = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let rt = job::round_trip(&net, &images, coding_options(coding), work.path())?;
+    let rt = job::round_trip(&refs, &images, coding_options(coding), work.path())?;
 
-    let (weights, config) = model_paths(model);
-    let cfg = VlaeConfig::load(&config)?;
-    let m = eval::load_model(&weights, &cfg)?;
+    let (m, cfg) = candle_model(model)?;
     let flat = flat_tiles(&images)?;
     let pb = if quiet {
         ProgressBar::hidden()

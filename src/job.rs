@@ -20,16 +20,19 @@ pub enum JobError {
     Container(#[from] ContainerError),
 }
 
-/// Compresses images read from disk into archive bytes.
+/// Compresses images read from disk into archive bytes, each lane with whichever of
+/// `models` (or the fallback coders) codes it smallest.
 pub fn compress_images(
-    net: &Network,
+    models: &[&Network],
     images: &[FolderImage],
     opts: CompressOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>, JobError> {
     let entries: Vec<_> = images.iter().map(|i| i.entry.clone()).collect();
     let pixels: Vec<&[u8]> = images.iter().map(|i| i.pixels.as_slice()).collect();
-    Ok(archive::compress(net, &entries, &pixels, opts, progress)?)
+    Ok(archive::compress(
+        models, &entries, &pixels, opts, progress,
+    )?)
 }
 
 /// Decodes an archive into a staged output folder (made, and so checked, before the
@@ -78,14 +81,14 @@ pub struct RoundTrip {
 /// output back and compares names, formats, sizes and pixels. Both timings include the
 /// file writes.
 pub fn round_trip(
-    net: &Network,
+    models: &[&Network],
     images: &[FolderImage],
     opts: CompressOptions,
     work: &Path,
 ) -> Result<RoundTrip, JobError> {
     let (archive_path, out_dir) = (work.join("bench.vlz"), work.join("out"));
     let t = Instant::now();
-    let bytes = compress_images(net, images, opts, &|_| {})?;
+    let bytes = compress_images(models, images, opts, &|_| {})?;
     folder::write_file_atomic(&archive_path, &bytes, false)?;
     let compress_secs = t.elapsed().as_secs_f64();
 
@@ -96,7 +99,7 @@ pub fn round_trip(
     })?;
     let staged = StagedFolder::create(&out_dir)?;
     let arch = container::parse(&read)?;
-    decompress_into(&[net], &arch, staged, &|_| {})?;
+    decompress_into(models, &arch, staged, &|_| {})?;
     let decompress_secs = t.elapsed().as_secs_f64();
 
     let reread = folder::read_images(&folder::list_inputs(&[out_dir])?, &|_| {})?;

@@ -17,5 +17,6 @@ pub mod idx;
 pub mod image_io;
 pub mod infer;
 pub mod job;
+pub mod models;
 #[cfg(feature = "train")]
 pub mod nn;

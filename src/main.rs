@@ -38,10 +38,13 @@ struct Cli {
 /// Which model to use.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// Model weights (safetensors).
-    #[arg(long, default_value = "models/vlae-mnist.safetensors")]
-    pub model: PathBuf,
-    /// Model config (JSON); defaults to the weights' path with a .json extension.
+    /// `auto` (every built-in model; each lane takes the one that codes it smallest), a
+    /// built-in model's name (see `vlae-zip models`), or a path to safetensors weights.
+    /// Decoding always also offers the built-in models: archives name theirs.
+    #[arg(long, default_value = "auto")]
+    pub model: String,
+    /// Model config (JSON) for a weights path; defaults to the weights' path with a .json
+    /// extension.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }
@@ -98,6 +101,8 @@ enum Command {
         #[command(flatten)]
         model: ModelArgs,
     },
+    /// List the models built into this binary.
+    Models,
     /// Describe an archive.
     Info {
         /// Archive to describe.

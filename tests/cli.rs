@@ -203,8 +203,9 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
     assert!(try_bytes(b"GIF89a foreign file").contains("not a vlae-zip archive"));
     assert!(try_bytes(b"").contains("not a vlae-zip archive"));
 
-    // The right bytes with the wrong model: refused by fingerprint. (The golden archive
-    // has a lane coded by the tiny model; the six digits above go to the context model.)
+    // The right bytes with the wrong model: refused by fingerprint. (The version 1 golden
+    // archive is coded by the tiny model, which is not built in; the six digits above go
+    // to the context model.)
     let other = tmp.path().join("other.safetensors");
     let mut st = std::fs::read(TINY).unwrap();
     let n = st.len();
@@ -213,7 +214,7 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
     std::fs::copy("tests/data/tiny.json", tmp.path().join("other.json")).unwrap();
     let err = fails(&[
         "decompress",
-        "tests/data/golden-v2.vlz",
+        "tests/data/golden-v1.vlz",
         "-o",
         out_s,
         "--model",
@@ -495,4 +496,78 @@ fn names_that_collide_are_never_overwritten() {
     };
     staged.write(&e, vec![1]).unwrap();
     assert!(staged.write(&e, vec![0]).is_err());
+}
+
+#[test]
+fn an_installed_binary_works_from_an_empty_folder_with_built_in_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    for i in 0..12 {
+        std::fs::write(
+            input.join(format!("{i:02}.pbm")),
+            encode_image(&digit(i), ImageFormat::Pbm),
+        )
+        .unwrap();
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+            .args(args)
+            .arg("-q")
+            .current_dir(&empty)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let arc = tmp.path().join("x.vlz");
+    let out_dir = tmp.path().join("out");
+    run(&[
+        "compress",
+        input.to_str().unwrap(),
+        "-o",
+        arc.to_str().unwrap(),
+    ]);
+    run(&[
+        "decompress",
+        arc.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(read_all(&out_dir), read_all(&input));
+    // The digits went to the built-in MNIST model, which `models` lists and `info` names.
+    let listing = String::from_utf8(run(&["models"]).stdout).unwrap();
+    assert!(
+        listing.starts_with("mnist\n") && listing.contains("tile         28×28"),
+        "{listing}"
+    );
+    let info = String::from_utf8(run(&["info", arc.to_str().unwrap()]).stdout).unwrap();
+    let id = listing
+        .lines()
+        .find_map(|l| l.strip_prefix("  archive id   "))
+        .unwrap();
+    assert!(
+        info.contains(&format!("model          {id}")),
+        "{info}\n{listing}"
+    );
+    // By name too.
+    let by_name = tmp.path().join("y.vlz");
+    run(&[
+        "compress",
+        input.to_str().unwrap(),
+        "-o",
+        by_name.to_str().unwrap(),
+        "--model",
+        "mnist",
+    ]);
+    assert_eq!(
+        std::fs::read(&arc).unwrap(),
+        std::fs::read(&by_name).unwrap()
+    );
 }

@@ -172,7 +172,7 @@ fn regenerate_version_2_golden_files() {
     let (entries, images) = mixed();
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     let bytes = archive::compress(
-        &shipped(),
+        &[&shipped()],
         &entries,
         &images,
         CompressOptions {
@@ -200,7 +200,7 @@ fn regenerate_version_2_golden_files() {
         })
         .collect();
     let bytes = archive::compress(
-        &shipped(),
+        &[&shipped()],
         &entries,
         &images,
         CompressOptions {

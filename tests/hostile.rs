@@ -182,7 +182,7 @@ fn the_writer_cannot_write_what_the_reader_refuses() {
     let entries = common::entries_for(&vec![(1, 1); 70_000]);
     let images = vec![vec![0u8]; 70_000];
     let err = vlae_zip::archive::compress(
-        common::tiny(),
+        &[common::tiny()],
         &entries,
         &images,
         vlae_zip::archive::CompressOptions {

@@ -15,7 +15,7 @@ fn shipped_model_codes_test_digits_near_its_elbo() {
     let n = 100;
     let images = digits(5000, n);
     let bytes = archive::compress(
-        net,
+        &[net],
         &digit_entries(n),
         &images,
         CompressOptions {

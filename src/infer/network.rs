@@ -389,6 +389,7 @@ pub struct Network {
     cfg: VlaeConfig,
     fingerprint: Fingerprint,
     ids: [ModelId; 2],
+    parameters: usize,
 }
 
 impl Network {
@@ -437,6 +438,7 @@ impl Network {
             cfg: cfg.clone(),
             fingerprint: wts.fingerprint(),
             ids: wts.ids(),
+            parameters: wts.parameters(),
         })
     }
 
@@ -468,6 +470,11 @@ impl Network {
     /// The id version 2 archives record.
     pub fn id(&self) -> [u8; 8] {
         self.fingerprint[..8].try_into().expect("8 bytes")
+    }
+
+    /// Number of weights, as trained (MADE masks not applied).
+    pub fn parameters(&self) -> usize {
+        self.parameters
     }
 
     /// Side of the square tile the model codes.

@@ -130,6 +130,11 @@ impl Weights {
         ]
     }
 
+    /// The number of values in all tensors.
+    pub fn parameters(&self) -> usize {
+        self.tensors.values().map(|(_, v)| v.len()).sum()
+    }
+
     /// The tensor `name`, checked to have `shape`.
     pub fn take(&self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
         let err = |problem: String| ModelError::Tensor {

@@ -25,6 +25,15 @@ pub fn load_model(weights: &Path, cfg: &VlaeConfig) -> Result<Vlae> {
     )
 }
 
+/// Loads a model from safetensors bytes (a built-in model's).
+pub fn load_model_bytes(weights: &[u8], cfg: &VlaeConfig) -> Result<Vlae> {
+    let tensors = candle_core::safetensors::load_buffer(weights, &Device::Cpu)?;
+    Vlae::new(
+        VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+        cfg,
+    )
+}
+
 /// Standard-normal noise `(rows, dim)` from `rng`.
 pub fn normal_noise(rng: &mut StdRng, rows: usize, dim: usize) -> Result<Tensor> {
     let v: Vec<f32> = (0..rows * dim)

@@ -88,7 +88,7 @@ pub fn compress_with(
     coders: LaneCoders,
 ) -> Vec<u8> {
     archive::compress(
-        net,
+        &[net],
         entries,
         images,
         CompressOptions {
