@@ -40,8 +40,6 @@ pub enum ArchiveError {
     MissingModel(ModelId),
     #[error("the archive uses {0}-bit probabilities; this build codes with {PRECISION}")]
     Precision(u8),
-    #[error("the archive's lanes need importance-weighted bits-back ({0} samples), which this build cannot decode")]
-    Samples(u32),
     #[error(transparent)]
     Codec(#[from] CodecError),
     #[error(transparent)]
@@ -127,6 +125,8 @@ pub struct CompressOptions {
     /// Lanes; `None` for [`default_lanes`].
     pub lanes: Option<usize>,
     pub coders: LaneCoders,
+    /// Importance samples per tile for bits-back lanes (1: plain bits-back).
+    pub samples: usize,
 }
 
 /// CRC-32 over images' pixels in order.
@@ -199,7 +199,7 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
         .iter()
         .map(|net| {
             Ok(Chain {
-                bits_back: BitsBack::new(net, opts.latent_bits.into())?,
+                bits_back: BitsBack::new(net, opts.latent_bits.into())?.with_samples(opts.samples),
                 order: ChainOrder::Forward,
             })
         })
@@ -224,7 +224,8 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
                     let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
                     progress(rows);
                     let chains = chained.iter().enumerate().filter_map(|(m, c)| {
-                        c.as_ref().map(|c| (bits_back_coder(m as u16), &c[k]))
+                        c.as_ref()
+                            .map(|c| (bits_back_coder(m as u16, opts.samples), &c[k]))
                     });
                     let fallbacks = [
                         context.as_ref().map(|c| (LaneCoder::Context, &c[k])),
@@ -266,11 +267,12 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
     })?)
 }
 
-/// The version 2 bits-back coder with model `model`.
-fn bits_back_coder(model: u16) -> LaneCoder {
+/// The version 2 bits-back coder with model `model` and up to `samples` importance
+/// samples a tile.
+fn bits_back_coder(model: u16, samples: usize) -> LaneCoder {
     LaneCoder::BitsBack {
         model,
-        samples: 1,
+        samples: samples as u32,
         reversed: false,
     }
 }
@@ -348,9 +350,9 @@ pub fn decompress<E: From<ArchiveError>>(
     if archive.precision as usize != PRECISION {
         return Err(ArchiveError::Precision(archive.precision).into());
     }
-    // The coder of every lane, resolved before anything is decoded.
-    let mut chains: Vec<Chain> = Vec::new();
-    let mut chain_of_model: Vec<Option<usize>> = vec![None; archive.models.len()];
+    // The coder of every lane, one chain per (model, samples) pair, resolved before
+    // anything is decoded.
+    let mut chains: Vec<(LaneCoder, Chain)> = Vec::new();
     for lane in &archive.lanes {
         if let LaneCoder::BitsBack {
             model,
@@ -358,33 +360,33 @@ pub fn decompress<E: From<ArchiveError>>(
             reversed,
         } = lane.coder
         {
-            if samples != 1 {
-                return Err(ArchiveError::Samples(samples).into());
+            if chains.iter().any(|(c, _)| *c == lane.coder) {
+                continue;
             }
-            let m = model as usize;
-            if chain_of_model[m].is_none() {
-                let id = archive.models[m];
-                let net = models
-                    .iter()
-                    .find(|n| n.is(&id))
-                    .ok_or(ArchiveError::MissingModel(id))?;
-                chains.push(Chain {
-                    bits_back: BitsBack::new(net, archive.latent_bits.into())
-                        .map_err(ArchiveError::from)?,
-                    order: if reversed {
-                        ChainOrder::ReversedV1
-                    } else {
-                        ChainOrder::Forward
-                    },
-                });
-                chain_of_model[m] = Some(chains.len() - 1);
-            }
+            let id = archive.models[model as usize];
+            let net = models
+                .iter()
+                .find(|n| n.is(&id))
+                .ok_or(ArchiveError::MissingModel(id))?;
+            let bits_back = BitsBack::new(net, archive.latent_bits.into())
+                .map_err(ArchiveError::from)?
+                .with_samples(samples as usize);
+            let order = if reversed {
+                ChainOrder::ReversedV1
+            } else {
+                ChainOrder::Forward
+            };
+            chains.push((lane.coder, Chain { bits_back, order }));
         }
     }
     let codec_of = |coder: LaneCoder| -> &dyn LaneCodec {
         match coder {
-            LaneCoder::BitsBack { model, .. } => {
-                &chains[chain_of_model[model as usize].expect("resolved above")]
+            LaneCoder::BitsBack { .. } => {
+                &chains
+                    .iter()
+                    .find(|(c, _)| *c == coder)
+                    .expect("resolved above")
+                    .1
             }
             LaneCoder::Context => &ContextModel,
             LaneCoder::Stored => &Stored,

@@ -42,7 +42,8 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             coding,
         } => bench(
             &path,
-            iwae.map(|k| k as usize),
+            iwae.map(|k| k as usize)
+                .or((coding.iw > 1).then_some(usize::from(coding.iw))),
             json,
             &model,
             &coding,
@@ -276,6 +277,7 @@ fn coding_options(coding: &CodingArgs) -> CompressOptions {
             LaneCoderArg::Smallest => LaneCoders::Smallest,
             LaneCoderArg::BitsBack => LaneCoders::BitsBack,
         },
+        samples: coding.iw.into(),
     }
 }
 

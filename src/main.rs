@@ -67,6 +67,10 @@ pub struct CodingArgs {
     /// and stored bits, or the bits-back chain alone (to measure the model).
     #[arg(long, value_enum, default_value_t = LaneCoderArg::Smallest)]
     pub lane_coder: LaneCoderArg,
+    /// Importance-weighted bits-back with up to K samples per tile: the rate approaches
+    /// the model's IWAE bound instead of its −ELBO, at about K times the work.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub iw: u16,
     /// log2 of the number of buckets each latent dimension is discretized into.
     #[arg(long, default_value_t = vlae_zip::archive::DEFAULT_LATENT_BITS, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub latent_bits: u8,

@@ -179,6 +179,7 @@ fn regenerate_version_2_golden_files() {
             latent_bits: 8,
             lanes: Some(8),
             coders: vlae_zip::archive::LaneCoders::Smallest,
+            samples: 1,
         },
         &|_| {},
     )
@@ -207,6 +208,7 @@ fn regenerate_version_2_golden_files() {
             latent_bits: DEFAULT_LATENT_BITS,
             lanes: None,
             coders: vlae_zip::archive::LaneCoders::Smallest,
+            samples: 1,
         },
         &|_| {},
     )

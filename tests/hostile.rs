@@ -189,6 +189,7 @@ fn the_writer_cannot_write_what_the_reader_refuses() {
             latent_bits: 6,
             lanes: Some(70_000),
             coders: vlae_zip::archive::LaneCoders::Smallest,
+            samples: 1,
         },
         &|_| {},
     )

@@ -22,6 +22,7 @@ fn shipped_model_codes_test_digits_near_its_elbo() {
             latent_bits: archive::DEFAULT_LATENT_BITS,
             lanes: Some(1),
             coders: vlae_zip::archive::LaneCoders::Smallest,
+            samples: 1,
         },
         &|_| {},
     )

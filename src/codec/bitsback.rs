@@ -16,7 +16,7 @@
 #![forbid(unsafe_code)]
 
 use super::model::{Bernoulli, Categorical, Coder, PRECISION};
-use super::quantize::{pixel_probability, LatentGrid};
+use super::quantize::{log2_probability, pixel_probability, uniform_cdf, weights_cdf, LatentGrid};
 use crate::container::SEED_WORDS;
 use crate::infer::kernels::subnormals_are_ieee;
 use crate::infer::network::{Network, Posterior};
@@ -213,6 +213,16 @@ pub struct BitsBack<'n> {
     net: &'n Network,
     grid: LatentGrid,
     blank: Vec<u8>,
+    /// Importance samples per tile once the ramp is done (1: plain bits-back).
+    samples: usize,
+}
+
+/// Importance samples for the tile pushed `pushed`-th in its lane (0 first), when a lane
+/// codes with up to `samples` (format-spec.md §3.4). Popping K latents needs about K
+/// posterior entropies on the stack, and a chain grows by about one tile's cost per tile,
+/// so K rises by one every second tile.
+pub fn samples_at(samples: usize, pushed: usize) -> usize {
+    samples.min(1 + pushed / 2)
 }
 
 impl<'n> BitsBack<'n> {
@@ -226,7 +236,191 @@ impl<'n> BitsBack<'n> {
             net,
             grid: LatentGrid::new(log2_buckets),
             blank: vec![0; net.tile_pixels()],
+            samples: 1,
         })
+    }
+
+    /// Codes with importance-weighted bits-back, up to `samples` latents per tile.
+    pub fn with_samples(mut self, samples: usize) -> Self {
+        self.samples = samples.max(1);
+        self
+    }
+
+    /// log2 Q(ĵ|x) of a latent under the discretized posterior `post`.
+    fn log2_posterior(&self, post: &Posterior, latent: &Latent) -> f64 {
+        let mut cdf = vec![0u32; self.grid.buckets() + 1];
+        let mut total = 0f64;
+        for (i, &j) in latent.buckets.iter().enumerate() {
+            self.grid
+                .posterior_cdf(post.mean[i] - latent.shifts[i], post.log_sd[i], &mut cdf);
+            total += log2_probability(cdf[j + 1] - cdf[j]);
+        }
+        total
+    }
+
+    /// For each latent, log2 P(x|ẑ) of the tile's inside pixels and every position's
+    /// probability of ink: the PixelCNN teacher-forced on the known pixels, four latents
+    /// in lockstep (each one's arithmetic exactly what it is alone, and what decoding
+    /// computes pixel by pixel).
+    fn log2_pixels(
+        &self,
+        tile: &[u8],
+        (rows, cols): (usize, usize),
+        latents: &[Latent],
+    ) -> (Vec<f64>, Vec<Vec<u32>>) {
+        let side = self.net.tile();
+        let reach = rows * side;
+        let mut logs = vec![0f64; latents.len()];
+        let mut probs = vec![vec![0u32; reach]; latents.len()];
+        for (chunk, (log, prob)) in latents.chunks(LANE_GROUP).zip(
+            logs.chunks_mut(LANE_GROUP)
+                .zip(probs.chunks_mut(LANE_GROUP)),
+        ) {
+            let mut state = self
+                .net
+                .pixels_start::<LANE_GROUP>(std::array::from_fn(|g| {
+                    chunk.get(g).unwrap_or(&chunk[0]).z.as_slice()
+                }));
+            for p in 0..reach {
+                let logits = state.logit(p);
+                for g in 0..chunk.len() {
+                    let p1 = pixel_probability(logits[g]);
+                    prob[g][p] = p1;
+                    if p % side < cols {
+                        let f = if tile[p] == 1 {
+                            p1
+                        } else {
+                            (1 << PRECISION) - p1
+                        };
+                        log[g] += log2_probability(f);
+                    }
+                }
+                for g in 0..LANE_GROUP {
+                    state.set(p, g, tile[p]);
+                }
+            }
+        }
+        (logs, probs)
+    }
+
+    /// The index table of importance-weighted coding: log2 weights
+    /// log P(x|ẑ_k) + log P(ĵ_k) − log Q(ĵ_k|x).
+    fn index_cdf(
+        &self,
+        post: &Posterior,
+        tile: &[u8],
+        inside: (usize, usize),
+        latents: &[Latent],
+    ) -> (Vec<u32>, Vec<Vec<u32>>) {
+        let prior = (latents[0].buckets.len() as f64) * (self.grid.buckets() as f64).log2();
+        let (logs, probs) = self.log2_pixels(tile, inside, latents);
+        let w: Vec<f64> = latents
+            .iter()
+            .zip(&logs)
+            .map(|(l, &lp)| lp - prior - self.log2_posterior(post, l))
+            .collect();
+        (weights_cdf(&w), probs)
+    }
+
+    /// Pushes one tile with `k` importance samples (format-spec.md §3.4).
+    fn encode_weighted(
+        &self,
+        coder: &mut Coder,
+        tile: &[u8],
+        inside: (usize, usize),
+        k: usize,
+    ) -> Result<(), CodecError> {
+        let side = self.net.tile();
+        let [post] = self.net.posteriors::<1>([tile]);
+        let latents = (0..k)
+            .map(|_| self.pop_posterior(coder, &post))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (cdf, probs) = self.index_cdf(&post, tile, inside, &latents);
+        let j = coder
+            .decode_symbol(Categorical::new(&cdf))
+            .map_err(coder_err)?;
+        if ran_dry(coder) {
+            return Err(CodecError::Exhausted { lane: 0, tile: 0 });
+        }
+        for (i, latent) in latents.iter().enumerate().rev() {
+            if i != j {
+                self.push_posterior(coder, &post, latent)?;
+            }
+        }
+        let (rows, cols) = inside;
+        for p in (0..rows * side).rev().filter(|p| p % side < cols) {
+            coder
+                .encode_symbol(tile[p], Bernoulli::new(probs[j][p]))
+                .map_err(coder_err)?;
+        }
+        for &b in latents[j].buckets.iter().rev() {
+            coder
+                .encode_symbol(b, Categorical::new(self.grid.prior_cdf()))
+                .map_err(coder_err)?;
+        }
+        coder
+            .encode_symbol(j, Categorical::new(&uniform_cdf(k)))
+            .map_err(coder_err)
+    }
+
+    /// Pops one tile pushed by [`Self::encode_weighted`], restoring the stack.
+    fn decode_weighted(
+        &self,
+        coder: &mut Coder,
+        inside: (usize, usize),
+        k: usize,
+    ) -> Result<Vec<u8>, CodecError> {
+        let j = coder
+            .decode_symbol(Categorical::new(&uniform_cdf(k)))
+            .map_err(coder_err)?;
+        let chosen = self.pop_prior(coder)?;
+        let tile = self.decode_pixels(coder, &chosen, inside)?;
+        let [post] = self.net.posteriors::<1>([tile.as_slice()]);
+        let mut latents = Vec::with_capacity(k);
+        for i in 0..k {
+            if i != j {
+                latents.push(self.pop_posterior(coder, &post)?);
+            } else {
+                latents.push(Latent {
+                    buckets: chosen.buckets.clone(),
+                    shifts: chosen.shifts.clone(),
+                    z: chosen.z.clone(),
+                });
+            }
+        }
+        if ran_dry(coder) {
+            return Err(CodecError::Exhausted { lane: 0, tile: 0 });
+        }
+        let (cdf, _) = self.index_cdf(&post, &tile, inside, &latents);
+        coder
+            .encode_symbol(j, Categorical::new(&cdf))
+            .map_err(coder_err)?;
+        for latent in latents.iter().rev() {
+            self.push_posterior(coder, &post, latent)?;
+        }
+        Ok(tile)
+    }
+
+    /// Pops a tile's inside pixels given its latent, one at a time.
+    fn decode_pixels(
+        &self,
+        coder: &mut Coder,
+        latent: &Latent,
+        (rows, cols): (usize, usize),
+    ) -> Result<Vec<u8>, CodecError> {
+        let side = self.net.tile();
+        let mut state = self.net.pixels_start::<1>([&latent.z]);
+        let mut tile = vec![0u8; self.net.tile_pixels()];
+        for p in 0..rows * side {
+            let logit = state.logit(p)[0];
+            if p % side < cols {
+                tile[p] = coder
+                    .decode_symbol(Bernoulli::new(pixel_probability(logit)))
+                    .map_err(coder_err)?;
+                state.set(p, 0, tile[p]);
+            }
+        }
+        Ok(tile)
     }
 
     /// Pops a latent with the discretized posterior `post`.
@@ -529,7 +723,15 @@ impl<'n> BitsBack<'n> {
                 .map(|&(k, _)| std::mem::take(&mut coders[k]))
                 .collect();
             let views: Vec<&[u8]> = buffers.iter().map(Vec::as_slice).collect();
-            self.encode_chunks(&mut group, &views, &inside)?;
+            // Every lane pushes its step-th tile now, so all use the same sample count.
+            match samples_at(self.samples, step) {
+                1 => self.encode_chunks(&mut group, &views, &inside)?,
+                k => {
+                    for ((c, tile), &ins) in group.iter_mut().zip(&views).zip(&inside) {
+                        self.encode_weighted(c, tile, ins, k)?;
+                    }
+                }
+            }
             for (&(k, _), c) in modelled.iter().zip(group) {
                 coders[k] = c;
             }
@@ -646,6 +848,34 @@ impl<'n> BitsBack<'n> {
                     }
                 }
             }
+            // Tiles pushed late in long lanes may use several samples: those go one by one,
+            // the rest in lockstep.
+            let pushed = |k: usize| plans[k].1 - 1 - step;
+            let (weighted, modelled): (Vec<_>, Vec<_>) = modelled
+                .into_iter()
+                .partition(|&(k, _)| samples_at(self.samples, pushed(k)) > 1);
+            for &(k, t) in &weighted {
+                let tile = self
+                    .decode_weighted(
+                        &mut coders[k],
+                        (t.rows, t.cols),
+                        samples_at(self.samples, pushed(k)),
+                    )
+                    .map_err(|e| match e {
+                        CodecError::Exhausted { .. } => CodecError::Exhausted {
+                            lane: first_index + k,
+                            tile: step,
+                        },
+                        other => other,
+                    })?;
+                place(
+                    &mut out[k][t.strip],
+                    lanes[k].shapes[t.strip].0,
+                    &t,
+                    &tile,
+                    side,
+                );
+            }
             let inside: Vec<(usize, usize)> =
                 modelled.iter().map(|(_, t)| (t.rows, t.cols)).collect();
             let mut group: Vec<Coder> = modelled
@@ -663,12 +893,13 @@ impl<'n> BitsBack<'n> {
                 })?;
             for ((&(k, t), c), tile) in modelled.iter().zip(group).zip(decoded) {
                 coders[k] = c;
-                let width = lanes[k].shapes[t.strip].0;
-                let strip = &mut out[k][t.strip];
-                for r in 0..t.rows {
-                    let at = (t.y + r) * width + t.x;
-                    strip[at..at + t.cols].copy_from_slice(&tile[r * side..r * side + t.cols]);
-                }
+                place(
+                    &mut out[k][t.strip],
+                    lanes[k].shapes[t.strip].0,
+                    &t,
+                    &tile,
+                    side,
+                );
             }
         }
         for (k, coder) in coders.into_iter().enumerate() {
@@ -679,6 +910,14 @@ impl<'n> BitsBack<'n> {
             }
         }
         Ok(out)
+    }
+}
+
+/// Copies a decoded `side × side` tile's inside into its strip.
+fn place(strip: &mut [u8], width: usize, t: &Tile, tile: &[u8], side: usize) {
+    for r in 0..t.rows {
+        let at = (t.y + r) * width + t.x;
+        strip[at..at + t.cols].copy_from_slice(&tile[r * side..r * side + t.cols]);
     }
 }
 

@@ -131,6 +131,41 @@ impl LatentGrid {
     }
 }
 
+/// The cumulative table of a uniform choice among `k` (1 ≤ k ≤ 2^16): entry i is
+/// ⌊i·2^P / k⌋, so every choice has at least 2^(P−16) units.
+pub fn uniform_cdf(k: usize) -> Vec<u32> {
+    (0..=k as u64)
+        .map(|i| ((i << PRECISION) / k as u64) as u32)
+        .collect()
+}
+
+/// The cumulative table of the importance-sample index (format-spec.md §3.4): choice k
+/// has probability ∝ 2^(w_k), from the log2 weights `w`, every choice keeping at least
+/// one unit.
+pub fn weights_cdf(w: &[f64]) -> Vec<u32> {
+    let k = w.len();
+    let top = w.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let e: Vec<f64> = w.iter().map(|&x| libm::exp2(x - top)).collect();
+    let total: f64 = e.iter().sum();
+    let free = f64::from((1u32 << PRECISION) - k as u32);
+    let mut cdf = vec![0u32; k + 1];
+    let (mut acc, mut prev) = (0f64, 0u32);
+    for i in 0..k - 1 {
+        acc += e[i];
+        // `as` saturates (NaN → 0); the running max keeps the table monotone.
+        let v = (acc / total * free) as u32;
+        prev = prev.max(v.min(free as u32));
+        cdf[i + 1] = prev + i as u32 + 1;
+    }
+    cdf[k] = 1 << PRECISION;
+    cdf
+}
+
+/// log2 of a fixed-point probability `f / 2^P`.
+pub fn log2_probability(f: u32) -> f64 {
+    libm::log2(f64::from(f)) - PRECISION as f64
+}
+
 /// The fixed-point probability that a pixel is ink, given its logit: sigmoid in f64,
 /// rounded to `PRECISION` bits and kept strictly inside (0, 1).
 pub fn pixel_probability(logit: f32) -> u32 {
@@ -203,6 +238,25 @@ mod tests {
         // A narrow posterior puts nearly all mass on the bucket holding its mean.
         g.posterior_cdf(g.centre(40), -6.0, &mut cdf);
         assert!(cdf[41] - cdf[40] > (1 << PRECISION) - 1000);
+    }
+
+    #[test]
+    fn index_tables_are_valid_and_follow_the_weights() {
+        for w in [
+            vec![0.0],
+            vec![0.0, 0.0, 0.0],
+            vec![-500.0, 3.0, 2.0, f64::NAN],
+            vec![1e9, -1e9],
+        ] {
+            let cdf = weights_cdf(&w);
+            assert_eq!((cdf[0], cdf[w.len()]), (0, 1 << PRECISION));
+            assert!(cdf.windows(2).all(|p| p[1] > p[0]), "{w:?}");
+        }
+        let cdf = weights_cdf(&[0.0, 1.0]);
+        let (a, b) = (cdf[1], cdf[2] - cdf[1]);
+        assert!((f64::from(b) / f64::from(a) - 2.0).abs() < 1e-5);
+        let u = uniform_cdf(3);
+        assert_eq!(u, vec![0, 5_592_405, 11_184_810, 1 << PRECISION]);
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub fn compress(
     images: &[Vec<u8>],
     lanes: Option<usize>,
 ) -> Vec<u8> {
-    compress_with(net, entries, images, lanes, LaneCoders::Smallest)
+    compress_with(net, entries, images, lanes, LaneCoders::Smallest, 1)
 }
 
 /// Compresses with the bits-back chain wherever it can code a lane: what tests of the
@@ -77,7 +77,18 @@ pub fn compress_chain(
     images: &[Vec<u8>],
     lanes: Option<usize>,
 ) -> Vec<u8> {
-    compress_with(net, entries, images, lanes, LaneCoders::BitsBack)
+    compress_with(net, entries, images, lanes, LaneCoders::BitsBack, 1)
+}
+
+/// Compresses with importance-weighted bits-back, up to `samples` latents a tile.
+pub fn compress_weighted(
+    net: &Network,
+    entries: &[Entry],
+    images: &[Vec<u8>],
+    lanes: Option<usize>,
+    samples: usize,
+) -> Vec<u8> {
+    compress_with(net, entries, images, lanes, LaneCoders::BitsBack, samples)
 }
 
 pub fn compress_with(
@@ -86,6 +97,7 @@ pub fn compress_with(
     images: &[Vec<u8>],
     lanes: Option<usize>,
     coders: LaneCoders,
+    samples: usize,
 ) -> Vec<u8> {
     archive::compress(
         &[net],
@@ -95,6 +107,7 @@ pub fn compress_with(
             latent_bits: 8,
             lanes,
             coders,
+            samples,
         },
         &|_| {},
     )
