@@ -312,7 +312,8 @@ impl<'n> BitsBack<'n> {
         inside: (usize, usize),
         latents: &[Latent],
     ) -> (Vec<u32>, Vec<Vec<u32>>) {
-        let prior = (latents[0].buckets.len() as f64) * (self.grid.buckets() as f64).log2();
+        // log2 P(ĵ) = −d·B exactly: the prior is uniform over 2^B buckets a dimension.
+        let prior = (latents[0].buckets.len() as u32 * self.grid.buckets().trailing_zeros()) as f64;
         let (logs, probs) = self.log2_pixels(tile, inside, latents);
         let w: Vec<f64> = latents
             .iter()
