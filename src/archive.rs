@@ -213,8 +213,11 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
             let chained: Vec<Option<Vec<CodedLane>>> =
                 chains.iter().map(|c| c.encode(&views).ok()).collect();
             let context = match opts.coders {
-                LaneCoders::Smallest => Some(ContextModel.encode(&views)?),
-                LaneCoders::BitsBack => None,
+                LaneCoders::Smallest => CONTEXT_MODELS
+                    .iter()
+                    .map(|m| Ok((m.template, m.encode(&views)?)))
+                    .collect::<Result<Vec<_>, CodecError>>()?,
+                LaneCoders::BitsBack => Vec::new(),
             };
             let stored = Stored.encode(&views)?;
             let lanes = group
@@ -227,15 +230,22 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
                         c.as_ref()
                             .map(|c| (bits_back_coder(m as u16, opts.samples), &c[k]))
                     });
-                    let fallbacks = [
-                        context.as_ref().map(|c| (LaneCoder::Context, &c[k])),
-                        Some((LaneCoder::Stored, &stored[k])),
-                    ];
+                    let fallbacks = context
+                        .iter()
+                        .map(|(template, c)| {
+                            (
+                                LaneCoder::Context {
+                                    template: *template,
+                                },
+                                &c[k],
+                            )
+                        })
+                        .chain(std::iter::once((LaneCoder::Stored, &stored[k])));
                     match opts.coders {
                         LaneCoders::BitsBack if chained.iter().any(Option::is_some) => {
                             smallest(chains, rows)
                         }
-                        _ => smallest(chains.chain(fallbacks.into_iter().flatten()), rows),
+                        _ => smallest(chains.chain(fallbacks), rows),
                     }
                 })
                 .collect::<Vec<_>>();
@@ -267,6 +277,10 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
     })?)
 }
 
+/// The context model with each template, tried on every lane.
+const CONTEXT_MODELS: [ContextModel; 2] =
+    [ContextModel { template: 0 }, ContextModel { template: 1 }];
+
 /// The version 2 bits-back coder with model `model` and up to `samples` importance
 /// samples a tile.
 fn bits_back_coder(model: u16, samples: usize) -> LaneCoder {
@@ -281,7 +295,7 @@ fn bits_back_coder(model: u16, samples: usize) -> LaneCoder {
 fn record_bytes(coder: LaneCoder) -> usize {
     match coder {
         LaneCoder::BitsBack { .. } => 1 + 10 + 10 + 2 + 2 + 1 + 8,
-        LaneCoder::Context => 1 + 10 + 10 + 8,
+        LaneCoder::Context { .. } => 1 + 10 + 10 + 1 + 8,
         LaneCoder::Stored => 1 + 10 + 10,
     }
 }
@@ -388,7 +402,7 @@ pub fn decompress<E: From<ArchiveError>>(
                     .expect("resolved above")
                     .1
             }
-            LaneCoder::Context => &ContextModel,
+            LaneCoder::Context { template } => &CONTEXT_MODELS[template as usize],
             LaneCoder::Stored => &Stored,
         }
     };

@@ -394,7 +394,12 @@ fn info(path: &Path) -> Result<()> {
     let n = arch.image_count;
     let (smallest, largest) = arch.size_range;
     let count = |kind: LaneCoder| arch.lanes.iter().filter(|l| l.coder == kind).count();
-    let (context, stored) = (count(LaneCoder::Context), count(LaneCoder::Stored));
+    let context = arch
+        .lanes
+        .iter()
+        .filter(|l| matches!(l.coder, LaneCoder::Context { .. }))
+        .count();
+    let stored = count(LaneCoder::Stored);
     println!("archive        {}", path.display());
     println!("format         version {}", arch.version);
     for m in &arch.models {

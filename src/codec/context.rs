@@ -13,36 +13,54 @@ use super::lane::{CodedLane, LaneCodec, LaneToDecode};
 use super::model::{Bernoulli, Coder, PRECISION};
 use constriction::stream::{Decode, Encode};
 
-/// The template: (row, column) offsets of the 16 causal neighbours whose values, bit k
-/// for offset k, index a pixel's context. Positions outside the strip read 0.
-pub const TEMPLATE: [(isize, isize); 16] = [
-    (-2, -2),
-    (-2, -1),
-    (-2, 0),
-    (-2, 1),
-    (-2, 2),
-    (-1, -3),
-    (-1, -2),
-    (-1, -1),
-    (-1, 0),
-    (-1, 1),
-    (-1, 2),
-    (-1, 3),
-    (0, -4),
-    (0, -3),
-    (0, -2),
-    (0, -1),
+/// The templates: (row, column) offsets of the causal neighbours whose values, bit k for
+/// offset k, index a pixel's context. Positions outside the strip read 0. A lane records
+/// which it uses (format-spec.md §3.6): the wide one suits dense text, the JBIG-like
+/// narrow one learns faster on small or varied images.
+pub const TEMPLATES: [&[(isize, isize)]; 2] = [
+    &[
+        (-2, -2),
+        (-2, -1),
+        (-2, 0),
+        (-2, 1),
+        (-2, 2),
+        (-1, -3),
+        (-1, -2),
+        (-1, -1),
+        (-1, 0),
+        (-1, 1),
+        (-1, 2),
+        (-1, 3),
+        (0, -4),
+        (0, -3),
+        (0, -2),
+        (0, -1),
+    ],
+    &[
+        (-2, -1),
+        (-2, 0),
+        (-2, 1),
+        (-1, -2),
+        (-1, -1),
+        (-1, 0),
+        (-1, 1),
+        (-1, 2),
+        (0, -2),
+        (0, -1),
+    ],
 ];
 
 /// Counts are halved once their sum exceeds this, so the model follows local statistics.
-pub const COUNT_LIMIT: u32 = 255;
+/// High enough that long white runs cost next to nothing (≈ 0.0002 bits a pixel): 255
+/// made text pages 20% larger.
+pub const COUNT_LIMIT: u32 = 4095;
 
 /// Adaptive counts (n0, n1) for every context.
 struct Counts(Vec<[u32; 2]>);
 
 impl Counts {
-    fn new() -> Self {
-        Counts(vec![[0, 0]; 1 << TEMPLATE.len()])
+    fn new(template: &[(isize, isize)]) -> Self {
+        Counts(vec![[0, 0]; 1 << template.len()])
     }
 
     /// P(ink) for a context, in fixed point: (2·n1 + 1) / (2·(n0 + n1) + 2), the
@@ -64,9 +82,9 @@ impl Counts {
 
 /// The context of pixel (y, x) of a `width`-wide strip whose first `y` rows and first `x`
 /// pixels of row `y` are known.
-fn context(pixels: &[u8], width: usize, y: usize, x: usize) -> usize {
+fn context(template: &[(isize, isize)], pixels: &[u8], width: usize, y: usize, x: usize) -> usize {
     let mut ctx = 0usize;
-    for (k, &(dy, dx)) in TEMPLATE.iter().enumerate() {
+    for (k, &(dy, dx)) in template.iter().enumerate() {
         let (sy, sx) = (y as isize + dy, x as isize + dx);
         if sy >= 0 && sx >= 0 && (sx as usize) < width {
             ctx |= usize::from(pixels[sy as usize * width + sx as usize]) << k;
@@ -75,21 +93,30 @@ fn context(pixels: &[u8], width: usize, y: usize, x: usize) -> usize {
     ctx
 }
 
-/// The context-model lane coder.
-pub struct ContextModel;
+/// The context-model lane coder with one of the [`TEMPLATES`].
+pub struct ContextModel {
+    pub template: u8,
+}
+
+impl ContextModel {
+    fn template(&self) -> &'static [(isize, isize)] {
+        TEMPLATES[self.template as usize]
+    }
+}
 
 impl LaneCodec for ContextModel {
     fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
         lanes
             .iter()
             .map(|strips| {
-                let mut counts = Counts::new();
+                let template = self.template();
+                let mut counts = Counts::new(template);
                 let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
                 let mut coded: Vec<(u8, u32)> = Vec::with_capacity(total);
                 for s in strips.iter() {
                     for y in 0..s.rows {
                         for x in 0..s.width {
-                            let ctx = context(s.pixels, s.width, y, x);
+                            let ctx = context(template, s.pixels, s.width, y, x);
                             let bit = s.pixels[y * s.width + x];
                             coded.push((bit, counts.probability(ctx)));
                             counts.update(ctx, bit);
@@ -127,7 +154,8 @@ impl LaneCodec for ContextModel {
                     .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
                     .collect();
                 let mut coder = Coder::from_raw_parts(words, lane.state);
-                let mut counts = Counts::new();
+                let template = self.template();
+                let mut counts = Counts::new(template);
                 let mut out = Vec::with_capacity(lane.shapes.len());
                 for &(width, rows) in &lane.shapes {
                     // Grows row by row: memory follows what is decoded, not what is claimed.
@@ -135,7 +163,7 @@ impl LaneCodec for ContextModel {
                     for y in 0..rows {
                         pixels.resize((y + 1) * width, 0);
                         for x in 0..width {
-                            let ctx = context(&pixels, width, y, x);
+                            let ctx = context(template, &pixels, width, y, x);
                             let bit = coder
                                 .decode_symbol(Bernoulli::new(counts.probability(ctx)))
                                 .map_err(|e| CodecError::Coder(format!("{e:?}")))?;

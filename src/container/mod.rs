@@ -127,8 +127,8 @@ pub enum LaneCoder {
         samples: u32,
         reversed: bool,
     },
-    /// The adaptive context model over a 16-pixel template (format-spec.md §3.6).
-    Context,
+    /// The adaptive context model over template `template` (format-spec.md §3.6).
+    Context { template: u8 },
     /// The rows' bits, packed, MSB first, with no padding between rows.
     Stored,
 }
@@ -137,6 +137,8 @@ pub enum LaneCoder {
 pub const CODER_BITS_BACK: u8 = 0;
 pub const CODER_CONTEXT: u8 = 1;
 pub const CODER_STORED: u8 = 2;
+/// Context-model templates a reader knows.
+pub const CONTEXT_TEMPLATES: u8 = 2;
 
 /// One lane as stored: an independent stream over a run of consecutive pixel rows.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -5,9 +5,9 @@ use super::bytes::{put_varint, Reader};
 use super::names::{SAME_FORMAT, SAME_NAME_SUCCESSOR, SAME_SIZE};
 use super::{
     check_crc, check_limit, deflate, inflate_exact, successor, Archive, ContainerError, Entry,
-    Lane, LaneCoder, ModelId, CODER_BITS_BACK, CODER_CONTEXT, CODER_STORED, MAGIC, MAX_IMAGES,
-    MAX_LANES, MAX_LANE_PIXELS, MAX_LANE_SEGMENTS, MAX_LATENT_BITS, MAX_MODELS, MAX_NAME_LEN,
-    SEED_WORDS,
+    Lane, LaneCoder, ModelId, CODER_BITS_BACK, CODER_CONTEXT, CODER_STORED, CONTEXT_TEMPLATES,
+    MAGIC, MAX_IMAGES, MAX_LANES, MAX_LANE_PIXELS, MAX_LANE_SEGMENTS, MAX_LATENT_BITS, MAX_MODELS,
+    MAX_NAME_LEN, SEED_WORDS,
 };
 
 pub const VERSION: u16 = 2;
@@ -114,10 +114,11 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
                     "version 2 chains decode in order; reversed lanes are version 1 only".into(),
                 ))
             }
-            LaneCoder::Context => {
+            LaneCoder::Context { template } => {
                 out.push(CODER_CONTEXT);
                 put_varint(&mut out, l.rows);
                 put_varint(&mut out, l.payload.len() as u64);
+                out.push(template);
                 out.extend_from_slice(&l.state.to_le_bytes());
             }
             LaneCoder::Stored => {
@@ -229,7 +230,11 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
                 (coder, elided, state)
             }
             CODER_CONTEXT => {
+                let template = r.u8("lane template")?;
                 let state = r.u64("lane state")?;
+                if template >= CONTEXT_TEMPLATES {
+                    return Err(bad(format!("has the unknown template {template}")));
+                }
                 if len % 4 != 0 {
                     return Err(bad(format!("has {len} payload bytes, not whole words")));
                 }
@@ -238,7 +243,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
                         "head {state:#x} is below 2^32 while words follow"
                     )));
                 }
-                (LaneCoder::Context, 0, state)
+                (LaneCoder::Context { template }, 0, state)
             }
             CODER_STORED => (LaneCoder::Stored, 0, 0),
             _ => return Err(bad(format!("has the unknown coder {code}"))),
