@@ -80,17 +80,50 @@ impl Counts {
     }
 }
 
-/// The context of pixel (y, x) of a `width`-wide strip whose first `y` rows and first `x`
-/// pixels of row `y` are known.
-fn context(template: &[(isize, isize)], pixels: &[u8], width: usize, y: usize, x: usize) -> usize {
-    let mut ctx = 0usize;
-    for (k, &(dy, dx)) in template.iter().enumerate() {
-        let (sy, sx) = (y as isize + dy, x as isize + dx);
-        if sy >= 0 && sx >= 0 && (sx as usize) < width {
-            ctx |= usize::from(pixels[sy as usize * width + sx as usize]) << k;
+/// A strip with a border of white around it: 2 rows above, 4 columns left and 3 right,
+/// the templates' reach. Every neighbour is then a fixed offset from the pixel, with no
+/// bounds to check, and the border reads 0 as the format wants.
+struct Padded {
+    stride: usize,
+    buf: Vec<u8>,
+    /// Each template offset as a distance in `buf`.
+    offsets: Vec<isize>,
+}
+
+impl Padded {
+    const ABOVE: usize = 2;
+    const LEFT: usize = 4;
+    const RIGHT: usize = 3;
+
+    fn new(template: &[(isize, isize)], width: usize, rows: usize) -> Self {
+        let stride = Self::LEFT + width + Self::RIGHT;
+        Padded {
+            stride,
+            buf: vec![0; (Self::ABOVE + rows) * stride],
+            offsets: template
+                .iter()
+                .map(|&(dy, dx)| dy * stride as isize + dx)
+                .collect(),
         }
     }
-    ctx
+
+    fn at(&self, y: usize, x: usize) -> usize {
+        (Self::ABOVE + y) * self.stride + Self::LEFT + x
+    }
+
+    /// The context of pixel (y, x): bit k is the neighbour at template offset k.
+    #[inline]
+    fn context(&self, y: usize, x: usize) -> usize {
+        let here = self.at(y, x) as isize;
+        self.offsets.iter().enumerate().fold(0, |ctx, (k, &o)| {
+            ctx | usize::from(self.buf[(here + o) as usize]) << k
+        })
+    }
+
+    fn set(&mut self, y: usize, x: usize, bit: u8) {
+        let i = self.at(y, x);
+        self.buf[i] = bit;
+    }
 }
 
 /// The context-model lane coder with one of the [`TEMPLATES`].
@@ -114,9 +147,15 @@ impl LaneCodec for ContextModel {
                 let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
                 let mut coded: Vec<(u8, u32)> = Vec::with_capacity(total);
                 for s in strips.iter() {
+                    let mut known = Padded::new(template, s.width, s.rows);
                     for y in 0..s.rows {
                         for x in 0..s.width {
-                            let ctx = context(template, s.pixels, s.width, y, x);
+                            known.set(y, x, s.pixels[y * s.width + x]);
+                        }
+                    }
+                    for y in 0..s.rows {
+                        for x in 0..s.width {
+                            let ctx = known.context(y, x);
                             let bit = s.pixels[y * s.width + x];
                             coded.push((bit, counts.probability(ctx)));
                             counts.update(ctx, bit);
@@ -158,16 +197,19 @@ impl LaneCodec for ContextModel {
                 let mut counts = Counts::new(template);
                 let mut out = Vec::with_capacity(lane.shapes.len());
                 for &(width, rows) in &lane.shapes {
-                    // Grows row by row: memory follows what is decoded, not what is claimed.
-                    let mut pixels = Vec::new();
+                    // A strip's buffers are made when it is reached, and each row is
+                    // decoded before the next: a lane that claims more rows than it holds
+                    // fails at its checks having decoded only what it held.
+                    let mut known = Padded::new(template, width, rows);
+                    let mut pixels = Vec::with_capacity(width * rows);
                     for y in 0..rows {
-                        pixels.resize((y + 1) * width, 0);
                         for x in 0..width {
-                            let ctx = context(template, &pixels, width, y, x);
+                            let ctx = known.context(y, x);
                             let bit = coder
                                 .decode_symbol(Bernoulli::new(counts.probability(ctx)))
                                 .map_err(|e| CodecError::Coder(format!("{e:?}")))?;
-                            pixels[y * width + x] = bit;
+                            known.set(y, x, bit);
+                            pixels.push(bit);
                             counts.update(ctx, bit);
                         }
                     }
