@@ -93,6 +93,17 @@ pub enum CodecError {
     Coder(String),
 }
 
+impl CodecError {
+    /// An exhausted lane renumbered as lane `lane` of the archive at tile `tile`; other
+    /// errors unchanged.
+    fn at(self, lane: usize, tile: usize) -> Self {
+        match self {
+            CodecError::Exhausted { .. } => CodecError::Exhausted { lane, tile },
+            other => other,
+        }
+    }
+}
+
 fn coder_err(e: impl std::fmt::Debug) -> CodecError {
     CodecError::Coder(format!("{e:?}"))
 }
@@ -862,13 +873,7 @@ impl<'n> BitsBack<'n> {
                         (t.rows, t.cols),
                         samples_at(self.samples, pushed(k)),
                     )
-                    .map_err(|e| match e {
-                        CodecError::Exhausted { .. } => CodecError::Exhausted {
-                            lane: first_index + k,
-                            tile: step,
-                        },
-                        other => other,
-                    })?;
+                    .map_err(|e| e.at(first_index + k, step))?;
                 place(
                     &mut out[k][t.strip],
                     lanes[k].shapes[t.strip].0,
@@ -886,10 +891,9 @@ impl<'n> BitsBack<'n> {
             let decoded = self
                 .decode_chunks(&mut group, &inside)
                 .map_err(|e| match e {
-                    CodecError::Exhausted { lane, .. } => CodecError::Exhausted {
-                        lane: first_index + modelled[lane].0,
-                        tile: step,
-                    },
+                    CodecError::Exhausted { lane, .. } => {
+                        e.at(first_index + modelled[lane].0, step)
+                    }
                     other => other,
                 })?;
             for ((&(k, t), c), tile) in modelled.iter().zip(group).zip(decoded) {

@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::bitsback::{CodecError, Strip};
-use super::lane::{CodedLane, LaneCodec, LaneToDecode};
+use super::lane::{words, CodedLane, LaneCodec, LaneToDecode};
 use super::model::{Bernoulli, Coder, PRECISION};
 use constriction::stream::{Decode, Encode};
 
@@ -187,12 +187,7 @@ impl LaneCodec for ContextModel {
             .iter()
             .enumerate()
             .map(|(k, lane)| {
-                let words: Vec<u32> = lane
-                    .payload
-                    .chunks_exact(4)
-                    .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-                    .collect();
-                let mut coder = Coder::from_raw_parts(words, lane.state);
+                let mut coder = Coder::from_raw_parts(words(lane.payload), lane.state);
                 let template = self.template();
                 let mut counts = Counts::new(template);
                 let mut out = Vec::with_capacity(lane.shapes.len());

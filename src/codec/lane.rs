@@ -35,6 +35,14 @@ pub trait LaneCodec: Sync {
     ) -> Result<Vec<Vec<Vec<u8>>>, CodecError>;
 }
 
+/// An ANS lane's payload as its words, bottom of the stack first.
+pub fn words(payload: &[u8]) -> Vec<u32> {
+    payload
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        .collect()
+}
+
 /// A bits-back chain over the VLAE.
 pub struct Chain<'n> {
     pub bits_back: BitsBack<'n>,
@@ -71,11 +79,7 @@ impl LaneCodec for Chain<'_> {
                 lane: ChainLane {
                     seed_words_elided: l.seed_words_elided,
                     state: l.state,
-                    words: l
-                        .payload
-                        .chunks_exact(4)
-                        .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-                        .collect(),
+                    words: words(l.payload),
                 },
                 shapes: l.shapes.clone(),
             })
