@@ -59,8 +59,9 @@ pub enum LaneCoderArg {
 /// How to code.
 #[derive(Args, Clone)]
 pub struct CodingArgs {
-    /// Independent lanes (runs of rows coded separately, in parallel); default: one per
-    /// 490,000 pixels (625 digits), at most 64.
+    /// At least this many lanes: independent runs of rows, coded and decoded in parallel.
+    /// Default: one per 490,000 pixels (625 digits). More lanes decode on more cores and
+    /// cost a few hundred bits each.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub lanes: Option<u32>,
     /// Which coders lanes may use: the smallest of the bits-back chain, the context model
