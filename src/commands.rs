@@ -148,16 +148,17 @@ fn coding_networks(args: &ModelArgs) -> Result<Vec<Network>> {
     model_sources(args).iter().map(network).collect()
 }
 
-/// The networks to decompress with: those `--model` names, then every built-in one.
+/// The networks to decompress with: those `--model` names, then every other built-in
+/// one (each built once).
 fn decoding_networks(args: &ModelArgs) -> Result<Vec<Network>> {
-    let mut nets = coding_networks(args)?;
+    let mut sources = model_sources(args);
     for m in models::BUILT_IN {
-        let net = m.network()?;
-        if !nets.iter().any(|n| n.fingerprint() == net.fingerprint()) {
-            nets.push(net);
+        let named = |s: &ModelSource| matches!(s, ModelSource::BuiltIn(b) if b.name == m.name);
+        if !sources.iter().any(named) {
+            sources.push(ModelSource::BuiltIn(m));
         }
     }
-    Ok(nets)
+    sources.iter().map(network).collect()
 }
 
 /// The candle model for −ELBO and IWAE figures: `auto` means the first built-in model.

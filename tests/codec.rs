@@ -9,6 +9,7 @@ use candle_core::{Device, Tensor};
 use common::*;
 use vlae_zip::archive::{self, plan_lanes, ArchiveError, Segment};
 use vlae_zip::codec::bitsback::{BitsBack, ChainInput, ChainOrder, CodecError, Strip};
+use vlae_zip::codec::lane;
 use vlae_zip::config::VlaeConfig;
 use vlae_zip::container::{self, LaneCoder};
 use vlae_zip::nn::{eval, vlae::pixels_tensor};
@@ -197,7 +198,7 @@ fn archives_are_identical_across_threads_and_batching() {
         })
         .collect();
     let alone = bb.compress_lanes(&[&strips]).unwrap().remove(0);
-    assert_eq!(arch.lanes[0].words(), alone.words);
+    assert_eq!(lane::words(arch.lanes[0].payload), alone.words);
 }
 
 #[test]
@@ -233,7 +234,7 @@ fn a_lane_that_claims_more_than_it_holds_fails_fast() {
     let bb = BitsBack::new(net, 8).unwrap();
     // The real lane's head and the top 8 of its words: the first tiles decode as they
     // should, then the stack runs out.
-    let words = arch.lanes[0].words();
+    let words = lane::words(arch.lanes[0].payload);
     let lane = vlae_zip::codec::bitsback::ChainLane {
         seed_words_elided: 0,
         state: arch.lanes[0].state,

@@ -213,10 +213,14 @@ fn tiles(shapes: &[(usize, usize)], side: usize) -> Vec<Tile> {
 
 /// A latent as the coder decided it: its bucket per dimension, the prior's shift T_i of
 /// each dimension (ε_i = z_i − T_i), and the resulting z.
+#[derive(Clone)]
 struct Latent {
     buckets: Vec<usize>,
     shifts: Vec<f32>,
     z: Vec<f32>,
+    /// log2 Q(ĵ|x), kept when the latent was popped with the posterior (whose tables
+    /// that already built); importance weighting needs it.
+    log2_posterior: Option<f64>,
 }
 
 /// A model plus its latent discretization: everything needed to code tiles.
@@ -257,8 +261,12 @@ impl<'n> BitsBack<'n> {
         self
     }
 
-    /// log2 Q(ĵ|x) of a latent under the discretized posterior `post`.
+    /// log2 Q(ĵ|x) of a latent under the discretized posterior `post`: the same sum, in
+    /// the same order, as [`Self::pop_posterior`] keeps.
     fn log2_posterior(&self, post: &Posterior, latent: &Latent) -> f64 {
+        if let Some(known) = latent.log2_posterior {
+            return known;
+        }
         let mut cdf = vec![0u32; self.grid.buckets() + 1];
         let mut total = 0f64;
         for (i, &j) in latent.buckets.iter().enumerate() {
@@ -393,11 +401,7 @@ impl<'n> BitsBack<'n> {
             if i != j {
                 latents.push(self.pop_posterior(coder, &post)?);
             } else {
-                latents.push(Latent {
-                    buckets: chosen.buckets.clone(),
-                    shifts: chosen.shifts.clone(),
-                    z: chosen.z.clone(),
-                });
+                latents.push(chosen.clone());
             }
         }
         if ran_dry(coder) {
@@ -442,6 +446,7 @@ impl<'n> BitsBack<'n> {
         let mut prior = net.prior_start();
         let d = post.mean.len();
         let (mut buckets, mut shifts) = (Vec::with_capacity(d), Vec::with_capacity(d));
+        let mut log2_q = 0f64;
         for i in 0..d {
             let shift = net.prior_shift(&mut prior);
             self.grid
@@ -449,6 +454,7 @@ impl<'n> BitsBack<'n> {
             let j = coder
                 .decode_symbol(Categorical::new(&cdf))
                 .map_err(coder_err)?;
+            log2_q += log2_probability(cdf[j + 1] - cdf[j]);
             net.prior_push(&mut prior, self.grid.centre(j) + shift);
             buckets.push(j);
             shifts.push(shift);
@@ -457,6 +463,7 @@ impl<'n> BitsBack<'n> {
             buckets,
             shifts,
             z: Network::latent(&prior).to_vec(),
+            log2_posterior: Some(log2_q),
         })
     }
 
@@ -483,6 +490,7 @@ impl<'n> BitsBack<'n> {
             buckets,
             shifts,
             z: Network::latent(&prior).to_vec(),
+            log2_posterior: None,
         })
     }
 

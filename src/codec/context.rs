@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::bitsback::{CodecError, Strip};
-use super::lane::{words, CodedLane, LaneCodec, LaneToDecode};
+use super::lane::{payload, words, CodedLane, LaneCodec, LaneToDecode};
 use super::model::{Bernoulli, Coder, PRECISION};
 use constriction::stream::{Decode, Encode};
 
@@ -172,7 +172,7 @@ impl LaneCodec for ContextModel {
                 Ok(CodedLane {
                     seed_words_elided: 0,
                     state,
-                    payload: words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+                    payload: payload(&words),
                 })
             })
             .collect()

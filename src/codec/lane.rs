@@ -35,6 +35,11 @@ pub trait LaneCodec: Sync {
     ) -> Result<Vec<Vec<Vec<u8>>>, CodecError>;
 }
 
+/// ANS words as a lane's payload: little-endian bytes, bottom of the stack first.
+pub fn payload(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
 /// An ANS lane's payload as its words, bottom of the stack first.
 pub fn words(payload: &[u8]) -> Vec<u32> {
     payload
@@ -63,7 +68,7 @@ impl LaneCodec for Chain<'_> {
             .map(|l| CodedLane {
                 seed_words_elided: l.seed_words_elided,
                 state: l.state,
-                payload: l.words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+                payload: payload(&l.words),
             })
             .collect())
     }

@@ -157,16 +157,6 @@ pub struct Lane<P> {
 /// A lane borrowed from archive bytes.
 pub type LaneView<'a> = Lane<&'a [u8]>;
 
-impl LaneView<'_> {
-    /// The payload as ANS words (little-endian u32), bottom of the stack first.
-    pub fn words(&self) -> Vec<u32> {
-        self.payload
-            .chunks_exact(4)
-            .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-            .collect()
-    }
-}
-
 /// A parsed archive. Entries stay in their raw table and are produced one at a time by
 /// [`Archive::entries`], so that a huge image count costs no memory per image.
 #[derive(Debug)]
