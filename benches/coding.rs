@@ -64,8 +64,9 @@ fn coding(c: &mut Criterion) {
     g.finish();
 
     let z = vec![0.1f32; net.config().latent_dim];
+    let blank = vec![0u8; net.canvas().pixels()];
     c.bench_function("pixelcnn step (one pixel, one image)", |b| {
-        let mut st = net.pixels_start::<1>([&z]);
+        let mut st = net.pixels_start::<1>([&z], [&blank]);
         let mut p = 0;
         b.iter(|| {
             let l = st.logit(p);
@@ -75,7 +76,7 @@ fn coding(c: &mut Criterion) {
         })
     });
     c.bench_function("pixelcnn step (one pixel, 4 images in lockstep)", |b| {
-        let mut st = net.pixels_start::<4>([&z; 4]);
+        let mut st = net.pixels_start::<4>([&z; 4], [&blank; 4]);
         let mut p = 0;
         b.iter(|| {
             let l = st.logit(p);

@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use crate::config::VlaeConfig;
-use crate::geometry::{causal_taps, square_taps, Resample, TapTable};
+use crate::geometry::{causal_taps, square_taps, Canvas, Resample, TapTable};
 
 /// A convolution: its weight prefix, tap table and channels. Weights are
 /// `(taps·cin, cout)` plus a bias.
@@ -151,6 +151,8 @@ pub struct PriorSpec {
 pub struct Architecture {
     /// Tile side: the model codes `tile × tile` pixels at a time.
     pub tile: usize,
+    /// What the PixelCNN's input layer reads: the tile and, with context, its surround.
+    pub canvas: Canvas,
     pub latent: usize,
     /// Channels of the quarter-grid map the decoder's `fc` produces (position-major).
     pub fc_channels: usize,
@@ -216,14 +218,12 @@ impl Architecture {
         };
         let mask_b = causal_taps(3, true);
         let pixelcnn = PixelCnnLayers {
-            input: conv(
-                "pixelcnn.input",
-                full,
-                Resample::Same,
-                &causal_taps(cfg.first_kernel, false),
-                1,
-                c,
-            ),
+            input: ConvSpec {
+                name: "pixelcnn.input".into(),
+                table: TapTable::on_canvas(cfg.canvas(), &causal_taps(cfg.first_kernel, false)),
+                cin: 1,
+                cout: c,
+            },
             input_cond: dense("pixelcnn.input_cond", cz, c, false),
             blocks: (0..cfg.pixel_blocks)
                 .map(|i| BlockLayers {
@@ -254,6 +254,7 @@ impl Architecture {
         };
         Architecture {
             tile: full,
+            canvas: cfg.canvas(),
             latent: d,
             fc_channels: d_quarter,
             encoder,

@@ -2,7 +2,10 @@
 
 use crate::{CodingArgs, Command, LaneCoderArg, ModelArgs};
 use anyhow::{Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -14,9 +17,14 @@ use vlae_zip::idx::PIXELS;
 use vlae_zip::infer::network::Network;
 use vlae_zip::job;
 use vlae_zip::models;
+use vlae_zip::nn::data::{Image, TileSet};
 use vlae_zip::nn::{eval, train, vlae as eval_model};
 
 const LN2: f64 = std::f64::consts::LN_2;
+
+/// Learning rate when fine-tuning with `--init`: a quarter of a fresh run's, so that the
+/// start is not forgotten in the first steps.
+const FINE_TUNING_RATE: f64 = 5e-4;
 
 pub fn run(command: Command, quiet: bool) -> Result<()> {
     match command {
@@ -63,30 +71,102 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             Ok(())
         }
         Command::Train {
+            data_path,
             data,
             config,
+            init,
             run,
+            output,
             resume,
+            minutes,
             epochs,
             batch_size,
             learning_rate,
             limit,
             validation_images,
         } => {
-            let cfg = VlaeConfig::load(&config)?;
-            let mut images = vlae_zip::idx::read_idx_images(&data)?;
-            if let Some(n) = limit {
-                images.truncate(n as usize * PIXELS);
+            let data = data_path
+                .or(data)
+                .unwrap_or_else(|| "corpus/binarized-mnist/train-images.idx3-ubyte.gz".into());
+            let (init, cfg) = match &init {
+                Some(name) => {
+                    let (tensors, cfg) = model_tensors(&ModelArgs {
+                        model: name.clone(),
+                        config: None,
+                    })?;
+                    if let Some(path) = &config {
+                        if VlaeConfig::load(path)? != cfg {
+                            anyhow::bail!(
+                                "--config {} differs from the config of the --init model {name}",
+                                path.display()
+                            );
+                        }
+                    }
+                    (Some(tensors), cfg)
+                }
+                None => (
+                    None,
+                    VlaeConfig::load(&config.unwrap_or_else(|| "models/vlae-mnist.json".into()))?,
+                ),
+            };
+            let mut images = load_any(&data, quiet)?;
+            images.truncate(limit.map_or(usize::MAX, |n| n as usize));
+            let held_out = match validation_images {
+                Some(v) => v as usize,
+                None if data.is_dir() => images.len().div_ceil(10),
+                None => 10_000,
+            };
+            if held_out >= images.len() {
+                anyhow::bail!(
+                    "{}: {} images, and {held_out} are held out for validation: none left to train on",
+                    data.display(),
+                    images.len()
+                );
             }
+            let valid = images.split_off(images.len() - held_out);
+            let tiles = |set: Vec<FolderImage>| {
+                TileSet::new(
+                    set.into_iter()
+                        .map(|i| Image {
+                            width: i.entry.width as usize,
+                            height: i.entry.height as usize,
+                            pixels: i.pixels,
+                        })
+                        .collect(),
+                    cfg.canvas(),
+                )
+            };
             let mut opts = train::TrainOptions::default();
             opts.epochs = epochs.map_or(opts.epochs, |v| v as usize);
             opts.batch_size = batch_size.map_or(opts.batch_size, |v| v as usize);
-            opts.learning_rate = learning_rate.unwrap_or(opts.learning_rate);
-            opts.validation_images =
-                validation_images.map_or(opts.validation_images, |v| v as usize);
-            let best = train::train(&images, &cfg, &opts, &run, resume, quiet)
+            opts.learning_rate = learning_rate.unwrap_or(if init.is_some() {
+                FINE_TUNING_RATE
+            } else {
+                opts.learning_rate
+            });
+            opts.validation_images = held_out;
+            let how = train::Invocation {
+                resume,
+                quiet,
+                init,
+                minutes,
+            };
+            let best = train::train(&tiles(images), &tiles(valid), &cfg, &opts, &run, how)
                 .context("training failed")?;
-            println!("best weights: {}", best.display());
+            let output = output.unwrap_or_else(|| {
+                let name = run.file_name().map_or("model".into(), |n| n.to_os_string());
+                run.join(name).with_extension("safetensors")
+            });
+            std::fs::copy(&best, &output)
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            let json = output.with_extension("json");
+            std::fs::write(&json, cfg.to_json())
+                .with_context(|| format!("cannot write {}", json.display()))?;
+            println!(
+                "model: {} (config {}); use it with --model {0}",
+                output.display(),
+                json.display()
+            );
             Ok(())
         }
         Command::Eval {
@@ -98,15 +178,9 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
         } => {
             let mut images = load_any(&path, quiet)?;
             images.truncate(limit.map_or(usize::MAX, |n| n as usize));
-            let flat = flat_tiles(&images)?;
             let (m, cfg) = candle_model(&model)?;
-            let stats = eval::evaluate_elbo(&m, &flat, cfg.latent_dim, 500)?;
-            let iw = iwae
-                .map(|k| {
-                    eval::evaluate_iwae(&m, &flat, cfg.latent_dim, k as usize)
-                        .map(|r| (k as usize, r))
-                })
-                .transpose()?;
+            let (stats, iw) = model_figures(&m, &cfg, &images, iwae.map(|k| k as usize))?;
+            let iw = iw.map(|r| (iwae.unwrap_or(1) as usize, r));
             print_eval(&stats, iw, json);
             Ok(())
         }
@@ -123,7 +197,11 @@ enum ModelSource {
 /// or a weights file (with `--config`, or the JSON beside it).
 fn model_sources(args: &ModelArgs) -> Vec<ModelSource> {
     if args.model == "auto" {
-        return models::BUILT_IN.iter().map(ModelSource::BuiltIn).collect();
+        return models::BUILT_IN
+            .iter()
+            .filter(|m| m.auto)
+            .map(ModelSource::BuiltIn)
+            .collect();
     }
     if let Some(m) = models::built_in(&args.model) {
         return vec![ModelSource::BuiltIn(m)];
@@ -161,21 +239,32 @@ fn decoding_networks(args: &ModelArgs) -> Result<Vec<Network>> {
     sources.iter().map(network).collect()
 }
 
-/// The candle model for −ELBO and IWAE figures: `auto` means the first built-in model.
-fn candle_model(args: &ModelArgs) -> Result<(eval_model::Vlae, VlaeConfig)> {
+/// The weights of the model `args` names, as candle tensors, with its config: `auto`
+/// means the first built-in model.
+fn model_tensors(args: &ModelArgs) -> Result<(HashMap<String, Tensor>, VlaeConfig)> {
     let sources = model_sources(args);
     Ok(match &sources[0] {
-        ModelSource::BuiltIn(m) => {
-            let cfg = m.vlae_config()?;
-            (eval::load_model_bytes(m.weights, &cfg)?, cfg)
-        }
-        ModelSource::File { weights, config } => {
-            let cfg = VlaeConfig::load(config)?;
-            let m = eval::load_model(weights, &cfg)
-                .with_context(|| format!("cannot load model {}", weights.display()))?;
-            (m, cfg)
-        }
+        ModelSource::BuiltIn(m) => (
+            candle_core::safetensors::load_buffer(m.weights, &Device::Cpu)?,
+            m.vlae_config()?,
+        ),
+        ModelSource::File { weights, config } => (
+            candle_core::safetensors::load(weights, &Device::Cpu)
+                .with_context(|| format!("cannot load model {}", weights.display()))?,
+            VlaeConfig::load(config)?,
+        ),
     })
+}
+
+/// The candle model for −ELBO and IWAE figures: `auto` means the first built-in model.
+fn candle_model(args: &ModelArgs) -> Result<(eval_model::Vlae, VlaeConfig)> {
+    let (tensors, cfg) = model_tensors(args)?;
+    let m = eval_model::Vlae::new(
+        VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
+        &cfg,
+    )
+    .with_context(|| format!("cannot build model {}", args.model))?;
+    Ok((m, cfg))
 }
 
 /// `vlae-zip models`.
@@ -195,6 +284,14 @@ fn list_models() -> Result<()> {
         );
         println!("  parameters   {}", net.parameters());
         println!("  trained on   {}", m.trained_on);
+        println!(
+            "  auto         {}",
+            if m.auto {
+                "yes"
+            } else {
+                "no (decodes its old archives)"
+            }
+        );
     }
     Ok(())
 }
@@ -254,20 +351,43 @@ fn load_any(path: &Path, quiet: bool) -> Result<Vec<FolderImage>> {
     }
 }
 
-/// The images as one flat buffer of 28×28 tiles, for the candle model's −ELBO.
-fn flat_tiles(images: &[FolderImage]) -> Result<Vec<u8>> {
-    if let Some(i) = images.iter().find(|i| i.entry.pixels() != PIXELS as u64) {
-        anyhow::bail!(
-            "{}: the model's -ELBO is evaluated on 28×28 images, this one is {}×{}",
-            i.entry.name,
-            i.entry.width,
-            i.entry.height
-        );
-    }
-    Ok(images
-        .iter()
-        .flat_map(|i| i.pixels.iter().copied())
-        .collect())
+/// The images as the model's training samples: the canvases of their tiles with ink and
+/// paper, each image one strip (as one lane codes it).
+fn tile_set(images: &[FolderImage], cfg: &VlaeConfig) -> TileSet {
+    TileSet::new(
+        images
+            .iter()
+            .map(|i| Image {
+                width: i.entry.width as usize,
+                height: i.entry.height as usize,
+                pixels: i.pixels.clone(),
+            })
+            .collect(),
+        cfg.canvas(),
+    )
+}
+
+/// The model's −ELBO terms per image, and with `iwae` samples its IWAE NLL (mean, standard
+/// error) per image, in nats: sums over each image's modelled tiles. Tiles without both
+/// ink and paper cost the model nothing (the chain codes their class alone).
+fn model_figures(
+    m: &eval_model::Vlae,
+    cfg: &VlaeConfig,
+    images: &[FolderImage],
+    iwae: Option<usize>,
+) -> Result<(eval::ElboStats, Option<(f64, f64)>)> {
+    let set = tile_set(images, cfg);
+    let canvases = set.grid_canvases();
+    let per_image = set.len() as f64 / images.len().max(1) as f64;
+    let mut stats = eval::evaluate_elbo(m, &canvases, cfg.latent_dim, 500)?;
+    stats.images = images.len();
+    stats.recon_nats *= per_image;
+    stats.kl_nats *= per_image;
+    let iw = iwae
+        .map(|k| eval::evaluate_iwae(m, &canvases, cfg.latent_dim, k))
+        .transpose()?
+        .map(|(nll, se)| (nll * per_image, se * per_image));
+    Ok((stats, iw))
 }
 
 fn coding_options(coding: &CodingArgs) -> CompressOptions {
@@ -453,16 +573,12 @@ fn bench(
     let rt = job::round_trip(&refs, &images, coding_options(coding), work.path())?;
 
     let (m, cfg) = candle_model(model)?;
-    let flat = flat_tiles(&images)?;
     let pb = if quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new_spinner().with_message("evaluating the model's -ELBO")
     };
-    let stats = eval::evaluate_elbo(&m, &flat, cfg.latent_dim, 500)?;
-    let iw = iwae
-        .map(|k| eval::evaluate_iwae(&m, &flat, cfg.latent_dim, k))
-        .transpose()?;
+    let (stats, iw) = model_figures(&m, &cfg, &images, iwae)?;
     pb.finish_and_clear();
 
     let n = rt.images as f64;

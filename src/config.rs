@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+use crate::geometry::Canvas;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -33,6 +34,11 @@ pub struct VlaeConfig {
     /// fingerprints, which hash that JSON, are unchanged.
     #[serde(default = "mnist_tile", skip_serializing_if = "is_mnist_tile")]
     pub tile: usize,
+    /// Whether the PixelCNN's input layer also reads the already-decoded pixels around the
+    /// tile (`first_kernel / 2` rows above, columns either side: format-spec.md §5.3).
+    /// Left out of the JSON, and of the canonical bytes, when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub context: bool,
 }
 
 /// The tile of models whose config predates the field.
@@ -88,10 +94,26 @@ impl VlaeConfig {
     /// The config as the fixed binary encoding version 2 fingerprints hash: every field as
     /// a little-endian u32, in the order of format-spec.md §1.3.
     pub fn canonical_bytes(&self) -> Vec<u8> {
-        self.fields()
+        let mut fields = self.fields().to_vec();
+        if self.context {
+            fields.push(1);
+        }
+        fields
             .iter()
             .flat_map(|&v| (v as u32).to_le_bytes())
             .collect()
+    }
+
+    /// The window the PixelCNN's input layer reads around each tile.
+    pub fn canvas(&self) -> Canvas {
+        Canvas {
+            side: self.tile,
+            margin: if self.context {
+                self.first_kernel / 2
+            } else {
+                0
+            },
+        }
     }
 
     /// Every field, in the order of format-spec.md §1.3.

@@ -28,6 +28,97 @@ pub fn causal_taps(k: usize, include_centre: bool) -> Vec<Tap> {
         .collect()
 }
 
+/// What the part of a tile inside its image holds: (some ink, some paper). Only tiles
+/// with both go through the model; the chain codes the others as one symbol
+/// (format-spec.md §3.2), and training never sees them.
+pub fn ink_and_paper(
+    pixels: &[u8],
+    width: usize,
+    (y, x): (usize, usize),
+    (rows, cols): (usize, usize),
+) -> (bool, bool) {
+    let (mut ink, mut paper) = (false, false);
+    for row in (y..y + rows).map(|r| &pixels[r * width + x..r * width + x + cols]) {
+        ink |= row.contains(&1);
+        paper |= row.contains(&0);
+        if ink && paper {
+            break;
+        }
+    }
+    (ink, paper)
+}
+
+/// The window a PixelCNN input layer reads for one tile: the tile itself plus, for a
+/// model with context, `margin` rows above it and `margin` columns on either side.
+///
+/// Tiles are decoded in raster order, so when a tile starts the decoder knows every pixel
+/// above it (the whole margin band, left, above and right) and the pixels to its left on
+/// its own rows, but nothing to its right on those rows. The canvas holds exactly what the
+/// decoder knows; [`TapTable::on_canvas`] never reads the unknown part. With margin 0 the
+/// canvas is the tile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Canvas {
+    pub side: usize,
+    pub margin: usize,
+}
+
+impl Canvas {
+    pub fn width(&self) -> usize {
+        self.side + 2 * self.margin
+    }
+
+    pub fn height(&self) -> usize {
+        self.side + self.margin
+    }
+
+    pub fn pixels(&self) -> usize {
+        self.width() * self.height()
+    }
+
+    /// Canvas index of tile pixel `p` (row-major in the tile).
+    #[inline]
+    pub fn of_tile(&self, p: usize) -> usize {
+        let (y, x) = (p / self.side, p % self.side);
+        (y + self.margin) * self.width() + x + self.margin
+    }
+
+    /// Whether tile-relative position (y, x) is known before the tile is decoded, or is
+    /// the tile's own: above it (within the margin), left of it on its rows, or inside.
+    fn readable(&self, y: isize, x: isize) -> bool {
+        let (m, t) = (self.margin as isize, self.side as isize);
+        y >= -m && y < t && x >= -m && x < t + m && (y < 0 || x < t)
+    }
+
+    /// Fills `out` (one canvas) for the tile whose top-left corner is (`y`, `x`) in an
+    /// image of `width` columns whose first `rows` rows are `pixels` (0/1): every readable
+    /// position inside the image is copied, everything else is white (0). Rows above the
+    /// image — such as above a lane's first strip row — are white, as the decoder has them.
+    pub fn fill(
+        &self,
+        pixels: &[u8],
+        width: usize,
+        rows: usize,
+        y: usize,
+        x: usize,
+        out: &mut [u8],
+    ) {
+        let m = self.margin as isize;
+        out.fill(0);
+        for cy in 0..self.height() {
+            let (ty, iy) = (cy as isize - m, y as isize + cy as isize - m);
+            if iy < 0 || iy >= rows as isize {
+                continue;
+            }
+            for cx in 0..self.width() {
+                let (tx, ix) = (cx as isize - m, x as isize + cx as isize - m);
+                if ix >= 0 && ix < width as isize && self.readable(ty, tx) {
+                    out[cy * self.width() + cx] = pixels[iy as usize * width + ix as usize];
+                }
+            }
+        }
+    }
+}
+
 /// How an output grid relates to its input grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Resample {
@@ -90,6 +181,33 @@ impl TapTable {
             n_out: out_h * out_w,
             taps: taps.len(),
             out_width: out_w,
+            src,
+        }
+    }
+
+    /// The causal input layer of a PixelCNN: output positions are the tile's, inputs the
+    /// canvas's. A tap reads the canvas where the decoder knows the pixel and is padding
+    /// everywhere else; with margin 0 this is the `Same` table over the tile.
+    pub fn on_canvas(canvas: Canvas, taps: &[Tap]) -> Self {
+        let side = canvas.side as isize;
+        let mut src = Vec::with_capacity(canvas.side * canvas.side * taps.len());
+        for y in 0..side {
+            for x in 0..side {
+                src.extend(taps.iter().map(|&(dy, dx)| {
+                    let (sy, sx) = (y + dy, x + dx);
+                    if !canvas.readable(sy, sx) {
+                        return PADDING;
+                    }
+                    let m = canvas.margin as isize;
+                    ((sy + m) as usize * canvas.width() + (sx + m) as usize) as u32
+                }));
+            }
+        }
+        TapTable {
+            n_in: canvas.pixels(),
+            n_out: canvas.side * canvas.side,
+            taps: taps.len(),
+            out_width: canvas.side,
             src,
         }
     }
@@ -177,6 +295,53 @@ mod tests {
                 "pixel {p} sees itself or the future"
             );
         }
+    }
+
+    #[test]
+    fn canvas_without_margin_is_the_same_table() {
+        let taps = causal_taps(5, false);
+        let plain = TapTable::new(8, 8, Resample::Same, &taps);
+        let canvas = TapTable::on_canvas(Canvas { side: 8, margin: 0 }, &taps);
+        assert_eq!(plain, canvas);
+    }
+
+    /// The input layer of a context model reads the rows above and the columns to the left
+    /// across the tile border, but never the unknown pixels right of the tile on its rows.
+    #[test]
+    fn canvas_reads_only_what_the_decoder_knows() {
+        let c = Canvas { side: 4, margin: 2 };
+        let table = TapTable::on_canvas(c, &causal_taps(5, false));
+        // Tile pixel (0, 3), tap (-2, +2) reads the row-above band right of the tile.
+        let tap = causal_taps(5, false)
+            .iter()
+            .position(|&t| t == (-2, 2))
+            .unwrap();
+        assert_eq!(table.source(3, tap), Some(3 + 2 + 2));
+        // Tile pixel (1, 3), tap (-1, +1): right of the tile on its own rows, unknown.
+        let tap = causal_taps(5, false)
+            .iter()
+            .position(|&t| t == (-1, 1))
+            .unwrap();
+        assert_eq!(table.source(4 + 3, tap), None);
+        // Tile pixel (0, 0), tap (0, -2): left of the tile, known.
+        let tap = causal_taps(5, false)
+            .iter()
+            .position(|&t| t == (0, -2))
+            .unwrap();
+        assert_eq!(table.source(0, tap), Some(2 * c.width()));
+        // fill copies the same region: a page of ink gives ink exactly where readable.
+        let page = vec![1u8; 12 * 12];
+        let mut out = vec![0u8; c.pixels()];
+        c.fill(&page, 12, 12, 4, 4, &mut out);
+        for cy in 0..c.height() {
+            for cx in 0..c.width() {
+                let readable = cy < 2 || cx < 2 + 4;
+                assert_eq!(out[cy * c.width() + cx], u8::from(readable), "({cy}, {cx})");
+            }
+        }
+        // At the image's top-left corner everything outside the image is white.
+        c.fill(&page, 12, 12, 0, 0, &mut out);
+        assert_eq!(out.iter().filter(|&&v| v == 1).count(), 4 * 4);
     }
 
     #[test]

@@ -140,32 +140,48 @@ enum Command {
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         limit: Option<u32>,
     },
-    /// Train a model on an IDX file of binary images.
+    /// Train a model on a folder of bi-level images of any size, or an IDX file. Writes
+    /// OUTPUT.safetensors and OUTPUT.json, usable at once with --model.
     Train {
-        /// Training images (IDX3, optionally gzipped).
-        #[arg(
-            long,
-            default_value = "corpus/binarized-mnist/train-images.idx3-ubyte.gz"
-        )]
-        data: PathBuf,
-        /// Model config (JSON).
-        #[arg(long, default_value = "models/vlae-mnist.json")]
-        config: PathBuf,
+        /// Training images: a folder (PBM/PNG, any sizes, searched recursively) or an IDX3
+        /// file, optionally gzipped. The last images (see --validation-images) are held out.
+        #[arg(value_name = "DATA", conflicts_with = "data")]
+        data_path: Option<PathBuf>,
+        /// The same as DATA (kept for older scripts).
+        #[arg(long, hide = true)]
+        data: Option<PathBuf>,
+        /// Model config (JSON). Defaults to the --init model's config, else the MNIST one.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Start from this model's weights (a built-in name or a safetensors path) and
+        /// fine-tune; its config is used.
+        #[arg(long)]
+        init: Option<String>,
         /// Run folder for checkpoints and the log.
         #[arg(long, default_value = "runs/vlae-mnist")]
         run: PathBuf,
+        /// Where to write the best weights (and the config beside them, as .json);
+        /// defaults to RUN/NAME.safetensors, NAME being the run folder's name.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
         /// Continue the run in --run from its last checkpoint.
         #[arg(long)]
         resume: bool,
+        /// Stop after N minutes of this invocation, keeping the best weights (resume to go on).
+        #[arg(long, value_parser = positive_rate)]
+        minutes: Option<f64>,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         epochs: Option<u32>,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
         batch_size: Option<u32>,
+        /// Defaults to 0.002, or 0.0005 when fine-tuning with --init.
         #[arg(long, value_parser = positive_rate)]
         learning_rate: Option<f64>,
         /// Train on only the first N images (for smoke tests).
         #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
         limit: Option<u32>,
+        /// Images held out for validation, from the end [default: 10000 of an IDX file, a
+        /// tenth of a folder].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         validation_images: Option<u32>,
     },

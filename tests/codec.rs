@@ -306,7 +306,7 @@ fn deterministic_path_agrees_with_candle() {
             .forward(&x, &model.decoder.forward(&zt).unwrap())
             .unwrap();
         let logits = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let mut ps = net.pixels_start::<1>([&z]);
+        let mut ps = net.pixels_start::<1>([&z], [img.as_slice()]);
         for p in 0..784 {
             let l = ps.logit(p)[0];
             assert!(
@@ -399,4 +399,68 @@ fn importance_weighting_codes_digits_in_fewer_bits() {
         weighted.len(),
         plain.len()
     );
+}
+
+/// The coder's PixelCNN reads a context model's canvas exactly as the candle model that
+/// trained it does: same logits for every pixel of tiles in the middle and at the edges of
+/// a page, their canvases cut by the one function both use.
+#[test]
+fn context_model_sees_what_training_saw() {
+    let net = tiny_context();
+    let cfg = VlaeConfig::load(TINY_CONTEXT_CFG.as_ref()).unwrap();
+    let model = eval::load_model(TINY_CONTEXT.as_ref(), &cfg).unwrap();
+    let canvas = net.canvas();
+    assert_eq!((canvas.side, canvas.margin), (8, 1));
+    let (width, height) = (37, 29);
+    let page = text_page(width, height, 7);
+    for (y, x) in [(0, 0), (8, 8), (8, 32), (24, 16)] {
+        let mut c = vec![0u8; canvas.pixels()];
+        canvas.fill(&page, width, height, y, x, &mut c);
+        let z = vec![0.3f32; cfg.latent_dim];
+        let zt = Tensor::from_vec(z.clone(), (1, z.len()), &Device::Cpu).unwrap();
+        let logits = model
+            .pixelcnn
+            .forward(
+                &pixels_tensor(&c, &Device::Cpu).unwrap(),
+                &model.decoder.forward(&zt).unwrap(),
+            )
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        // The decoder starts from the canvas without the tile's own pixels.
+        let mut known = c.clone();
+        (0..64).for_each(|p| known[canvas.of_tile(p)] = 0);
+        let mut ps = net.pixels_start::<1>([&z], [known.as_slice()]);
+        for p in 0..64 {
+            let l = ps.logit(p)[0];
+            assert!(
+                (l - logits[p]).abs() < 1e-3 * (1.0 + l.abs()),
+                "tile ({y}, {x}) pixel {p}: {l} vs {}",
+                logits[p]
+            );
+            ps.set(p, 0, c[canvas.of_tile(p)]);
+        }
+    }
+}
+
+/// Context crosses tile borders inside a strip but never lane borders, so pages of any
+/// size round-trip however they are split into lanes, plain and importance-weighted.
+#[test]
+fn context_model_round_trips_pages_in_any_lanes() {
+    let net = tiny_context();
+    let sizes = [(61, 45), (8, 8), (1, 17), (23, 1), (40, 64)];
+    let images: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| text_page(w as usize, h as usize, 20 + i as u64))
+        .collect();
+    let entries = entries_for(&sizes);
+    for lanes in [Some(1), Some(4), Some(9)] {
+        round_trip(net, &entries, &images, lanes);
+    }
+    let weighted = compress_weighted(net, &entries, &images, Some(3), 3);
+    let back = decode(&[net], &weighted).unwrap();
+    assert!(back.iter().map(|(_, p)| p).eq(images.iter()));
 }

@@ -1,16 +1,32 @@
-//! Training on a tiny config: a run resumes from its checkpoint where it stopped, and a
-//! run folder is never silently overwritten.
+//! Training: a run resumes from its checkpoint where it stopped, a run folder is never
+//! silently overwritten, and `vlae-zip train` learns from a folder of pages of any size,
+//! with context, fine-tunes with `--init`, and writes a model that codes at once.
 
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use vlae_zip::config::VlaeConfig;
+use vlae_zip::image_io::{encode_image, BitImage, ImageFormat};
+use vlae_zip::nn::data::{Image, TileSet};
 use vlae_zip::nn::{eval, train};
+
+fn digit_tiles(range: std::ops::Range<usize>, cfg: &VlaeConfig) -> TileSet {
+    let images = common::digits(range.start, range.len())
+        .into_iter()
+        .map(|pixels| Image {
+            width: 28,
+            height: 28,
+            pixels,
+        })
+        .collect();
+    TileSet::new(images, cfg.canvas())
+}
 
 #[test]
 fn training_resumes_from_its_checkpoint() {
     let cfg = VlaeConfig::load("tests/data/tiny.json".as_ref()).unwrap();
-    let flat =
-        vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
-            .unwrap();
-    let images = &flat[..200 * 784];
+    let (train_set, valid_set) = (digit_tiles(0..160, &cfg), digit_tiles(160..200, &cfg));
     let opts = train::TrainOptions {
         batch_size: 32,
         epochs: 1,
@@ -19,17 +35,22 @@ fn training_resumes_from_its_checkpoint() {
     };
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
+    let quietly = |resume| train::Invocation {
+        resume,
+        quiet: true,
+        ..Default::default()
+    };
 
-    train::train(images, &cfg, &opts, &run, false, true).unwrap();
-    let err = train::train(images, &cfg, &opts, &run, false, true)
+    train::train(&train_set, &valid_set, &cfg, &opts, &run, quietly(false)).unwrap();
+    let err = train::train(&train_set, &valid_set, &cfg, &opts, &run, quietly(false))
         .unwrap_err()
         .to_string();
     assert!(err.contains("--resume"), "{err}");
 
     let more = train::TrainOptions { epochs: 2, ..opts };
-    let best = train::train(images, &cfg, &more, &run, true, true).unwrap();
+    let best = train::train(&train_set, &valid_set, &cfg, &more, &run, quietly(true)).unwrap();
     let log = std::fs::read_to_string(run.join("train.log")).unwrap();
-    // 160 training images / 32 per batch = 5 steps an epoch: the resumed run starts at
+    // 160 training digits / 32 per batch = 5 steps an epoch: the resumed run starts at
     // epoch 1, step 5, and finishes epoch 1.
     assert!(log.contains("epoch 1 batch 0 step 5"), "{log}");
     assert!(log.contains("epoch 1 done"), "{log}");
@@ -39,8 +60,134 @@ fn training_resumes_from_its_checkpoint() {
         pixel_blocks: 2,
         ..cfg
     };
-    assert!(train::train(images, &other, &more, &run, true, true)
-        .unwrap_err()
-        .to_string()
-        .contains("different config"));
+    assert!(
+        train::train(&train_set, &valid_set, &other, &more, &run, quietly(true))
+            .unwrap_err()
+            .to_string()
+            .contains("different config")
+    );
+}
+
+fn vlae(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+        .args(args)
+        .arg("-q")
+        .output()
+        .expect("binary runs");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn write_pages(dir: &Path, sizes: &[(usize, usize)], seed: u64) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (i, &(width, height)) in sizes.iter().enumerate() {
+        let page = BitImage {
+            width,
+            height,
+            pixels: common::text_page(width, height, seed + i as u64),
+        };
+        std::fs::write(
+            dir.join(format!("page{i}.pbm")),
+            encode_image(&page, ImageFormat::Pbm),
+        )
+        .unwrap();
+    }
+}
+
+/// A context model trained from a folder of pages of mixed sizes codes pages losslessly
+/// straight from the files `train` writes, and `--init` fine-tunes it, starting where it
+/// ended (its first validation is no worse than the model it started from).
+#[test]
+fn train_learns_from_a_folder_and_fine_tunes_with_init() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pages = tmp.path().join("pages");
+    write_pages(
+        &pages,
+        &[(90, 70), (64, 64), (50, 120), (77, 33), (100, 40)],
+        1,
+    );
+    let run = tmp.path().join("run");
+    let run = run.to_str().unwrap();
+    let said = vlae(&[
+        "train",
+        pages.to_str().unwrap(),
+        "--config",
+        "tests/data/tiny-context.json",
+        "--run",
+        run,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+    ]);
+    let model = Path::new(run).join("run.safetensors");
+    assert!(said.contains(model.to_str().unwrap()), "{said}");
+    assert!(model.with_extension("json").exists());
+    let log = std::fs::read_to_string(Path::new(run).join("train.log")).unwrap();
+    assert!(
+        log.contains("from 4 images") && log.contains("from 1 images"),
+        "{log}"
+    );
+
+    let unseen = tmp.path().join("unseen");
+    write_pages(&unseen, &[(81, 57), (8, 8), (1, 30)], 50);
+    let arc = tmp.path().join("x.vlz");
+    let back = tmp.path().join("back");
+    let m = model.to_str().unwrap();
+    let (u, a, b) = (
+        unseen.to_str().unwrap(),
+        arc.to_str().unwrap(),
+        back.to_str().unwrap(),
+    );
+    vlae(&[
+        "compress",
+        u,
+        "-o",
+        a,
+        "--model",
+        m,
+        "--lane-coder",
+        "bits-back",
+    ]);
+    vlae(&["decompress", a, "-o", b, "--model", m]);
+    for i in 0..3 {
+        let name = format!("page{i}.pbm");
+        assert_eq!(
+            std::fs::read(unseen.join(&name)).unwrap(),
+            std::fs::read(back.join(&name)).unwrap(),
+            "{name}"
+        );
+    }
+
+    let tuned = tmp.path().join("tuned");
+    vlae(&[
+        "train",
+        pages.to_str().unwrap(),
+        "--init",
+        m,
+        "--run",
+        tuned.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--learning-rate",
+        "0.000001",
+    ]);
+    let valid = |log: &str| -> f64 {
+        let line = log
+            .lines()
+            .filter(|l| l.contains("valid (ema)"))
+            .last()
+            .unwrap();
+        let at = line.find("-elbo ").unwrap() + 6;
+        line[at..].split(' ').next().unwrap().parse().unwrap()
+    };
+    let before = valid(&log);
+    let after = valid(&std::fs::read_to_string(tuned.join("train.log")).unwrap());
+    assert!(after <= before + 0.05 * before.abs(), "{after} vs {before}");
 }

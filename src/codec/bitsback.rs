@@ -18,6 +18,7 @@
 use super::model::{Bernoulli, Categorical, Coder, PRECISION};
 use super::quantize::{log2_probability, pixel_probability, uniform_cdf, weights_cdf, LatentGrid};
 use crate::container::SEED_WORDS;
+use crate::geometry::ink_and_paper;
 use crate::infer::kernels::subnormals_are_ieee;
 use crate::infer::network::{Network, Posterior};
 use constriction::stream::{Decode, Encode};
@@ -228,6 +229,7 @@ pub struct BitsBack<'n> {
     net: &'n Network,
     grid: LatentGrid,
     blank: Vec<u8>,
+    blank_canvas: Vec<u8>,
     /// Importance samples per tile once the ramp is done (1: plain bits-back).
     samples: usize,
 }
@@ -251,6 +253,7 @@ impl<'n> BitsBack<'n> {
             net,
             grid: LatentGrid::new(log2_buckets),
             blank: vec![0; net.tile_pixels()],
+            blank_canvas: vec![0; net.canvas().pixels()],
             samples: 1,
         })
     }
@@ -284,6 +287,7 @@ impl<'n> BitsBack<'n> {
     fn log2_pixels(
         &self,
         tile: &[u8],
+        canvas: &[u8],
         (rows, cols): (usize, usize),
         latents: &[Latent],
     ) -> (Vec<f64>, Vec<Vec<u32>>) {
@@ -295,11 +299,10 @@ impl<'n> BitsBack<'n> {
             logs.chunks_mut(LANE_GROUP)
                 .zip(probs.chunks_mut(LANE_GROUP)),
         ) {
-            let mut state = self
-                .net
-                .pixels_start::<LANE_GROUP>(std::array::from_fn(|g| {
-                    chunk.get(g).unwrap_or(&chunk[0]).z.as_slice()
-                }));
+            let mut state = self.net.pixels_start::<LANE_GROUP>(
+                std::array::from_fn(|g| chunk.get(g).unwrap_or(&chunk[0]).z.as_slice()),
+                [canvas; LANE_GROUP],
+            );
             for p in 0..reach {
                 let logits = state.logit(p);
                 for g in 0..chunk.len() {
@@ -328,12 +331,13 @@ impl<'n> BitsBack<'n> {
         &self,
         post: &Posterior,
         tile: &[u8],
+        canvas: &[u8],
         inside: (usize, usize),
         latents: &[Latent],
     ) -> (Vec<u32>, Vec<Vec<u32>>) {
         // log2 P(ĵ) = −d·B exactly: the prior is uniform over 2^B buckets a dimension.
         let prior = (latents[0].buckets.len() as u32 * self.grid.buckets().trailing_zeros()) as f64;
-        let (logs, probs) = self.log2_pixels(tile, inside, latents);
+        let (logs, probs) = self.log2_pixels(tile, canvas, inside, latents);
         let w: Vec<f64> = latents
             .iter()
             .zip(&logs)
@@ -347,6 +351,7 @@ impl<'n> BitsBack<'n> {
         &self,
         coder: &mut Coder,
         tile: &[u8],
+        canvas: &[u8],
         inside: (usize, usize),
         k: usize,
     ) -> Result<(), CodecError> {
@@ -355,7 +360,7 @@ impl<'n> BitsBack<'n> {
         let latents = (0..k)
             .map(|_| self.pop_posterior(coder, &post))
             .collect::<Result<Vec<_>, _>>()?;
-        let (cdf, probs) = self.index_cdf(&post, tile, inside, &latents);
+        let (cdf, probs) = self.index_cdf(&post, tile, canvas, inside, &latents);
         let j = coder
             .decode_symbol(Categorical::new(&cdf))
             .map_err(coder_err)?;
@@ -387,6 +392,7 @@ impl<'n> BitsBack<'n> {
     fn decode_weighted(
         &self,
         coder: &mut Coder,
+        canvas: &[u8],
         inside: (usize, usize),
         k: usize,
     ) -> Result<Vec<u8>, CodecError> {
@@ -394,7 +400,7 @@ impl<'n> BitsBack<'n> {
             .decode_symbol(Categorical::new(&uniform_cdf(k)))
             .map_err(coder_err)?;
         let chosen = self.pop_prior(coder)?;
-        let tile = self.decode_pixels(coder, &chosen, inside)?;
+        let tile = self.decode_pixels(coder, &chosen, canvas, inside)?;
         let [post] = self.net.posteriors::<1>([tile.as_slice()]);
         let mut latents = Vec::with_capacity(k);
         for i in 0..k {
@@ -407,7 +413,7 @@ impl<'n> BitsBack<'n> {
         if ran_dry(coder) {
             return Err(CodecError::Exhausted { lane: 0, tile: 0 });
         }
-        let (cdf, _) = self.index_cdf(&post, &tile, inside, &latents);
+        let (cdf, _) = self.index_cdf(&post, &tile, canvas, inside, &latents);
         coder
             .encode_symbol(j, Categorical::new(&cdf))
             .map_err(coder_err)?;
@@ -422,10 +428,11 @@ impl<'n> BitsBack<'n> {
         &self,
         coder: &mut Coder,
         latent: &Latent,
+        canvas: &[u8],
         (rows, cols): (usize, usize),
     ) -> Result<Vec<u8>, CodecError> {
         let side = self.net.tile();
-        let mut state = self.net.pixels_start::<1>([&latent.z]);
+        let mut state = self.net.pixels_start::<1>([&latent.z], [canvas]);
         let mut tile = vec![0u8; self.net.tile_pixels()];
         for p in 0..rows * side {
             let logit = state.logit(p)[0];
@@ -513,9 +520,14 @@ impl<'n> BitsBack<'n> {
         Ok(())
     }
 
-    /// The first `n` of up to G tiles, filled up with blank tiles for idle lockstep slots.
+    /// Up to G tiles, filled up with blank tiles for idle lockstep slots.
     fn padded<'a, const G: usize>(&'a self, tiles: &[&'a [u8]]) -> [&'a [u8]; G] {
         std::array::from_fn(|g| tiles.get(g).copied().unwrap_or(&self.blank))
+    }
+
+    /// Up to G canvases, filled up with blank canvases for idle lockstep slots.
+    fn padded_canvases<'a, const G: usize>(&'a self, canvases: &[&'a [u8]]) -> [&'a [u8]; G] {
+        std::array::from_fn(|g| canvases.get(g).copied().unwrap_or(&self.blank_canvas))
     }
 
     /// Pushes one tile onto each of up to G coders in lockstep (`tiles[g]`, a full
@@ -525,6 +537,7 @@ impl<'n> BitsBack<'n> {
         &self,
         coders: &mut [Coder],
         tiles: &[&[u8]],
+        canvases: &[&[u8]],
         inside: &[(usize, usize)],
     ) -> Result<(), CodecError> {
         let side = self.net.tile();
@@ -538,9 +551,10 @@ impl<'n> BitsBack<'n> {
             return Err(CodecError::Exhausted { lane: g, tile: 0 });
         }
         let idle = vec![0f32; self.net.config().latent_dim];
-        let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| {
-            latents.get(g).map_or(idle.as_slice(), |l| l.z.as_slice())
-        }));
+        let mut state = self.net.pixels_start::<G>(
+            std::array::from_fn(|g| latents.get(g).map_or(idle.as_slice(), |l| l.z.as_slice())),
+            self.padded_canvases(canvases),
+        );
         let reach = inside.iter().map(|&(r, _)| r).max().unwrap_or(0) * side;
         let mut probs = vec![[0u32; G]; reach];
         for (p, prob) in probs.iter_mut().enumerate() {
@@ -571,6 +585,7 @@ impl<'n> BitsBack<'n> {
     fn decode_group<const G: usize>(
         &self,
         coders: &mut [Coder],
+        canvases: &[&[u8]],
         inside: &[(usize, usize)],
     ) -> Result<Vec<Vec<u8>>, CodecError> {
         let side = self.net.tile();
@@ -579,9 +594,10 @@ impl<'n> BitsBack<'n> {
             .map(|c| self.pop_prior(c))
             .collect::<Result<Vec<_>, _>>()?;
         let idle = vec![0f32; self.net.config().latent_dim];
-        let mut state = self.net.pixels_start::<G>(std::array::from_fn(|g| {
-            latents.get(g).map_or(idle.as_slice(), |l| l.z.as_slice())
-        }));
+        let mut state = self.net.pixels_start::<G>(
+            std::array::from_fn(|g| latents.get(g).map_or(idle.as_slice(), |l| l.z.as_slice())),
+            self.padded_canvases(canvases),
+        );
         let mut tiles = vec![vec![0u8; self.net.tile_pixels()]; coders.len()];
         let reach = inside.iter().map(|&(r, _)| r).max().unwrap_or(0) * side;
         for p in 0..reach {
@@ -612,17 +628,19 @@ impl<'n> BitsBack<'n> {
         &self,
         coders: &mut [Coder],
         tiles: &[&[u8]],
+        canvases: &[&[u8]],
         inside: &[(usize, usize)],
     ) -> Result<(), CodecError> {
-        for ((c, t), i) in coders
+        for (((c, t), v), i) in coders
             .chunks_mut(LANE_GROUP)
             .zip(tiles.chunks(LANE_GROUP))
+            .zip(canvases.chunks(LANE_GROUP))
             .zip(inside.chunks(LANE_GROUP))
         {
             if c.len() == 1 {
-                self.encode_group::<1>(c, t, i)?;
+                self.encode_group::<1>(c, t, v, i)?;
             } else {
-                self.encode_group::<LANE_GROUP>(c, t, i)?;
+                self.encode_group::<LANE_GROUP>(c, t, v, i)?;
             }
         }
         Ok(())
@@ -632,18 +650,20 @@ impl<'n> BitsBack<'n> {
     fn decode_chunks(
         &self,
         coders: &mut [Coder],
+        canvases: &[&[u8]],
         inside: &[(usize, usize)],
     ) -> Result<Vec<Vec<u8>>, CodecError> {
         let mut out = Vec::with_capacity(coders.len());
-        for (n, (c, i)) in coders
+        for (n, ((c, v), i)) in coders
             .chunks_mut(LANE_GROUP)
+            .zip(canvases.chunks(LANE_GROUP))
             .zip(inside.chunks(LANE_GROUP))
             .enumerate()
         {
             let decoded = if c.len() == 1 {
-                self.decode_group::<1>(c, i)
+                self.decode_group::<1>(c, v, i)
             } else {
-                self.decode_group::<LANE_GROUP>(c, i)
+                self.decode_group::<LANE_GROUP>(c, v, i)
             };
             // Number the failing lane within the whole group, not its chunk.
             out.extend(decoded.map_err(|e| match e {
@@ -655,6 +675,22 @@ impl<'n> BitsBack<'n> {
             })?);
         }
         Ok(out)
+    }
+
+    /// What the decoder knows around tile `t` of a strip (`pixels`, `width` columns,
+    /// decoded up to the tile): its canvas.
+    fn canvas(&self, pixels: &[u8], width: usize, t: &Tile) -> Vec<u8> {
+        let canvas = self.net.canvas();
+        let mut out = vec![0u8; canvas.pixels()];
+        canvas.fill(
+            pixels,
+            width,
+            pixels.len() / width.max(1),
+            t.y,
+            t.x,
+            &mut out,
+        );
+        out
     }
 
     /// Copies a tile out of a strip into a full `tile × tile` buffer (white outside).
@@ -684,14 +720,7 @@ impl<'n> BitsBack<'n> {
                     .iter()
                     .map(|t| {
                         let s = &strips[t.strip];
-                        let rows = (t.y..t.y + t.rows)
-                            .map(|y| &s.pixels[y * s.width + t.x..y * s.width + t.x + t.cols]);
-                        let (mut ink, mut paper) = (false, false);
-                        for row in rows {
-                            ink |= row.contains(&1);
-                            paper |= row.contains(&0);
-                        }
-                        match (ink, paper) {
+                        match ink_and_paper(s.pixels, s.width, (t.y, t.x), (t.rows, t.cols)) {
                             (false, _) => TileClass::White,
                             (true, false) => TileClass::Black,
                             (true, true) => TileClass::Model,
@@ -742,13 +771,24 @@ impl<'n> BitsBack<'n> {
                 .iter()
                 .map(|&(k, _)| std::mem::take(&mut coders[k]))
                 .collect();
+            let canvases: Vec<Vec<u8>> = modelled
+                .iter()
+                .map(|&(k, j)| {
+                    let t = &plans[k].0[j];
+                    let strip = &lanes[k][t.strip];
+                    self.canvas(strip.pixels, strip.width, t)
+                })
+                .collect();
             let views: Vec<&[u8]> = buffers.iter().map(Vec::as_slice).collect();
+            let canvas_views: Vec<&[u8]> = canvases.iter().map(Vec::as_slice).collect();
             // Every lane pushes its step-th tile now, so all use the same sample count.
             match samples_at(self.samples, step) {
-                1 => self.encode_chunks(&mut group, &views, &inside)?,
+                1 => self.encode_chunks(&mut group, &views, &canvas_views, &inside)?,
                 k => {
-                    for ((c, tile), &ins) in group.iter_mut().zip(&views).zip(&inside) {
-                        self.encode_weighted(c, tile, ins, k)?;
+                    for (((c, tile), canvas), &ins) in
+                        group.iter_mut().zip(&views).zip(&canvas_views).zip(&inside)
+                    {
+                        self.encode_weighted(c, tile, canvas, ins, k)?;
                     }
                 }
             }
@@ -875,9 +915,11 @@ impl<'n> BitsBack<'n> {
                 .into_iter()
                 .partition(|&(k, _)| samples_at(self.samples, pushed(k)) > 1);
             for &(k, t) in &weighted {
+                let canvas = self.canvas(&out[k][t.strip], lanes[k].shapes[t.strip].0, &t);
                 let tile = self
                     .decode_weighted(
                         &mut coders[k],
+                        &canvas,
                         (t.rows, t.cols),
                         samples_at(self.samples, pushed(k)),
                     )
@@ -892,12 +934,17 @@ impl<'n> BitsBack<'n> {
             }
             let inside: Vec<(usize, usize)> =
                 modelled.iter().map(|(_, t)| (t.rows, t.cols)).collect();
+            let canvases: Vec<Vec<u8>> = modelled
+                .iter()
+                .map(|(k, t)| self.canvas(&out[*k][t.strip], lanes[*k].shapes[t.strip].0, t))
+                .collect();
+            let canvas_views: Vec<&[u8]> = canvases.iter().map(Vec::as_slice).collect();
             let mut group: Vec<Coder> = modelled
                 .iter()
                 .map(|&(k, _)| std::mem::take(&mut coders[k]))
                 .collect();
             let decoded = self
-                .decode_chunks(&mut group, &inside)
+                .decode_chunks(&mut group, &canvas_views, &inside)
                 .map_err(|e| match e {
                     CodecError::Exhausted { lane, .. } => {
                         e.at(first_index + modelled[lane].0, step)

@@ -16,7 +16,7 @@ use crate::arch::{
 };
 use crate::config::VlaeConfig;
 use crate::container::ModelId;
-use crate::geometry::TapTable;
+use crate::geometry::{Canvas, TapTable};
 
 /// Defines `$name`, which runs the `#[inline(always)]` method `$body` compiled for AVX2
 /// when the CPU has it and for the baseline target otherwise. Both builds give the same
@@ -213,6 +213,8 @@ struct PixelCnn {
     channels: usize,
     /// Pixels per tile.
     pixels: usize,
+    /// What the input layer reads: the tile, and with context its surround.
+    canvas: Canvas,
 }
 
 /// The PixelCNN's incremental state for G images decoded in lockstep: computing pixel p's
@@ -221,7 +223,7 @@ struct PixelCnn {
 /// exactly what it would be alone.
 pub struct PixelState<'n, const G: usize> {
     net: &'n PixelCnn,
-    /// Pixels known so far (0/1), the rest 0: `pixels × G`.
+    /// The canvas as known so far (0/1), the rest 0: `canvas pixels × G`.
     x: Vec<f32>,
     /// Conditioning projections: `pixels × (blocks + 1) × G × channels`.
     cond: Vec<f32>,
@@ -231,12 +233,16 @@ pub struct PixelState<'n, const G: usize> {
 }
 
 impl<'n, const G: usize> PixelState<'n, G> {
-    /// A fresh state from the conditioning projections `pixels × (blocks + 1) × G × C`.
-    fn new(net: &'n PixelCnn, cond: Vec<f32>) -> Self {
+    /// A fresh state from the conditioning projections `pixels × (blocks + 1) × G × C`
+    /// and each image's canvas.
+    fn new(net: &'n PixelCnn, cond: Vec<f32>, canvases: [&[u8]; G]) -> Self {
         let gc = G * net.channels;
+        let x = (0..net.canvas.pixels())
+            .flat_map(|i| canvases.map(|c| f32::from(c[i])))
+            .collect();
         PixelState {
             net,
-            x: vec![0.0; net.pixels * G],
+            x,
             cond,
             acts: vec![vec![0.0; net.pixels * gc]; net.layers.blocks.len()],
             scratch: [vec![0.0; gc], vec![0.0; gc], vec![0.0; gc]],
@@ -276,9 +282,9 @@ impl<'n, const G: usize> PixelState<'n, G> {
         logits
     }
 
-    /// Records pixel `p` of image `g`.
+    /// Records tile pixel `p` of image `g`.
     pub fn set(&mut self, p: usize, g: usize, value: u8) {
-        self.x[p * G + g] = f32::from(value);
+        self.x[self.net.canvas.of_tile(p) * G + g] = f32::from(value);
     }
 }
 
@@ -410,6 +416,7 @@ impl Network {
             layers: arch.pixelcnn.try_map(conv, dense)?,
             channels: cfg.pixel_channels,
             pixels: arch.tile_pixels(),
+            canvas: arch.canvas,
         };
         let masked = |mut layer: Dense, mask: &[f32]| {
             layer.w.iter_mut().zip(mask).for_each(|(w, m)| *w *= m);
@@ -518,11 +525,22 @@ impl Network {
         &st.levels[0]
     }
 
-    /// Starts the PixelCNN for G images with latents `zs`, to be decoded in lockstep.
-    pub fn pixels_start<const G: usize>(&self, zs: [&[f32]; G]) -> PixelState<'_, G> {
+    /// The window the PixelCNN reads around each tile.
+    pub fn canvas(&self) -> Canvas {
+        self.pixelcnn.canvas
+    }
+
+    /// Starts the PixelCNN for G tiles with latents `zs` and canvases `canvases` (each
+    /// [`Canvas::pixels`] bytes: what the decoder knows around its tile), to be decoded
+    /// in lockstep.
+    pub fn pixels_start<const G: usize>(
+        &self,
+        zs: [&[f32]; G],
+        canvases: [&[u8]; G],
+    ) -> PixelState<'_, G> {
         let cond = self
             .pixelcnn
             .projections::<G>(&self.decoder.forward::<G>(zs));
-        PixelState::new(&self.pixelcnn, cond)
+        PixelState::new(&self.pixelcnn, cond, canvases)
     }
 }

@@ -56,7 +56,8 @@ impl ElboStats {
     }
 }
 
-/// Mean −ELBO terms over `images` (flat 0/1 bytes), one posterior sample per image.
+/// Mean −ELBO terms over `images` (flat 0/1 canvases: the tiles themselves for a model
+/// without context), one posterior sample per canvas.
 pub fn evaluate_elbo(
     model: &Vlae,
     images: &[u8],
@@ -65,7 +66,7 @@ pub fn evaluate_elbo(
 ) -> Result<ElboStats> {
     let mut rng = StdRng::seed_from_u64(EVAL_SEED);
     let (mut recon, mut kl) = (0f64, 0f64);
-    let pixels = model.tile_pixels();
+    let pixels = model.sample_pixels();
     let n = images.len() / pixels;
     for chunk in images.chunks(batch * pixels) {
         let b = chunk.len() / pixels;
@@ -87,7 +88,7 @@ pub fn evaluate_elbo(
 /// images, in nats.
 pub fn evaluate_iwae(model: &Vlae, images: &[u8], latent: usize, k: usize) -> Result<(f64, f64)> {
     let mut rng = StdRng::seed_from_u64(EVAL_SEED ^ k as u64);
-    let pixels = model.tile_pixels();
+    let pixels = model.sample_pixels();
     let mut per_image = Vec::with_capacity(images.len() / pixels);
     // Each image is repeated `chunk` times per forward pass, keeping batches near 256.
     let chunk = k.clamp(1, 256);

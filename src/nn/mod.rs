@@ -2,6 +2,7 @@
 //! the coder reads the saved weights through `infer` instead.
 #![forbid(unsafe_code)]
 
+pub mod data;
 pub mod eval;
 pub mod ops;
 pub mod train;

@@ -7,6 +7,7 @@
 //! validation −ELBO so far) and `train.log`.
 #![forbid(unsafe_code)]
 
+use super::data::TileSet;
 use super::eval::{evaluate_elbo, normal_noise};
 use super::vlae::{pixels_tensor, Vlae};
 use crate::config::VlaeConfig;
@@ -32,7 +33,7 @@ pub struct TrainOptions {
     /// Number of latent groups the free bits apply to.
     pub free_bits_groups: usize,
     pub ema_decay: f64,
-    /// Training images held out for validation (taken from the end of the set).
+    /// Images held out for validation (taken from the end of the set).
     pub validation_images: usize,
     pub checkpoint_secs: u64,
     pub seed: u64,
@@ -142,16 +143,37 @@ fn save_atomic(map: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Trains on `images` (flat 0/1 bytes) in `run_dir`, resuming from its checkpoint when
-/// `resume` is set. Logs to `run_dir/train.log` and shows a progress bar unless `quiet`.
+/// How one invocation of [`train`] runs, beyond the run's own options.
+#[derive(Default)]
+pub struct Invocation {
+    /// Continue the run from its checkpoint.
+    pub resume: bool,
+    /// No progress bar; the log still gets every line.
+    pub quiet: bool,
+    /// Weights to start a new run from (fine-tuning), by name.
+    pub init: Option<HashMap<String, Tensor>>,
+    /// Stop after this much training time, validating and keeping the best weights.
+    pub minutes: Option<f64>,
+}
+
+/// Trains on the tiles of `train_set`, validating on those of `valid_set`, in `run_dir`.
+/// Logs to `run_dir/train.log` and shows a progress bar unless quiet. Returns the path
+/// of the best weights so far.
 pub fn train(
-    images: &[u8],
+    train_set: &TileSet,
+    valid_set: &TileSet,
     cfg: &VlaeConfig,
     opts: &TrainOptions,
     run_dir: &Path,
-    resume: bool,
-    quiet: bool,
+    how: Invocation,
 ) -> Result<PathBuf> {
+    let Invocation {
+        resume,
+        quiet,
+        init,
+        minutes,
+    } = how;
+    let started = Instant::now();
     std::fs::create_dir_all(run_dir)?;
     let ckpt_path = run_dir.join(CHECKPOINT);
     if resume {
@@ -173,15 +195,15 @@ pub fn train(
     )?;
 
     let pixels = cfg.tile_pixels();
-    let n_total = images.len() / pixels;
-    if opts.validation_images >= n_total {
+    let n_train = train_set.len();
+    if n_train < opts.batch_size || valid_set.is_empty() {
         candle_core::bail!(
-            "validation set of {} leaves no training images",
-            opts.validation_images
+            "too few tiles with ink and paper: {n_train} to train on (at least a batch of {} needed), {} to validate on",
+            opts.batch_size,
+            valid_set.len()
         )
     }
-    let n_train = n_total - opts.validation_images;
-    let (train_set, valid_set) = images.split_at(n_train * pixels);
+    let valid_canvases = valid_set.grid_canvases();
 
     let varmap = VarMap::new();
     let model = Vlae::new(
@@ -213,6 +235,14 @@ pub fn train(
     };
     if resume && ckpt_path.exists() {
         tr.restore(&ckpt_path)?;
+    } else if let Some(init) = init {
+        for (i, name) in tr.names.iter().enumerate() {
+            let t = init.get(name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("the initial model lacks {name}"))
+            })?;
+            tr.vars[i].set(t)?;
+            tr.ema[i] = t.clone();
+        }
     }
     let params: usize = tr.vars.iter().map(|v| v.elem_count()).sum();
 
@@ -231,15 +261,16 @@ pub fn train(
         }
     };
     say(format!(
-        "start: {} parameters, {n_train} training / {} validation images, epoch {} batch {} step {}",
-        params, opts.validation_images, tr.state.epoch, tr.state.batch, tr.state.step
+        "start: {} parameters, {n_train} training tiles from {} images / {} validation tiles from {} images, epoch {} batch {} step {}",
+        params, train_set.images(), valid_set.len(), valid_set.images(), tr.state.epoch, tr.state.batch, tr.state.step
     ))?;
 
     let batches = n_train / opts.batch_size;
     let group = cfg.latent_dim / opts.free_bits_groups.max(1);
     let free_nats = opts.free_bits_per_pixel * pixels as f64 / opts.free_bits_groups.max(1) as f64;
     let mut last_ckpt = Instant::now();
-    while tr.state.epoch < opts.epochs {
+    let out_of_time = || minutes.is_some_and(|m| started.elapsed().as_secs_f64() >= m * 60.0);
+    'epochs: while tr.state.epoch < opts.epochs {
         let mut order: Vec<usize> = (0..n_train).collect();
         order.shuffle(&mut StdRng::seed_from_u64(
             opts.seed ^ (tr.state.epoch as u64) << 20,
@@ -264,9 +295,10 @@ pub fn train(
             let t0 = Instant::now();
             let idx =
                 &order[tr.state.batch * opts.batch_size..(tr.state.batch + 1) * opts.batch_size];
-            let mut batch = Vec::with_capacity(idx.len() * pixels);
+            let mut batch = Vec::with_capacity(idx.len() * model.sample_pixels());
+            let mut jitter = StdRng::seed_from_u64(opts.seed ^ JITTER_SEED ^ tr.state.step);
             for &i in idx {
-                batch.extend_from_slice(&train_set[i * pixels..(i + 1) * pixels]);
+                train_set.push_canvas(i, Some(&mut jitter), &mut batch);
             }
             let mut rng = StdRng::seed_from_u64(
                 opts.seed
@@ -309,6 +341,18 @@ pub fn train(
                     sum_kl / seen.max(1) as f64 / std::f64::consts::LN_2
                 ));
             }
+            if out_of_time() {
+                bar.finish_and_clear();
+                let (v, kl, improved) = validate(&mut tr, cfg, &valid_canvases, run_dir)?;
+                save_atomic(&tr.snapshot()?, &ckpt_path)?;
+                say(format!(
+                    "time budget reached: epoch {} batch {}/{batches} step {} | valid (ema) -elbo {:.3} nats = {:.2} bits, kl {:.2} bits{} | {:.1} h trained",
+                    tr.state.epoch, tr.state.batch, tr.state.step, v, v / std::f64::consts::LN_2,
+                    kl / std::f64::consts::LN_2, if improved { " (best)" } else { "" },
+                    tr.state.train_secs / 3600.0
+                ))?;
+                break 'epochs;
+            }
             if last_ckpt.elapsed().as_secs() >= opts.checkpoint_secs {
                 save_atomic(&tr.snapshot()?, &ckpt_path)?;
                 last_ckpt = Instant::now();
@@ -322,22 +366,15 @@ pub fn train(
         }
         bar.finish_and_clear();
         let rate = (seen * opts.batch_size) as f64 / epoch_start.elapsed().as_secs_f64();
-        let (ema_model, ema_map) = tr.ema_model(cfg)?;
-        let valid = evaluate_elbo(&ema_model, valid_set, cfg.latent_dim, 500)?;
-        let v = valid.neg_elbo_nats();
-        let improved = tr.state.best_valid_nats.is_none_or(|b| v < b);
-        if improved {
-            tr.state.best_valid_nats = Some(v);
-            save_atomic(&ema_map, &run_dir.join("best.safetensors"))?;
-        }
+        let (v, valid_kl, improved) = validate(&mut tr, cfg, &valid_canvases, run_dir)?;
         say(format!(
-            "epoch {} done: train -elbo {:.3} nats, kl {:.2} bits | valid (ema) -elbo {:.3} nats = {:.2} bits, kl {:.2} bits{} | {:.0} images/s, {:.1} h trained",
+            "epoch {} done: train -elbo {:.3} nats, kl {:.2} bits | valid (ema) -elbo {:.3} nats = {:.2} bits, kl {:.2} bits{} | {:.0} tiles/s, {:.1} h trained",
             tr.state.epoch,
             sum_loss / seen.max(1) as f64,
             sum_kl / seen.max(1) as f64 / std::f64::consts::LN_2,
             v,
             v / std::f64::consts::LN_2,
-            valid.kl_nats / std::f64::consts::LN_2,
+            valid_kl / std::f64::consts::LN_2,
             if improved { " (best)" } else { "" },
             rate,
             tr.state.train_secs / 3600.0
@@ -348,6 +385,28 @@ pub fn train(
         last_ckpt = Instant::now();
     }
     Ok(run_dir.join("best.safetensors"))
+}
+
+/// Seeds the generator that jitters tile positions, mixed with the run's seed and step.
+const JITTER_SEED: u64 = 0x6a09_e667_f3bc_c908;
+
+/// Validates the EMA weights on `canvases`, keeping them as `best.safetensors` when they
+/// beat every validation so far: (−ELBO, KL) in nats per tile, and whether they did.
+fn validate(
+    tr: &mut Trainer,
+    cfg: &VlaeConfig,
+    canvases: &[u8],
+    run_dir: &Path,
+) -> Result<(f64, f64, bool)> {
+    let (ema_model, ema_map) = tr.ema_model(cfg)?;
+    let valid = evaluate_elbo(&ema_model, canvases, cfg.latent_dim, 500)?;
+    let v = valid.neg_elbo_nats();
+    let improved = tr.state.best_valid_nats.is_none_or(|b| v < b);
+    if improved {
+        tr.state.best_valid_nats = Some(v);
+        save_atomic(&ema_map, &run_dir.join("best.safetensors"))?;
+    }
+    Ok((v, valid.kl_nats, improved))
 }
 
 /// One Adam step (β = 0.9, 0.999) on every variable, then the EMA (Polyak) update.

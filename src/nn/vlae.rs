@@ -13,7 +13,7 @@ use crate::arch::{
     PixelCnnLayers,
 };
 use crate::config::VlaeConfig;
-use crate::geometry::TapTable;
+use crate::geometry::{Canvas, TapTable};
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 use std::sync::Arc;
@@ -163,23 +163,48 @@ impl CondDecoder {
 pub struct PixelCnn {
     layers: PixelCnnLayers<Conv, Dense>,
     pixels: usize,
+    canvas: Canvas,
+    /// Canvas index of each tile pixel, when the canvas is larger than the tile.
+    tile_index: Option<Tensor>,
 }
 
 impl PixelCnn {
     pub fn new(vb: &VarBuilder, arch: &Architecture) -> Result<Self> {
+        let canvas = arch.canvas;
+        let tile_index = (canvas.margin > 0)
+            .then(|| {
+                let idx: Vec<u32> = (0..arch.tile_pixels())
+                    .map(|p| canvas.of_tile(p) as u32)
+                    .collect();
+                Tensor::from_vec(idx, arch.tile_pixels(), vb.device())
+            })
+            .transpose()?;
         Ok(PixelCnn {
             layers: arch
                 .pixelcnn
                 .try_map(|c| Conv::new(vb, c), |d| Dense::new(vb, d))?,
             pixels: arch.tile_pixels(),
+            canvas,
+            tile_index,
         })
     }
 
-    /// Pixels `(B·tile², 1)` and conditioning map → one Bernoulli logit per pixel,
-    /// `(B, tile²)`.
-    pub fn forward(&self, x: &Tensor, cond_map: &Tensor) -> Result<Tensor> {
+    /// The tiles `(B·tile², 1)` inside canvases `(B·canvas, 1)`.
+    pub fn tiles(&self, canvases: &Tensor) -> Result<Tensor> {
+        match &self.tile_index {
+            None => Ok(canvases.clone()),
+            Some(idx) => canvases
+                .reshape(((), self.canvas.pixels()))?
+                .index_select(idx, 1)?
+                .reshape(((), 1)),
+        }
+    }
+
+    /// Canvases `(B·canvas, 1)` and conditioning map → one Bernoulli logit per tile
+    /// pixel, `(B, tile²)`.
+    pub fn forward(&self, canvases: &Tensor, cond_map: &Tensor) -> Result<Tensor> {
         let l = &self.layers;
-        let mut h = (l.input.forward(x)? + l.input_cond.forward(cond_map)?)?;
+        let mut h = (l.input.forward(canvases)? + l.input_cond.forward(cond_map)?)?;
         for b in &l.blocks {
             let r = (b.masked.forward(&elu(&h)?)? + b.cond.forward(cond_map)?)?;
             h = (h + b.mix.forward(&elu(&r)?)?)?;
@@ -286,17 +311,21 @@ impl Vlae {
         })
     }
 
-    /// ELBO terms for images `x` (`(B·tile², 1)`, 0/1) with standard-normal noise `noise`
-    /// (`(B, latent)`) for the reparameterized posterior sample.
-    pub fn elbo_terms(&self, x: &Tensor, noise: &Tensor) -> Result<ElboTerms> {
-        let (mean, log_sd) = self.encoder.forward(x)?;
+    /// ELBO terms for canvases `canvases` (`(B·canvas, 1)`, 0/1: the tiles themselves
+    /// for a model without context) with standard-normal noise `noise` (`(B, latent)`)
+    /// for the reparameterized posterior sample.
+    pub fn elbo_terms(&self, canvases: &Tensor, noise: &Tensor) -> Result<ElboTerms> {
+        let x = self.pixelcnn.tiles(canvases)?;
+        let (mean, log_sd) = self.encoder.forward(&x)?;
         let z = (&mean + (log_sd.exp()? * noise)?)?;
         let eps = self.prior.to_base(&z)?;
         let log_q = ((noise.sqr()? * -0.5)? - &log_sd)?;
         let log_p = (eps.sqr()? * -0.5)?;
         // The ½·ln 2π constants cancel between q and p.
         let kl_per_dim = (log_q - log_p)?;
-        let logits = self.pixelcnn.forward(x, &self.decoder.forward(&z)?)?;
+        let logits = self
+            .pixelcnn
+            .forward(canvases, &self.decoder.forward(&z)?)?;
         let targets = x.reshape(logits.shape())?;
         Ok(ElboTerms {
             recon: bernoulli_nll(&logits, &targets)?.sum(D::Minus1)?,
@@ -309,9 +338,14 @@ impl Vlae {
         self.pixelcnn.pixels
     }
 
-    /// Log importance weights log p(x, z_k) − log q(z_k|x) for one sample per image.
-    pub fn log_weight(&self, x: &Tensor, noise: &Tensor) -> Result<Tensor> {
-        let t = self.elbo_terms(x, noise)?;
+    /// Pixels in one training or evaluation sample: a canvas.
+    pub fn sample_pixels(&self) -> usize {
+        self.pixelcnn.canvas.pixels()
+    }
+
+    /// Log importance weights log p(x, z_k) − log q(z_k|x) for one sample per canvas.
+    pub fn log_weight(&self, canvases: &Tensor, noise: &Tensor) -> Result<Tensor> {
+        let t = self.elbo_terms(canvases, noise)?;
         (t.recon + t.kl_per_dim.sum(D::Minus1)?)?.neg()
     }
 }
@@ -348,6 +382,7 @@ mod tests {
             prior_steps: 2,
             prior_hidden: 8,
             tile: 28,
+            context: false,
         }
     }
 

@@ -10,10 +10,56 @@ pub const TINY_CFG: &str = "tests/data/tiny.json";
 pub const SHIPPED: &str = "models/vlae-mnist.safetensors";
 pub const SHIPPED_CFG: &str = "models/vlae-mnist.json";
 pub const TEST_IDX: &str = "corpus/binarized-mnist/test-images.idx3-ubyte.gz";
+/// A tiny model with context across tile borders (8×8 tiles), trained for a few steps on
+/// [`text_page`]s: what tests of context coding need.
+pub const TINY_CONTEXT: &str = "tests/data/tiny-context.safetensors";
+pub const TINY_CONTEXT_CFG: &str = "tests/data/tiny-context.json";
 
 pub fn tiny() -> &'static Network {
     static NET: std::sync::OnceLock<Network> = std::sync::OnceLock::new();
     NET.get_or_init(|| Network::load(TINY.as_ref(), TINY_CFG.as_ref()).expect("tiny model loads"))
+}
+
+pub fn tiny_context() -> &'static Network {
+    static NET: std::sync::OnceLock<Network> = std::sync::OnceLock::new();
+    NET.get_or_init(|| {
+        Network::load(TINY_CONTEXT.as_ref(), TINY_CONTEXT_CFG.as_ref())
+            .expect("tiny context model loads")
+    })
+}
+
+/// A `width × height` page of text-like ink, 0/1 bytes: lines of blocky glyphs of a few
+/// pixels, with spaces between words and white margins, the same for the same `seed`.
+pub fn text_page(width: usize, height: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n) as usize
+    };
+    let mut page = vec![0u8; width * height];
+    let mut y = 3;
+    while y + 7 < height {
+        let mut x = 2;
+        while x + 5 < width.saturating_sub(2) {
+            if next(6) == 0 {
+                x += 4; // a space
+                continue;
+            }
+            let (w, h) = (2 + next(3), 3 + next(4));
+            for dy in 0..h {
+                for dx in 0..w {
+                    if next(5) != 0 || dy == 0 {
+                        page[(y + 6 - h + dy) * width + x + dx] = 1;
+                    }
+                }
+            }
+            x += w + 1;
+        }
+        y += 9;
+    }
+    page
 }
 
 pub fn shipped() -> &'static Network {
