@@ -392,7 +392,10 @@ fn model_figures(
 
 fn coding_options(coding: &CodingArgs) -> CompressOptions {
     CompressOptions {
-        latent_bits: coding.latent_bits,
+        latent_bits: coding
+            .latent_bits
+            .unwrap_or(vlae_zip::archive::DEFAULT_LATENT_BITS),
+        adapt_latent_bits: coding.latent_bits.is_none(),
         lanes: coding.lanes.map(|l| l as usize),
         coders: match coding.lane_coder {
             LaneCoderArg::Smallest => LaneCoders::Smallest,

@@ -13,9 +13,18 @@
 //!   digits, the context model, stored bits for a noise image).
 //! - `golden-v2-mnist.vlz`: version 2, `mnist-1` at default settings, 70 digits.
 //!
-//! Version 1 files can no longer be written. If version 2 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 2 files (only then) with
+//! - `golden-v3.vlz`: version 3, the built-in `mnist` and the tiny context model, 8 lanes:
+//!   the images of `golden-v2.vlz` and a text-like page, each lane with the model (or
+//!   fallback) that codes it smallest.
+//! - `golden-v3-mnist.vlz`: version 3, the built-in `mnist` at default settings, 70 digits.
+//! - `golden-v3-context.vlz`: version 3, chains of the tiny context model (context across
+//!   tile borders) over two text-like pages, 3 lanes.
+//!
+//! Versions 1 and 2 can no longer be written. If version 3 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 3 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
+
+mod common;
 
 use vlae_zip::archive::{self, CompressOptions, DEFAULT_LATENT_BITS};
 use vlae_zip::container::{self, Entry, ImageFormat};
@@ -39,12 +48,29 @@ fn shipped() -> Network {
     .unwrap()
 }
 
-fn listing(net: &Network, archive: &str) -> String {
+/// The built-in `mnist` model, the newest.
+fn mnist() -> Network {
+    Network::load(
+        "models/vlae-mnist.safetensors".as_ref(),
+        "models/vlae-mnist.json".as_ref(),
+    )
+    .unwrap()
+}
+
+fn tiny_context() -> Network {
+    Network::load(
+        "tests/data/tiny-context.safetensors".as_ref(),
+        "tests/data/tiny-context.json".as_ref(),
+    )
+    .unwrap()
+}
+
+fn listing(nets: &[&Network], archive: &str) -> String {
     let bytes = std::fs::read(archive).unwrap();
     let arch = container::parse(&bytes).expect("golden archive parses");
     let mut out = String::new();
     archive::decompress(
-        &[net],
+        nets,
         &arch,
         &mut |e: Entry, pixels: Vec<u8>| -> Result<(), archive::ArchiveError> {
             out += &format!(
@@ -63,10 +89,10 @@ fn listing(net: &Network, archive: &str) -> String {
     out
 }
 
-fn check(net: &Network, name: &str) {
+fn check(nets: &[&Network], name: &str) {
     let want = std::fs::read_to_string(format!("tests/data/{name}.txt")).unwrap();
     assert_eq!(
-        listing(net, &format!("tests/data/{name}.vlz")),
+        listing(nets, &format!("tests/data/{name}.vlz")),
         want,
         "{name}"
     );
@@ -74,14 +100,21 @@ fn check(net: &Network, name: &str) {
 
 #[test]
 fn version_1_archives_decode_to_the_same_pixels() {
-    check(&tiny(), "golden-v1");
-    check(&shipped(), "golden-v1-mnist");
+    check(&[&tiny()], "golden-v1");
+    check(&[&shipped()], "golden-v1-mnist");
 }
 
 #[test]
 fn version_2_archives_decode_to_the_same_pixels() {
-    check(&shipped(), "golden-v2");
-    check(&shipped(), "golden-v2-mnist");
+    check(&[&shipped()], "golden-v2");
+    check(&[&shipped()], "golden-v2-mnist");
+}
+
+#[test]
+fn version_3_archives_decode_to_the_same_pixels() {
+    check(&[&mnist(), &tiny_context()], "golden-v3");
+    check(&[&mnist()], "golden-v3-mnist");
+    check(&[&tiny_context()], "golden-v3-context");
 }
 
 fn digits(n: usize) -> Vec<Vec<u8>> {
@@ -91,7 +124,7 @@ fn digits(n: usize) -> Vec<Vec<u8>> {
     flat.chunks(784).take(n).map(<[u8]>::to_vec).collect()
 }
 
-/// The images of `golden-v2.vlz`: every size class the tiler has to get right.
+/// The images of the mixed golden files: every size class the tiler has to get right.
 fn mixed() -> (Vec<Entry>, Vec<Vec<u8>>) {
     let d = digits(44);
     let mut noise_state = 0x2545_f491_4f6c_dd1du64;
@@ -170,16 +203,26 @@ fn mixed() -> (Vec<Entry>, Vec<Vec<u8>>) {
 }
 
 #[test]
-#[ignore = "regenerates the version 2 golden files; run only when the format version changes"]
-fn regenerate_version_2_golden_files() {
-    let (entries, images) = mixed();
+#[ignore = "regenerates the version 3 golden files; run only when the format version changes"]
+fn regenerate_version_3_golden_files() {
+    let (mut entries, mut images) = mixed();
+    // A text-like page, which the context model codes.
+    entries.push(Entry {
+        name: "z/text.pbm".into(),
+        format: ImageFormat::Pbm,
+        width: 90,
+        height: 70,
+    });
+    images.push(common::text_page(90, 70, 1));
+    let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     let bytes = archive::compress(
-        &[&shipped()],
+        &nets,
         &entries,
         &images,
         CompressOptions {
             latent_bits: 8,
+            adapt_latent_bits: false,
             lanes: Some(8),
             coders: vlae_zip::archive::LaneCoders::Smallest,
             samples: 1,
@@ -187,10 +230,10 @@ fn regenerate_version_2_golden_files() {
         &|_| {},
     )
     .unwrap();
-    std::fs::write("tests/data/golden-v2.vlz", &bytes).unwrap();
+    std::fs::write("tests/data/golden-v3.vlz", &bytes).unwrap();
     std::fs::write(
-        "tests/data/golden-v2.txt",
-        listing(&shipped(), "tests/data/golden-v2.vlz"),
+        "tests/data/golden-v3.txt",
+        listing(&nets, "tests/data/golden-v3.vlz"),
     )
     .unwrap();
 
@@ -204,11 +247,12 @@ fn regenerate_version_2_golden_files() {
         })
         .collect();
     let bytes = archive::compress(
-        &[&shipped()],
+        &[&mnist()],
         &entries,
         &images,
         CompressOptions {
             latent_bits: DEFAULT_LATENT_BITS,
+            adapt_latent_bits: false,
             lanes: None,
             coders: vlae_zip::archive::LaneCoders::Smallest,
             samples: 1,
@@ -216,23 +260,68 @@ fn regenerate_version_2_golden_files() {
         &|_| {},
     )
     .unwrap();
-    std::fs::write("tests/data/golden-v2-mnist.vlz", &bytes).unwrap();
+    std::fs::write("tests/data/golden-v3-mnist.vlz", &bytes).unwrap();
     std::fs::write(
-        "tests/data/golden-v2-mnist.txt",
-        listing(&shipped(), "tests/data/golden-v2-mnist.vlz"),
+        "tests/data/golden-v3-mnist.txt",
+        listing(&[&mnist()], "tests/data/golden-v3-mnist.vlz"),
+    )
+    .unwrap();
+
+    let sizes = [(90u32, 70u32), (33, 17)];
+    let entries: Vec<Entry> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(width, height))| Entry {
+            name: format!("page{i}.pbm"),
+            format: ImageFormat::Pbm,
+            width,
+            height,
+        })
+        .collect();
+    let images: Vec<Vec<u8>> = sizes
+        .iter()
+        .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
+        .collect();
+    let bytes = archive::compress(
+        &[&tiny_context()],
+        &entries,
+        &images,
+        CompressOptions {
+            latent_bits: DEFAULT_LATENT_BITS,
+            adapt_latent_bits: false,
+            lanes: Some(3),
+            coders: vlae_zip::archive::LaneCoders::BitsBack,
+            samples: 1,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    std::fs::write("tests/data/golden-v3-context.vlz", &bytes).unwrap();
+    std::fs::write(
+        "tests/data/golden-v3-context.txt",
+        listing(&[&tiny_context()], "tests/data/golden-v3-context.vlz"),
     )
     .unwrap();
 }
 
 #[test]
-fn the_v2_golden_file_exercises_every_coder_and_mixed_sizes() {
-    let bytes = std::fs::read("tests/data/golden-v2.vlz").unwrap();
-    let arch = container::parse(&bytes).unwrap();
-    let has = |f: &dyn Fn(container::LaneCoder) -> bool| arch.lanes.iter().any(|l| f(l.coder));
-    assert!(has(&|c| c == container::LaneCoder::Stored));
-    assert!(has(&|c| matches!(c, container::LaneCoder::Context { .. })));
-    assert!(has(&|c| matches!(c, container::LaneCoder::BitsBack { .. })));
-    let sizes: std::collections::BTreeSet<_> =
-        arch.entries().map(|e| (e.width, e.height)).collect();
-    assert!(sizes.len() >= 6, "{sizes:?}");
+fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
+    for (name, version) in [("golden-v2", 2), ("golden-v3", 3)] {
+        let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
+        let arch = container::parse(&bytes).unwrap();
+        assert_eq!(arch.version, version);
+        let has = |f: &dyn Fn(container::LaneCoder) -> bool| arch.lanes.iter().any(|l| f(l.coder));
+        assert!(has(&|c| c == container::LaneCoder::Stored), "{name}");
+        assert!(
+            has(&|c| matches!(c, container::LaneCoder::Context { .. })),
+            "{name}"
+        );
+        assert!(
+            has(&|c| matches!(c, container::LaneCoder::BitsBack { .. })),
+            "{name}"
+        );
+        let sizes: std::collections::BTreeSet<_> =
+            arch.entries().map(|e| (e.width, e.height)).collect();
+        assert!(sizes.len() >= 6, "{name}: {sizes:?}");
+    }
 }

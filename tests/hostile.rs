@@ -187,6 +187,7 @@ fn the_writer_cannot_write_what_the_reader_refuses() {
         &images,
         vlae_zip::archive::CompressOptions {
             latent_bits: 6,
+            adapt_latent_bits: false,
             lanes: Some(70_000),
             coders: vlae_zip::archive::LaneCoders::Smallest,
             samples: 1,

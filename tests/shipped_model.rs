@@ -20,6 +20,7 @@ fn shipped_model_codes_test_digits_near_its_elbo() {
         &images,
         CompressOptions {
             latent_bits: archive::DEFAULT_LATENT_BITS,
+            adapt_latent_bits: false,
             lanes: Some(1),
             coders: vlae_zip::archive::LaneCoders::Smallest,
             samples: 1,
@@ -51,4 +52,31 @@ fn shipped_model_codes_test_digits_near_its_elbo() {
         elbo < 130.0,
         "shipped model's -ELBO is {elbo:.2} bits/image"
     );
+}
+
+/// Fixed costs on the smallest inputs, header, names and the chain's start included:
+/// one test digit in at most 64 bytes, ten in at most 170 bits each (1,700 bits, so 212
+/// bytes), as `vlae-zip compress` makes them by default.
+#[test]
+fn one_or_ten_digits_pay_small_fixed_costs() {
+    for (n, limit) in [(1, 64), (10, 212)] {
+        let images = digits(0, n);
+        let bytes = archive::compress(
+            &[shipped()],
+            &digit_entries(n),
+            &images,
+            CompressOptions {
+                latent_bits: archive::DEFAULT_LATENT_BITS,
+                adapt_latent_bits: true,
+                lanes: None,
+                coders: vlae_zip::archive::LaneCoders::Smallest,
+                samples: 1,
+            },
+            &|_| {},
+        )
+        .unwrap();
+        assert!(bytes.len() <= limit, "{n} digits: {} bytes", bytes.len());
+        let back = decode(&[shipped()], &bytes).unwrap();
+        assert!(back.iter().map(|(_, p)| p).eq(images.iter()));
+    }
 }

@@ -2,7 +2,8 @@
 //! recomputed) so that mutations of a valid archive reach the structural checks and then
 //! the lane decoders with corrupted payloads. Whatever parses must decode or fail with a
 //! typed error: no panic, no hang, no allocation beyond what the lanes actually decode.
-//! Seed it with `tests/data/golden-v1.vlz` and `tests/data/golden-v2.vlz` (tiny model).
+//! Seed it with `tests/data/golden-v1.vlz`, `tests/data/golden-v2.vlz` (tiny model) and
+//! `tests/data/golden-v3-context.vlz` (tiny context model).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -13,18 +14,28 @@ use vlae_zip::container::{self, Entry};
 use vlae_zip::infer::network::Network;
 use vlae_zip::infer::weights::Weights;
 
-fn tiny() -> &'static Network {
-    static NET: OnceLock<Network> = OnceLock::new();
-    NET.get_or_init(|| {
-        let cfg = VlaeConfig::from_json(include_str!("../../tests/data/tiny.json"), "tiny")
-            .expect("tiny config");
-        let weights = Weights::from_bytes(
-            include_bytes!("../../tests/data/tiny.safetensors"),
-            "tiny",
-            &cfg,
-        )
-        .expect("tiny weights");
-        Network::new(&weights, &cfg).expect("tiny model")
+fn network(config: &str, weights: &[u8], name: &str) -> Network {
+    let cfg = VlaeConfig::from_json(config, name).expect("tiny config");
+    let weights = Weights::from_bytes(weights, name, &cfg).expect("tiny weights");
+    Network::new(&weights, &cfg).expect("tiny model")
+}
+
+/// The tiny test model and the tiny context model.
+fn tiny() -> &'static [Network; 2] {
+    static NETS: OnceLock<[Network; 2]> = OnceLock::new();
+    NETS.get_or_init(|| {
+        [
+            network(
+                include_str!("../../tests/data/tiny.json"),
+                include_bytes!("../../tests/data/tiny.safetensors"),
+                "tiny",
+            ),
+            network(
+                include_str!("../../tests/data/tiny-context.json"),
+                include_bytes!("../../tests/data/tiny-context.safetensors"),
+                "tiny-context",
+            ),
+        ]
     })
 }
 
@@ -42,8 +53,9 @@ fuzz_target!(|data: &[u8]| {
         if arch.total_rows() > 4096 {
             return;
         }
+        let [a, b] = tiny();
         let _ = archive::decompress(
-            &[tiny()],
+            &[a, b],
             &arch,
             &mut |_: Entry, _: Vec<u8>| -> Result<(), ArchiveError> { Ok(()) },
             &|_| {},

@@ -258,6 +258,11 @@ impl<'n> BitsBack<'n> {
         })
     }
 
+    /// Most bits a chain's first latent takes from the seed: d·B.
+    pub fn startup_bits(&self) -> u64 {
+        (self.net.config().latent_dim as u64) * u64::from(self.grid.buckets().trailing_zeros())
+    }
+
     /// Codes with importance-weighted bits-back, up to `samples` latents per tile.
     pub fn with_samples(mut self, samples: usize) -> Self {
         self.samples = samples.max(1);

@@ -15,10 +15,11 @@ pub mod v2;
 
 pub use names::{is_safe_name, successor};
 
-/// The first bytes of every archive.
+/// The first bytes of every version 1 and 2 archive (version 3 has a shorter signature,
+/// [`v2::SIGNATURE_V3`]).
 pub const MAGIC: [u8; 8] = *b"VLAEZIP\0";
-/// The version this build writes. It reads [`v1::VERSION`] too.
-pub const VERSION: u16 = v2::VERSION;
+/// The version this build writes. It reads versions 1 and 2 too.
+pub const VERSION: u16 = v2::VERSION_3;
 
 /// Most images in one archive; the entry table and every per-image structure is bounded
 /// by it.
@@ -209,7 +210,7 @@ impl Archive<'_> {
 pub enum ContainerError {
     #[error("not a vlae-zip archive (bad magic)")]
     NotAnArchive,
-    #[error("archive format version {0} is not supported (this build reads versions 1 and 2)")]
+    #[error("archive format version {0} is not supported (this build reads versions 1 to 3)")]
     UnsupportedVersion(u16),
     #[error("reserved {0} are set: the archive is corrupt or from a newer version")]
     ReservedBits(&'static str),
@@ -242,6 +243,14 @@ pub fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), Conta
 
 /// Parses and validates an archive of any supported version.
 pub fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
+    let v3 = &v2::SIGNATURE_V3;
+    if bytes.starts_with(&v3[..3]) {
+        return match bytes.get(3) {
+            Some(&v) if v == v3[3] => v2::parse(bytes, v2::VERSION_3),
+            Some(&v) => Err(ContainerError::UnsupportedVersion(v.into())),
+            None => Err(ContainerError::Truncated("version")),
+        };
+    }
     if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
         return Err(ContainerError::NotAnArchive);
     }
@@ -250,7 +259,7 @@ pub fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
     }
     match u16::from_le_bytes([bytes[8], bytes[9]]) {
         v1::VERSION => v1::parse(bytes),
-        v2::VERSION => v2::parse(bytes),
+        v2::VERSION => v2::parse(bytes, v2::VERSION),
         v => Err(ContainerError::UnsupportedVersion(v)),
     }
 }

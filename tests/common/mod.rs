@@ -151,6 +151,7 @@ pub fn compress_with(
         images,
         CompressOptions {
             latent_bits: 8,
+            adapt_latent_bits: false,
             lanes,
             coders,
             samples,
