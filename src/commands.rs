@@ -57,6 +57,40 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             &coding,
             quiet,
         ),
+        Command::Show {
+            data,
+            output,
+            model,
+            scale,
+            seed,
+        } => {
+            let args = ModelArgs {
+                model,
+                config: None,
+            };
+            let net = network(&model_sources(&args)[0])?;
+            let images = load_any(&data, quiet)?;
+            if images.is_empty() {
+                anyhow::bail!("{}: no images", data.display());
+            }
+            let views: Vec<(usize, usize, &[u8])> = images
+                .iter()
+                .map(|i| {
+                    (
+                        i.entry.width as usize,
+                        i.entry.height as usize,
+                        i.pixels.as_slice(),
+                    )
+                })
+                .collect();
+            let panel = vlae_zip::figure::originals(&views, net.tile());
+            let scale = scale.map_or(if panel.width < 600 { 4 } else { 1 }, |s| s as usize);
+            let (w, h, grey) = vlae_zip::figure::figure(&net, &panel, seed, scale);
+            std::fs::write(&output, vlae_zip::figure::png(w, h, &grey))
+                .with_context(|| format!("cannot write {}", output.display()))?;
+            println!("figure: {} ({w}×{h})", output.display());
+            Ok(())
+        }
         Command::Extract { idx, output, limit } => {
             let mut images = idx_images(&idx)?;
             images.truncate(limit.map_or(usize::MAX, |n| n as usize));
@@ -342,9 +376,9 @@ fn idx_images(path: &Path) -> Result<Vec<FolderImage>> {
         .collect())
 }
 
-/// Images from a folder or an IDX file.
+/// Images from a folder, an image file or an IDX file.
 fn load_any(path: &Path, quiet: bool) -> Result<Vec<FolderImage>> {
-    if path.is_dir() {
+    if path.is_dir() || vlae_zip::image_io::format_for_extension(path).is_some() {
         read_inputs(&[path.to_path_buf()], quiet)
     } else {
         idx_images(path)

@@ -11,6 +11,8 @@ pub mod archive;
 pub mod codec;
 pub mod config;
 pub mod container;
+#[cfg(feature = "train")]
+pub mod figure;
 pub mod folder;
 pub mod geometry;
 pub mod idx;

@@ -130,6 +130,25 @@ enum Command {
         #[command(flatten)]
         coding: CodingArgs,
     },
+    /// Draw what z keeps: originals, reconstructions sampled given z ~ q(z|x), and samples
+    /// from the prior, one panel above the other, as a PNG.
+    Show {
+        /// Folder of images, or an IDX file: up to 12 tile-sized images side by side, or a
+        /// crop of 8×3 tiles of the first image.
+        data: PathBuf,
+        /// PNG to write.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Model: a built-in name or a safetensors path (`auto`: the first built-in).
+        #[arg(long, default_value = "auto")]
+        model: String,
+        /// Screen pixels per image pixel [default: 4 for digits, 1 for pages].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=16))]
+        scale: Option<u32>,
+        /// Seed of the samples.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Write the images of an IDX file as numbered PBM files.
     Extract {
         /// IDX file (optionally gzipped).

@@ -571,3 +571,48 @@ fn an_installed_binary_works_from_an_empty_folder_with_built_in_models() {
         std::fs::read(&by_name).unwrap()
     );
 }
+
+/// `show` draws originals, reconstructions and prior samples: a PNG three panels high,
+/// 12 digits wide at the default scale of 4, and a page crop for a page.
+#[test]
+fn show_writes_a_figure_of_the_expected_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fig = tmp.path().join("fig.png");
+    let f = fig.to_str().unwrap();
+    ok(&[
+        "show",
+        "corpus/binarized-mnist/test-images.idx3-ubyte.gz",
+        "-o",
+        f,
+        "--model",
+        TINY,
+    ]);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&fig).unwrap()));
+    let info = decoder.read_info().unwrap().info().clone();
+    assert_eq!((info.width, info.height), (12 * 28 * 4, 3 * 28 * 4 + 2 * 4));
+
+    let page = tmp.path().join("page.pbm");
+    let pixels = (0..300 * 200)
+        .map(|p| u8::from(p % 7 == 0 && (p / 300) % 20 < 9))
+        .collect();
+    let img = BitImage {
+        width: 300,
+        height: 200,
+        pixels,
+    };
+    std::fs::write(&page, encode_image(&img, ImageFormat::Pbm)).unwrap();
+    ok(&[
+        "show",
+        page.to_str().unwrap(),
+        "-o",
+        f,
+        "--model",
+        "tests/data/tiny-context.safetensors",
+        "--scale",
+        "1",
+    ]);
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&fig).unwrap()));
+    let info = decoder.read_info().unwrap().info().clone();
+    // A crop of 12 × 4 tiles of 8 pixels.
+    assert_eq!((info.width, info.height), (96, 3 * 32 + 2 * 4));
+}
