@@ -422,6 +422,11 @@ fn adam_step(
     // Warm-up: early on, average over the steps taken so far rather than the decay horizon.
     let ema_decay = ema_decay.min((1.0 + t as f64) / (10.0 + t as f64));
     for i in 0..tr.vars.len() {
+        // A factorized decoder (first_kernel 1) has an input layer with no taps: nothing
+        // to update, and candle refuses to set an empty variable.
+        if tr.vars[i].elem_count() == 0 {
+            continue;
+        }
         let Some(g) = grads.get(tr.vars[i].as_tensor()) else {
             continue;
         };

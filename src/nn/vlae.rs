@@ -31,7 +31,7 @@ impl Dense {
     pub fn new(vb: &VarBuilder, spec: &DenseSpec) -> Result<Self> {
         let vb = vb.pp(&spec.name);
         let (inputs, outputs, bias) = (spec.inputs, spec.outputs, spec.bias);
-        let stdev = (1.0 / inputs as f64).sqrt();
+        let stdev = (1.0 / inputs.max(1) as f64).sqrt();
         let weight =
             vb.get_with_hints((inputs, outputs), "weight", Init::Randn { mean: 0., stdev })?;
         let bias = if bias {
