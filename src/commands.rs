@@ -308,6 +308,12 @@ fn list_models() -> Result<()> {
         let cfg = net.config();
         println!("{}", m.name);
         println!("  tile         {0}×{0}", cfg.tile);
+        let margin = cfg.canvas().margin;
+        if margin > 0 {
+            println!("  context      {margin} rows above the tile, {margin} columns either side");
+        } else {
+            println!("  context      none (white beyond the tile)");
+        }
         println!(
             "  fingerprint  {}",
             vlae_zip::infer::weights::hex(&net.fingerprint())

@@ -30,6 +30,13 @@ pub const BUILT_IN: &[BuiltIn] = &[
         auto: true,
     },
     BuiltIn {
+        name: "documents",
+        trained_on: "64 text pages rendered from 24 man pages (6 fonts, 8-14 pt, 150-400 dpi, some scan-like), 32×32 tiles with context",
+        weights: include_bytes!("../models/vlae-documents.safetensors"),
+        config: include_str!("../models/vlae-documents.json"),
+        auto: true,
+    },
+    BuiltIn {
         name: "mnist-1",
         trained_on:
             "binarized MNIST, 16 epochs: the first shipped model, retired (decodes its archives)",
@@ -62,7 +69,9 @@ mod tests {
 
     #[test]
     fn built_in_models_load_and_are_the_shipped_files() {
-        for (m, file) in BUILT_IN.iter().zip(["vlae-mnist", "vlae-mnist-1"]) {
+        let files = ["vlae-mnist", "vlae-documents", "vlae-mnist-1"];
+        assert_eq!(BUILT_IN.len(), files.len());
+        for (m, file) in BUILT_IN.iter().zip(files) {
             let net = m.network().unwrap();
             let dir = std::path::Path::new("models");
             let file = Network::load(
@@ -72,6 +81,6 @@ mod tests {
             .unwrap();
             assert_eq!(net.fingerprint(), file.fingerprint(), "{}", m.name);
         }
-        assert!(built_in("mnist").is_some() && built_in("nope").is_none());
+        assert!(built_in("documents").is_some() && built_in("nope").is_none());
     }
 }

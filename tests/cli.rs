@@ -616,3 +616,44 @@ fn show_writes_a_figure_of_the_expected_size() {
     // A crop of 12 × 4 tiles of 8 pixels.
     assert_eq!((info.width, info.height), (96, 3 * 32 + 2 * 4));
 }
+
+/// `auto` gives a text page to the built-in documents model and digits to the MNIST
+/// model: each archive names the model `vlae-zip models` lists for it.
+#[test]
+fn auto_picks_the_documents_model_for_a_page_and_mnist_for_digits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let listing = String::from_utf8(ok(&["models"]).stdout).unwrap();
+    let id_of = |name: &str| -> String {
+        let block = listing.split(&format!("{name}\n")).nth(1).unwrap();
+        block
+            .lines()
+            .find_map(|l| l.strip_prefix("  archive id   "))
+            .unwrap()
+            .to_string()
+    };
+    let digits = tmp.path().join("digits");
+    std::fs::create_dir(&digits).unwrap();
+    for i in 0..20 {
+        std::fs::write(
+            digits.join(format!("{i:02}.pbm")),
+            encode_image(&digit(i), ImageFormat::Pbm),
+        )
+        .unwrap();
+    }
+    for (input, model) in [
+        ("tests/data/page-crop.pbm", "documents"),
+        (digits.to_str().unwrap(), "mnist"),
+    ] {
+        let arc = tmp.path().join("x.vlz");
+        let a = arc.to_str().unwrap();
+        ok(&["compress", input, "-o", a, "--force"]);
+        let info = String::from_utf8(ok(&["info", a]).stdout).unwrap();
+        assert!(
+            info.contains(&format!("model          {}", id_of(model))),
+            "{input}: {info}"
+        );
+        let out = tmp.path().join("out");
+        ok(&["decompress", a, "-o", out.to_str().unwrap()]);
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
