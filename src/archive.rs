@@ -251,24 +251,18 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         .map(|group| {
             let views: Vec<&[Strip]> = group.iter().map(Vec::as_slice).collect();
             let choice = choose_models(&chains, &views, band);
-            // A chain that cannot be coded (see `BitsBack::compress_lanes`) is left out.
-            let chained: Vec<Option<Vec<Option<CodedLane>>>> = chains
-                .iter()
-                .enumerate()
-                .map(|(m, c)| {
-                    let mine: Vec<usize> = (0..views.len()).filter(|&k| choice[k] == m).collect();
-                    if mine.is_empty() {
-                        return None;
-                    }
-                    let lanes: Vec<&[Strip]> = mine.iter().map(|&k| views[k]).collect();
-                    let coded = c.encode(&lanes).ok()?;
-                    let mut all: Vec<Option<CodedLane>> = vec![None; views.len()];
+            // Each lane's chain with its model. A chain that cannot be coded (see
+            // `BitsBack::compress_lanes`) is left out.
+            let mut chained: Vec<Option<CodedLane>> = vec![None; views.len()];
+            for (m, chain) in chains.iter().enumerate() {
+                let mine: Vec<usize> = (0..views.len()).filter(|&k| choice[k] == m).collect();
+                let lanes: Vec<&[Strip]> = mine.iter().map(|&k| views[k]).collect();
+                if let (false, Ok(coded)) = (mine.is_empty(), chain.encode(&lanes)) {
                     for (k, lane) in mine.into_iter().zip(coded) {
-                        all[k] = Some(lane);
+                        chained[k] = Some(lane);
                     }
-                    Some(all)
-                })
-                .collect();
+                }
+            }
             let context = match opts.coders {
                 LaneCoders::Smallest => CONTEXT_MODELS
                     .iter()
@@ -283,12 +277,9 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                 .map(|(k, lane)| {
                     let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
                     progress(rows);
-                    let chains = chained.iter().enumerate().filter_map(|(m, c)| {
-                        c.as_ref()?
-                            .get(k)?
-                            .as_ref()
-                            .map(|c| (bits_back_coder(m as u16, opts.samples), c))
-                    });
+                    let chain = chained[k]
+                        .as_ref()
+                        .map(|c| (bits_back_coder(choice[k] as u16, opts.samples), c));
                     let fallbacks = context
                         .iter()
                         .map(|(template, c)| {
@@ -301,14 +292,10 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                         })
                         .chain(std::iter::once((LaneCoder::Stored, &stored[k])));
                     match opts.coders {
-                        LaneCoders::BitsBack
-                            if chained
-                                .iter()
-                                .any(|c| c.as_ref().is_some_and(|c| c[k].is_some())) =>
-                        {
-                            smallest(chains, rows)
+                        LaneCoders::BitsBack if chain.is_some() => {
+                            smallest(chain.into_iter(), rows)
                         }
-                        _ => smallest(chains.chain(fallbacks), rows),
+                        _ => smallest(chain.into_iter().chain(fallbacks), rows),
                     }
                 })
                 .collect::<Vec<_>>();
@@ -345,8 +332,9 @@ const SAMPLE_STRIDE: usize = 8;
 
 /// For each lane, the index of the chain that codes it smallest, estimated on a sample:
 /// every [`SAMPLE_STRIDE`]-th band of `band` rows (the largest tile) of the lane's strips,
-/// coded as a chain of its own by each model, its start-up counted once. Each model then codes only its own lanes,
-/// so `auto` costs a fraction of a chain per extra model instead of a whole one.
+/// coded as a chain of its own by each model, its start-up counted once. Each model then
+/// codes only its own lanes, so `auto` costs a fraction of a chain per extra model
+/// instead of a whole one.
 fn choose_models(chains: &[Chain], lanes: &[&[Strip]], band: usize) -> Vec<usize> {
     if chains.len() < 2 {
         return vec![0; lanes.len()];

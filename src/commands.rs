@@ -417,6 +417,14 @@ fn model_figures(
     iwae: Option<usize>,
 ) -> Result<(eval::ElboStats, Option<(f64, f64)>)> {
     let set = tile_set(images, cfg);
+    if set.is_empty() {
+        // Only blank tiles: the model codes nothing.
+        let stats = eval::ElboStats {
+            images: images.len(),
+            ..Default::default()
+        };
+        return Ok((stats, iwae.map(|_| (0.0, 0.0))));
+    }
     let canvases = set.grid_canvases();
     let per_image = set.len() as f64 / images.len().max(1) as f64;
     let mut stats = eval::evaluate_elbo(m, &canvases, cfg.latent_dim, 500)?;
