@@ -197,3 +197,20 @@ fn the_writer_cannot_write_what_the_reader_refuses() {
     .unwrap_err();
     assert!(err.to_string().contains("lane count"), "{err}");
 }
+
+/// Found by fuzzing `parse_archive`: lane records whose payload lengths add up past 2^64.
+/// Each length must fit in the bytes left before it is added (in a build with overflow
+/// checks the sum panicked; in a release build it wrapped and the archive was refused for
+/// another reason).
+#[test]
+fn payload_lengths_that_overflow_their_sum_are_refused_as_truncated() {
+    let bytes = std::fs::read("tests/data/fuzz-payload-overflow.vlz").unwrap();
+    match container::parse(&bytes) {
+        Err(container::ContainerError::Truncated(what)) => assert_eq!(what, "lane payload"),
+        other => panic!("{:?}", other.map(|a| a.image_count)),
+    }
+    clean_failure(
+        &limited(&["info", "tests/data/fuzz-payload-overflow.vlz"]),
+        "truncated",
+    );
+}

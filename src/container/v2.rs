@@ -257,6 +257,10 @@ pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, Container
             CODER_STORED => (LaneCoder::Stored, 0, 0),
             _ => return Err(bad(format!("has the unknown coder {code}"))),
         };
+        // Each payload lies within the bytes left, so the total cannot overflow.
+        if len > r.left() as u64 {
+            return Err(ContainerError::Truncated("lane payload"));
+        }
         payload_total += len;
         records.push((coder, rows, len, seed_words_elided, state));
     }
