@@ -181,8 +181,8 @@ fn train_learns_from_a_folder_and_fine_tunes_with_init() {
     let valid = |log: &str| -> f64 {
         let line = log
             .lines()
-            .filter(|l| l.contains("valid (ema)"))
-            .last()
+            .rev()
+            .find(|l| l.contains("valid (ema)"))
             .unwrap();
         let at = line.find("-elbo ").unwrap() + 6;
         line[at..].split(' ').next().unwrap().parse().unwrap()
