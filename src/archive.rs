@@ -248,9 +248,15 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
     let band = models.iter().map(|m| m.tile()).max().unwrap_or(1);
     let coded: Vec<Lane<Vec<u8>>> = strips
         .par_chunks(per_task)
-        .map(|group| {
+        .zip(plan.par_chunks(per_task))
+        .map(|(group, segments)| {
             let views: Vec<&[Strip]> = group.iter().map(Vec::as_slice).collect();
-            let choice = choose_models(&chains, &views, band);
+            // Lanes that are bands of one image (a page) choose together.
+            let pooled: Vec<Option<usize>> = segments
+                .iter()
+                .map(|lane| (lane.len() == 1).then(|| lane[0].image))
+                .collect();
+            let choice = choose_models(&chains, &views, band, &pooled);
             // Each lane's chain with its model. A chain that cannot be coded (see
             // `BitsBack::compress_lanes`) is left out.
             let mut chained: Vec<Option<CodedLane>> = vec![None; views.len()];
@@ -331,18 +337,23 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
 const SAMPLE_STRIDE: usize = 8;
 
 /// For each lane, the index of the chain that codes it smallest, estimated on a sample:
-/// every [`SAMPLE_STRIDE`]-th band of `band` rows (the largest tile) of the lane's strips,
+/// one band in [`SAMPLE_STRIDE`] of `band` rows (the largest tile) of the lane's strips,
 /// coded as a chain of its own by each model, its start-up counted once. Each model then
 /// codes only its own lanes, so `auto` costs a fraction of a chain per extra model
 /// instead of a whole one.
-fn choose_models(chains: &[Chain], lanes: &[&[Strip]], band: usize) -> Vec<usize> {
+fn choose_models(
+    chains: &[Chain],
+    lanes: &[&[Strip]],
+    band: usize,
+    pooled: &[Option<usize>],
+) -> Vec<usize> {
     if chains.len() < 2 {
         return vec![0; lanes.len()];
     }
     let samples: Vec<Vec<Strip>> = lanes
         .iter()
         .map(|strips| {
-            strips
+            let bands: Vec<Strip> = strips
                 .iter()
                 .flat_map(|s| {
                     (0..s.rows).step_by(band).map(move |y| Strip {
@@ -351,8 +362,11 @@ fn choose_models(chains: &[Chain], lanes: &[&[Strip]], band: usize) -> Vec<usize
                         pixels: &s.pixels[y * s.width..(y + band.min(s.rows - y)) * s.width],
                     })
                 })
-                .step_by(SAMPLE_STRIDE)
-                .collect()
+                .collect();
+            // Bands 4, 12, 20, …: a page lane of 9 bands is sampled by one band from its
+            // middle, not two; a lane too short for that by its first band.
+            let first = (SAMPLE_STRIDE / 2).min(bands.len() - 1);
+            bands.into_iter().skip(first).step_by(SAMPLE_STRIDE).collect()
         })
         .collect();
     let views: Vec<&[Strip]> = samples.iter().map(Vec::as_slice).collect();
@@ -375,10 +389,20 @@ fn choose_models(chains: &[Chain], lanes: &[&[Strip]], band: usize) -> Vec<usize
             Err(_) => vec![u64::MAX; lanes.len()],
         })
         .collect();
+    // A page's lanes add up their samples, a band each: one band alone may be a blank
+    // margin or a heading.
+    let cost = |m: usize, k: usize| -> u64 {
+        match pooled[k] {
+            None => sizes[m][k],
+            Some(image) => (0..lanes.len())
+                .filter(|&j| pooled[j] == Some(image))
+                .fold(0u64, |sum, j| sum.saturating_add(sizes[m][j])),
+        }
+    };
     (0..lanes.len())
         .map(|k| {
             (0..chains.len())
-                .min_by_key(|&m| sizes[m][k])
+                .min_by_key(|&m| cost(m, k))
                 .expect("two chains")
         })
         .collect()

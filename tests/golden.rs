@@ -19,6 +19,8 @@
 //! - `golden-v3-mnist.vlz`: version 3, the built-in `mnist` at default settings, 70 digits.
 //! - `golden-v3-context.vlz`: version 3, chains of the tiny context model (context across
 //!   tile borders) over two text-like pages, 3 lanes.
+//! - `golden-v3-documents.vlz`: version 3, the built-in `documents` model's chain over a
+//!   crop of a rendered text page (`page-crop.pbm`), 2 lanes.
 //!
 //! Versions 1 and 2 can no longer be written. If version 3 ever changes, bump the version
 //! and keep a decoder for this one; regenerate the version 3 files (only then) with
@@ -53,6 +55,15 @@ fn mnist() -> Network {
     Network::load(
         "models/vlae-mnist.safetensors".as_ref(),
         "models/vlae-mnist.json".as_ref(),
+    )
+    .unwrap()
+}
+
+/// The built-in `documents` model.
+fn documents() -> Network {
+    Network::load(
+        "models/vlae-documents.safetensors".as_ref(),
+        "models/vlae-documents.json".as_ref(),
     )
     .unwrap()
 }
@@ -115,6 +126,7 @@ fn version_3_archives_decode_to_the_same_pixels() {
     check(&[&mnist(), &tiny_context()], "golden-v3");
     check(&[&mnist()], "golden-v3-mnist");
     check(&[&tiny_context()], "golden-v3-context");
+    check(&[&documents()], "golden-v3-documents");
 }
 
 fn digits(n: usize) -> Vec<Vec<u8>> {
@@ -300,6 +312,35 @@ fn regenerate_version_3_golden_files() {
     std::fs::write(
         "tests/data/golden-v3-context.txt",
         listing(&[&tiny_context()], "tests/data/golden-v3-context.vlz"),
+    )
+    .unwrap();
+
+    let (page, _) =
+        vlae_zip::image_io::read_image("tests/data/page-crop.pbm".as_ref()).unwrap();
+    let entry = Entry {
+        name: "page-crop.pbm".into(),
+        format: ImageFormat::Pbm,
+        width: page.width as u32,
+        height: page.height as u32,
+    };
+    let bytes = archive::compress(
+        &[&documents()],
+        &[entry],
+        &[page.pixels],
+        CompressOptions {
+            latent_bits: DEFAULT_LATENT_BITS,
+            adapt_latent_bits: false,
+            lanes: Some(2),
+            coders: vlae_zip::archive::LaneCoders::BitsBack,
+            samples: 1,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    std::fs::write("tests/data/golden-v3-documents.vlz", &bytes).unwrap();
+    std::fs::write(
+        "tests/data/golden-v3-documents.txt",
+        listing(&[&documents()], "tests/data/golden-v3-documents.vlz"),
     )
     .unwrap();
 }

@@ -14,12 +14,12 @@ for page in "$dir"/*.pbm; do
     jbig=$(pbmtojbg -q < "$page" | wc -c)
     xzb=$(xz -9e -c "$page" | wc -c)
     t0=$(date +%s.%N)
-    "$bin" compress "$page" -o "$work/x.vlz" -q "${model[@]}" "$@"
+    "$bin" compress "$page" -o "$work/x.vlz" -f -q "${model[@]}" "$@"
     t1=$(date +%s.%N)
     "$bin" decompress "$work/x.vlz" -o "$work/out" -q "${model[@]}"
     t2=$(date +%s.%N)
     # Compression is deterministic: the decoded pixels must give the same archive.
-    "$bin" compress "$work/out/$name" -o "$work/y.vlz" -q "${model[@]}" "$@"
+    "$bin" compress "$work/out/$name" -o "$work/y.vlz" -f -q "${model[@]}" "$@"
     cmp -s "$work/x.vlz" "$work/y.vlz" || { echo "$name: pixels differ" >&2; exit 1; }
     rm -rf "$work/out" "$work/y.vlz"
     size=$(stat -c %s "$work/x.vlz")
