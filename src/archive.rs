@@ -366,7 +366,11 @@ fn choose_models(
             // Bands 4, 12, 20, …: a page lane of 9 bands is sampled by one band from its
             // middle, not two; a lane too short for that by its first band.
             let first = (SAMPLE_STRIDE / 2).min(bands.len() - 1);
-            bands.into_iter().skip(first).step_by(SAMPLE_STRIDE).collect()
+            bands
+                .into_iter()
+                .skip(first)
+                .step_by(SAMPLE_STRIDE)
+                .collect()
         })
         .collect();
     let views: Vec<&[Strip]> = samples.iter().map(Vec::as_slice).collect();

@@ -214,6 +214,20 @@ fn mixed() -> (Vec<Entry>, Vec<Vec<u8>>) {
         .unzip()
 }
 
+/// Writes `tests/data/NAME.vlz` and its listing.
+fn write_golden(
+    name: &str,
+    nets: &[&Network],
+    entries: &[Entry],
+    images: &[Vec<u8>],
+    opts: CompressOptions,
+) {
+    let bytes = archive::compress(nets, entries, images, opts, &|_| {}).unwrap();
+    let path = format!("tests/data/{name}.vlz");
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::write(format!("tests/data/{name}.txt"), listing(nets, &path)).unwrap();
+}
+
 #[test]
 #[ignore = "regenerates the version 3 golden files; run only when the format version changes"]
 fn regenerate_version_3_golden_files() {
@@ -228,7 +242,8 @@ fn regenerate_version_3_golden_files() {
     images.push(common::text_page(90, 70, 1));
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
-    let bytes = archive::compress(
+    write_golden(
+        "golden-v3",
         &nets,
         &entries,
         &images,
@@ -239,15 +254,7 @@ fn regenerate_version_3_golden_files() {
             coders: vlae_zip::archive::LaneCoders::Smallest,
             samples: 1,
         },
-        &|_| {},
-    )
-    .unwrap();
-    std::fs::write("tests/data/golden-v3.vlz", &bytes).unwrap();
-    std::fs::write(
-        "tests/data/golden-v3.txt",
-        listing(&nets, "tests/data/golden-v3.vlz"),
-    )
-    .unwrap();
+    );
 
     let images = digits(70);
     let entries: Vec<Entry> = (0..70)
@@ -258,7 +265,8 @@ fn regenerate_version_3_golden_files() {
             height: 28,
         })
         .collect();
-    let bytes = archive::compress(
+    write_golden(
+        "golden-v3-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -269,15 +277,7 @@ fn regenerate_version_3_golden_files() {
             coders: vlae_zip::archive::LaneCoders::Smallest,
             samples: 1,
         },
-        &|_| {},
-    )
-    .unwrap();
-    std::fs::write("tests/data/golden-v3-mnist.vlz", &bytes).unwrap();
-    std::fs::write(
-        "tests/data/golden-v3-mnist.txt",
-        listing(&[&mnist()], "tests/data/golden-v3-mnist.vlz"),
-    )
-    .unwrap();
+    );
 
     let sizes = [(90u32, 70u32), (33, 17)];
     let entries: Vec<Entry> = sizes
@@ -294,7 +294,8 @@ fn regenerate_version_3_golden_files() {
         .iter()
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
-    let bytes = archive::compress(
+    write_golden(
+        "golden-v3-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -305,25 +306,17 @@ fn regenerate_version_3_golden_files() {
             coders: vlae_zip::archive::LaneCoders::BitsBack,
             samples: 1,
         },
-        &|_| {},
-    )
-    .unwrap();
-    std::fs::write("tests/data/golden-v3-context.vlz", &bytes).unwrap();
-    std::fs::write(
-        "tests/data/golden-v3-context.txt",
-        listing(&[&tiny_context()], "tests/data/golden-v3-context.vlz"),
-    )
-    .unwrap();
+    );
 
-    let (page, _) =
-        vlae_zip::image_io::read_image("tests/data/page-crop.pbm".as_ref()).unwrap();
+    let (page, _) = vlae_zip::image_io::read_image("tests/data/page-crop.pbm".as_ref()).unwrap();
     let entry = Entry {
         name: "page-crop.pbm".into(),
         format: ImageFormat::Pbm,
         width: page.width as u32,
         height: page.height as u32,
     };
-    let bytes = archive::compress(
+    write_golden(
+        "golden-v3-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -334,15 +327,7 @@ fn regenerate_version_3_golden_files() {
             coders: vlae_zip::archive::LaneCoders::BitsBack,
             samples: 1,
         },
-        &|_| {},
-    )
-    .unwrap();
-    std::fs::write("tests/data/golden-v3-documents.vlz", &bytes).unwrap();
-    std::fs::write(
-        "tests/data/golden-v3-documents.txt",
-        listing(&[&documents()], "tests/data/golden-v3-documents.vlz"),
-    )
-    .unwrap();
+    );
 }
 
 #[test]
