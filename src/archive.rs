@@ -334,7 +334,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
 }
 
 /// One band in this many is coded by every model to choose a lane's model.
-const SAMPLE_STRIDE: usize = 8;
+const SAMPLE_STRIDE: usize = 16;
 
 /// For each lane, the index of the chain that codes it smallest, estimated on a sample:
 /// one band in [`SAMPLE_STRIDE`] of `band` rows (the largest tile) of the lane's strips,
@@ -363,8 +363,8 @@ fn choose_models(
                     })
                 })
                 .collect();
-            // Bands 4, 12, 20, …: a page lane of 9 bands is sampled by one band from its
-            // middle, not two; a lane too short for that by its first band.
+            // Bands 8, 24, 40, …: a page lane of 9 bands is sampled by its middle band; a
+            // lane too short for that by its first.
             let first = (SAMPLE_STRIDE / 2).min(bands.len() - 1);
             bands
                 .into_iter()
