@@ -381,7 +381,7 @@ fn choose_models(
         .iter()
         .map(|c| match c.encode(&views) {
             Ok(coded) => {
-                let startup = c.bits_back.startup_bits();
+                let startup = c.bits_back.prior_bits();
                 coded
                     .iter()
                     .map(|l| {

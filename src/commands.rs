@@ -158,18 +158,6 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
                 );
             }
             let valid = images.split_off(images.len() - held_out);
-            let tiles = |set: Vec<FolderImage>| {
-                TileSet::new(
-                    set.into_iter()
-                        .map(|i| Image {
-                            width: i.entry.width as usize,
-                            height: i.entry.height as usize,
-                            pixels: i.pixels,
-                        })
-                        .collect(),
-                    cfg.canvas(),
-                )
-            };
             let mut opts = train::TrainOptions::default();
             opts.epochs = epochs.map_or(opts.epochs, |v| v as usize);
             opts.batch_size = batch_size.map_or(opts.batch_size, |v| v as usize);
@@ -185,8 +173,15 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
                 init,
                 minutes,
             };
-            let best = train::train(&tiles(images), &tiles(valid), &cfg, &opts, &run, how)
-                .context("training failed")?;
+            let best = train::train(
+                &tile_set(images, &cfg),
+                &tile_set(valid, &cfg),
+                &cfg,
+                &opts,
+                &run,
+                how,
+            )
+            .context("training failed")?;
             let output = output.unwrap_or_else(|| {
                 let name = run.file_name().map_or("model".into(), |n| n.to_os_string());
                 run.join(name).with_extension("safetensors")
@@ -393,14 +388,14 @@ fn load_any(path: &Path, quiet: bool) -> Result<Vec<FolderImage>> {
 
 /// The images as the model's training samples: the canvases of their tiles with ink and
 /// paper, each image one strip (as one lane codes it).
-fn tile_set(images: &[FolderImage], cfg: &VlaeConfig) -> TileSet {
+fn tile_set(images: impl IntoIterator<Item = FolderImage>, cfg: &VlaeConfig) -> TileSet {
     TileSet::new(
         images
-            .iter()
+            .into_iter()
             .map(|i| Image {
                 width: i.entry.width as usize,
                 height: i.entry.height as usize,
-                pixels: i.pixels.clone(),
+                pixels: i.pixels,
             })
             .collect(),
         cfg.canvas(),
@@ -416,7 +411,7 @@ fn model_figures(
     images: &[FolderImage],
     iwae: Option<usize>,
 ) -> Result<(eval::ElboStats, Option<(f64, f64)>)> {
-    let set = tile_set(images, cfg);
+    let set = tile_set(images.iter().cloned(), cfg);
     if set.is_empty() {
         // Only blank tiles: the model codes nothing.
         let stats = eval::ElboStats {

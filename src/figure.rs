@@ -134,8 +134,8 @@ fn sample_panel(net: &Network, shape: &Panel, latents: Latents, rng: &mut StdRng
                     Network::latent(&st).to_vec()
                 }
             };
+            // The tile itself is still blank in `out`: the canvas holds only its context.
             canvas.fill(&out.pixels, out.width, out.height, y, x, &mut known);
-            (0..side * side).for_each(|p| known[canvas.of_tile(p)] = 0);
             let mut state = net.pixels_start::<1>([&z], [known.as_slice()]);
             for p in 0..rows * side {
                 let logit = state.logit(p)[0];

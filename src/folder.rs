@@ -42,6 +42,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> FolderError + '_ {
 }
 
 /// An image read from disk, with the entry it will have in an archive.
+#[derive(Clone)]
 pub struct FolderImage {
     pub entry: Entry,
     /// `width × height` bytes of 0/1.

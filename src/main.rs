@@ -188,14 +188,14 @@ enum Command {
         #[arg(long)]
         resume: bool,
         /// Stop after N minutes of this invocation, keeping the best weights (resume to go on).
-        #[arg(long, value_parser = positive_rate)]
+        #[arg(long, value_parser = positive_number)]
         minutes: Option<f64>,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         epochs: Option<u32>,
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
         batch_size: Option<u32>,
         /// Defaults to 0.002, or 0.0005 when fine-tuning with --init.
-        #[arg(long, value_parser = positive_rate)]
+        #[arg(long, value_parser = positive_number)]
         learning_rate: Option<f64>,
         /// Train on only the first N images (for smoke tests).
         #[arg(long, value_parser = clap::value_parser!(u32).range(2..))]
@@ -224,8 +224,8 @@ enum Command {
     },
 }
 
-/// A learning rate: a finite number above 0.
-fn positive_rate(s: &str) -> Result<f64, String> {
+/// A finite number above 0: a learning rate or a time budget.
+fn positive_number(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("{s:?} is not a positive number")),

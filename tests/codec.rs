@@ -300,22 +300,44 @@ fn deterministic_path_agrees_with_candle() {
         }
 
         // Pixels: logits given z and the true pixels before each.
-        let zt = Tensor::from_vec(z.clone(), (1, z.len()), &Device::Cpu).unwrap();
-        let logits = model
-            .pixelcnn
-            .forward(&x, &model.decoder.forward(&zt).unwrap())
-            .unwrap();
-        let logits = logits.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let mut ps = net.pixels_start::<1>([&z], [img.as_slice()]);
-        for p in 0..784 {
-            let l = ps.logit(p)[0];
-            assert!(
-                (l - logits[p]).abs() < 1e-3 * (1.0 + l.abs()),
-                "pixel {p}: {l} vs {}",
-                logits[p]
-            );
-            ps.set(p, 0, img[p]);
-        }
+        assert_logits_agree(net, &model, &z, img, "digit");
+    }
+}
+
+/// The coder's PixelCNN, fed a canvas pixel by pixel as decoding does (starting without
+/// the tile's own pixels), gives the candle model's logits on the whole canvas.
+fn assert_logits_agree(
+    net: &vlae_zip::infer::network::Network,
+    model: &vlae_zip::nn::vlae::Vlae,
+    z: &[f32],
+    canvas: &[u8],
+    what: &str,
+) {
+    let shape = net.canvas();
+    let zt = Tensor::from_vec(z.to_vec(), (1, z.len()), &Device::Cpu).unwrap();
+    let logits = model
+        .pixelcnn
+        .forward(
+            &pixels_tensor(canvas, &Device::Cpu).unwrap(),
+            &model.decoder.forward(&zt).unwrap(),
+        )
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let pixels = net.tile_pixels();
+    let mut known = canvas.to_vec();
+    (0..pixels).for_each(|p| known[shape.of_tile(p)] = 0);
+    let mut ps = net.pixels_start::<1>([z], [known.as_slice()]);
+    for p in 0..pixels {
+        let l = ps.logit(p)[0];
+        assert!(
+            (l - logits[p]).abs() < 1e-3 * (1.0 + l.abs()),
+            "{what} pixel {p}: {l} vs {}",
+            logits[p]
+        );
+        ps.set(p, 0, canvas[shape.of_tile(p)]);
     }
 }
 
@@ -417,31 +439,7 @@ fn context_model_sees_what_training_saw() {
         let mut c = vec![0u8; canvas.pixels()];
         canvas.fill(&page, width, height, y, x, &mut c);
         let z = vec![0.3f32; cfg.latent_dim];
-        let zt = Tensor::from_vec(z.clone(), (1, z.len()), &Device::Cpu).unwrap();
-        let logits = model
-            .pixelcnn
-            .forward(
-                &pixels_tensor(&c, &Device::Cpu).unwrap(),
-                &model.decoder.forward(&zt).unwrap(),
-            )
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        // The decoder starts from the canvas without the tile's own pixels.
-        let mut known = c.clone();
-        (0..64).for_each(|p| known[canvas.of_tile(p)] = 0);
-        let mut ps = net.pixels_start::<1>([&z], [known.as_slice()]);
-        for p in 0..64 {
-            let l = ps.logit(p)[0];
-            assert!(
-                (l - logits[p]).abs() < 1e-3 * (1.0 + l.abs()),
-                "tile ({y}, {x}) pixel {p}: {l} vs {}",
-                logits[p]
-            );
-            ps.set(p, 0, c[canvas.of_tile(p)]);
-        }
+        assert_logits_agree(net, &model, &z, &c, &format!("tile ({y}, {x})"));
     }
 }
 

@@ -258,8 +258,9 @@ impl<'n> BitsBack<'n> {
         })
     }
 
-    /// Most bits a chain's first latent takes from the seed: d·B.
-    pub fn startup_bits(&self) -> u64 {
+    /// −log2 P(ĵ) of any latent, the prior being uniform over 2^B buckets a dimension:
+    /// d·B bits. Also the most a chain's first latent takes from the seed.
+    pub fn prior_bits(&self) -> u64 {
         (self.net.config().latent_dim as u64) * u64::from(self.grid.buckets().trailing_zeros())
     }
 
@@ -340,8 +341,7 @@ impl<'n> BitsBack<'n> {
         inside: (usize, usize),
         latents: &[Latent],
     ) -> (Vec<u32>, Vec<Vec<u32>>) {
-        // log2 P(ĵ) = −d·B exactly: the prior is uniform over 2^B buckets a dimension.
-        let prior = (latents[0].buckets.len() as u32 * self.grid.buckets().trailing_zeros()) as f64;
+        let prior = self.prior_bits() as f64;
         let (logs, probs) = self.log2_pixels(tile, canvas, inside, latents);
         let w: Vec<f64> = latents
             .iter()
@@ -761,13 +761,17 @@ impl<'n> BitsBack<'n> {
                 .copied()
                 .filter(|&(k, j)| plans[k].1[j] == TileClass::Model)
                 .collect();
-            let buffers: Vec<Vec<u8>> = modelled
+            let (buffers, canvases): (Vec<Vec<u8>>, Vec<Vec<u8>>) = modelled
                 .iter()
                 .map(|&(k, j)| {
                     let t = &plans[k].0[j];
-                    self.cut(&lanes[k][t.strip], t)
+                    let strip = &lanes[k][t.strip];
+                    (
+                        self.cut(strip, t),
+                        self.canvas(strip.pixels, strip.width, t),
+                    )
                 })
-                .collect();
+                .unzip();
             let inside: Vec<(usize, usize)> = modelled
                 .iter()
                 .map(|&(k, j)| (plans[k].0[j].rows, plans[k].0[j].cols))
@@ -775,14 +779,6 @@ impl<'n> BitsBack<'n> {
             let mut group: Vec<Coder> = modelled
                 .iter()
                 .map(|&(k, _)| std::mem::take(&mut coders[k]))
-                .collect();
-            let canvases: Vec<Vec<u8>> = modelled
-                .iter()
-                .map(|&(k, j)| {
-                    let t = &plans[k].0[j];
-                    let strip = &lanes[k][t.strip];
-                    self.canvas(strip.pixels, strip.width, t)
-                })
                 .collect();
             let views: Vec<&[u8]> = buffers.iter().map(Vec::as_slice).collect();
             let canvas_views: Vec<&[u8]> = canvases.iter().map(Vec::as_slice).collect();
@@ -866,7 +862,7 @@ impl<'n> BitsBack<'n> {
         let mut counts = vec![[0u32; 3]; lanes.len()];
         let longest = plans.iter().map(|p| p.1).max().unwrap_or(0);
         for step in 0..longest {
-            let mut modelled: Vec<(usize, Tile)> = Vec::new();
+            let mut modelled: Vec<(usize, Tile, Vec<u8>)> = Vec::new();
             for (k, (cursor, n)) in plans.iter_mut().enumerate().filter(|(_, p)| step < p.1) {
                 let t = match order {
                     ChainOrder::Forward => cursor.next().expect("counted"),
@@ -902,7 +898,11 @@ impl<'n> BitsBack<'n> {
                     }
                 };
                 match class {
-                    TileClass::Model => modelled.push((k, t)),
+                    // Each lane decodes one tile a step, so its canvas can be cut now.
+                    TileClass::Model => {
+                        let canvas = self.canvas(&out[k][t.strip], lanes[k].shapes[t.strip].0, &t);
+                        modelled.push((k, t, canvas));
+                    }
                     blank => {
                         let strip = &mut out[k][t.strip];
                         let width = lanes[k].shapes[t.strip].0;
@@ -918,9 +918,9 @@ impl<'n> BitsBack<'n> {
             let pushed = |k: usize| plans[k].1 - 1 - step;
             let (weighted, modelled): (Vec<_>, Vec<_>) = modelled
                 .into_iter()
-                .partition(|&(k, _)| samples_at(self.samples, pushed(k)) > 1);
-            for &(k, t) in &weighted {
-                let canvas = self.canvas(&out[k][t.strip], lanes[k].shapes[t.strip].0, &t);
+                .partition(|(k, _, _)| samples_at(self.samples, pushed(*k)) > 1);
+            let mut decoded = Vec::with_capacity(weighted.len() + modelled.len());
+            for (k, t, canvas) in weighted {
                 let tile = self
                     .decode_weighted(
                         &mut coders[k],
@@ -929,26 +929,16 @@ impl<'n> BitsBack<'n> {
                         samples_at(self.samples, pushed(k)),
                     )
                     .map_err(|e| e.at(first_index + k, step))?;
-                place(
-                    &mut out[k][t.strip],
-                    lanes[k].shapes[t.strip].0,
-                    &t,
-                    &tile,
-                    side,
-                );
+                decoded.push((k, t, tile));
             }
             let inside: Vec<(usize, usize)> =
-                modelled.iter().map(|(_, t)| (t.rows, t.cols)).collect();
-            let canvases: Vec<Vec<u8>> = modelled
-                .iter()
-                .map(|(k, t)| self.canvas(&out[*k][t.strip], lanes[*k].shapes[t.strip].0, t))
-                .collect();
-            let canvas_views: Vec<&[u8]> = canvases.iter().map(Vec::as_slice).collect();
+                modelled.iter().map(|(_, t, _)| (t.rows, t.cols)).collect();
+            let canvas_views: Vec<&[u8]> = modelled.iter().map(|(_, _, c)| c.as_slice()).collect();
             let mut group: Vec<Coder> = modelled
                 .iter()
-                .map(|&(k, _)| std::mem::take(&mut coders[k]))
+                .map(|&(k, _, _)| std::mem::take(&mut coders[k]))
                 .collect();
-            let decoded = self
+            let tiles = self
                 .decode_chunks(&mut group, &canvas_views, &inside)
                 .map_err(|e| match e {
                     CodecError::Exhausted { lane, .. } => {
@@ -956,8 +946,11 @@ impl<'n> BitsBack<'n> {
                     }
                     other => other,
                 })?;
-            for ((&(k, t), c), tile) in modelled.iter().zip(group).zip(decoded) {
+            for ((&(k, t, _), c), tile) in modelled.iter().zip(group).zip(tiles) {
                 coders[k] = c;
+                decoded.push((k, t, tile));
+            }
+            for (k, t, tile) in decoded {
                 place(
                     &mut out[k][t.strip],
                     lanes[k].shapes[t.strip].0,
