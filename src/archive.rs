@@ -12,6 +12,7 @@ use crate::codec::context::ContextModel;
 use crate::codec::lane::{Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
 use crate::codec::model::PRECISION;
 use crate::container::{self, v2, Archive, ContainerError, Entry, Lane, LaneCoder, ModelId};
+use crate::geometry::ink_and_paper;
 use crate::infer::network::Network;
 use rayon::prelude::*;
 
@@ -21,16 +22,41 @@ use rayon::prelude::*;
 /// 2^6 keeps a margin for models with sharper posteriors.
 pub const DEFAULT_LATENT_BITS: u8 = 6;
 
-/// Pixels per lane the default lane count aims at (625 digits). Each lane costs about 400
-/// bits to start, under 0.7 bits a digit at this size, and 16 lanes let a 16-core machine
-/// decode a folder of 10,000 digits on every core.
+/// Model tiles (tiles with ink and paper) per lane that the default lane count aims at:
+/// 625 digits. A lane's start-up costs a few hundred bits whatever it holds (format-spec.md
+/// §6), so lanes are sized by what the model codes, not by pixels: a 200-dpi text page's
+/// 3.7 million pixels hold about 1,500 model tiles, which one lane per 490,000 pixels cut
+/// into 8 lanes, at 3% of the archive (measured on the 8 test pages).
+pub const MODEL_TILES_PER_LANE: u64 = 625;
+
+/// Inputs of more pixels than this (625 digits) get at least two lanes, so that two cores
+/// share the decoding of a single page.
 pub const PIXELS_PER_LANE: u64 = 625 * 784;
 
-/// The default lane count for images of `pixels` pixels in all: one per
-/// [`PIXELS_PER_LANE`], so that lanes stay small (and decoding memory bounded) however
-/// many images there are.
-pub fn default_lanes(pixels: u64) -> usize {
-    (pixels.div_ceil(PIXELS_PER_LANE) as usize).clamp(1, container::MAX_LANES as usize)
+/// The default lane count for images of `pixels` pixels in all, of which `model_tiles`
+/// tiles have ink and paper: one lane per [`MODEL_TILES_PER_LANE`], at least two above
+/// [`PIXELS_PER_LANE`]. (Lanes past the per-lane pixel limit are cut anyway.)
+pub fn default_lanes(model_tiles: u64, pixels: u64) -> usize {
+    let by_content = model_tiles.div_ceil(MODEL_TILES_PER_LANE);
+    let for_two_cores = pixels.div_ceil(PIXELS_PER_LANE).min(2);
+    by_content
+        .max(for_two_cores)
+        .clamp(1, container::MAX_LANES) as usize
+}
+
+/// How many tiles of side `tile` have both ink and paper: the tiles a chain codes with its
+/// model (format-spec.md §3.2).
+pub fn model_tiles<P: AsRef<[u8]>>(shapes: &[(usize, usize)], images: &[P], tile: usize) -> u64 {
+    let mut n = 0;
+    for (&(w, h), img) in shapes.iter().zip(images) {
+        for y in (0..h).step_by(tile) {
+            for x in (0..w).step_by(tile) {
+                let inside = (tile.min(h - y), tile.min(w - x));
+                n += u64::from(ink_and_paper(img.as_ref(), w, (y, x), inside) == (true, true));
+            }
+        }
+    }
+    n
 }
 
 /// Why an archive could not be made or decoded.
@@ -212,11 +238,13 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         .iter()
         .map(|e| (e.width as usize, e.height as usize))
         .collect();
-    let total: u64 = entries.iter().map(Entry::pixels).sum();
-    let lanes = opts.lanes.unwrap_or_else(|| default_lanes(total));
     let first = models
         .first()
         .ok_or_else(|| ArchiveError::Input("no model to code with".into()))?;
+    let lanes = opts.lanes.unwrap_or_else(|| {
+        let total: u64 = entries.iter().map(Entry::pixels).sum();
+        default_lanes(model_tiles(&shapes, images, first.tile()), total)
+    });
     let plan = plan_lanes(&shapes, lanes, first.tile());
     container::check_limit("lane count", plan.len() as u64, container::MAX_LANES)?;
     let strips: Vec<Vec<Strip>> = plan
@@ -246,17 +274,17 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         .collect::<Result<Vec<_>, CodecError>>()?;
     let per_task = lanes_per_task(strips.len(), rayon::current_num_threads());
     let band = models.iter().map(|m| m.tile()).max().unwrap_or(1);
+    let all_views: Vec<&[Strip]> = strips.iter().map(Vec::as_slice).collect();
+    let pooled: Vec<Option<usize>> = plan
+        .iter()
+        .map(|lane| (lane.len() == 1).then(|| lane[0].image))
+        .collect();
+    let choices = choose_models(&chains, &all_views, band, &pooled, per_task);
     let coded: Vec<Lane<Vec<u8>>> = strips
         .par_chunks(per_task)
-        .zip(plan.par_chunks(per_task))
-        .map(|(group, segments)| {
+        .zip(choices.par_chunks(per_task))
+        .map(|(group, choice)| {
             let views: Vec<&[Strip]> = group.iter().map(Vec::as_slice).collect();
-            // Lanes that are bands of one image (a page) choose together.
-            let pooled: Vec<Option<usize>> = segments
-                .iter()
-                .map(|lane| (lane.len() == 1).then(|| lane[0].image))
-                .collect();
-            let choice = choose_models(&chains, &views, band, &pooled);
             // Each lane's chain with its model. A chain that cannot be coded (see
             // `BitsBack::compress_lanes`) is left out.
             let mut chained: Vec<Option<CodedLane>> = vec![None; views.len()];
@@ -340,12 +368,15 @@ const SAMPLE_STRIDE: usize = 16;
 /// one band in [`SAMPLE_STRIDE`] of `band` rows (the largest tile) of the lane's strips,
 /// coded as a chain of its own by each model, its start-up counted once. Each model then
 /// codes only its own lanes, so `auto` costs a fraction of a chain per extra model
-/// instead of a whole one.
+/// instead of a whole one. Lanes that are bands of one image (`pooled[k]`, a page) choose
+/// together, whatever task codes them: one band alone may be a blank margin or a heading.
+/// Samples are coded `per_task` lanes at a time, in parallel.
 fn choose_models(
     chains: &[Chain],
     lanes: &[&[Strip]],
     band: usize,
     pooled: &[Option<usize>],
+    per_task: usize,
 ) -> Vec<usize> {
     if chains.len() < 2 {
         return vec![0; lanes.len()];
@@ -374,39 +405,46 @@ fn choose_models(
         })
         .collect();
     let views: Vec<&[Strip]> = samples.iter().map(Vec::as_slice).collect();
-    // The whole lane would cost one start-up (a first latent popped from the seed, at
-    // most d·B bits) and about SAMPLE_STRIDE times the sample's rest: comparing samples
-    // as they are would favour models with small latents.
-    let sizes: Vec<Vec<u64>> = chains
-        .iter()
-        .map(|c| match c.encode(&views) {
-            Ok(coded) => {
-                let startup = c.bits_back.prior_bits();
-                coded
-                    .iter()
-                    .map(|l| {
-                        let bits = 8 * l.payload.len() as u64;
-                        startup + bits.saturating_sub(startup) * SAMPLE_STRIDE as u64
-                    })
-                    .collect()
-            }
-            Err(_) => vec![u64::MAX; lanes.len()],
+    // sizes[k][m]: lane k's estimated size under chain m. The whole lane would cost one
+    // start-up (a first latent popped from the seed, at most d·B bits) and about
+    // SAMPLE_STRIDE times the sample's rest: comparing samples as they are would favour
+    // models with small latents.
+    let sizes: Vec<Vec<u64>> = views
+        .par_chunks(per_task)
+        .flat_map_iter(|group| {
+            let by_model: Vec<Vec<u64>> = chains
+                .iter()
+                .map(|c| match c.encode(group) {
+                    Ok(coded) => {
+                        let startup = c.bits_back.prior_bits();
+                        coded
+                            .iter()
+                            .map(|l| {
+                                let bits = 8 * l.payload.len() as u64;
+                                startup + bits.saturating_sub(startup) * SAMPLE_STRIDE as u64
+                            })
+                            .collect()
+                    }
+                    Err(_) => vec![u64::MAX; group.len()],
+                })
+                .collect();
+            (0..group.len()).map(move |k| by_model.iter().map(|m| m[k]).collect::<Vec<_>>())
         })
         .collect();
-    // A page's lanes add up their samples, a band each: one band alone may be a blank
-    // margin or a heading.
-    let cost = |m: usize, k: usize| -> u64 {
-        match pooled[k] {
-            None => sizes[m][k],
-            Some(image) => (0..lanes.len())
-                .filter(|&j| pooled[j] == Some(image))
-                .fold(0u64, |sum, j| sum.saturating_add(sizes[m][j])),
+    let mut pages: std::collections::HashMap<usize, Vec<u64>> = Default::default();
+    for (k, image) in pooled.iter().enumerate() {
+        if let Some(image) = image {
+            let sum = pages.entry(*image).or_insert_with(|| vec![0; chains.len()]);
+            for (total, &size) in sum.iter_mut().zip(&sizes[k]) {
+                *total = total.saturating_add(size);
+            }
         }
-    };
+    }
     (0..lanes.len())
         .map(|k| {
+            let cost = pooled[k].map_or(&sizes[k], |image| &pages[&image]);
             (0..chains.len())
-                .min_by_key(|&m| cost(m, k))
+                .min_by_key(|&m| cost[m])
                 .expect("two chains")
         })
         .collect()

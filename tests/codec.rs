@@ -368,12 +368,30 @@ fn simd_and_baseline_kernels_give_identical_archives() {
 
 #[test]
 fn default_lanes_let_sixteen_threads_decode_ten_thousand_digits() {
-    let lanes = archive::default_lanes(10_000 * 784);
+    let lanes = archive::default_lanes(10_000, 10_000 * 784);
     assert!(lanes >= 16, "{lanes} lanes");
     let tasks = lanes.div_ceil(archive::lanes_per_task(lanes, 16));
     assert!(tasks >= 16, "{tasks} tasks for 16 threads");
     // On this 2-core machine the same lanes run as lockstep groups of 4.
     assert_eq!(archive::lanes_per_task(lanes, 2), 4);
+}
+
+/// Lanes follow what the model codes: a text page's blank margins and line gaps add no
+/// lanes, each of which would cost its start-up, yet a page still decodes on two cores.
+#[test]
+fn default_lanes_follow_model_tiles_and_keep_two_cores_busy() {
+    let page = common::text_page(1700, 2200, 5);
+    let shapes = [(1700, 2200)];
+    let tiles = archive::model_tiles(&shapes, &[&page], 32);
+    let all = 1700usize.div_ceil(32) * 2200usize.div_ceil(32);
+    assert!(tiles > 0 && (tiles as usize) < all, "{tiles} of {all}");
+    let by_pixels = (1700 * 2200u64).div_ceil(archive::PIXELS_PER_LANE) as usize;
+    let lanes = archive::default_lanes(tiles, 1700 * 2200);
+    assert_eq!(lanes, (tiles.div_ceil(archive::MODEL_TILES_PER_LANE) as usize).max(2));
+    assert!(lanes < by_pixels, "{lanes} lanes, {by_pixels} by pixels");
+    // A blank page still gets two lanes; a few digits one.
+    assert_eq!(archive::default_lanes(0, 1700 * 2200), 2);
+    assert_eq!(archive::default_lanes(10, 10 * 784), 1);
 }
 
 #[test]
