@@ -3,7 +3,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use vlae_zip::codec::bitsback::{BitsBack, ChainInput, ChainOrder, Strip};
+use vlae_zip::codec::bitsback::{BitsBack, ChainInput, ChainLayout, Strip};
 use vlae_zip::infer::network::Network;
 
 fn coding(c: &mut Criterion) {
@@ -51,13 +51,13 @@ fn coding(c: &mut Criterion) {
     });
     g.bench_function("decompress, 1 lane", |b| {
         b.iter(|| {
-            bb.decompress_lanes(black_box(&coded_one), ChainOrder::Forward, 0)
+            bb.decompress_lanes(black_box(&coded_one), ChainLayout::NeighbourClasses, 0)
                 .unwrap()
         })
     });
     g.bench_function("decompress, 4 lanes in lockstep", |b| {
         b.iter(|| {
-            bb.decompress_lanes(black_box(&coded_four), ChainOrder::Forward, 0)
+            bb.decompress_lanes(black_box(&coded_four), ChainLayout::NeighbourClasses, 0)
                 .unwrap()
         })
     });

@@ -7,7 +7,7 @@
 //! so memory is bounded by a wave whatever the image count.
 #![forbid(unsafe_code)]
 
-use crate::codec::bitsback::{BitsBack, ChainOrder, CodecError, Strip, LANE_GROUP};
+use crate::codec::bitsback::{BitsBack, ChainLayout, CodecError, Strip, LANE_GROUP};
 use crate::codec::context::ContextModel;
 use crate::codec::lane::{Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
 use crate::codec::model::PRECISION;
@@ -39,9 +39,7 @@ pub const PIXELS_PER_LANE: u64 = 625 * 784;
 pub fn default_lanes(model_tiles: u64, pixels: u64) -> usize {
     let by_content = model_tiles.div_ceil(MODEL_TILES_PER_LANE);
     let for_two_cores = pixels.div_ceil(PIXELS_PER_LANE).min(2);
-    by_content
-        .max(for_two_cores)
-        .clamp(1, container::MAX_LANES) as usize
+    by_content.max(for_two_cores).clamp(1, container::MAX_LANES) as usize
 }
 
 /// How many tiles of side `tile` have both ink and paper: the tiles a chain codes with its
@@ -268,7 +266,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         .map(|net| {
             Ok(Chain {
                 bits_back: BitsBack::new(net, opts.latent_bits.into())?.with_samples(opts.samples),
-                order: ChainOrder::Forward,
+                layout: ChainLayout::NeighbourClasses,
             })
         })
         .collect::<Result<Vec<_>, CodecError>>()?;
@@ -558,12 +556,14 @@ pub fn decompress<E: From<ArchiveError>>(
             let bits_back = BitsBack::new(net, archive.latent_bits.into())
                 .map_err(ArchiveError::from)?
                 .with_samples(samples as usize);
-            let order = if reversed {
-                ChainOrder::ReversedV1
+            let layout = if reversed {
+                ChainLayout::ReversedV1
+            } else if archive.version < container::v2::VERSION_4 {
+                ChainLayout::LaneClasses
             } else {
-                ChainOrder::Forward
+                ChainLayout::NeighbourClasses
             };
-            chains.push((lane.coder, Chain { bits_back, order }));
+            chains.push((lane.coder, Chain { bits_back, layout }));
         }
     }
     let codec_of = |coder: LaneCoder| -> &dyn LaneCodec {

@@ -8,7 +8,7 @@ mod common;
 use candle_core::{Device, Tensor};
 use common::*;
 use vlae_zip::archive::{self, plan_lanes, ArchiveError, Segment};
-use vlae_zip::codec::bitsback::{BitsBack, ChainInput, ChainOrder, CodecError, Strip};
+use vlae_zip::codec::bitsback::{BitsBack, ChainInput, ChainLayout, CodecError, Strip};
 use vlae_zip::codec::lane;
 use vlae_zip::config::VlaeConfig;
 use vlae_zip::container::{self, LaneCoder};
@@ -218,7 +218,7 @@ fn a_lane_ends_exactly_at_its_seed() {
                 lane,
                 shapes: vec![(28, 28)],
             }],
-            ChainOrder::Forward,
+            ChainLayout::NeighbourClasses,
             0,
         )
         .unwrap();
@@ -247,7 +247,7 @@ fn a_lane_that_claims_more_than_it_holds_fails_fast() {
                 lane,
                 shapes: vec![(28, 28); 100_000],
             }],
-            ChainOrder::Forward,
+            ChainLayout::NeighbourClasses,
             0,
         )
         .unwrap_err();
@@ -387,7 +387,10 @@ fn default_lanes_follow_model_tiles_and_keep_two_cores_busy() {
     assert!(tiles > 0 && (tiles as usize) < all, "{tiles} of {all}");
     let by_pixels = (1700 * 2200u64).div_ceil(archive::PIXELS_PER_LANE) as usize;
     let lanes = archive::default_lanes(tiles, 1700 * 2200);
-    assert_eq!(lanes, (tiles.div_ceil(archive::MODEL_TILES_PER_LANE) as usize).max(2));
+    assert_eq!(
+        lanes,
+        (tiles.div_ceil(archive::MODEL_TILES_PER_LANE) as usize).max(2)
+    );
     assert!(lanes < by_pixels, "{lanes} lanes, {by_pixels} by pixels");
     // A blank page still gets two lanes; a few digits one.
     assert_eq!(archive::default_lanes(0, 1700 * 2200), 2);

@@ -22,8 +22,11 @@
 //! - `golden-v3-documents.vlz`: version 3, the built-in `documents` model's chain over a
 //!   crop of a rendered text page (`page-crop.pbm`), 2 lanes.
 //!
-//! Versions 1 and 2 can no longer be written. If version 3 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 3 files (only then) with
+//! - `golden-v4*.vlz`: version 4 (tile classes in context), the same images and settings
+//!   as the four version 3 files.
+//!
+//! Versions 1 to 3 can no longer be written. If version 4 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 4 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
 mod common;
@@ -129,6 +132,14 @@ fn version_3_archives_decode_to_the_same_pixels() {
     check(&[&documents()], "golden-v3-documents");
 }
 
+#[test]
+fn version_4_archives_decode_to_the_same_pixels() {
+    check(&[&mnist(), &tiny_context()], "golden-v4");
+    check(&[&mnist()], "golden-v4-mnist");
+    check(&[&tiny_context()], "golden-v4-context");
+    check(&[&documents()], "golden-v4-documents");
+}
+
 fn digits(n: usize) -> Vec<Vec<u8>> {
     let flat =
         vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
@@ -229,8 +240,8 @@ fn write_golden(
 }
 
 #[test]
-#[ignore = "regenerates the version 3 golden files; run only when the format version changes"]
-fn regenerate_version_3_golden_files() {
+#[ignore = "regenerates the version 4 golden files; run only when the format version changes"]
+fn regenerate_version_4_golden_files() {
     let (mut entries, mut images) = mixed();
     // A text-like page, which the context model codes.
     entries.push(Entry {
@@ -243,7 +254,7 @@ fn regenerate_version_3_golden_files() {
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     write_golden(
-        "golden-v3",
+        "golden-v4",
         &nets,
         &entries,
         &images,
@@ -266,7 +277,7 @@ fn regenerate_version_3_golden_files() {
         })
         .collect();
     write_golden(
-        "golden-v3-mnist",
+        "golden-v4-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -295,7 +306,7 @@ fn regenerate_version_3_golden_files() {
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
     write_golden(
-        "golden-v3-context",
+        "golden-v4-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -316,7 +327,7 @@ fn regenerate_version_3_golden_files() {
         height: page.height as u32,
     };
     write_golden(
-        "golden-v3-documents",
+        "golden-v4-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -332,7 +343,7 @@ fn regenerate_version_3_golden_files() {
 
 #[test]
 fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
-    for (name, version) in [("golden-v2", 2), ("golden-v3", 3)] {
+    for (name, version) in [("golden-v2", 2), ("golden-v3", 3), ("golden-v4", 4)] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
         assert_eq!(arch.version, version);

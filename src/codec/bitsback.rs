@@ -11,8 +11,11 @@
 //! Version 2 chains push a lane's tiles last to first, so that they decode first to last
 //! and decompression can write images as they come. Each tile is preceded on the stack by
 //! its class (all white, all black, or coded by the model) under adaptive counts, so blank
-//! tiles cost almost nothing. Version 1 chains pushed whole 28×28 images first to last,
-//! with no classes; they are decoded, never written.
+//! tiles cost almost nothing. From version 4 the counts are kept per context, the classes
+//! of the tiles above and left: text lines and margins make a tile's class predictable
+//! from its neighbours, and the classes of text pages then take under a third of the bits.
+//! Version 1 chains pushed whole 28×28 images first to last, with no classes; they are
+//! decoded, never written.
 #![forbid(unsafe_code)]
 
 use super::model::{Bernoulli, Categorical, Coder, PRECISION};
@@ -70,11 +73,14 @@ pub struct ChainInput {
     pub shapes: Vec<(usize, usize)>,
 }
 
-/// In which order a chain's tiles were pushed.
+/// How a chain lays out its tiles on the stack, by format version.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChainOrder {
-    /// Version 2: tiles pushed last to first, each with its class; decoded in order.
-    Forward,
+pub enum ChainLayout {
+    /// Version 4: tiles pushed last to first, each with its class coded under the counts of
+    /// its context, the classes of the tiles above and left of it (§3.2); decoded in order.
+    NeighbourClasses,
+    /// Versions 2 and 3: the same, with one set of class counts for the whole lane.
+    LaneClasses,
     /// Version 1: whole 28×28 images pushed first to last, no classes; decoded backwards.
     ReversedV1,
 }
@@ -140,6 +146,55 @@ fn class_cdf(counts: &[u32; 3]) -> [u32; 4] {
     }
     cdf[3] = 1 << PRECISION;
     cdf
+}
+
+/// Adaptive tile-class counts of one lane (format-spec.md §3.2): a set per context, all
+/// zero when the lane starts and carried from strip to strip.
+struct ClassCounts {
+    per_context: Vec<[u32; 3]>,
+}
+
+impl ClassCounts {
+    fn new(layout: ChainLayout) -> Self {
+        let contexts = match layout {
+            ChainLayout::NeighbourClasses => CLASSES.len() * CLASSES.len(),
+            ChainLayout::LaneClasses | ChainLayout::ReversedV1 => 1,
+        };
+        ClassCounts {
+            per_context: vec![[0; 3]; contexts],
+        }
+    }
+
+    /// The context of tile `j` of a lane, `t`, in a strip `width` pixels wide, given the
+    /// classes of the lane's tiles before it: 3·above + left, where a neighbour outside
+    /// the strip counts as white. Zero under one set of counts.
+    fn context(
+        &self,
+        classes: &[TileClass],
+        j: usize,
+        t: &Tile,
+        width: usize,
+        side: usize,
+    ) -> usize {
+        if self.per_context.len() == 1 {
+            return 0;
+        }
+        let above = if t.y > 0 {
+            classes[j - width.div_ceil(side)]
+        } else {
+            TileClass::White
+        };
+        let left = if t.x > 0 {
+            classes[j - 1]
+        } else {
+            TileClass::White
+        };
+        3 * above as usize + left as usize
+    }
+
+    fn cdf(&self, context: usize) -> [u32; 4] {
+        class_cdf(&self.per_context[context])
+    }
 }
 
 /// One tile of a strip: its top-left corner and the part of it inside the strip.
@@ -716,12 +771,15 @@ impl<'n> BitsBack<'n> {
     pub fn compress_lanes(&self, lanes: &[&[Strip]]) -> Result<Vec<ChainLane>, CodecError> {
         let side = self.net.tile();
         let seed = seed_words();
-        let plans: Vec<(Vec<Tile>, Vec<TileClass>)> = lanes
+        // Per lane: its tiles, their classes and their class contexts, and the class
+        // counts of the whole lane, which the walk below takes back down tile by tile.
+        let mut counts: Vec<ClassCounts> = Vec::with_capacity(lanes.len());
+        let plans: Vec<(Vec<Tile>, Vec<TileClass>, Vec<usize>)> = lanes
             .iter()
             .map(|strips| {
                 let shapes: Vec<_> = strips.iter().map(|s| (s.width, s.rows)).collect();
                 let tiles = tiles(&shapes, side);
-                let classes = tiles
+                let classes: Vec<TileClass> = tiles
                     .iter()
                     .map(|t| {
                         let s = &strips[t.strip];
@@ -732,29 +790,32 @@ impl<'n> BitsBack<'n> {
                         }
                     })
                     .collect();
-                (tiles, classes)
+                let mut lane_counts = ClassCounts::new(ChainLayout::NeighbourClasses);
+                let contexts = tiles
+                    .iter()
+                    .enumerate()
+                    .map(|(j, t)| {
+                        let c = lane_counts.context(&classes, j, t, strips[t.strip].width, side);
+                        lane_counts.per_context[c][classes[j] as usize] += 1;
+                        c
+                    })
+                    .collect();
+                counts.push(lane_counts);
+                (tiles, classes, contexts)
             })
             .collect();
         let mut coders: Vec<Coder> = lanes
             .iter()
             .map(|_| Coder::from_raw_parts(seed.clone(), SEED_STATE))
             .collect();
-        let mut counts: Vec<[u32; 3]> = plans
-            .iter()
-            .map(|(_, classes)| {
-                let mut c = [0u32; 3];
-                classes.iter().for_each(|&k| c[k as usize] += 1);
-                c
-            })
-            .collect();
-        let longest = plans.iter().map(|(t, _)| t.len()).max().unwrap_or(0);
+        let longest = plans.iter().map(|(t, ..)| t.len()).max().unwrap_or(0);
         for step in 0..longest {
             // Lane k pushes its tile n_k − 1 − step; lanes whose tiles ran out sit it out.
             let busy: Vec<(usize, usize)> = plans
                 .iter()
                 .enumerate()
-                .filter(|(_, (t, _))| step < t.len())
-                .map(|(k, (t, _))| (k, t.len() - 1 - step))
+                .filter(|(_, (t, ..))| step < t.len())
+                .map(|(k, (t, ..))| (k, t.len() - 1 - step))
                 .collect();
             let modelled: Vec<(usize, usize)> = busy
                 .iter()
@@ -797,10 +858,10 @@ impl<'n> BitsBack<'n> {
                 coders[k] = c;
             }
             for &(k, j) in &busy {
-                let class = plans[k].1[j];
-                counts[k][class as usize] -= 1;
+                let (class, context) = (plans[k].1[j], plans[k].2[j]);
+                counts[k].per_context[context][class as usize] -= 1;
                 coders[k]
-                    .encode_symbol(class as usize, Categorical::new(&class_cdf(&counts[k])))
+                    .encode_symbol(class as usize, Categorical::new(&counts[k].cdf(context)))
                     .map_err(coder_err)?;
             }
         }
@@ -824,7 +885,7 @@ impl<'n> BitsBack<'n> {
     pub fn decompress_lanes(
         &self,
         lanes: &[ChainInput],
-        order: ChainOrder,
+        layout: ChainLayout,
         first_index: usize,
     ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
         let side = self.net.tile();
@@ -842,7 +903,8 @@ impl<'n> BitsBack<'n> {
             if elided > seed.len() {
                 return Err(bad(format!("{elided} elided seed words")));
             }
-            if order == ChainOrder::ReversedV1 && input.shapes.iter().any(|&s| s != (side, side)) {
+            if layout == ChainLayout::ReversedV1 && input.shapes.iter().any(|&s| s != (side, side))
+            {
                 return Err(bad(format!(
                     "version 1 lanes hold {side}×{side} images only"
                 )));
@@ -859,15 +921,19 @@ impl<'n> BitsBack<'n> {
             // the lane actually holds, not what it claims.
             out.push(vec![Vec::new(); input.shapes.len()]);
         }
-        let mut counts = vec![[0u32; 3]; lanes.len()];
+        let mut counts: Vec<ClassCounts> = lanes.iter().map(|_| ClassCounts::new(layout)).collect();
+        // Each lane's classes so far: the contexts of the tiles to come.
+        let mut classes: Vec<Vec<TileClass>> = vec![Vec::new(); lanes.len()];
         let longest = plans.iter().map(|p| p.1).max().unwrap_or(0);
         for step in 0..longest {
             let mut modelled: Vec<(usize, Tile, Vec<u8>)> = Vec::new();
             for (k, (cursor, n)) in plans.iter_mut().enumerate().filter(|(_, p)| step < p.1) {
-                let t = match order {
-                    ChainOrder::Forward => cursor.next().expect("counted"),
+                let t = match layout {
+                    ChainLayout::NeighbourClasses | ChainLayout::LaneClasses => {
+                        cursor.next().expect("counted")
+                    }
                     // Version 1 lanes hold one full tile per strip, decoded backwards.
-                    ChainOrder::ReversedV1 => Tile {
+                    ChainLayout::ReversedV1 => Tile {
                         strip: *n - 1 - step,
                         y: 0,
                         x: 0,
@@ -881,11 +947,13 @@ impl<'n> BitsBack<'n> {
                     let (w, r) = lanes[k].shapes[t.strip];
                     strip.resize(w * r, 0);
                 }
-                let class = match order {
-                    ChainOrder::ReversedV1 => TileClass::Model,
-                    ChainOrder::Forward => {
+                let class = match layout {
+                    ChainLayout::ReversedV1 => TileClass::Model,
+                    ChainLayout::NeighbourClasses | ChainLayout::LaneClasses => {
+                        let width = lanes[k].shapes[t.strip].0;
+                        let context = counts[k].context(&classes[k], j, &t, width, side);
                         let c = coders[k]
-                            .decode_symbol(Categorical::new(&class_cdf(&counts[k])))
+                            .decode_symbol(Categorical::new(&counts[k].cdf(context)))
                             .map_err(coder_err)?;
                         if ran_dry(&coders[k]) {
                             return Err(CodecError::Exhausted {
@@ -893,7 +961,8 @@ impl<'n> BitsBack<'n> {
                                 tile: j,
                             });
                         }
-                        counts[k][c] += 1;
+                        counts[k].per_context[context][c] += 1;
+                        classes[k].push(CLASSES[c]);
                         CLASSES[c]
                     }
                 };
@@ -982,6 +1051,23 @@ fn place(strip: &mut [u8], width: usize, t: &Tile, tile: &[u8], side: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Version 4 reads the classes above and left within the strip, white past its edges;
+    /// versions 2 and 3 have one context.
+    #[test]
+    fn class_contexts_are_the_neighbours_classes() {
+        use TileClass::{Black as B, Model as M, White as W};
+        // One strip of 2 rows of 3 tiles of side 4, the last column 2 pixels wide.
+        let classes = [W, M, B, M, W, M];
+        let tiles = tiles(&[(10, 8)], 4);
+        let neighbours = ClassCounts::new(ChainLayout::NeighbourClasses);
+        let contexts: Vec<usize> = (0..6)
+            .map(|j| neighbours.context(&classes, j, &tiles[j], 10, 4))
+            .collect();
+        assert_eq!(contexts, [4, 4, 3, 4, 0, 7]);
+        let lane = ClassCounts::new(ChainLayout::LaneClasses);
+        assert!((0..6).all(|j| lane.context(&classes, j, &tiles[j], 10, 4) == 0));
+    }
 
     #[test]
     fn class_tables_are_valid_and_adapt() {

@@ -3,7 +3,7 @@
 //! importance-weighted bits-back) adds an implementation, not a branch.
 #![forbid(unsafe_code)]
 
-use super::bitsback::{BitsBack, ChainInput, ChainLane, ChainOrder, CodecError, Strip};
+use super::bitsback::{BitsBack, ChainInput, ChainLane, ChainLayout, CodecError, Strip};
 
 /// A coded lane, ready for the container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,14 +51,14 @@ pub fn words(payload: &[u8]) -> Vec<u32> {
 /// A bits-back chain over the VLAE.
 pub struct Chain<'n> {
     pub bits_back: BitsBack<'n>,
-    pub order: ChainOrder,
+    pub layout: ChainLayout,
 }
 
 impl LaneCodec for Chain<'_> {
     fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
-        if self.order != ChainOrder::Forward {
+        if self.layout != ChainLayout::NeighbourClasses {
             return Err(CodecError::Coder(
-                "version 1 chains are decoded, never written".into(),
+                "chains of versions before 4 are decoded, never written".into(),
             ));
         }
         Ok(self
@@ -90,7 +90,7 @@ impl LaneCodec for Chain<'_> {
             })
             .collect();
         self.bits_back
-            .decompress_lanes(&inputs, self.order, first_index)
+            .decompress_lanes(&inputs, self.layout, first_index)
     }
 }
 

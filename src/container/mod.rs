@@ -15,11 +15,11 @@ pub mod v2;
 
 pub use names::{is_safe_name, successor};
 
-/// The first bytes of every version 1 and 2 archive (version 3 has a shorter signature,
-/// [`v2::SIGNATURE_V3`]).
+/// The first bytes of every version 1 and 2 archive (versions 3 and 4 have a shorter
+/// signature, [`v2::SIGNATURE`] and the version byte).
 pub const MAGIC: [u8; 8] = *b"VLAEZIP\0";
-/// The version this build writes. It reads versions 1 and 2 too.
-pub const VERSION: u16 = v2::VERSION_3;
+/// The version this build writes. It reads versions 1 to 3 too.
+pub const VERSION: u16 = v2::VERSION_4;
 
 /// Most images in one archive; the entry table and every per-image structure is bounded
 /// by it.
@@ -210,7 +210,7 @@ impl Archive<'_> {
 pub enum ContainerError {
     #[error("not a vlae-zip archive (bad magic)")]
     NotAnArchive,
-    #[error("archive format version {0} is not supported (this build reads versions 1 to 3)")]
+    #[error("archive format version {0} is not supported (this build reads versions 1 to 4)")]
     UnsupportedVersion(u16),
     #[error("reserved {0} are set: the archive is corrupt or from a newer version")]
     ReservedBits(&'static str),
@@ -243,11 +243,10 @@ pub fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), Conta
 
 /// Parses and validates an archive of any supported version.
 pub fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
-    let v3 = &v2::SIGNATURE_V3;
-    if bytes.starts_with(&v3[..3]) {
-        return match bytes.get(3) {
-            Some(&v) if v == v3[3] => v2::parse(bytes, v2::VERSION_3),
-            Some(&v) => Err(ContainerError::UnsupportedVersion(v.into())),
+    if bytes.starts_with(&v2::SIGNATURE) {
+        return match bytes.get(v2::SIGNATURE.len()).map(|&v| u16::from(v)) {
+            Some(v @ (v2::VERSION_3 | v2::VERSION_4)) => v2::parse(bytes, v),
+            Some(v) => Err(ContainerError::UnsupportedVersion(v)),
             None => Err(ContainerError::Truncated("version")),
         };
     }

@@ -1,9 +1,10 @@
-//! Versions 2 and 3: any image size, typed lanes over runs of pixel rows, a model table.
+//! Versions 2 to 4: any image size, typed lanes over runs of pixel rows, a model table.
 //!
 //! Version 3 is version 2 with a 4-byte signature in place of the magic, version and
 //! flags, and no precision byte (it is always 24): 9 bytes less on every archive, a sixth
-//! of a single digit's. Everything after the header, and every coder, is the same, so one
-//! parser reads both.
+//! of a single digit's. Version 4 has version 3's container; only its chains code tile
+//! classes differently (format-spec.md §3.2). Everything after the header is the same, so
+//! one parser reads all three.
 #![forbid(unsafe_code)]
 
 use super::bytes::{put_varint, Reader};
@@ -16,13 +17,15 @@ use super::{
 };
 
 pub const VERSION: u16 = 2;
-/// The version this module writes.
 pub const VERSION_3: u16 = 3;
-/// The first bytes of a version 3 archive: "VLZ" and the version.
-pub const SIGNATURE_V3: [u8; 4] = *b"VLZ\x03";
+/// The version this module writes: version 3's container, whose chain lanes code tile
+/// classes in context (format-spec.md §3.2).
+pub const VERSION_4: u16 = 4;
+/// The first bytes of a version 3 or 4 archive: "VLZ" and the version.
+pub const SIGNATURE: [u8; 3] = *b"VLZ";
 /// The shortest archive of each version: its fixed header and an empty trailer.
 const MIN_LEN_V2: usize = 8 + 2 + 2 + 8;
-const MIN_LEN_V3: usize = 4 + 8;
+const MIN_LEN_V3: usize = SIGNATURE.len() + 1 + 8;
 /// Bytes of the trailer: pixel CRC-32, then file CRC-32.
 pub const TRAILER_LEN: usize = 8;
 /// Most importance samples a bits-back lane may use.
@@ -90,7 +93,8 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
     let mut out = Vec::with_capacity(
         64 + names.len() + a.lanes.iter().map(|l| 24 + l.payload.len()).sum::<usize>(),
     );
-    out.extend_from_slice(&SIGNATURE_V3);
+    out.extend_from_slice(&SIGNATURE);
+    out.push(VERSION_4 as u8);
     put_varint(&mut out, a.entries.len() as u64);
     out.push(a.models.len() as u8);
     for m in &a.models {
@@ -145,11 +149,11 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
     Ok(out)
 }
 
-/// Parses a version 2 or 3 archive (`version`), whose signature the caller has checked.
+/// Parses a version 2, 3 or 4 archive (`version`), whose signature the caller has checked.
 pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, ContainerError> {
     let v2 = version == VERSION;
     let (body, pixel_crc) = check_crc(bytes, if v2 { MIN_LEN_V2 } else { MIN_LEN_V3 })?;
-    let mut r = Reader::new(body, if v2 { 10 } else { SIGNATURE_V3.len() });
+    let mut r = Reader::new(body, if v2 { 10 } else { SIGNATURE.len() + 1 });
     if v2 && r.u16("flags")? != 0 {
         return Err(ContainerError::ReservedBits("header flags"));
     }
