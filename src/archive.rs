@@ -125,8 +125,11 @@ pub fn plan_lanes(shapes: &[(usize, usize)], lanes: usize, tile: usize) -> Vec<V
 /// [`LANE_GROUP`] when there are enough lanes to keep every thread busy, single lanes
 /// otherwise. Returns the lanes per task.
 pub fn lanes_per_task(lanes: usize, threads: usize) -> usize {
-    if lanes >= LANE_GROUP * threads.max(1) {
+    let threads = threads.max(1);
+    if lanes >= LANE_GROUP * threads {
         LANE_GROUP
+    } else if lanes >= 2 * threads {
+        2
     } else {
         1
     }

@@ -697,10 +697,10 @@ impl<'n> BitsBack<'n> {
             .zip(canvases.chunks(LANE_GROUP))
             .zip(inside.chunks(LANE_GROUP))
         {
-            if c.len() == 1 {
-                self.encode_group::<1>(c, t, v, i)?;
-            } else {
-                self.encode_group::<LANE_GROUP>(c, t, v, i)?;
+            match c.len() {
+                1 => self.encode_group::<1>(c, t, v, i)?,
+                2 => self.encode_group::<2>(c, t, v, i)?,
+                _ => self.encode_group::<LANE_GROUP>(c, t, v, i)?,
             }
         }
         Ok(())
@@ -720,10 +720,10 @@ impl<'n> BitsBack<'n> {
             .zip(inside.chunks(LANE_GROUP))
             .enumerate()
         {
-            let decoded = if c.len() == 1 {
-                self.decode_group::<1>(c, v, i)
-            } else {
-                self.decode_group::<LANE_GROUP>(c, v, i)
+            let decoded = match c.len() {
+                1 => self.decode_group::<1>(c, v, i),
+                2 => self.decode_group::<2>(c, v, i),
+                _ => self.decode_group::<LANE_GROUP>(c, v, i),
             };
             // Number the failing lane within the whole group, not its chunk.
             out.extend(decoded.map_err(|e| match e {

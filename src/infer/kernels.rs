@@ -171,6 +171,54 @@ pub fn conv_at<const G: usize>(
     );
 }
 
+/// Output positions of a convolution over one image, P at a time: for each position, the
+/// sum [`conv_at`] computes (bias, then taps in order with that position's padding taps
+/// skipped, channels in order), so the bits are the same. One image alone gives a
+/// position only a few independent accumulator chains; P positions side by side give the
+/// CPU P times as many, as P images in lockstep do. `sources[i]` are position i's taps,
+/// `input` is `positions × cin`, `out` is `P × cout`.
+#[inline(always)]
+pub fn conv_positions<const P: usize>(
+    w: &[f32],
+    bias: &[f32],
+    cin: usize,
+    sources: [&[u32]; P],
+    input: &[f32],
+    out: &mut [f32],
+) {
+    struct Positions<'a, const P: usize> {
+        w: &'a [f32],
+        cin: usize,
+        cout: usize,
+        sources: [&'a [u32]; P],
+        input: &'a [f32],
+    }
+    impl<const P: usize> Sums for Positions<'_, P> {
+        #[inline(always)]
+        fn add_to<A: Accumulators>(&self, acc: &mut A, col: usize) {
+            let (cin, cout) = (self.cin, self.cout);
+            for t in 0..self.sources[0].len() {
+                let xs: [Option<&[f32]>; P] = std::array::from_fn(|i| {
+                    let s = self.sources[i][t] as usize;
+                    (self.sources[i][t] != u32::MAX).then(|| &self.input[s * cin..(s + 1) * cin])
+                });
+                acc.add_rows_each(&self.w[t * cin * cout + col..], cout, &xs, cin);
+            }
+        }
+    }
+    run::<P>(
+        Some(bias),
+        out,
+        Positions::<P> {
+            w,
+            cin,
+            cout: bias.len(),
+            sources,
+            input,
+        },
+    );
+}
+
 /// A computation that adds weighted rows into accumulators, for the outputs from column
 /// `col` on.
 trait Sums {
@@ -182,6 +230,9 @@ trait Accumulators {
     /// For each of the first `rows` rows r of `w` (rows `row_stride` apart) in order, and
     /// each g: `acc[g] += x[g·stride + r]·w[r, ..width]`.
     fn add_rows(&mut self, w: &[f32], row_stride: usize, x: &[f32], rows: usize, stride: usize);
+
+    /// The same with each accumulator set's own input row `xs[g]`, or none (adding nothing).
+    fn add_rows_each(&mut self, w: &[f32], row_stride: usize, xs: &[Option<&[f32]>], rows: usize);
 }
 
 /// Fixed width: the accumulators are an array the compiler keeps in registers.
@@ -197,6 +248,23 @@ impl<const W: usize, const G: usize> Accumulators for [[f32; W]; G] {
                 let xv = x[g * stride + r];
                 for o in 0..W {
                     acc[o] += xv * row[o];
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn add_rows_each(&mut self, w: &[f32], row_stride: usize, xs: &[Option<&[f32]>], rows: usize) {
+        for r in 0..rows {
+            let row: &[f32; W] = w[r * row_stride..r * row_stride + W]
+                .try_into()
+                .expect("row width");
+            for (acc, x) in self.iter_mut().zip(xs) {
+                if let Some(x) = x {
+                    let xv = x[r];
+                    for o in 0..W {
+                        acc[o] += xv * row[o];
+                    }
                 }
             }
         }
@@ -217,6 +285,19 @@ impl Accumulators for Flexible<'_> {
             for (g, acc) in self.acc.chunks_exact_mut(self.width).enumerate() {
                 let xv = x[g * stride + r];
                 acc.iter_mut().zip(row).for_each(|(a, &wi)| *a += xv * wi);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn add_rows_each(&mut self, w: &[f32], row_stride: usize, xs: &[Option<&[f32]>], rows: usize) {
+        for r in 0..rows {
+            let row = &w[r * row_stride..r * row_stride + self.width];
+            for (acc, x) in self.acc.chunks_exact_mut(self.width).zip(xs) {
+                if let Some(x) = x {
+                    let xv = x[r];
+                    acc.iter_mut().zip(row).for_each(|(a, &wi)| *a += xv * wi);
+                }
             }
         }
     }
@@ -354,6 +435,43 @@ mod tests {
             out[24..48].iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             slow.map(f32::to_bits).to_vec()
         );
+    }
+
+    /// Positions side by side, some with padding taps that others lack, get the bits each
+    /// gets alone, at every output width the kernels special-case.
+    #[test]
+    fn positions_side_by_side_equal_positions_alone() {
+        for width in [16usize, 24, 32, 48] {
+            let cin = 3;
+            let w: Vec<f32> = (0..4 * cin * width)
+                .map(|i| ((i * 7919) % 211) as f32 / 97.0 - 1.0)
+                .collect();
+            let bias: Vec<f32> = (0..width).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+            let input: Vec<f32> = (0..6 * cin)
+                .map(|i| ((i * 31) % 19) as f32 / 9.0 - 1.0)
+                .collect();
+            let pad = u32::MAX;
+            let taps: [[u32; 4]; 4] = [[0, 1, 2, 3], [pad, 1, pad, 4], [5, pad, 0, 2], [pad; 4]];
+            let mut side_by_side = vec![0f32; 4 * width];
+            conv_positions::<4>(
+                &w,
+                &bias,
+                cin,
+                taps.each_ref().map(|t| &t[..]),
+                &input,
+                &mut side_by_side,
+            );
+            for (i, t) in taps.iter().enumerate() {
+                let mut alone = vec![0f32; width];
+                conv_at::<1>(&w, &bias, cin, t, &input, &mut alone);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&side_by_side[i * width..(i + 1) * width]),
+                    bits(&alone),
+                    "width {width} position {i}"
+                );
+            }
+        }
     }
 
     /// Wide outputs with 4 images run in column blocks; every image must still get exactly

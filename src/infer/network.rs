@@ -75,6 +75,9 @@ impl Dense {
     }
 }
 
+/// Output positions a single image's convolutions compute side by side.
+const POSITIONS_AT_ONCE: usize = 4;
+
 /// A convolution over a tap table with `(taps·C_in, C_out)` weights.
 struct Conv {
     table: TapTable,
@@ -116,15 +119,32 @@ impl Conv {
     }
 
     /// Every output position for G images (`input` is `n_in × G × C_in`, the result
-    /// `n_out × G × C_out`), followed by ELU.
+    /// `n_out × G × C_out`), followed by ELU. A single image is computed
+    /// [`POSITIONS_AT_ONCE`] positions at a time, with the same bits.
     #[inline(always)]
     fn apply_all_elu<const G: usize>(&self, input: &[f32]) -> Vec<f32> {
         let width = G * self.dense.outputs;
         let mut out = vec![0f32; self.table.n_out * width];
-        for (p, o) in out.chunks_exact_mut(width).enumerate() {
-            self.apply_at::<G>(input, p, o);
-            elu_all(o);
+        let mut done = 0;
+        if G == 1 {
+            let bias = self.dense.b.as_deref().expect("conv has a bias");
+            for (n, o) in out.chunks_exact_mut(POSITIONS_AT_ONCE * width).enumerate() {
+                let first = n * POSITIONS_AT_ONCE;
+                kernels::conv_positions::<POSITIONS_AT_ONCE>(
+                    &self.dense.w,
+                    bias,
+                    self.cin,
+                    std::array::from_fn(|i| self.table.sources(first + i)),
+                    input,
+                    o,
+                );
+                done = first + POSITIONS_AT_ONCE;
+            }
         }
+        for (p, o) in out.chunks_exact_mut(width).enumerate().skip(done) {
+            self.apply_at::<G>(input, p, o);
+        }
+        elu_all(&mut out);
         out
     }
 }
