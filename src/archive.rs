@@ -122,8 +122,9 @@ pub fn plan_lanes(shapes: &[(usize, usize)], lanes: usize, tile: usize) -> Vec<V
 }
 
 /// How decoding or encoding spreads lanes over `threads`: lockstep groups of
-/// [`LANE_GROUP`] when there are enough lanes to keep every thread busy, single lanes
-/// otherwise. Returns the lanes per task.
+/// [`LANE_GROUP`] when there are enough lanes to keep every thread busy with one, groups
+/// of 2 when there are enough for those, single lanes otherwise. Returns the lanes per
+/// task.
 pub fn lanes_per_task(lanes: usize, threads: usize) -> usize {
     let threads = threads.max(1);
     if lanes >= LANE_GROUP * threads {

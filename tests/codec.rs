@@ -175,17 +175,28 @@ fn lanes_split_pages_at_tile_rows_and_digits_whole() {
 fn archives_are_identical_across_threads_and_batching() {
     let net = tiny();
     let images = digits(0, 64);
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
+    let pool = |threads: usize| {
+        rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
-            .unwrap();
-        pool.install(|| compress_chain(net, &digit_entries(64), &images, Some(8)))
+            .unwrap()
     };
-    // 1 thread codes lanes in lockstep groups of 4; 16 threads code them one by one.
+    let run = |threads: usize| {
+        pool(threads).install(|| compress_chain(net, &digit_entries(64), &images, Some(8)))
+    };
+    // 1 and 2 threads code the 8 lanes in lockstep groups of 4, 4 threads in groups of 2,
+    // and 16 threads one by one; decoding groups them the same way.
     let one = run(1);
     assert_eq!(one, run(2));
+    assert_eq!(one, run(4));
     assert_eq!(one, run(16));
+    for threads in [1, 4, 16] {
+        let decoded = pool(threads).install(|| decode(&[net], &one)).unwrap();
+        assert!(
+            decoded.iter().map(|(_, p)| p).eq(images.iter()),
+            "{threads} threads"
+        );
+    }
     // A lane's bytes do not depend on what other lanes hold or how many there are.
     let arch = container::parse(&one).unwrap();
     let bb = BitsBack::new(net, 8).unwrap();
