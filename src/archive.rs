@@ -29,17 +29,21 @@ pub const DEFAULT_LATENT_BITS: u8 = 6;
 /// into 8 lanes, at 3% of the archive (measured on the 8 test pages).
 pub const MODEL_TILES_PER_LANE: u64 = 625;
 
-/// Inputs of more pixels than this (625 digits) get at least two lanes, so that two cores
-/// share the decoding of a single page.
+/// Inputs of more pixels or model tiles than one lane's (625 digits) get at least two
+/// lanes, so that two cores share the decoding of a single page.
 pub const PIXELS_PER_LANE: u64 = 625 * 784;
 
 /// The default lane count for images of `pixels` pixels in all, of which `model_tiles`
-/// tiles have ink and paper: one lane per [`MODEL_TILES_PER_LANE`], at least two above
-/// [`PIXELS_PER_LANE`]. (Lanes past the per-lane pixel limit are cut anyway.)
+/// tiles have ink and paper: one lane per [`MODEL_TILES_PER_LANE`], rounded to an even
+/// count, so that two cores get equal shares (three lanes on two cores take as long as
+/// four), and at least two for inputs larger than one lane. (Lanes past the per-lane pixel
+/// limit are cut anyway.)
 pub fn default_lanes(model_tiles: u64, pixels: u64) -> usize {
-    let by_content = model_tiles.div_ceil(MODEL_TILES_PER_LANE);
-    let for_two_cores = pixels.div_ceil(PIXELS_PER_LANE).min(2);
-    by_content.max(for_two_cores).clamp(1, container::MAX_LANES) as usize
+    if model_tiles <= MODEL_TILES_PER_LANE && pixels <= PIXELS_PER_LANE {
+        return 1;
+    }
+    let pairs = (model_tiles + MODEL_TILES_PER_LANE) / (2 * MODEL_TILES_PER_LANE);
+    (2 * pairs).clamp(2, container::MAX_LANES) as usize
 }
 
 /// How many tiles of side `tile` have both ink and paper: the tiles a chain codes with its

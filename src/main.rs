@@ -60,9 +60,9 @@ pub enum LaneCoderArg {
 #[derive(Args, Clone)]
 pub struct CodingArgs {
     /// At least this many lanes: independent runs of rows, coded and decoded in parallel.
-    /// Default: one per 625 tiles that the model codes (625 digits, or a third of a
-    /// 200-dpi text page), and at least two for inputs over 490,000 pixels. More lanes
-    /// decode on more cores and cost a few hundred bits each.
+    /// Default: one per 625 tiles that the model codes (625 digits, or about 40% of a
+    /// 200-dpi text page), rounded to an even count, and at least two for inputs larger
+    /// than one lane. More lanes decode on more cores and cost a few hundred bits each.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub lanes: Option<u32>,
     /// Which coders lanes may use: the smallest of the bits-back chain, the context model

@@ -398,13 +398,14 @@ fn default_lanes_follow_model_tiles_and_keep_two_cores_busy() {
     assert!(tiles > 0 && (tiles as usize) < all, "{tiles} of {all}");
     let by_pixels = (1700 * 2200u64).div_ceil(archive::PIXELS_PER_LANE) as usize;
     let lanes = archive::default_lanes(tiles, 1700 * 2200);
-    assert_eq!(
-        lanes,
-        (tiles.div_ceil(archive::MODEL_TILES_PER_LANE) as usize).max(2)
-    );
     assert!(lanes < by_pixels, "{lanes} lanes, {by_pixels} by pixels");
-    // A blank page still gets two lanes; a few digits one.
+    // An even count near one lane per MODEL_TILES_PER_LANE, so two cores share it evenly.
+    assert_eq!(lanes % 2, 0, "{lanes} lanes");
+    let per_lane = tiles as f64 / lanes as f64 / archive::MODEL_TILES_PER_LANE as f64;
+    assert!((0.66..=1.5).contains(&per_lane), "{per_lane}");
+    // A blank page still gets two lanes, as do 1,000 digits; a few digits one.
     assert_eq!(archive::default_lanes(0, 1700 * 2200), 2);
+    assert_eq!(archive::default_lanes(1000, 1000 * 784), 2);
     assert_eq!(archive::default_lanes(10, 10 * 784), 1);
 }
 
