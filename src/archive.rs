@@ -46,6 +46,17 @@ pub fn default_lanes(model_tiles: u64, pixels: u64) -> usize {
     (2 * pairs).clamp(2, container::MAX_LANES) as usize
 }
 
+/// Least common multiple.
+fn lcm(a: usize, b: usize) -> usize {
+    let gcd = |mut a: usize, mut b: usize| {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    };
+    a / gcd(a, b) * b
+}
+
 /// How many tiles of side `tile` have both ink and paper: the tiles a chain codes with its
 /// model (format-spec.md §3.2).
 pub fn model_tiles<P: AsRef<[u8]>>(shapes: &[(usize, usize)], images: &[P], tile: usize) -> u64 {
@@ -183,10 +194,11 @@ pub fn pixel_crc<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> u32 {
 }
 
 /// Compresses images (each `width × height` bytes of 0/1, as its entry says) into archive
-/// bytes. Each lane is coded as a bits-back chain with each of `models`, by the context
-/// model and as stored bits, and the smallest is kept: no lane ever takes more than its
-/// raw bits, nor much more than a classical coder. Lanes are cut at the first model's
-/// tile rows. `progress` gets the rows just finished.
+/// bytes. Each lane is coded as a bits-back chain with the model whose chain codes a
+/// sample of it smallest, by the context model and as stored bits, and the smallest is
+/// kept: no lane ever takes more than its raw bits, nor much more than a classical coder.
+/// Lanes are cut at rows where every model's tile rows break. `progress` gets the rows
+/// just finished.
 pub fn compress<P: AsRef<[u8]> + Sync>(
     models: &[&Network],
     entries: &[Entry],
@@ -244,14 +256,19 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         .iter()
         .map(|e| (e.width as usize, e.height as usize))
         .collect();
-    let first = models
-        .first()
-        .ok_or_else(|| ArchiveError::Input("no model to code with".into()))?;
+    if models.is_empty() {
+        return Err(ArchiveError::Input("no model to code with".into()));
+    }
+    // Bands of a page are cut where every model's tile rows break, so that each model
+    // codes a band with the tile grid it was trained on; model tiles are counted on the
+    // largest tile, which `auto` gives pages to.
+    let band = models.iter().map(|m| m.tile()).max().unwrap_or(1);
+    let cut = models.iter().map(|m| m.tile()).fold(1, lcm);
     let lanes = opts.lanes.unwrap_or_else(|| {
         let total: u64 = entries.iter().map(Entry::pixels).sum();
-        default_lanes(model_tiles(&shapes, images, first.tile()), total)
+        default_lanes(model_tiles(&shapes, images, band), total)
     });
-    let plan = plan_lanes(&shapes, lanes, first.tile());
+    let plan = plan_lanes(&shapes, lanes, cut);
     container::check_limit("lane count", plan.len() as u64, container::MAX_LANES)?;
     let strips: Vec<Vec<Strip>> = plan
         .iter()
@@ -279,7 +296,6 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         })
         .collect::<Result<Vec<_>, CodecError>>()?;
     let per_task = lanes_per_task(strips.len(), rayon::current_num_threads());
-    let band = models.iter().map(|m| m.tile()).max().unwrap_or(1);
     let all_views: Vec<&[Strip]> = strips.iter().map(Vec::as_slice).collect();
     let pooled: Vec<Option<usize>> = plan
         .iter()

@@ -495,3 +495,38 @@ fn context_model_round_trips_pages_in_any_lanes() {
     let back = decode(&[net], &weighted).unwrap();
     assert!(back.iter().map(|(_, p)| p).eq(images.iter()));
 }
+
+/// With several models, a page's lanes break where every model's tile rows do (224 rows
+/// for 28 and 32), so each model codes its bands on the grid it was trained on.
+#[test]
+fn lanes_of_a_page_break_on_every_models_tile_rows() {
+    let mnist = vlae_zip::models::built_in("mnist")
+        .unwrap()
+        .network()
+        .unwrap();
+    let documents = vlae_zip::models::built_in("documents")
+        .unwrap()
+        .network()
+        .unwrap();
+    let page = common::text_page(120, 1000, 7);
+    let bytes = archive::compress(
+        &[&mnist, &documents],
+        &entries_for(&[(120, 1000)]),
+        &[page.clone()],
+        archive::CompressOptions {
+            latent_bits: 6,
+            adapt_latent_bits: false,
+            lanes: Some(3),
+            coders: archive::LaneCoders::Smallest,
+            samples: 1,
+        },
+        &|_| {},
+    )
+    .unwrap();
+    let arch = container::parse(&bytes).unwrap();
+    let rows: Vec<u64> = arch.lanes.iter().map(|l| l.rows).collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert!(rows[..2].iter().all(|r| r % 224 == 0), "{rows:?}");
+    let decoded = decode(&[&mnist, &documents], &bytes).unwrap();
+    assert_eq!(decoded[0].1, page);
+}
