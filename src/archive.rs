@@ -286,37 +286,73 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                 .collect()
         })
         .collect();
-    let chains = models
-        .iter()
-        .map(|net| {
-            Ok(Chain {
-                bits_back: BitsBack::new(net, opts.latent_bits.into())?.with_samples(opts.samples),
-                layout: ChainLayout::NeighbourClasses,
+    // Plain chains choose each lane's model; a lane is then coded with `opts.samples`
+    // importance samples, or half as many, and so on down to plain bits-back, the first
+    // whose chain can be coded.
+    let chains_with = |samples: usize| {
+        models
+            .iter()
+            .map(|net| {
+                Ok(Chain {
+                    bits_back: BitsBack::new(net, opts.latent_bits.into())?.with_samples(samples),
+                    layout: ChainLayout::NeighbourClasses,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, CodecError>>()?;
+            .collect::<Result<Vec<_>, CodecError>>()
+    };
+    let sample_counts: Vec<usize> =
+        std::iter::successors(Some(opts.samples.max(1)), |&k| (k > 1).then_some(k / 2)).collect();
+    let chain_sets = sample_counts
+        .iter()
+        .map(|&k| chains_with(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let chains = chain_sets.last().expect("plain chains");
     let per_task = lanes_per_task(strips.len(), rayon::current_num_threads());
     let all_views: Vec<&[Strip]> = strips.iter().map(Vec::as_slice).collect();
     let pooled: Vec<Option<usize>> = plan
         .iter()
         .map(|lane| (lane.len() == 1).then(|| lane[0].image))
         .collect();
-    let choices = choose_models(&chains, &all_views, band, &pooled, per_task);
+    let choices = choose_models(chains, &all_views, band, &pooled, per_task);
     let coded: Vec<Lane<Vec<u8>>> = strips
         .par_chunks(per_task)
         .zip(choices.par_chunks(per_task))
         .map(|(group, choice)| {
             let views: Vec<&[Strip]> = group.iter().map(Vec::as_slice).collect();
-            // Each lane's chain with its model. A chain that cannot be coded (see
-            // `BitsBack::compress_lanes`) is left out.
-            let mut chained: Vec<Option<CodedLane>> = vec![None; views.len()];
-            for (m, chain) in chains.iter().enumerate() {
+            // Each lane's chain with its model and its sample count. A chain that cannot be
+            // coded (see `BitsBack::compress_lanes`) is left out. With importance samples,
+            // fewer are then tried lane by lane: a lane whose first pushed tiles follow a
+            // blank margin has too few bits on its stack for the samples its ramp asks for.
+            let mut chained: Vec<Option<(usize, CodedLane)>> = vec![None; views.len()];
+            for m in 0..models.len() {
                 let mine: Vec<usize> = (0..views.len()).filter(|&k| choice[k] == m).collect();
+                if mine.is_empty() {
+                    continue;
+                }
                 let lanes: Vec<&[Strip]> = mine.iter().map(|&k| views[k]).collect();
-                if let (false, Ok(coded)) = (mine.is_empty(), chain.encode(&lanes)) {
+                let tries: Vec<(usize, &Chain)> = sample_counts
+                    .iter()
+                    .zip(&chain_sets)
+                    .map(|(&k, set)| (k, &set[m]))
+                    .collect();
+                if let Ok(coded) = tries[0].1.encode(&lanes) {
                     for (k, lane) in mine.into_iter().zip(coded) {
-                        chained[k] = Some(lane);
+                        chained[k] = Some((tries[0].0, lane));
                     }
+                    continue;
+                }
+                // A lone lane has just failed the first try.
+                let retries = if lanes.len() == 1 {
+                    &tries[1..]
+                } else {
+                    &tries[..]
+                };
+                for (k, lane) in mine.into_iter().zip(lanes) {
+                    chained[k] = retries.iter().find_map(|&(samples, c)| {
+                        c.encode(&[lane])
+                            .ok()
+                            .map(|mut coded| (samples, coded.remove(0)))
+                    });
                 }
             }
             let context = match opts.coders {
@@ -335,7 +371,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                     progress(rows);
                     let chain = chained[k]
                         .as_ref()
-                        .map(|c| (bits_back_coder(choice[k] as u16, opts.samples), c));
+                        .map(|(samples, c)| (bits_back_coder(choice[k] as u16, *samples), c));
                     let fallbacks = context
                         .iter()
                         .map(|(template, c)| {

@@ -271,8 +271,11 @@ fn decoding_networks(args: &ModelArgs) -> Result<Vec<Network>> {
 /// The weights of the model `args` names, as candle tensors, with its config: `auto`
 /// means the first built-in model.
 fn model_tensors(args: &ModelArgs) -> Result<(HashMap<String, Tensor>, VlaeConfig)> {
-    let sources = model_sources(args);
-    Ok(match &sources[0] {
+    source_tensors(&model_sources(args)[0])
+}
+
+fn source_tensors(source: &ModelSource) -> Result<(HashMap<String, Tensor>, VlaeConfig)> {
+    Ok(match source {
         ModelSource::BuiltIn(m) => (
             candle_core::safetensors::load_buffer(m.weights, &Device::Cpu)?,
             m.vlae_config()?,
@@ -287,7 +290,14 @@ fn model_tensors(args: &ModelArgs) -> Result<(HashMap<String, Tensor>, VlaeConfi
 
 /// The candle model for −ELBO and IWAE figures: `auto` means the first built-in model.
 fn candle_model(args: &ModelArgs) -> Result<(eval_model::Vlae, VlaeConfig)> {
-    let (tensors, cfg) = model_tensors(args)?;
+    candle_model_of(args, &model_sources(args)[0])
+}
+
+fn candle_model_of(
+    args: &ModelArgs,
+    source: &ModelSource,
+) -> Result<(eval_model::Vlae, VlaeConfig)> {
+    let (tensors, cfg) = source_tensors(source)?;
     let m = eval_model::Vlae::new(
         VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
         &cfg,
@@ -618,7 +628,17 @@ fn bench(
     let work = tempfile::tempdir().context("cannot create a temporary folder")?;
     let rt = job::round_trip(&refs, &images, coding_options(coding), work.path())?;
 
-    let (m, cfg) = candle_model(model)?;
+    // Under `auto`, the rate is compared with the model that coded most of the rows.
+    let main = rt
+        .main_model
+        .and_then(|id| nets.iter().position(|n| n.is(&id)))
+        .unwrap_or(0);
+    let source = &model_sources(model)[main];
+    let model_name = match source {
+        ModelSource::BuiltIn(m) => m.name.to_string(),
+        ModelSource::File { weights, .. } => weights.display().to_string(),
+    };
+    let (m, cfg) = candle_model_of(model, source)?;
     let pb = if quiet {
         ProgressBar::hidden()
     } else {
@@ -641,6 +661,7 @@ fn bench(
             "achieved_bits_per_image": achieved,
             "payload_bits_per_image": payload_bits,
             "neg_elbo_bits_per_image": elbo,
+            "model": model_name,
             "kl_bits_per_image": stats.kl_nats / LN2,
             "gap_bits_per_image": achieved - elbo,
             "compress_images_per_sec": n / rt.compress_secs,
@@ -663,7 +684,7 @@ fn bench(
         );
         println!("achieved               {achieved:9.3} bits/image  ({} bytes; lane payloads {payload_bits:.3})", rt.archive_bytes);
         println!(
-            "model -ELBO            {elbo:9.3} bits/image  (KL {:.3})",
+            "model -ELBO            {elbo:9.3} bits/image  ({model_name}; KL {:.3})",
             stats.kl_nats / LN2
         );
         if let Some((nll, se)) = iw {

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use crate::archive::{self, lanes_per_task, ArchiveError, CompressOptions};
-use crate::container::{self, ContainerError, LaneCoder};
+use crate::container::{self, ContainerError, LaneCoder, ModelId};
 use crate::folder::{self, FolderError, FolderImage, StagedFolder};
 use crate::infer::network::Network;
 use std::path::Path;
@@ -75,6 +75,9 @@ pub struct RoundTrip {
     pub compress_secs: f64,
     pub decompress_secs: f64,
     pub ok: bool,
+    /// The model whose bits-back lanes hold the most rows, if any lane is one: the model
+    /// to compare the rate with under `auto`.
+    pub main_model: Option<ModelId>,
 }
 
 /// Compresses `images` into `work/bench.vlz`, decompresses that into `work/out`, reads the
@@ -109,6 +112,16 @@ pub fn round_trip(
             .zip(images)
             .all(|(a, b)| a.entry == b.entry && a.pixels == b.pixels);
     let threads = rayon::current_num_threads();
+    let mut rows_by_model = vec![0u64; arch.models.len()];
+    for lane in &arch.lanes {
+        if let LaneCoder::BitsBack { model, .. } = lane.coder {
+            rows_by_model[model as usize] += lane.rows;
+        }
+    }
+    let main_model = (0..rows_by_model.len())
+        .filter(|&m| rows_by_model[m] > 0)
+        .max_by_key(|&m| rows_by_model[m])
+        .map(|m| arch.models[m]);
     Ok(RoundTrip {
         images: images.len(),
         pixels: images.iter().map(|i| i.entry.pixels()).sum(),
@@ -129,5 +142,6 @@ pub fn round_trip(
         compress_secs,
         decompress_secs,
         ok,
+        main_model,
     })
 }

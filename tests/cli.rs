@@ -283,6 +283,21 @@ fn bench_reports_rate_and_speed_as_json() {
     }
 }
 
+/// Under `auto`, a page's rate is set against the model that coded it, not the first one.
+#[test]
+fn bench_under_auto_compares_with_the_model_that_coded_the_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy("tests/data/page-crop.pbm", tmp.path().join("page.pbm")).unwrap();
+    let out = ok(&["bench", tmp.path().to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["model"], "documents");
+    let (achieved, elbo) = (
+        v["achieved_bits_per_image"].as_f64().unwrap(),
+        v["neg_elbo_bits_per_image"].as_f64().unwrap(),
+    );
+    assert!(achieved < elbo * 1.1 + 200.0, "{achieved} vs {elbo}");
+}
+
 #[test]
 fn eval_reads_folders_and_idx_files_alike() {
     let a: serde_json::Value = serde_json::from_slice(

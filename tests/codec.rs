@@ -530,3 +530,31 @@ fn lanes_of_a_page_break_on_every_models_tile_rows() {
     let decoded = decode(&[&mnist, &documents], &bytes).unwrap();
     assert_eq!(decoded[0].1, page);
 }
+
+/// A lane whose first pushed tiles follow a blank margin has too few bits on its stack for
+/// the samples its ramp asks for: it is coded with fewer samples, not left to a fallback.
+#[test]
+fn importance_weighting_survives_a_blank_margin() {
+    let documents = vlae_zip::models::built_in("documents")
+        .unwrap()
+        .network()
+        .unwrap();
+    // Text in the top 160 rows, then 160 blank rows: the lane's last tiles, pushed first.
+    let (w, h) = (160, 320);
+    let mut page = common::text_page(w, 160, 3);
+    page.resize(w * h, 0);
+    let bytes = compress_weighted(
+        &documents,
+        &entries_for(&[(w as u32, h as u32)]),
+        &[page.clone()],
+        Some(1),
+        16,
+    );
+    let arch = container::parse(&bytes).unwrap();
+    assert!(
+        matches!(arch.lanes[0].coder, LaneCoder::BitsBack { samples, .. } if samples > 1),
+        "{:?}",
+        arch.lanes[0].coder
+    );
+    assert_eq!(decode(&[&documents], &bytes).unwrap()[0].1, page);
+}
