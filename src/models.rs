@@ -31,7 +31,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
     },
     BuiltIn {
         name: "documents",
-        trained_on: "64 text pages rendered from 24 man pages (6 fonts, 8-14 pt, 150-400 dpi, some scan-like), 32×32 tiles with context",
+        trained_on: "64 text pages rendered from 24 man pages (6 fonts, 8-14 pt, 150-400 dpi, some scan-like), 32×32 tiles with context, 8 epochs",
         weights: include_bytes!("../models/vlae-documents.safetensors"),
         config: include_str!("../models/vlae-documents.json"),
         auto: true,
@@ -42,6 +42,13 @@ pub const BUILT_IN: &[BuiltIn] = &[
             "binarized MNIST, 16 epochs: the first shipped model, retired (decodes its archives)",
         weights: include_bytes!("../models/vlae-mnist-1.safetensors"),
         config: include_str!("../models/vlae-mnist-1.json"),
+        auto: false,
+    },
+    BuiltIn {
+        name: "documents-1",
+        trained_on: "the first documents model (5 epochs), retired (decodes its archives)",
+        weights: include_bytes!("../models/vlae-documents-1.safetensors"),
+        config: include_str!("../models/vlae-documents-1.json"),
         auto: false,
     },
 ];
@@ -69,7 +76,12 @@ mod tests {
 
     #[test]
     fn built_in_models_load_and_are_the_shipped_files() {
-        let files = ["vlae-mnist", "vlae-documents", "vlae-mnist-1"];
+        let files = [
+            "vlae-mnist",
+            "vlae-documents",
+            "vlae-mnist-1",
+            "vlae-documents-1",
+        ];
         assert_eq!(BUILT_IN.len(), files.len());
         for (m, file) in BUILT_IN.iter().zip(files) {
             let net = m.network().unwrap();

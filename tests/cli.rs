@@ -295,7 +295,9 @@ fn bench_under_auto_compares_with_the_model_that_coded_the_page() {
         v["achieved_bits_per_image"].as_f64().unwrap(),
         v["neg_elbo_bits_per_image"].as_f64().unwrap(),
     );
-    assert!(achieved < elbo * 1.1 + 200.0, "{achieved} vs {elbo}");
+    // A 256×192 crop: the container and the lane's start-up are about 700 bits of it.
+    assert!(achieved < elbo * 1.05 + 800.0, "{achieved} vs {elbo}");
+    assert!(achieved > elbo * 0.9, "{achieved} vs {elbo}");
 }
 
 #[test]
