@@ -512,7 +512,7 @@ fn lanes_of_a_page_break_on_every_models_tile_rows() {
     let bytes = archive::compress(
         &[&mnist, &documents],
         &entries_for(&[(120, 1000)]),
-        &[page.clone()],
+        std::slice::from_ref(&page),
         archive::CompressOptions {
             latent_bits: 6,
             adapt_latent_bits: false,
@@ -526,7 +526,7 @@ fn lanes_of_a_page_break_on_every_models_tile_rows() {
     let arch = container::parse(&bytes).unwrap();
     let rows: Vec<u64> = arch.lanes.iter().map(|l| l.rows).collect();
     assert_eq!(rows.len(), 3, "{rows:?}");
-    assert!(rows[..2].iter().all(|r| r % 224 == 0), "{rows:?}");
+    assert!(rows[..2].iter().all(|r| r.is_multiple_of(224)), "{rows:?}");
     let decoded = decode(&[&mnist, &documents], &bytes).unwrap();
     assert_eq!(decoded[0].1, page);
 }

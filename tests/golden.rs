@@ -35,58 +35,43 @@ use vlae_zip::archive::{self, CompressOptions, DEFAULT_LATENT_BITS};
 use vlae_zip::container::{self, Entry, ImageFormat};
 use vlae_zip::infer::network::Network;
 
-fn tiny() -> Network {
+/// The model whose files are `STEM.safetensors` and `STEM.json`.
+fn load(stem: &str) -> Network {
     Network::load(
-        "tests/data/tiny.safetensors".as_ref(),
-        "tests/data/tiny.json".as_ref(),
+        format!("{stem}.safetensors").as_ref(),
+        format!("{stem}.json").as_ref(),
     )
     .unwrap()
 }
 
+fn tiny() -> Network {
+    load("tests/data/tiny")
+}
+
+fn tiny_context() -> Network {
+    load("tests/data/tiny-context")
+}
+
 /// The first shipped MNIST model, now the retired built-in `mnist-1`: the model the
-/// MNIST golden files were made with.
+/// MNIST golden files of versions 1 and 2 were made with.
 fn shipped() -> Network {
-    Network::load(
-        "models/vlae-mnist-1.safetensors".as_ref(),
-        "models/vlae-mnist-1.json".as_ref(),
-    )
-    .unwrap()
+    load("models/vlae-mnist-1")
 }
 
 /// The built-in `mnist` model, the newest.
 fn mnist() -> Network {
-    Network::load(
-        "models/vlae-mnist.safetensors".as_ref(),
-        "models/vlae-mnist.json".as_ref(),
-    )
-    .unwrap()
+    load("models/vlae-mnist")
 }
 
 /// The built-in `documents` model, the newest.
 fn documents() -> Network {
-    Network::load(
-        "models/vlae-documents.safetensors".as_ref(),
-        "models/vlae-documents.json".as_ref(),
-    )
-    .unwrap()
+    load("models/vlae-documents")
 }
 
 /// The first documents model, now the retired built-in `documents-1`: the model
 /// `golden-v3-documents.vlz` was made with.
 fn documents_1() -> Network {
-    Network::load(
-        "models/vlae-documents-1.safetensors".as_ref(),
-        "models/vlae-documents-1.json".as_ref(),
-    )
-    .unwrap()
-}
-
-fn tiny_context() -> Network {
-    Network::load(
-        "tests/data/tiny-context.safetensors".as_ref(),
-        "tests/data/tiny-context.json".as_ref(),
-    )
-    .unwrap()
+    load("models/vlae-documents-1")
 }
 
 fn listing(nets: &[&Network], archive: &str) -> String {
