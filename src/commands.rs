@@ -595,6 +595,22 @@ fn info(path: &Path) -> Result<()> {
         arch.lanes.len(),
         arch.lanes.len() - context - stored
     );
+    // Importance samples per bits-back lane, when any lane has more than one: a lane may
+    // record fewer than `--iw` asked for (format-spec.md §3.4).
+    let samples: Vec<String> = arch
+        .lanes
+        .iter()
+        .filter_map(|l| match l.coder {
+            LaneCoder::BitsBack { samples, .. } => Some(samples.to_string()),
+            _ => None,
+        })
+        .collect();
+    if samples.iter().any(|s| s != "1") {
+        println!(
+            "samples        {} (importance samples per bits-back lane)",
+            samples.join(", ")
+        );
+    }
     println!(
         "latent buckets 2^{}, probabilities {} bits",
         arch.latent_bits, arch.precision

@@ -283,6 +283,42 @@ fn bench_reports_rate_and_speed_as_json() {
     }
 }
 
+/// `--iw` is recorded per lane, and `info` shows it; plain archives say nothing of it.
+#[test]
+fn info_shows_importance_samples_per_lane() {
+    let tmp = tempfile::tempdir().unwrap();
+    let digits = tmp.path().join("digits");
+    std::fs::create_dir(&digits).unwrap();
+    for i in 0..40 {
+        let name = format!("{i:05}.pbm");
+        std::fs::copy(format!("corpus/test-1000/{name}"), digits.join(name)).unwrap();
+    }
+    let (plain, weighted) = (tmp.path().join("p.vlz"), tmp.path().join("w.vlz"));
+    for (arc, iw) in [(&plain, "1"), (&weighted, "3")] {
+        ok(&[
+            "compress",
+            digits.to_str().unwrap(),
+            "-o",
+            arc.to_str().unwrap(),
+            "--model",
+            "mnist",
+            "--lanes",
+            "2",
+            "--iw",
+            iw,
+        ]);
+    }
+    let info = |arc: &std::path::Path| {
+        String::from_utf8(ok(&["info", arc.to_str().unwrap()]).stdout).unwrap()
+    };
+    assert!(
+        info(&weighted).contains("samples        3, 3"),
+        "{}",
+        info(&weighted)
+    );
+    assert!(!info(&plain).contains("samples"));
+}
+
 /// Under `auto`, a page's rate is set against the model that coded it, not the first one.
 #[test]
 fn bench_under_auto_compares_with_the_model_that_coded_the_page() {
