@@ -195,6 +195,17 @@ impl ClassCounts {
     fn cdf(&self, context: usize) -> [u32; 4] {
         class_cdf(&self.per_context[context])
     }
+
+    /// One more tile of `class` seen in `context`.
+    fn add(&mut self, context: usize, class: TileClass) {
+        self.per_context[context][class as usize] += 1;
+    }
+
+    /// One tile of `class` in `context` taken back: the encoder walks a lane backwards
+    /// from its full counts to the counts the decoder has at each tile.
+    fn remove(&mut self, context: usize, class: TileClass) {
+        self.per_context[context][class as usize] -= 1;
+    }
 }
 
 /// One tile of a strip: its top-left corner and the part of it inside the strip.
@@ -796,7 +807,7 @@ impl<'n> BitsBack<'n> {
                     .enumerate()
                     .map(|(j, t)| {
                         let c = lane_counts.context(&classes, j, t, strips[t.strip].width, side);
-                        lane_counts.per_context[c][classes[j] as usize] += 1;
+                        lane_counts.add(c, classes[j]);
                         c
                     })
                     .collect();
@@ -859,7 +870,7 @@ impl<'n> BitsBack<'n> {
             }
             for &(k, j) in &busy {
                 let (class, context) = (plans[k].1[j], plans[k].2[j]);
-                counts[k].per_context[context][class as usize] -= 1;
+                counts[k].remove(context, class);
                 coders[k]
                     .encode_symbol(class as usize, Categorical::new(&counts[k].cdf(context)))
                     .map_err(coder_err)?;
@@ -961,7 +972,7 @@ impl<'n> BitsBack<'n> {
                                 tile: j,
                             });
                         }
-                        counts[k].per_context[context][c] += 1;
+                        counts[k].add(context, CLASSES[c]);
                         classes[k].push(CLASSES[c]);
                         CLASSES[c]
                     }
