@@ -12,7 +12,7 @@ use crate::codec::context::ContextModel;
 use crate::codec::lane::{Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
 use crate::codec::model::PRECISION;
 use crate::container::{self, v2, Archive, ContainerError, Entry, Lane, LaneCoder, ModelId};
-use crate::geometry::ink_and_paper;
+use crate::geometry;
 use crate::infer::network::Network;
 use rayon::prelude::*;
 
@@ -60,16 +60,11 @@ fn lcm(a: usize, b: usize) -> usize {
 /// How many tiles of side `tile` have both ink and paper: the tiles a chain codes with its
 /// model (format-spec.md §3.2).
 pub fn model_tiles<P: AsRef<[u8]>>(shapes: &[(usize, usize)], images: &[P], tile: usize) -> u64 {
-    let mut n = 0;
-    for (&(w, h), img) in shapes.iter().zip(images) {
-        for y in (0..h).step_by(tile) {
-            for x in (0..w).step_by(tile) {
-                let inside = (tile.min(h - y), tile.min(w - x));
-                n += u64::from(ink_and_paper(img.as_ref(), w, (y, x), inside) == (true, true));
-            }
-        }
-    }
-    n
+    shapes
+        .iter()
+        .zip(images)
+        .map(|(&(w, h), img)| geometry::model_tiles(img.as_ref(), w, h, tile).count() as u64)
+        .sum()
 }
 
 /// Why an archive could not be made or decoded.

@@ -207,7 +207,8 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
         } => {
             let mut images = load_any(&path, quiet)?;
             images.truncate(limit.map_or(usize::MAX, |n| n as usize));
-            let (m, cfg) = candle_model(&model)?;
+            // `auto` means the first built-in model.
+            let (m, cfg) = candle_model(&model_sources(&model)[0])?;
             let (stats, iw) = model_figures(&m, &cfg, &images, iwae.map(|k| k as usize))?;
             let iw = iw.map(|r| (iwae.unwrap_or(1) as usize, r));
             print_eval(&stats, iw, json);
@@ -220,6 +221,16 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
 enum ModelSource {
     BuiltIn(&'static models::BuiltIn),
     File { weights: PathBuf, config: PathBuf },
+}
+
+impl ModelSource {
+    /// What `--model` calls it.
+    fn name(&self) -> String {
+        match self {
+            ModelSource::BuiltIn(m) => m.name.to_string(),
+            ModelSource::File { weights, .. } => weights.display().to_string(),
+        }
+    }
 }
 
 /// The models `--model` names: every built-in one for `auto`, one built-in model by name,
@@ -288,21 +299,14 @@ fn source_tensors(source: &ModelSource) -> Result<(HashMap<String, Tensor>, Vlae
     })
 }
 
-/// The candle model for −ELBO and IWAE figures: `auto` means the first built-in model.
-fn candle_model(args: &ModelArgs) -> Result<(eval_model::Vlae, VlaeConfig)> {
-    candle_model_of(args, &model_sources(args)[0])
-}
-
-fn candle_model_of(
-    args: &ModelArgs,
-    source: &ModelSource,
-) -> Result<(eval_model::Vlae, VlaeConfig)> {
+/// The candle model of `source`, for −ELBO and IWAE figures.
+fn candle_model(source: &ModelSource) -> Result<(eval_model::Vlae, VlaeConfig)> {
     let (tensors, cfg) = source_tensors(source)?;
     let m = eval_model::Vlae::new(
         VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu),
         &cfg,
     )
-    .with_context(|| format!("cannot build model {}", args.model))?;
+    .with_context(|| format!("cannot build model {}", source.name()))?;
     Ok((m, cfg))
 }
 
@@ -650,11 +654,8 @@ fn bench(
         .and_then(|id| nets.iter().position(|n| n.is(&id)))
         .unwrap_or(0);
     let source = &model_sources(model)[main];
-    let model_name = match source {
-        ModelSource::BuiltIn(m) => m.name.to_string(),
-        ModelSource::File { weights, .. } => weights.display().to_string(),
-    };
-    let (m, cfg) = candle_model_of(model, source)?;
+    let model_name = source.name();
+    let (m, cfg) = candle_model(source)?;
     let pb = if quiet {
         ProgressBar::hidden()
     } else {

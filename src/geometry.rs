@@ -48,6 +48,23 @@ pub fn ink_and_paper(
     (ink, paper)
 }
 
+/// The top-left corners of the tiles of side `side`, on the grid from the image's
+/// top-left corner, whose part inside a `width × height` image has both ink and paper:
+/// the tiles the model codes, in raster order.
+pub fn model_tiles(
+    pixels: &[u8],
+    width: usize,
+    height: usize,
+    side: usize,
+) -> impl Iterator<Item = (usize, usize)> + '_ {
+    (0..height).step_by(side).flat_map(move |y| {
+        (0..width).step_by(side).filter_map(move |x| {
+            let inside = (side.min(height - y), side.min(width - x));
+            (ink_and_paper(pixels, width, (y, x), inside) == (true, true)).then_some((y, x))
+        })
+    })
+}
+
 /// The window a PixelCNN input layer reads for one tile: the tile itself plus, for a
 /// model with context, `margin` rows above it and `margin` columns on either side.
 ///

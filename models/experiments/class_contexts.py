@@ -7,35 +7,13 @@ that were measured and not taken. Each page is one lane of 32×32 tiles.
 usage: class_contexts.py PAGE.pbm…    (binary P4 pages)
 """
 import math
+import os
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', '..', 'corpus', 'recipes'))
+from scan_noise import read_pbm  # noqa: E402  (rows of 0/1 bytes)
+
 T = 32
-
-
-def read_pbm(path):
-    data = open(path, 'rb').read()
-    tokens, i = [], 0
-    while len(tokens) < 3:
-        while data[i:i + 1].isspace():
-            i += 1
-        if data[i:i + 1] == b'#':
-            while data[i:i + 1] != b'\n':
-                i += 1
-            continue
-        j = i
-        while not data[j:j + 1].isspace():
-            j += 1
-        tokens.append(data[i:j])
-        i = j
-    i += 1
-    assert tokens[0] == b'P4', 'binary PBM only'
-    w, h = int(tokens[1]), int(tokens[2])
-    row_bytes = (w + 7) // 8
-    return w, h, [data[i + r * row_bytes:i + (r + 1) * row_bytes] for r in range(h)]
-
-
-def pixel(rows, y, x):
-    return (rows[y][x >> 3] >> (7 - (x & 7))) & 1
 
 
 def classes(w, h, rows):
@@ -46,7 +24,7 @@ def classes(w, h, rows):
         for tx in range(0, w, T):
             ink = paper = False
             for y in range(ty, min(ty + T, h)):
-                bits = [pixel(rows, y, x) for x in range(tx, min(tx + T, w))]
+                bits = rows[y][tx:min(tx + T, w)]
                 ink |= 1 in bits
                 paper |= 0 in bits
                 if ink and paper:
@@ -75,10 +53,10 @@ for path in sys.argv[1:]:
         return g[i][j] if 0 <= i < len(g) and 0 <= j < len(g[i]) else 1
 
     def ink_above(i, j):
-        return i > 0 and any(pixel(rows, i * T - 1, x) for x in range(j * T, min(j * T + T, w)))
+        return i > 0 and 1 in rows[i * T - 1][j * T:min(j * T + T, w)]
 
     def ink_left(i, j):
-        return j > 0 and any(pixel(rows, y, j * T - 1) for y in range(i * T, min(i * T + T, h)))
+        return j > 0 and any(rows[y][j * T - 1] for y in range(i * T, min(i * T + T, h)))
 
     results = {
         'one set (v3)': cost(g, lambda i, j: 0),

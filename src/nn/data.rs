@@ -5,7 +5,7 @@
 //! both ink and paper are samples, since only those reach the model when coding.
 #![forbid(unsafe_code)]
 
-use crate::geometry::{ink_and_paper, Canvas};
+use crate::geometry::{ink_and_paper, model_tiles, Canvas};
 use rand::{rngs::StdRng, Rng};
 
 /// One bi-level image: `width × height` bytes of 0/1.
@@ -29,14 +29,9 @@ impl TileSet {
         let side = canvas.side;
         let mut tiles = Vec::new();
         for (i, img) in images.iter().enumerate() {
-            for y in (0..img.height).step_by(side) {
-                for x in (0..img.width).step_by(side) {
-                    let inside = (side.min(img.height - y), side.min(img.width - x));
-                    if ink_and_paper(&img.pixels, img.width, (y, x), inside) == (true, true) {
-                        tiles.push((i, y, x));
-                    }
-                }
-            }
+            tiles.extend(
+                model_tiles(&img.pixels, img.width, img.height, side).map(|(y, x)| (i, y, x)),
+            );
         }
         TileSet {
             images,
