@@ -242,6 +242,19 @@ impl TapTable {
         &self.src[out * self.taps..(out + 1) * self.taps]
     }
 
+    /// Whether output positions `first..first + n` read, on every tap, `n` neighbouring
+    /// inputs in order and no padding, as neighbouring positions away from the edges do.
+    pub fn is_run(&self, first: usize, n: usize) -> bool {
+        let base = self.sources(first);
+        base.iter().all(|&b| b != PADDING)
+            && (1..n).all(|i| {
+                self.sources(first + i)
+                    .iter()
+                    .zip(base)
+                    .all(|(&s, &b)| s == b + i as u32)
+            })
+    }
+
     /// Whether a raw entry of [`Self::sources`] is padding.
     #[inline]
     pub fn is_padding(s: u32) -> bool {

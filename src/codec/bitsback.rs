@@ -353,9 +353,8 @@ impl<'n> BitsBack<'n> {
     }
 
     /// For each latent, log2 P(x|ẑ) of the tile's inside pixels and every position's
-    /// probability of ink: the PixelCNN teacher-forced on the known pixels, four latents
-    /// in lockstep (each one's arithmetic exactly what it is alone, and what decoding
-    /// computes pixel by pixel).
+    /// probability of ink: the PixelCNN on the known pixels, four latents in lockstep,
+    /// with the bits decoding computes pixel by pixel.
     fn log2_pixels(
         &self,
         tile: &[u8],
@@ -365,33 +364,32 @@ impl<'n> BitsBack<'n> {
     ) -> (Vec<f64>, Vec<Vec<u32>>) {
         let side = self.net.tile();
         let reach = rows * side;
-        let mut logs = vec![0f64; latents.len()];
-        let mut probs = vec![vec![0u32; reach]; latents.len()];
-        for (chunk, (log, prob)) in latents.chunks(LANE_GROUP).zip(
-            logs.chunks_mut(LANE_GROUP)
-                .zip(probs.chunks_mut(LANE_GROUP)),
-        ) {
-            let mut state = self.net.pixels_start::<LANE_GROUP>(
+        let mut logs = Vec::with_capacity(latents.len());
+        let mut probs = Vec::with_capacity(latents.len());
+        for chunk in latents.chunks(LANE_GROUP) {
+            let logits = self.net.pixel_logits::<LANE_GROUP>(
                 std::array::from_fn(|g| chunk.get(g).unwrap_or(&chunk[0]).z.as_slice()),
                 [canvas; LANE_GROUP],
+                [tile; LANE_GROUP],
+                reach,
             );
-            for p in 0..reach {
-                let logits = state.logit(p);
-                for g in 0..chunk.len() {
-                    let p1 = pixel_probability(logits[g]);
-                    prob[g][p] = p1;
-                    if p % side < cols {
-                        let f = if tile[p] == 1 {
+            for g in 0..chunk.len() {
+                let prob: Vec<u32> = (0..reach)
+                    .map(|p| pixel_probability(logits[p * LANE_GROUP + g]))
+                    .collect();
+                let log: f64 = (0..reach)
+                    .filter(|p| p % side < cols)
+                    .map(|p| {
+                        let p1 = prob[p];
+                        log2_probability(if tile[p] == 1 {
                             p1
                         } else {
                             (1 << PRECISION) - p1
-                        };
-                        log[g] += log2_probability(f);
-                    }
-                }
-                for g in 0..LANE_GROUP {
-                    state.set(p, g, tile[p]);
-                }
+                        })
+                    })
+                    .sum();
+                logs.push(log);
+                probs.push(prob);
             }
         }
         (logs, probs)
@@ -622,24 +620,21 @@ impl<'n> BitsBack<'n> {
             return Err(CodecError::Exhausted { lane: g, tile: 0 });
         }
         let idle = vec![0f32; self.net.config().latent_dim];
-        let mut state = self.net.pixels_start::<G>(
+        let reach = inside.iter().map(|&(r, _)| r).max().unwrap_or(0) * side;
+        let logits = self.net.pixel_logits::<G>(
             std::array::from_fn(|g| latents.get(g).map_or(idle.as_slice(), |l| l.z.as_slice())),
             self.padded_canvases(canvases),
+            self.padded(tiles),
+            reach,
         );
-        let reach = inside.iter().map(|&(r, _)| r).max().unwrap_or(0) * side;
-        let mut probs = vec![[0u32; G]; reach];
-        for (p, prob) in probs.iter_mut().enumerate() {
-            let logits = state.logit(p);
-            for (g, tile) in tiles.iter().enumerate() {
-                prob[g] = pixel_probability(logits[g]);
-                state.set(p, g, tile[p]);
-            }
-        }
         for (g, ((coder, tile), latent)) in coders.iter_mut().zip(tiles).zip(&latents).enumerate() {
             let (rows, cols) = inside[g];
             for p in (0..rows * side).rev().filter(|p| p % side < cols) {
                 coder
-                    .encode_symbol(tile[p], Bernoulli::new(probs[p][g]))
+                    .encode_symbol(
+                        tile[p],
+                        Bernoulli::new(pixel_probability(logits[p * G + g])),
+                    )
                     .map_err(coder_err)?;
             }
             for &j in latent.buckets.iter().rev() {

@@ -139,12 +139,32 @@ pub fn conv_at<const G: usize>(
     input: &[f32],
     out: &mut [f32],
 ) {
+    conv_strided::<G>(w, bias, cin, sources, input, G * cin, out);
+}
+
+/// The sums of [`conv_at`] for G input sets, where tap source `s` starts the G sets'
+/// rows at `input[s · per_source]`, each set `cin` after the last. With `per_source =
+/// G·cin` the sets are G images in lockstep. With `per_source = cin` they are G
+/// neighbouring output positions of one image whose every tap reads G neighbouring
+/// inputs (as away from the edges they do; `sources` are then the first position's):
+/// positions computed as images in lockstep are, each with the bits it gets alone.
+#[inline(always)]
+pub fn conv_strided<const G: usize>(
+    w: &[f32],
+    bias: &[f32],
+    cin: usize,
+    sources: &[u32],
+    input: &[f32],
+    per_source: usize,
+    out: &mut [f32],
+) {
     struct Conv<'a, const G: usize> {
         w: &'a [f32],
         cin: usize,
         cout: usize,
         sources: &'a [u32],
         input: &'a [f32],
+        per_source: usize,
     }
     impl<const G: usize> Sums for Conv<'_, G> {
         #[inline(always)]
@@ -152,7 +172,8 @@ pub fn conv_at<const G: usize>(
             let (cin, cout) = (self.cin, self.cout);
             for (t, &s) in self.sources.iter().enumerate() {
                 if s != u32::MAX {
-                    let x = &self.input[s as usize * G * cin..(s as usize + 1) * G * cin];
+                    let at = s as usize * self.per_source;
+                    let x = &self.input[at..at + G * cin];
                     acc.add_rows(&self.w[t * cin * cout + col..], cout, x, cin, cin);
                 }
             }
@@ -167,6 +188,7 @@ pub fn conv_at<const G: usize>(
             cout: bias.len(),
             sources,
             input,
+            per_source,
         },
     );
 }
@@ -198,10 +220,13 @@ pub fn conv_positions<const P: usize>(
         fn add_to<A: Accumulators>(&self, acc: &mut A, col: usize) {
             let (cin, cout) = (self.cin, self.cout);
             for t in 0..self.sources[0].len() {
-                let xs: [Option<&[f32]>; P] = std::array::from_fn(|i| {
-                    let s = self.sources[i][t] as usize;
-                    (self.sources[i][t] != u32::MAX).then(|| &self.input[s * cin..(s + 1) * cin])
-                });
+                let mut xs: [Option<&[f32]>; P] = [None; P];
+                for i in 0..P {
+                    let s = self.sources[i][t];
+                    if s != u32::MAX {
+                        xs[i] = Some(&self.input[s as usize * cin..(s as usize + 1) * cin]);
+                    }
+                }
                 acc.add_rows_each(&self.w[t * cin * cout + col..], cout, &xs, cin);
             }
         }
@@ -437,8 +462,9 @@ mod tests {
         );
     }
 
-    /// Positions side by side, some with padding taps that others lack, get the bits each
-    /// gets alone, at every output width the kernels special-case.
+    /// Positions side by side, some with padding taps that others lack, and a run of
+    /// neighbouring positions computed as images in lockstep get the bits each gets
+    /// alone, at every output width the kernels special-case.
     #[test]
     fn positions_side_by_side_equal_positions_alone() {
         for width in [16usize, 24, 32, 48] {
@@ -461,15 +487,26 @@ mod tests {
                 &input,
                 &mut side_by_side,
             );
-            for (i, t) in taps.iter().enumerate() {
-                let mut alone = vec![0f32; width];
-                conv_at::<1>(&w, &bias, cin, t, &input, &mut alone);
-                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(
-                    bits(&side_by_side[i * width..(i + 1) * width]),
-                    bits(&alone),
-                    "width {width} position {i}"
-                );
+            // Positions 1 to 4 of a row, whose taps read neighbouring inputs.
+            let run: [[u32; 4]; 4] = [
+                [0, 1, 2, pad],
+                [1, 2, 3, pad],
+                [2, 3, 4, pad],
+                [3, 4, 5, pad],
+            ];
+            let mut strided = vec![0f32; 4 * width];
+            conv_strided::<4>(&w, &bias, cin, &run[0], &input, cin, &mut strided);
+            for (out, sources) in [(&side_by_side, &taps), (&strided, &run)] {
+                for (i, t) in sources.iter().enumerate() {
+                    let mut alone = vec![0f32; width];
+                    conv_at::<1>(&w, &bias, cin, t, &input, &mut alone);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&out[i * width..(i + 1) * width]),
+                        bits(&alone),
+                        "width {width} position {i} of {sources:?}"
+                    );
+                }
             }
         }
     }

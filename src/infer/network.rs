@@ -73,6 +73,33 @@ impl Dense {
     fn apply<const G: usize>(&self, x: &[f32], out: &mut [f32]) {
         kernels::dense::<G>(&self.w, self.b.as_deref(), x, out);
     }
+
+    /// The layer at every position of G images (`x` is `positions × G × inputs`, `out`
+    /// `positions × G × outputs`); a single image [`POSITIONS_AT_ONCE`] positions at a
+    /// time, with the bits one position alone gets.
+    #[inline(always)]
+    fn apply_positions<const G: usize>(&self, x: &[f32], out: &mut [f32]) {
+        let inputs = x.len() / (out.len() / self.outputs);
+        let (mut x, mut out) = (x, out);
+        if G == 1 {
+            let (chunk_in, chunk_out) =
+                (POSITIONS_AT_ONCE * inputs, POSITIONS_AT_ONCE * self.outputs);
+            let full = out.len() / chunk_out;
+            for (xs, o) in x
+                .chunks_exact(chunk_in)
+                .zip(out.chunks_exact_mut(chunk_out))
+            {
+                self.apply::<POSITIONS_AT_ONCE>(xs, o);
+            }
+            (x, out) = (&x[full * chunk_in..], &mut out[full * chunk_out..]);
+        }
+        for (xs, o) in x
+            .chunks_exact(G * inputs)
+            .zip(out.chunks_exact_mut(G * self.outputs))
+        {
+            self.apply::<G>(xs, o);
+        }
+    }
 }
 
 /// Output positions a single image's convolutions compute side by side.
@@ -83,6 +110,9 @@ struct Conv {
     table: TapTable,
     dense: Dense,
     cin: usize,
+    /// Per group of [`POSITIONS_AT_ONCE`] output positions from 0: whether it is a run
+    /// ([`TapTable::is_run`]).
+    runs: Vec<bool>,
 }
 
 impl Conv {
@@ -96,10 +126,14 @@ impl Conv {
                 bias: true,
             },
         )?;
+        let runs = (0..spec.table.n_out / POSITIONS_AT_ONCE)
+            .map(|n| spec.table.is_run(n * POSITIONS_AT_ONCE, POSITIONS_AT_ONCE))
+            .collect();
         Ok(Conv {
             table: spec.table.clone(),
             dense,
             cin: spec.cin,
+            runs,
         })
     }
 
@@ -118,35 +152,57 @@ impl Conv {
         );
     }
 
-    /// Every output position for G images (`input` is `n_in × G × C_in`, the result
-    /// `n_out × G × C_out`), followed by ELU. A single image is computed
-    /// [`POSITIONS_AT_ONCE`] positions at a time, with the same bits.
+    /// Output positions `0..n` for G images (`input` is `n_in × G × C_in`, `out` is
+    /// `n × G × C_out`). A single image is computed [`POSITIONS_AT_ONCE`] positions at a
+    /// time; every position's sum is what [`Self::apply_at`] computes, so the bits are
+    /// the same.
     #[inline(always)]
-    fn apply_all_elu<const G: usize>(&self, input: &[f32]) -> Vec<f32> {
+    fn apply_positions<const G: usize>(&self, input: &[f32], out: &mut [f32]) {
         let width = G * self.dense.outputs;
-        let mut out = vec![0f32; self.table.n_out * width];
+        let bias = self.dense.b.as_deref().expect("conv has a bias");
         let mut done = 0;
         if G == 1 {
-            let bias = self.dense.b.as_deref().expect("conv has a bias");
             for (n, o) in out.chunks_exact_mut(POSITIONS_AT_ONCE * width).enumerate() {
-                let first = n * POSITIONS_AT_ONCE;
-                kernels::conv_positions::<POSITIONS_AT_ONCE>(
-                    &self.dense.w,
-                    bias,
-                    self.cin,
-                    std::array::from_fn(|i| self.table.sources(first + i)),
-                    input,
-                    o,
-                );
-                done = first + POSITIONS_AT_ONCE;
+                let at = n * POSITIONS_AT_ONCE;
+                let (w, cin) = (&self.dense.w, self.cin);
+                if self.runs[n] {
+                    let sources = self.table.sources(at);
+                    kernels::conv_strided::<POSITIONS_AT_ONCE>(
+                        w, bias, cin, sources, input, cin, o,
+                    );
+                } else {
+                    let sources = std::array::from_fn(|i| self.table.sources(at + i));
+                    kernels::conv_positions::<POSITIONS_AT_ONCE>(w, bias, cin, sources, input, o);
+                }
+                done = at + POSITIONS_AT_ONCE;
             }
         }
         for (p, o) in out.chunks_exact_mut(width).enumerate().skip(done) {
             self.apply_at::<G>(input, p, o);
         }
+    }
+
+    /// Every output position for G images (`input` is `n_in × G × C_in`, the result
+    /// `n_out × G × C_out`), followed by ELU.
+    #[inline(always)]
+    fn apply_all_elu<const G: usize>(&self, input: &[f32]) -> Vec<f32> {
+        let mut out = vec![0f32; self.table.n_out * G * self.dense.outputs];
+        self.apply_positions::<G>(input, &mut out);
         elu_all(&mut out);
         out
     }
+}
+
+/// The first `n` pixels (0/1) of G images as a layer reads them: `n × G` floats, the
+/// images interleaved position by position.
+fn interleaved<const G: usize>(images: [&[u8]; G], n: usize) -> Vec<f32> {
+    let mut x = vec![0f32; n * G];
+    for (g, image) in images.iter().enumerate() {
+        for (i, &v) in image[..n].iter().enumerate() {
+            x[i * G + g] = f32::from(v);
+        }
+    }
+    x
 }
 
 /// q(z|x) as (mean, log standard deviation) per latent dimension.
@@ -165,9 +221,7 @@ impl Encoder {
 
     #[inline(always)]
     fn forward_body<const G: usize>(&self, images: [&[u8]; G]) -> [Posterior; G] {
-        let x: Vec<f32> = (0..self.layers.conv_full.table.n_in)
-            .flat_map(|p| images.map(|img| f32::from(img[p])))
-            .collect();
+        let x = interleaved(images, self.layers.conv_full.table.n_in);
         let h = self.layers.conv_full.apply_all_elu::<G>(&x);
         let h = self.layers.conv_half.apply_all_elu::<G>(&h);
         let h = self.layers.conv_quarter.apply_all_elu::<G>(&h);
@@ -245,24 +299,21 @@ pub struct PixelState<'n, const G: usize> {
     net: &'n PixelCnn,
     /// The canvas as known so far (0/1), the rest 0: `canvas pixels × G`.
     x: Vec<f32>,
-    /// Conditioning projections: `pixels × (blocks + 1) × G × channels`.
-    cond: Vec<f32>,
+    /// Conditioning projections per layer (the input layer, then each block):
+    /// `pixels × G × channels`.
+    cond: Vec<Vec<f32>>,
     /// ELU of each block's input at every position reached so far: `pixels × G × channels`.
     acts: Vec<Vec<f32>>,
     scratch: [Vec<f32>; 3],
 }
 
 impl<'n, const G: usize> PixelState<'n, G> {
-    /// A fresh state from the conditioning projections `pixels × (blocks + 1) × G × C`
-    /// and each image's canvas.
-    fn new(net: &'n PixelCnn, cond: Vec<f32>, canvases: [&[u8]; G]) -> Self {
+    /// A fresh state from the conditioning projections and each image's canvas.
+    fn new(net: &'n PixelCnn, cond: Vec<Vec<f32>>, canvases: [&[u8]; G]) -> Self {
         let gc = G * net.channels;
-        let x = (0..net.canvas.pixels())
-            .flat_map(|i| canvases.map(|c| f32::from(c[i])))
-            .collect();
         PixelState {
             net,
-            x,
+            x: interleaved(canvases, net.canvas.pixels()),
             cond,
             acts: vec![vec![0.0; net.pixels * gc]; net.layers.blocks.len()],
             scratch: [vec![0.0; gc], vec![0.0; gc], vec![0.0; gc]],
@@ -279,18 +330,17 @@ impl<'n, const G: usize> PixelState<'n, G> {
     fn logit_body(&mut self, p: usize) -> [f32; G] {
         let net = self.net;
         let gc = G * net.channels;
-        let stride = (net.layers.blocks.len() + 1) * gc;
-        let cond = &self.cond[p * stride..(p + 1) * stride];
+        let cond = |layer: usize| &self.cond[layer][p * gc..(p + 1) * gc];
         let [h, r, m] = &mut self.scratch;
         net.layers.input.apply_at::<G>(&self.x, p, h);
-        h.iter_mut().zip(&cond[..gc]).for_each(|(v, k)| *v += k);
+        h.iter_mut().zip(cond(0)).for_each(|(v, k)| *v += k);
         for (i, blk) in net.layers.blocks.iter().enumerate() {
             let act = &mut self.acts[i];
             for (a, &v) in act[p * gc..(p + 1) * gc].iter_mut().zip(h.iter()) {
                 *a = elu(v);
             }
             blk.masked.apply_at::<G>(act, p, r);
-            for (v, k) in r.iter_mut().zip(&cond[(i + 1) * gc..(i + 2) * gc]) {
+            for (v, k) in r.iter_mut().zip(cond(i + 1)) {
                 *v = elu(*v + k);
             }
             blk.mix.apply::<G>(r, m);
@@ -309,29 +359,61 @@ impl<'n, const G: usize> PixelState<'n, G> {
 }
 
 impl PixelCnn {
-    simd_dispatch!(fn projections<const G> / projections_avx2 => projections_body(&self)(cond_map: &[f32]) -> Vec<f32>);
+    simd_dispatch!(fn logits_known / logits_known_avx2 => logits_known_body(&self)(cond: &[Vec<f32>], canvas: &[f32], reach: usize) -> Vec<f32>);
 
-    /// G conditioning maps (`pixels × G × cz`) projected for each layer:
-    /// `pixels × (blocks + 1) × G × channels`.
+    /// The logits of positions `0..reach` of a tile whose pixels are all known, as the
+    /// encoder has them: layer by layer over all positions, where decoding must go pixel
+    /// by pixel. `cond` is the tile's projections, `canvas` its canvas with the tile
+    /// filled in. Every value is computed by the same operations in the same order as
+    /// [`PixelState::logit`] computes it (the masks keep each position from reading later
+    /// ones), so the bits are identical, and the positions side by side give the CPU the
+    /// independent accumulator chains that one pixel at a time lacks.
     #[inline(always)]
-    fn projections_body<const G: usize>(&self, cond_map: &[f32]) -> Vec<f32> {
-        let gc = G * self.channels;
-        let layers = self.layers.blocks.len() + 1;
-        let mut cond = vec![0f32; self.pixels * layers * gc];
-        let per_position = cond_map.len() / self.pixels;
-        for (f, dst) in cond_map
-            .chunks_exact(per_position)
-            .zip(cond.chunks_exact_mut(layers * gc))
-        {
-            self.layers.input_cond.apply::<G>(f, &mut dst[..gc]);
-            for (blk, d) in self
-                .layers
-                .blocks
-                .iter()
-                .zip(dst[gc..].chunks_exact_mut(gc))
-            {
-                blk.cond.apply::<G>(f, d);
+    fn logits_known_body(&self, cond: &[Vec<f32>], canvas: &[f32], reach: usize) -> Vec<f32> {
+        // Plain loops, not closures: closures do not inherit the AVX2 build.
+        let n = reach * self.channels;
+        let mut h = vec![0f32; n];
+        self.layers.input.apply_positions::<1>(canvas, &mut h);
+        for j in 0..n {
+            h[j] += cond[0][j];
+        }
+        let (mut act, mut r, mut m) = (vec![0f32; n], vec![0f32; n], vec![0f32; n]);
+        for (i, blk) in self.layers.blocks.iter().enumerate() {
+            for j in 0..n {
+                act[j] = elu(h[j]);
             }
+            blk.masked.apply_positions::<1>(&act, &mut r);
+            let c = &cond[i + 1][..n];
+            for j in 0..n {
+                r[j] = elu(r[j] + c[j]);
+            }
+            blk.mix.apply_positions::<1>(&r, &mut m);
+            for j in 0..n {
+                h[j] += m[j];
+            }
+        }
+        for v in h.iter_mut() {
+            *v = elu(*v);
+        }
+        let mut logits = vec![0f32; reach];
+        self.layers.out.apply_positions::<1>(&h, &mut logits);
+        logits
+    }
+
+    simd_dispatch!(fn projections<const G> / projections_avx2 => projections_body(&self)(cond_map: &[f32]) -> Vec<Vec<f32>>);
+
+    /// G conditioning maps (`pixels × G × cz`) projected for each layer (the input layer,
+    /// then each block): per layer `pixels × G × channels`.
+    #[inline(always)]
+    fn projections_body<const G: usize>(&self, cond_map: &[f32]) -> Vec<Vec<f32>> {
+        // A loop, not a closure: closures do not inherit the AVX2 build of this function.
+        let denses = std::iter::once(&self.layers.input_cond)
+            .chain(self.layers.blocks.iter().map(|b| &b.cond));
+        let mut cond = Vec::with_capacity(self.layers.blocks.len() + 1);
+        for dense in denses {
+            let mut out = vec![0f32; self.pixels * G * self.channels];
+            dense.apply_positions::<G>(cond_map, &mut out);
+            cond.push(out);
         }
         cond
     }
@@ -550,6 +632,41 @@ impl Network {
         self.pixelcnn.canvas
     }
 
+    /// The Bernoulli logits of pixels `0..reach` of G tiles (`tile_pixels` bytes of 0/1
+    /// each) given their latents `zs` and canvases, `reach × G`: what decoding computes
+    /// pixel by pixel, bit for bit. A lone tile is evaluated layer by layer over all its
+    /// positions at once, which every pixel being known allows, and which is faster for
+    /// it. Tiles in lockstep go pixel by pixel as decoding does: they already give the
+    /// CPU independent chains, and layer by layer their activations would outgrow the
+    /// cache.
+    pub fn pixel_logits<const G: usize>(
+        &self,
+        zs: [&[f32]; G],
+        canvases: [&[u8]; G],
+        tiles: [&[u8]; G],
+        reach: usize,
+    ) -> Vec<f32> {
+        if let ([z], [canvas], [tile]) = (&zs[..], &canvases[..], &tiles[..]) {
+            let cond = self
+                .pixelcnn
+                .projections::<1>(&self.decoder.forward::<1>([z]));
+            let mut x = interleaved([canvas], self.pixelcnn.canvas.pixels());
+            for (p, &v) in tile.iter().enumerate() {
+                x[self.pixelcnn.canvas.of_tile(p)] = f32::from(v);
+            }
+            return self.pixelcnn.logits_known(&cond, &x, reach);
+        }
+        let mut state = self.pixels_start::<G>(zs, canvases);
+        let mut logits = Vec::with_capacity(reach * G);
+        for p in 0..reach {
+            logits.extend(state.logit(p));
+            for (g, tile) in tiles.iter().enumerate() {
+                state.set(p, g, tile[p]);
+            }
+        }
+        logits
+    }
+
     /// Starts the PixelCNN for G tiles with latents `zs` and canvases `canvases` (each
     /// [`Canvas::pixels`] bytes: what the decoder knows around its tile), to be decoded
     /// in lockstep.
@@ -562,5 +679,47 @@ impl Network {
             .pixelcnn
             .projections::<G>(&self.decoder.forward::<G>(zs));
         PixelState::new(&self.pixelcnn, cond, canvases)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::models::built_in;
+
+    /// The encoder's all-positions evaluation gives every pixel the bits that decoding
+    /// computes one pixel at a time, for a model without context and one with, over a
+    /// reach that is not a whole number of position groups.
+    #[test]
+    fn known_pixels_give_the_logits_of_pixel_by_pixel_decoding() {
+        for name in ["mnist", "documents"] {
+            let net = built_in(name).expect("built in").network().expect("loads");
+            let (pixels, canvas) = (net.tile_pixels(), net.canvas());
+            let mut seed = 0x9e37_79b9u32;
+            let mut ink = || {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                u8::from(seed % 10 < 3)
+            };
+            let mut known: Vec<u8> = (0..canvas.pixels()).map(|_| ink()).collect();
+            let tile: Vec<u8> = (0..pixels).map(|p| known[canvas.of_tile(p)]).collect();
+            // The decoder knows nothing inside the tile before decoding it.
+            (0..pixels).for_each(|p| known[canvas.of_tile(p)] = 0);
+            let z: Vec<f32> = (0..net.config().latent_dim)
+                .map(|i| ((i * 37) % 11) as f32 / 5.0 - 1.0)
+                .collect();
+            let reach = pixels - 3;
+            let all_at_once = net.pixel_logits::<1>([&z], [&known], [&tile], reach);
+            assert_eq!(all_at_once.len(), reach);
+            let mut state = net.pixels_start::<1>([&z], [&known]);
+            for (p, fast) in all_at_once.iter().enumerate() {
+                assert_eq!(
+                    state.logit(p)[0].to_bits(),
+                    fast.to_bits(),
+                    "{name} pixel {p}"
+                );
+                state.set(p, 0, tile[p]);
+            }
+        }
     }
 }
