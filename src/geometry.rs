@@ -242,17 +242,23 @@ impl TapTable {
         &self.src[out * self.taps..(out + 1) * self.taps]
     }
 
-    /// Whether output positions `first..first + n` read, on every tap, `n` neighbouring
-    /// inputs in order and no padding, as neighbouring positions away from the edges do.
-    pub fn is_run(&self, first: usize, n: usize) -> bool {
+    /// The step k when output positions `first..first + n` read, on every tap, inputs k
+    /// apart in order and no padding, as neighbouring positions away from the edges do
+    /// (k = 2 for a stride-2 convolution); `None` otherwise.
+    pub fn run_step(&self, first: usize, n: usize) -> Option<usize> {
         let base = self.sources(first);
-        base.iter().all(|&b| b != PADDING)
+        if n < 2 || base.iter().any(|&b| b == PADDING) {
+            return None;
+        }
+        let step = self.sources(first + 1)[0].checked_sub(base[0])?;
+        (step > 0
             && (1..n).all(|i| {
                 self.sources(first + i)
                     .iter()
                     .zip(base)
-                    .all(|(&s, &b)| s == b + i as u32)
-            })
+                    .all(|(&s, &b)| s == b + i as u32 * step)
+            }))
+        .then_some(step as usize)
     }
 
     /// Whether a raw entry of [`Self::sources`] is padding.
@@ -277,6 +283,22 @@ mod tests {
         let taps5 = causal_taps(5, false);
         assert_eq!(taps5.len(), 12);
         assert!(taps5.iter().all(|&(dy, dx)| dy < 0 || (dy == 0 && dx < 0)));
+    }
+
+    /// Positions inside a row are runs with the convolution's stride as their step;
+    /// groups touching an edge, or wrapping onto the next row, are not.
+    #[test]
+    fn runs_are_found_inside_rows_only() {
+        let same = TapTable::new(8, 8, Resample::Same, &square_taps(3));
+        assert_eq!(same.run_step(9, 4), Some(1));
+        assert_eq!(same.run_step(8, 4), None, "left edge");
+        assert_eq!(same.run_step(12, 4), None, "right edge");
+        assert_eq!(same.run_step(1, 4), None, "top edge");
+        assert_eq!(same.run_step(14, 4), None, "wraps onto the next row");
+        let down = TapTable::new(16, 16, Resample::Down2, &square_taps(3));
+        assert_eq!(down.run_step(9, 4), Some(2));
+        let up = TapTable::new(4, 4, Resample::Up2, &square_taps(3));
+        assert_eq!(up.run_step(9, 4), None, "upsampling repeats inputs");
     }
 
     #[test]

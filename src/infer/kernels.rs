@@ -139,15 +139,16 @@ pub fn conv_at<const G: usize>(
     input: &[f32],
     out: &mut [f32],
 ) {
-    conv_strided::<G>(w, bias, cin, sources, input, G * cin, out);
+    conv_strided::<G>(w, bias, cin, sources, input, (G * cin, cin), out);
 }
 
-/// The sums of [`conv_at`] for G input sets, where tap source `s` starts the G sets'
-/// rows at `input[s · per_source]`, each set `cin` after the last. With `per_source =
-/// G·cin` the sets are G images in lockstep. With `per_source = cin` they are G
-/// neighbouring output positions of one image whose every tap reads G neighbouring
-/// inputs (as away from the edges they do; `sources` are then the first position's):
-/// positions computed as images in lockstep are, each with the bits it gets alone.
+/// The sums of [`conv_at`] for G input sets, where tap source `s` starts the first set's
+/// input row at `input[s · per_source]` and each further set's `set_stride` after the
+/// last. With `per_source = G·cin` and `set_stride = cin` the sets are G images in
+/// lockstep. With `per_source = cin` and `set_stride = k·cin` they are G output
+/// positions of one image, k inputs apart on every tap (as away from the edges they
+/// are; `sources` are then the first position's): positions computed as images in
+/// lockstep are, each with the bits it gets alone.
 #[inline(always)]
 pub fn conv_strided<const G: usize>(
     w: &[f32],
@@ -155,7 +156,7 @@ pub fn conv_strided<const G: usize>(
     cin: usize,
     sources: &[u32],
     input: &[f32],
-    per_source: usize,
+    (per_source, set_stride): (usize, usize),
     out: &mut [f32],
 ) {
     struct Conv<'a, const G: usize> {
@@ -165,6 +166,7 @@ pub fn conv_strided<const G: usize>(
         sources: &'a [u32],
         input: &'a [f32],
         per_source: usize,
+        set_stride: usize,
     }
     impl<const G: usize> Sums for Conv<'_, G> {
         #[inline(always)]
@@ -173,8 +175,14 @@ pub fn conv_strided<const G: usize>(
             for (t, &s) in self.sources.iter().enumerate() {
                 if s != u32::MAX {
                     let at = s as usize * self.per_source;
-                    let x = &self.input[at..at + G * cin];
-                    acc.add_rows(&self.w[t * cin * cout + col..], cout, x, cin, cin);
+                    let x = &self.input[at..at + (G - 1) * self.set_stride + cin];
+                    acc.add_rows(
+                        &self.w[t * cin * cout + col..],
+                        cout,
+                        x,
+                        cin,
+                        self.set_stride,
+                    );
                 }
             }
         }
@@ -189,6 +197,7 @@ pub fn conv_strided<const G: usize>(
             sources,
             input,
             per_source,
+            set_stride,
         },
     );
 }
@@ -495,7 +504,7 @@ mod tests {
                 [3, 4, 5, pad],
             ];
             let mut strided = vec![0f32; 4 * width];
-            conv_strided::<4>(&w, &bias, cin, &run[0], &input, cin, &mut strided);
+            conv_strided::<4>(&w, &bias, cin, &run[0], &input, (cin, cin), &mut strided);
             for (out, sources) in [(&side_by_side, &taps), (&strided, &run)] {
                 for (i, t) in sources.iter().enumerate() {
                     let mut alone = vec![0f32; width];

@@ -110,9 +110,9 @@ struct Conv {
     table: TapTable,
     dense: Dense,
     cin: usize,
-    /// Per group of [`POSITIONS_AT_ONCE`] output positions from 0: whether it is a run
-    /// ([`TapTable::is_run`]).
-    runs: Vec<bool>,
+    /// Per group of [`POSITIONS_AT_ONCE`] output positions from 0: its step if it is a
+    /// run ([`TapTable::run_step`]).
+    runs: Vec<Option<usize>>,
 }
 
 impl Conv {
@@ -127,7 +127,10 @@ impl Conv {
             },
         )?;
         let runs = (0..spec.table.n_out / POSITIONS_AT_ONCE)
-            .map(|n| spec.table.is_run(n * POSITIONS_AT_ONCE, POSITIONS_AT_ONCE))
+            .map(|n| {
+                spec.table
+                    .run_step(n * POSITIONS_AT_ONCE, POSITIONS_AT_ONCE)
+            })
             .collect();
         Ok(Conv {
             table: spec.table.clone(),
@@ -165,10 +168,11 @@ impl Conv {
             for (n, o) in out.chunks_exact_mut(POSITIONS_AT_ONCE * width).enumerate() {
                 let at = n * POSITIONS_AT_ONCE;
                 let (w, cin) = (&self.dense.w, self.cin);
-                if self.runs[n] {
+                if let Some(step) = self.runs[n] {
                     let sources = self.table.sources(at);
+                    let strides = (cin, step * cin);
                     kernels::conv_strided::<POSITIONS_AT_ONCE>(
-                        w, bias, cin, sources, input, cin, o,
+                        w, bias, cin, sources, input, strides, o,
                     );
                 } else {
                     let sources = std::array::from_fn(|i| self.table.sources(at + i));
@@ -228,15 +232,15 @@ impl Encoder {
         let a = self.layers.res_a.apply_all_elu::<G>(&h);
         let c = self.layers.res_b.dense.outputs;
         let positions = self.layers.res_b.table.n_out;
-        let mut r = vec![0f32; G * c];
+        let mut r = vec![0f32; positions * G * c];
+        self.layers.res_b.apply_positions::<G>(&a, &mut r);
         // The head reads each image's map flattened (position-major), so gather it per image.
         let mut flat = vec![0f32; G * positions * c];
         for p in 0..positions {
-            self.layers.res_b.apply_at::<G>(&a, p, &mut r);
             for g in 0..G {
                 for o in 0..c {
                     let at = (p * G + g) * c + o;
-                    flat[(g * positions + p) * c + o] = elu(h[at] + r[g * c + o]);
+                    flat[(g * positions + p) * c + o] = elu(h[at] + r[at]);
                 }
             }
         }
