@@ -607,8 +607,30 @@ impl Network {
     }
 
     /// q(z|x) for G images at once; each result is what [`Self::posterior`] gives.
+    /// Fewer images than [`POSITIONS_AT_ONCE`] go one by one, positions side by side,
+    /// which gives the CPU more independent chains than they give in lockstep.
     pub fn posteriors<const G: usize>(&self, images: [&[u8]; G]) -> [Posterior; G] {
+        if G < POSITIONS_AT_ONCE {
+            return images.map(|image| self.posterior(image));
+        }
         self.encoder.forward::<G>(images)
+    }
+
+    /// The conditioning maps of G latents (`pixels × G × cond_channels`); fewer than
+    /// [`POSITIONS_AT_ONCE`] one by one, as in [`Self::posteriors`].
+    fn cond_maps<const G: usize>(&self, zs: [&[f32]; G]) -> Vec<f32> {
+        if G < POSITIONS_AT_ONCE {
+            let maps = zs.map(|z| self.decoder.forward::<1>([z]));
+            let per_image = maps[0].len() / self.pixelcnn.pixels;
+            let mut out = vec![0f32; maps[0].len() * G];
+            for (g, map) in maps.iter().enumerate() {
+                for (p, v) in map.chunks_exact(per_image).enumerate() {
+                    out[(p * G + g) * per_image..][..per_image].copy_from_slice(v);
+                }
+            }
+            return out;
+        }
+        self.decoder.forward::<G>(zs)
     }
 
     /// Starts deciding a latent, one dimension at a time.
@@ -638,11 +660,11 @@ impl Network {
 
     /// The Bernoulli logits of pixels `0..reach` of G tiles (`tile_pixels` bytes of 0/1
     /// each) given their latents `zs` and canvases, `reach × G`: what decoding computes
-    /// pixel by pixel, bit for bit. A lone tile is evaluated layer by layer over all its
-    /// positions at once, which every pixel being known allows, and which is faster for
-    /// it. Tiles in lockstep go pixel by pixel as decoding does: they already give the
-    /// CPU independent chains, and layer by layer their activations would outgrow the
-    /// cache.
+    /// pixel by pixel, bit for bit. Fewer tiles than [`POSITIONS_AT_ONCE`] are each
+    /// evaluated layer by layer over all their positions, which every pixel being known
+    /// allows, and which gives the CPU more independent chains than they give in
+    /// lockstep. More go pixel by pixel in lockstep as decoding does: layer by layer their
+    /// activations would outgrow the cache.
     pub fn pixel_logits<const G: usize>(
         &self,
         zs: [&[f32]; G],
@@ -650,20 +672,24 @@ impl Network {
         tiles: [&[u8]; G],
         reach: usize,
     ) -> Vec<f32> {
-        if let ([z], [canvas], [tile]) = (&zs[..], &canvases[..], &tiles[..]) {
-            let cond = self
-                .pixelcnn
-                .projections::<1>(&self.decoder.forward::<1>([z]));
-            let mut x = interleaved([canvas], self.pixelcnn.canvas.pixels());
-            for (p, &v) in tile.iter().enumerate() {
-                x[self.pixelcnn.canvas.of_tile(p)] = f32::from(v);
+        let mut logits = vec![0f32; reach * G];
+        if G < POSITIONS_AT_ONCE {
+            for (g, ((z, canvas), tile)) in zs.iter().zip(canvases).zip(tiles).enumerate() {
+                let cond = self.pixelcnn.projections::<1>(&self.cond_maps::<1>([z]));
+                let mut x = interleaved([canvas], self.pixelcnn.canvas.pixels());
+                for (p, &v) in tile.iter().enumerate() {
+                    x[self.pixelcnn.canvas.of_tile(p)] = f32::from(v);
+                }
+                let known = self.pixelcnn.logits_known(&cond, &x, reach);
+                for (p, l) in known.into_iter().enumerate() {
+                    logits[p * G + g] = l;
+                }
             }
-            return self.pixelcnn.logits_known(&cond, &x, reach);
+            return logits;
         }
         let mut state = self.pixels_start::<G>(zs, canvases);
-        let mut logits = Vec::with_capacity(reach * G);
         for p in 0..reach {
-            logits.extend(state.logit(p));
+            logits[p * G..(p + 1) * G].copy_from_slice(&state.logit(p));
             for (g, tile) in tiles.iter().enumerate() {
                 state.set(p, g, tile[p]);
             }
@@ -679,9 +705,7 @@ impl Network {
         zs: [&[f32]; G],
         canvases: [&[u8]; G],
     ) -> PixelState<'_, G> {
-        let cond = self
-            .pixelcnn
-            .projections::<G>(&self.decoder.forward::<G>(zs));
+        let cond = self.pixelcnn.projections::<G>(&self.cond_maps::<G>(zs));
         PixelState::new(&self.pixelcnn, cond, canvases)
     }
 }
