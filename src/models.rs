@@ -20,37 +20,46 @@ pub struct BuiltIn {
     pub auto: bool,
 }
 
+/// A [`BuiltIn`] whose weights and config are `models/STEM.safetensors` and
+/// `models/STEM.json`, so that each model names its files once.
+macro_rules! built_in {
+    ($name:literal, $stem:literal, $trained_on:expr, auto: $auto:literal) => {
+        BuiltIn {
+            name: $name,
+            trained_on: $trained_on,
+            weights: include_bytes!(concat!("../models/", $stem, ".safetensors")),
+            config: include_str!(concat!("../models/", $stem, ".json")),
+            auto: $auto,
+        }
+    };
+}
+
 /// Every built-in model; `auto` tries those marked so.
 pub const BUILT_IN: &[BuiltIn] = &[
-    BuiltIn {
-        name: "mnist",
-        trained_on: "binarized MNIST, 50,000 training digits (28×28), 31 epochs",
-        weights: include_bytes!("../models/vlae-mnist.safetensors"),
-        config: include_str!("../models/vlae-mnist.json"),
-        auto: true,
-    },
-    BuiltIn {
-        name: "documents",
-        trained_on: "64 text pages rendered from 24 man pages (6 fonts, 8-14 pt, 150-400 dpi, some scan-like), 32×32 tiles with context, 8 epochs",
-        weights: include_bytes!("../models/vlae-documents.safetensors"),
-        config: include_str!("../models/vlae-documents.json"),
-        auto: true,
-    },
-    BuiltIn {
-        name: "mnist-1",
-        trained_on:
-            "binarized MNIST, 16 epochs: the first shipped model, retired (decodes its archives)",
-        weights: include_bytes!("../models/vlae-mnist-1.safetensors"),
-        config: include_str!("../models/vlae-mnist-1.json"),
-        auto: false,
-    },
-    BuiltIn {
-        name: "documents-1",
-        trained_on: "the first documents model (5 epochs), retired (decodes its archives)",
-        weights: include_bytes!("../models/vlae-documents-1.safetensors"),
-        config: include_str!("../models/vlae-documents-1.json"),
-        auto: false,
-    },
+    built_in!(
+        "mnist",
+        "vlae-mnist",
+        "binarized MNIST, 50,000 training digits (28×28), 31 epochs",
+        auto: true
+    ),
+    built_in!(
+        "documents",
+        "vlae-documents",
+        "64 text pages rendered from 24 man pages (6 fonts, 8-14 pt, 150-400 dpi, some scan-like), 32×32 tiles with context, 8 epochs",
+        auto: true
+    ),
+    built_in!(
+        "mnist-1",
+        "vlae-mnist-1",
+        "binarized MNIST, 16 epochs: the first shipped model, retired (decodes its archives)",
+        auto: false
+    ),
+    built_in!(
+        "documents-1",
+        "vlae-documents-1",
+        "the first documents model (5 epochs), retired (decodes its archives)",
+        auto: false
+    ),
 ];
 
 impl BuiltIn {
