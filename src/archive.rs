@@ -284,12 +284,14 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
     // Plain chains choose each lane's model; a lane is then coded with `opts.samples`
     // importance samples, or half as many, and so on down to plain bits-back, the first
     // whose chain can be coded.
-    let chains_with = |samples: usize| {
+    let chains_with = |samples: usize, memory: bool| {
         models
             .iter()
             .map(|net| {
                 Ok(Chain {
-                    bits_back: BitsBack::new(net, opts.latent_bits.into())?.with_samples(samples),
+                    bits_back: BitsBack::new(net, opts.latent_bits.into())?
+                        .with_samples(samples)
+                        .with_memory(memory && remembers(net)),
                     layout: ChainLayout::NeighbourClasses,
                 })
             })
@@ -299,7 +301,11 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         std::iter::successors(Some(opts.samples.max(1)), |&k| (k > 1).then_some(k / 2)).collect();
     let chain_sets = sample_counts
         .iter()
-        .map(|&k| chains_with(k))
+        .map(|&k| chains_with(k, true))
+        .collect::<Result<Vec<_>, _>>()?;
+    let forgetful_sets = sample_counts
+        .iter()
+        .map(|&k| chains_with(k, false))
         .collect::<Result<Vec<_>, _>>()?;
     let chains = chain_sets.last().expect("plain chains");
     let per_task = lanes_per_task(strips.len(), rayon::current_num_threads());
@@ -350,6 +356,29 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                     });
                 }
             }
+            // A small lane of a remembering model is also coded without the page memory,
+            // and the smaller kept: there the counts learn too little to make up for the
+            // fixed mixer's caution while they are still empty (format-spec.md §3.8).
+            let mut memory: Vec<bool> = choice.iter().map(|&m| remembers(models[m])).collect();
+            for (k, lane) in views.iter().enumerate() {
+                let pixels: usize = lane.iter().map(|s| s.pixels.len()).sum();
+                let Some((samples, coded)) = &chained[k] else {
+                    continue;
+                };
+                if !memory[k] || pixels > SMALL_LANE_PIXELS {
+                    continue;
+                }
+                let at = sample_counts
+                    .iter()
+                    .position(|s| s == samples)
+                    .expect("tried");
+                if let Ok(mut plain) = forgetful_sets[at][choice[k]].encode(&[lane]) {
+                    if plain[0].payload.len() < coded.payload.len() {
+                        chained[k] = Some((*samples, plain.remove(0)));
+                        memory[k] = false;
+                    }
+                }
+            }
             let context = match opts.coders {
                 LaneCoders::Smallest => CONTEXT_MODELS
                     .iter()
@@ -364,9 +393,10 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                 .map(|(k, lane)| {
                     let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
                     progress(rows);
-                    let chain = chained[k]
-                        .as_ref()
-                        .map(|(samples, c)| (bits_back_coder(choice[k] as u16, *samples), c));
+                    let chain = chained[k].as_ref().map(|(samples, c)| {
+                        let m = choice[k];
+                        (bits_back_coder(m as u16, *samples, memory[k]), c)
+                    });
                     let fallbacks = context
                         .iter()
                         .map(|(template, c)| {
@@ -507,13 +537,27 @@ fn choose_models(
 const CONTEXT_MODELS: [ContextModel; 2] =
     [ContextModel { template: 0 }, ContextModel { template: 1 }];
 
-/// The version 2 bits-back coder with model `model` and up to `samples` importance
-/// samples a tile.
-fn bits_back_coder(model: u16, samples: usize) -> LaneCoder {
+/// Lanes of at most this many pixels (a 724 × 724 image) are coded with and without the
+/// page memory. Larger ones, with it: a text page's lanes hold 1 to 4 megapixels, and
+/// coding them twice would halve the speed of compression for a gain that only small
+/// lanes see.
+const SMALL_LANE_PIXELS: usize = 1 << 19;
+
+/// Whether lanes coded with `net` mix in the page memory (format-spec.md §3.8): models
+/// with context, which code pages and drawings, where glyphs and strokes come back. Small
+/// images such as digits gain nothing from it and would each pay for its tables.
+fn remembers(net: &Network) -> bool {
+    net.config().context
+}
+
+/// The version 5 bits-back coder with model `model`, up to `samples` importance samples a
+/// tile, and the page memory or not.
+fn bits_back_coder(model: u16, samples: usize, memory: bool) -> LaneCoder {
     LaneCoder::BitsBack {
         model,
         samples: samples as u32,
         reversed: false,
+        memory,
     }
 }
 
@@ -598,6 +642,7 @@ pub fn decompress<E: From<ArchiveError>>(
             model,
             samples,
             reversed,
+            memory,
         } = lane.coder
         {
             if chains.iter().any(|(c, _)| *c == lane.coder) {
@@ -610,7 +655,8 @@ pub fn decompress<E: From<ArchiveError>>(
                 .ok_or(ArchiveError::MissingModel(id))?;
             let bits_back = BitsBack::new(net, archive.latent_bits.into())
                 .map_err(ArchiveError::from)?
-                .with_samples(samples as usize);
+                .with_samples(samples as usize)
+                .with_memory(memory);
             let layout = if reversed {
                 ChainLayout::ReversedV1
             } else if archive.version < container::v2::VERSION_4 {

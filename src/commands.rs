@@ -594,8 +594,13 @@ fn info(path: &Path) -> Result<()> {
             smallest.0, smallest.1, largest.0, largest.1
         );
     }
+    let remembering = arch
+        .lanes
+        .iter()
+        .filter(|l| matches!(l.coder, LaneCoder::BitsBack { memory: true, .. }))
+        .count();
     println!(
-        "lanes          {} ({} bits-back, {context} context model, {stored} stored)",
+        "lanes          {} ({} bits-back, {remembering} of them with page memory, {context} context model, {stored} stored)",
         arch.lanes.len(),
         arch.lanes.len() - context - stored
     );

@@ -426,7 +426,7 @@ fn importance_weighted_lanes_round_trip_including_lanes_shorter_than_the_ramp() 
         let arch = container::parse(&bytes).unwrap();
         assert!(arch.lanes.iter().all(|l| matches!(
             l.coder,
-            LaneCoder::BitsBack { samples: s, .. } if s as usize == samples
+            LaneCoder::BitsBack { samples: s, memory: false, .. } if s as usize == samples
         )));
     }
     // Random images of odd sizes, through the tiny model.
@@ -477,7 +477,8 @@ fn context_model_sees_what_training_saw() {
 }
 
 /// Context crosses tile borders inside a strip but never lane borders, so pages of any
-/// size round-trip however they are split into lanes, plain and importance-weighted.
+/// size round-trip however they are split into lanes, plain and importance-weighted, and
+/// with the page memory (format-spec.md §3.8), which every lane of a context model has.
 #[test]
 fn context_model_round_trips_pages_in_any_lanes() {
     let net = tiny_context();
@@ -494,6 +495,75 @@ fn context_model_round_trips_pages_in_any_lanes() {
     let weighted = compress_weighted(net, &entries, &images, Some(3), 3);
     let back = decode(&[net], &weighted).unwrap();
     assert!(back.iter().map(|(_, p)| p).eq(images.iter()));
+}
+
+/// Chains with the page memory round-trip strips of every shape, lanes in lockstep groups
+/// of any size, plain and importance-weighted, and the memory changes the bytes (so it
+/// is in use); a lane's bytes do not depend on the lanes coded beside it.
+#[test]
+fn page_memory_chains_round_trip_in_any_grouping() {
+    let net = tiny_context();
+    let sizes = [
+        (61, 45),
+        (8, 8),
+        (1, 17),
+        (23, 1),
+        (40, 64),
+        (70, 33),
+        (16, 90),
+    ];
+    let pages: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| text_page(w, h, 40 + i as u64))
+        .collect();
+    let strips: Vec<Strip> = sizes
+        .iter()
+        .zip(&pages)
+        .map(|(&(width, rows), pixels)| Strip {
+            width,
+            rows,
+            pixels,
+        })
+        .collect();
+    // Lanes of 1 to 3 strips; six lanes make a lockstep group of 4 and one of 2.
+    let lanes: Vec<&[Strip]> = vec![
+        &strips[..1],
+        &strips[1..3],
+        &strips[3..4],
+        &strips[4..5],
+        &strips[5..6],
+        &strips[6..],
+    ];
+    for samples in [1, 3] {
+        let bb = BitsBack::new(net, 8).unwrap().with_samples(samples);
+        let remembering = BitsBack::new(net, 8)
+            .unwrap()
+            .with_samples(samples)
+            .with_memory(true);
+        let coded = remembering.compress_lanes(&lanes).unwrap();
+        let forgetful = bb.compress_lanes(&lanes).unwrap();
+        assert_ne!(coded, forgetful, "{samples} samples");
+        let alone = remembering.compress_lanes(&lanes[1..2]).unwrap();
+        assert_eq!(alone[0], coded[1]);
+        let inputs: Vec<ChainInput> = coded
+            .into_iter()
+            .zip(&lanes)
+            .map(|(lane, strips)| ChainInput {
+                lane,
+                shapes: strips.iter().map(|s| (s.width, s.rows)).collect(),
+            })
+            .collect();
+        let back = remembering
+            .decompress_lanes(&inputs, ChainLayout::NeighbourClasses, 0)
+            .unwrap();
+        for (decoded, strips) in back.iter().zip(&lanes) {
+            assert!(decoded
+                .iter()
+                .map(Vec::as_slice)
+                .eq(strips.iter().map(|s| s.pixels)));
+        }
+    }
 }
 
 /// With several models, a page's lanes break where every model's tile rows do (224 rows

@@ -25,8 +25,13 @@
 //! - `golden-v4*.vlz`: version 4 (tile classes in context), the same images and settings
 //!   as the four version 3 files.
 //!
-//! Versions 1 to 3 can no longer be written. If version 4 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 4 files (only then) with
+//! - `golden-v5*.vlz`: version 5, the same images and settings as the four version 4
+//!   files (the context file's chains with up to 3 importance samples), and
+//!   `golden-v5-memory.vlz`: the built-in `documents` over a synthetic 800×704 page in one
+//!   lane, with the page memory (format-spec.md §3.8) and 2 importance samples.
+//!
+//! Versions 1 to 4 can no longer be written. If version 5 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 5 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
 mod common;
@@ -135,6 +140,15 @@ fn version_4_archives_decode_to_the_same_pixels() {
     check(&[&documents()], "golden-v4-documents");
 }
 
+#[test]
+fn version_5_archives_decode_to_the_same_pixels() {
+    check(&[&mnist(), &tiny_context()], "golden-v5");
+    check(&[&mnist()], "golden-v5-mnist");
+    check(&[&tiny_context()], "golden-v5-context");
+    check(&[&documents()], "golden-v5-documents");
+    check(&[&documents()], "golden-v5-memory");
+}
+
 fn digits(n: usize) -> Vec<Vec<u8>> {
     let flat =
         vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
@@ -235,8 +249,8 @@ fn write_golden(
 }
 
 #[test]
-#[ignore = "regenerates the version 4 golden files; run only when the format version changes"]
-fn regenerate_version_4_golden_files() {
+#[ignore = "regenerates the version 5 golden files; run only when the format version changes"]
+fn regenerate_version_5_golden_files() {
     let (mut entries, mut images) = mixed();
     // A text-like page, which the context model codes.
     entries.push(Entry {
@@ -249,7 +263,7 @@ fn regenerate_version_4_golden_files() {
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     write_golden(
-        "golden-v4",
+        "golden-v5",
         &nets,
         &entries,
         &images,
@@ -272,7 +286,7 @@ fn regenerate_version_4_golden_files() {
         })
         .collect();
     write_golden(
-        "golden-v4-mnist",
+        "golden-v5-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -301,7 +315,7 @@ fn regenerate_version_4_golden_files() {
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
     write_golden(
-        "golden-v4-context",
+        "golden-v5-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -310,7 +324,7 @@ fn regenerate_version_4_golden_files() {
             adapt_latent_bits: false,
             lanes: Some(3),
             coders: vlae_zip::archive::LaneCoders::BitsBack,
-            samples: 1,
+            samples: 3,
         },
     );
 
@@ -322,7 +336,7 @@ fn regenerate_version_4_golden_files() {
         height: page.height as u32,
     };
     write_golden(
-        "golden-v4-documents",
+        "golden-v5-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -334,11 +348,37 @@ fn regenerate_version_4_golden_files() {
             samples: 1,
         },
     );
+
+    // A lane too large to be tried without the memory.
+    let (w, h) = (800, 704);
+    write_golden(
+        "golden-v5-memory",
+        &[&documents()],
+        &[Entry {
+            name: "page.pbm".into(),
+            format: ImageFormat::Pbm,
+            width: w as u32,
+            height: h as u32,
+        }],
+        &[common::text_page(w, h, 5)],
+        CompressOptions {
+            latent_bits: DEFAULT_LATENT_BITS,
+            adapt_latent_bits: false,
+            lanes: Some(1),
+            coders: vlae_zip::archive::LaneCoders::BitsBack,
+            samples: 2,
+        },
+    );
 }
 
 #[test]
 fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
-    for (name, version) in [("golden-v2", 2), ("golden-v3", 3), ("golden-v4", 4)] {
+    for (name, version) in [
+        ("golden-v2", 2),
+        ("golden-v3", 3),
+        ("golden-v4", 4),
+        ("golden-v5", 5),
+    ] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
         assert_eq!(arch.version, version);
@@ -356,4 +396,23 @@ fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
             arch.entries().map(|e| (e.width, e.height)).collect();
         assert!(sizes.len() >= 6, "{name}: {sizes:?}");
     }
+}
+
+/// The version 5 memory file codes its lane with the page memory and importance samples,
+/// so that that path keeps decoding.
+#[test]
+fn the_version_5_golden_files_exercise_the_page_memory() {
+    let bytes = std::fs::read("tests/data/golden-v5-memory.vlz").unwrap();
+    let arch = container::parse(&bytes).unwrap();
+    assert!(matches!(
+        arch.lanes[..],
+        [container::Lane {
+            coder: container::LaneCoder::BitsBack {
+                memory: true,
+                samples: 2,
+                ..
+            },
+            ..
+        }]
+    ));
 }

@@ -214,3 +214,45 @@ fn payload_lengths_that_overflow_their_sum_are_refused_as_truncated() {
         "truncated",
     );
 }
+
+/// A version 5 lane's mode packs its sample count with the page-memory bit: a mode that
+/// sets the bit but claims no samples is refused, by the writer as by the reader, and a
+/// lane with memory reads back with it.
+#[test]
+fn lane_modes_round_trip_and_zero_samples_are_refused() {
+    use container::{v2, Lane, LaneCoder};
+    let entries = common::entries_for(&[(28, 28)]);
+    let archive = |samples: u32| {
+        v2::write(&v2::NewArchive {
+            models: vec![[7; 8]],
+            latent_bits: 6,
+            entries: &entries,
+            lanes: vec![Lane {
+                coder: LaneCoder::BitsBack {
+                    model: 0,
+                    samples,
+                    reversed: false,
+                    memory: true,
+                },
+                rows: 28,
+                seed_words_elided: 32,
+                state: 1 << 40,
+                payload: vec![],
+            }],
+            pixel_crc: 0,
+        })
+    };
+    let err = archive(0).unwrap_err();
+    assert!(err.to_string().contains("0 samples"), "{err}");
+    let bytes = archive(3).unwrap();
+    let parsed = container::parse(&bytes).unwrap();
+    assert_eq!(parsed.version, 5);
+    assert!(matches!(
+        parsed.lanes[0].coder,
+        LaneCoder::BitsBack {
+            samples: 3,
+            memory: true,
+            ..
+        }
+    ));
+}

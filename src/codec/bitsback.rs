@@ -18,8 +18,12 @@
 //! decoded, never written.
 #![forbid(unsafe_code)]
 
+use super::memory::{PageMemory, Recall};
 use super::model::{Bernoulli, Categorical, Coder, PRECISION};
-use super::quantize::{log2_probability, pixel_probability, uniform_cdf, weights_cdf, LatentGrid};
+use super::quantize::{
+    log2_probability, pixel_probability, remembered_probability, uniform_cdf, weights_cdf,
+    LatentGrid,
+};
 use crate::container::SEED_WORDS;
 use crate::geometry::ink_and_paper;
 use crate::infer::kernels::subnormals_are_ieee;
@@ -298,6 +302,56 @@ pub struct BitsBack<'n> {
     blank_canvas: Vec<u8>,
     /// Importance samples per tile once the ramp is done (1: plain bits-back).
     samples: usize,
+    /// Whether pixels are coded with the page memory mixed in (format-spec.md §3.8).
+    memory: bool,
+}
+
+/// A pixel's probability of ink from its logit, and from what the page memory recalls
+/// where the lane has one.
+fn probability(logit: f32, recall: Option<&Recall>) -> u32 {
+    match recall {
+        Some(r) => remembered_probability(logit, r),
+        None => pixel_probability(logit),
+    }
+}
+
+/// Pops the pixel at (y, x) of its strip, whose logit is `logit`, with the page memory
+/// mixed in, and learns it; also gives what the memory recalled.
+fn pop_remembered(
+    coder: &mut Coder,
+    logit: f32,
+    memory: &mut PageMemory,
+    (y, x): (usize, usize),
+) -> Result<(u8, Recall), CodecError> {
+    let (recall, contexts) = memory.recall(y, x);
+    let bit = coder
+        .decode_symbol(Bernoulli::new(remembered_probability(logit, &recall)))
+        .map_err(coder_err)?;
+    memory.learn(contexts, y, x, bit);
+    Ok((bit, recall))
+}
+
+/// A lane's page memory while its tiles are decoded, and the strip it is on.
+struct Remembering {
+    memory: PageMemory,
+    strip: usize,
+}
+
+impl Remembering {
+    fn new() -> Self {
+        Remembering {
+            memory: PageMemory::default(),
+            strip: usize::MAX,
+        }
+    }
+
+    /// Readies the memory for tile `t` of a strip `width × rows`.
+    fn reach(&mut self, t: &Tile, (width, rows): (usize, usize)) {
+        if t.strip != self.strip {
+            self.memory.start_strip(width, rows);
+            self.strip = t.strip;
+        }
+    }
 }
 
 /// Importance samples for the tile pushed `pushed`-th in its lane (0 first), when a lane
@@ -321,7 +375,52 @@ impl<'n> BitsBack<'n> {
             blank: vec![0; net.tile_pixels()],
             blank_canvas: vec![0; net.canvas().pixels()],
             samples: 1,
+            memory: false,
         })
+    }
+
+    /// Codes pixels with the page memory mixed in (format-spec.md §3.8), or without.
+    pub fn with_memory(mut self, memory: bool) -> Self {
+        self.memory = memory;
+        self
+    }
+
+    /// What the page memory recalls for every pixel of a lane's modelled tiles, replaying
+    /// the decoder: tiles in decoding order, each tile's inside pixels in raster order,
+    /// blank tiles known without being learnt from. One vector per tile, indexed like the
+    /// tile (`rows × side`); empty for blank tiles.
+    fn recall_lane(
+        &self,
+        strips: &[Strip],
+        tiles: &[Tile],
+        classes: &[TileClass],
+    ) -> Vec<Vec<Recall>> {
+        let side = self.net.tile();
+        let mut lane = Remembering::new();
+        tiles
+            .iter()
+            .zip(classes)
+            .map(|(t, &class)| {
+                let s = &strips[t.strip];
+                lane.reach(t, (s.width, s.rows));
+                let modelled = class == TileClass::Model;
+                let mut recalls = vec![Recall::default(); if modelled { t.rows * side } else { 0 }];
+                for r in 0..t.rows {
+                    for c in 0..t.cols {
+                        let (y, x) = (t.y + r, t.x + c);
+                        let bit = s.pixels[y * s.width + x];
+                        if modelled {
+                            let (recall, contexts) = lane.memory.recall(y, x);
+                            recalls[r * side + c] = recall;
+                            lane.memory.learn(contexts, y, x, bit);
+                        } else {
+                            lane.memory.know(y, x, bit);
+                        }
+                    }
+                }
+                recalls
+            })
+            .collect()
     }
 
     /// −log2 P(ĵ) of any latent, the prior being uniform over 2^B buckets a dimension:
@@ -354,13 +453,15 @@ impl<'n> BitsBack<'n> {
 
     /// For each latent, log2 P(x|ẑ) of the tile's inside pixels and every position's
     /// probability of ink: the PixelCNN on the known pixels, four latents in lockstep,
-    /// with the bits decoding computes pixel by pixel.
+    /// with the bits decoding computes pixel by pixel, mixed with the page memory's
+    /// `recalls` where the lane has one.
     fn log2_pixels(
         &self,
         tile: &[u8],
         canvas: &[u8],
         (rows, cols): (usize, usize),
         latents: &[Latent],
+        recalls: Option<&[Recall]>,
     ) -> (Vec<f64>, Vec<Vec<u32>>) {
         let side = self.net.tile();
         let reach = rows * side;
@@ -375,7 +476,7 @@ impl<'n> BitsBack<'n> {
             );
             for g in 0..chunk.len() {
                 let prob: Vec<u32> = (0..reach)
-                    .map(|p| pixel_probability(logits[p * LANE_GROUP + g]))
+                    .map(|p| probability(logits[p * LANE_GROUP + g], recalls.map(|r| &r[p])))
                     .collect();
                 let log: f64 = (0..reach)
                     .filter(|p| p % side < cols)
@@ -404,9 +505,10 @@ impl<'n> BitsBack<'n> {
         canvas: &[u8],
         inside: (usize, usize),
         latents: &[Latent],
+        recalls: Option<&[Recall]>,
     ) -> (Vec<u32>, Vec<Vec<u32>>) {
         let prior = self.prior_bits() as f64;
-        let (logs, probs) = self.log2_pixels(tile, canvas, inside, latents);
+        let (logs, probs) = self.log2_pixels(tile, canvas, inside, latents, recalls);
         let w: Vec<f64> = latents
             .iter()
             .zip(&logs)
@@ -423,13 +525,14 @@ impl<'n> BitsBack<'n> {
         canvas: &[u8],
         inside: (usize, usize),
         k: usize,
+        recalls: Option<&[Recall]>,
     ) -> Result<(), CodecError> {
         let side = self.net.tile();
         let [post] = self.net.posteriors::<1>([tile]);
         let latents = (0..k)
             .map(|_| self.pop_posterior(coder, &post))
             .collect::<Result<Vec<_>, _>>()?;
-        let (cdf, probs) = self.index_cdf(&post, tile, canvas, inside, &latents);
+        let (cdf, probs) = self.index_cdf(&post, tile, canvas, inside, &latents, recalls);
         let j = coder
             .decode_symbol(Categorical::new(&cdf))
             .map_err(coder_err)?;
@@ -464,12 +567,13 @@ impl<'n> BitsBack<'n> {
         canvas: &[u8],
         inside: (usize, usize),
         k: usize,
+        memory: Option<(&mut PageMemory, (usize, usize))>,
     ) -> Result<Vec<u8>, CodecError> {
         let j = coder
             .decode_symbol(Categorical::new(&uniform_cdf(k)))
             .map_err(coder_err)?;
         let chosen = self.pop_prior(coder)?;
-        let tile = self.decode_pixels(coder, &chosen, canvas, inside)?;
+        let (tile, recalls) = self.decode_pixels(coder, &chosen, canvas, inside, memory)?;
         let [post] = self.net.posteriors::<1>([tile.as_slice()]);
         let mut latents = Vec::with_capacity(k);
         for i in 0..k {
@@ -482,7 +586,7 @@ impl<'n> BitsBack<'n> {
         if ran_dry(coder) {
             return Err(CodecError::Exhausted { lane: 0, tile: 0 });
         }
-        let (cdf, _) = self.index_cdf(&post, &tile, canvas, inside, &latents);
+        let (cdf, _) = self.index_cdf(&post, &tile, canvas, inside, &latents, recalls.as_deref());
         coder
             .encode_symbol(j, Categorical::new(&cdf))
             .map_err(coder_err)?;
@@ -492,27 +596,41 @@ impl<'n> BitsBack<'n> {
         Ok(tile)
     }
 
-    /// Pops a tile's inside pixels given its latent, one at a time.
+    /// Pops a tile's inside pixels given its latent, one at a time, with the lane's page
+    /// memory and the tile's top-left corner in its strip where the lane has one; also
+    /// gives what the memory recalled for each pixel.
     fn decode_pixels(
         &self,
         coder: &mut Coder,
         latent: &Latent,
         canvas: &[u8],
         (rows, cols): (usize, usize),
-    ) -> Result<Vec<u8>, CodecError> {
+        mut memory: Option<(&mut PageMemory, (usize, usize))>,
+    ) -> Result<(Vec<u8>, Option<Vec<Recall>>), CodecError> {
         let side = self.net.tile();
         let mut state = self.net.pixels_start::<1>([&latent.z], [canvas]);
         let mut tile = vec![0u8; self.net.tile_pixels()];
+        let mut recalls = memory
+            .as_ref()
+            .map(|_| vec![Recall::default(); rows * side]);
         for p in 0..rows * side {
             let logit = state.logit(p)[0];
             if p % side < cols {
-                tile[p] = coder
-                    .decode_symbol(Bernoulli::new(pixel_probability(logit)))
-                    .map_err(coder_err)?;
+                tile[p] = match (&mut memory, &mut recalls) {
+                    (Some((m, (y, x))), Some(recalls)) => {
+                        let bit;
+                        (bit, recalls[p]) =
+                            pop_remembered(coder, logit, m, (*y + p / side, *x + p % side))?;
+                        bit
+                    }
+                    _ => coder
+                        .decode_symbol(Bernoulli::new(pixel_probability(logit)))
+                        .map_err(coder_err)?,
+                };
                 state.set(p, 0, tile[p]);
             }
         }
-        Ok(tile)
+        Ok((tile, recalls))
     }
 
     /// Pops a latent with the discretized posterior `post`.
@@ -601,13 +719,15 @@ impl<'n> BitsBack<'n> {
 
     /// Pushes one tile onto each of up to G coders in lockstep (`tiles[g]`, a full
     /// `tile × tile` buffer, for `coders[g]`). Only pixels inside `inside[g]` (rows,
-    /// columns) are coded; the rest are white and known to both ends.
+    /// columns) are coded; the rest are white and known to both ends. `recalls[g]` is
+    /// what the page memory recalls for the tile's pixels, where the lane has one.
     fn encode_group<const G: usize>(
         &self,
         coders: &mut [Coder],
         tiles: &[&[u8]],
         canvases: &[&[u8]],
         inside: &[(usize, usize)],
+        recalls: &[Option<&[Recall]>],
     ) -> Result<(), CodecError> {
         let side = self.net.tile();
         let posts = self.net.posteriors::<G>(self.padded(tiles));
@@ -633,7 +753,7 @@ impl<'n> BitsBack<'n> {
                 coder
                     .encode_symbol(
                         tile[p],
-                        Bernoulli::new(pixel_probability(logits[p * G + g])),
+                        Bernoulli::new(probability(logits[p * G + g], recalls[g].map(|r| &r[p]))),
                     )
                     .map_err(coder_err)?;
             }
@@ -648,11 +768,14 @@ impl<'n> BitsBack<'n> {
 
     /// Pops one tile from each of up to G coders in lockstep, restoring each stack to what
     /// it was before the tile was pushed. Pixels outside `inside[g]` come back white.
+    /// `memories[g]` is lane g's page memory and its tile's top-left corner in its strip,
+    /// where the lane has one.
     fn decode_group<const G: usize>(
         &self,
         coders: &mut [Coder],
         canvases: &[&[u8]],
         inside: &[(usize, usize)],
+        memories: &mut [Option<(&mut PageMemory, (usize, usize))>],
     ) -> Result<Vec<Vec<u8>>, CodecError> {
         let side = self.net.tile();
         let latents = coders
@@ -671,9 +794,20 @@ impl<'n> BitsBack<'n> {
             for (g, (coder, tile)) in coders.iter_mut().zip(tiles.iter_mut()).enumerate() {
                 let (rows, cols) = inside[g];
                 if p < rows * side && p % side < cols {
-                    tile[p] = coder
-                        .decode_symbol(Bernoulli::new(pixel_probability(logits[g])))
-                        .map_err(coder_err)?;
+                    tile[p] = match &mut memories[g] {
+                        Some((memory, (y, x))) => {
+                            pop_remembered(
+                                coder,
+                                logits[g],
+                                memory,
+                                (*y + p / side, *x + p % side),
+                            )?
+                            .0
+                        }
+                        None => coder
+                            .decode_symbol(Bernoulli::new(pixel_probability(logits[g])))
+                            .map_err(coder_err)?,
+                    };
                     state.set(p, g, tile[p]);
                 }
             }
@@ -696,17 +830,19 @@ impl<'n> BitsBack<'n> {
         tiles: &[&[u8]],
         canvases: &[&[u8]],
         inside: &[(usize, usize)],
+        recalls: &[Option<&[Recall]>],
     ) -> Result<(), CodecError> {
-        for (((c, t), v), i) in coders
+        for ((((c, t), v), i), r) in coders
             .chunks_mut(LANE_GROUP)
             .zip(tiles.chunks(LANE_GROUP))
             .zip(canvases.chunks(LANE_GROUP))
             .zip(inside.chunks(LANE_GROUP))
+            .zip(recalls.chunks(LANE_GROUP))
         {
             match c.len() {
-                1 => self.encode_group::<1>(c, t, v, i)?,
-                2 => self.encode_group::<2>(c, t, v, i)?,
-                _ => self.encode_group::<LANE_GROUP>(c, t, v, i)?,
+                1 => self.encode_group::<1>(c, t, v, i, r)?,
+                2 => self.encode_group::<2>(c, t, v, i, r)?,
+                _ => self.encode_group::<LANE_GROUP>(c, t, v, i, r)?,
             }
         }
         Ok(())
@@ -718,18 +854,20 @@ impl<'n> BitsBack<'n> {
         coders: &mut [Coder],
         canvases: &[&[u8]],
         inside: &[(usize, usize)],
+        memories: &mut [Option<(&mut PageMemory, (usize, usize))>],
     ) -> Result<Vec<Vec<u8>>, CodecError> {
         let mut out = Vec::with_capacity(coders.len());
-        for (n, ((c, v), i)) in coders
+        for (n, (((c, v), i), m)) in coders
             .chunks_mut(LANE_GROUP)
             .zip(canvases.chunks(LANE_GROUP))
             .zip(inside.chunks(LANE_GROUP))
+            .zip(memories.chunks_mut(LANE_GROUP))
             .enumerate()
         {
             let decoded = match c.len() {
-                1 => self.decode_group::<1>(c, v, i),
-                2 => self.decode_group::<2>(c, v, i),
-                _ => self.decode_group::<LANE_GROUP>(c, v, i),
+                1 => self.decode_group::<1>(c, v, i, m),
+                2 => self.decode_group::<2>(c, v, i, m),
+                _ => self.decode_group::<LANE_GROUP>(c, v, i, m),
             };
             // Number the failing lane within the whole group, not its chunk.
             out.extend(decoded.map_err(|e| match e {
@@ -810,6 +948,16 @@ impl<'n> BitsBack<'n> {
                 (tiles, classes, contexts)
             })
             .collect();
+        // Per lane with page memory, what it recalls for each tile's pixels.
+        let recalls: Vec<Vec<Vec<Recall>>> = if self.memory {
+            plans
+                .iter()
+                .zip(lanes)
+                .map(|((tiles, classes, _), strips)| self.recall_lane(strips, tiles, classes))
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut coders: Vec<Coder> = lanes
             .iter()
             .map(|_| Coder::from_raw_parts(seed.clone(), SEED_STATE))
@@ -849,14 +997,24 @@ impl<'n> BitsBack<'n> {
                 .collect();
             let views: Vec<&[u8]> = buffers.iter().map(Vec::as_slice).collect();
             let canvas_views: Vec<&[u8]> = canvases.iter().map(Vec::as_slice).collect();
+            let recall_views: Vec<Option<&[Recall]>> = modelled
+                .iter()
+                .map(|&(k, j)| recalls.get(k).map(|r| r[j].as_slice()))
+                .collect();
             // Every lane pushes its step-th tile now, so all use the same sample count.
             match samples_at(self.samples, step) {
-                1 => self.encode_chunks(&mut group, &views, &canvas_views, &inside)?,
+                1 => {
+                    self.encode_chunks(&mut group, &views, &canvas_views, &inside, &recall_views)?
+                }
                 k => {
-                    for (((c, tile), canvas), &ins) in
-                        group.iter_mut().zip(&views).zip(&canvas_views).zip(&inside)
+                    for ((((c, tile), canvas), &ins), &r) in group
+                        .iter_mut()
+                        .zip(&views)
+                        .zip(&canvas_views)
+                        .zip(&inside)
+                        .zip(&recall_views)
                     {
-                        self.encode_weighted(c, tile, canvas, ins, k)?;
+                        self.encode_weighted(c, tile, canvas, ins, k, r)?;
                     }
                 }
             }
@@ -928,6 +1086,10 @@ impl<'n> BitsBack<'n> {
             out.push(vec![Vec::new(); input.shapes.len()]);
         }
         let mut counts: Vec<ClassCounts> = lanes.iter().map(|_| ClassCounts::new(layout)).collect();
+        let mut memories: Vec<Option<Remembering>> = lanes
+            .iter()
+            .map(|_| self.memory.then(Remembering::new))
+            .collect();
         // Each lane's classes so far: the contexts of the tiles to come.
         let mut classes: Vec<Vec<TileClass>> = vec![Vec::new(); lanes.len()];
         let longest = plans.iter().map(|p| p.1).max().unwrap_or(0);
@@ -952,6 +1114,9 @@ impl<'n> BitsBack<'n> {
                 if strip.is_empty() {
                     let (w, r) = lanes[k].shapes[t.strip];
                     strip.resize(w * r, 0);
+                }
+                if let Some(m) = &mut memories[k] {
+                    m.reach(&t, lanes[k].shapes[t.strip]);
                 }
                 let class = match layout {
                     ChainLayout::ReversedV1 => TileClass::Model,
@@ -981,9 +1146,17 @@ impl<'n> BitsBack<'n> {
                     blank => {
                         let strip = &mut out[k][t.strip];
                         let width = lanes[k].shapes[t.strip].0;
+                        let ink = u8::from(blank == TileClass::Black);
                         for r in 0..t.rows {
                             let at = (t.y + r) * width + t.x;
-                            strip[at..at + t.cols].fill(u8::from(blank == TileClass::Black));
+                            strip[at..at + t.cols].fill(ink);
+                        }
+                        if let Some(m) = &mut memories[k] {
+                            for (y, x) in (t.y..t.y + t.rows)
+                                .flat_map(|y| (t.x..t.x + t.cols).map(move |x| (y, x)))
+                            {
+                                m.memory.know(y, x, ink);
+                            }
                         }
                     }
                 }
@@ -995,6 +1168,11 @@ impl<'n> BitsBack<'n> {
                 .into_iter()
                 .partition(|(k, _, _)| samples_at(self.samples, pushed(*k)) > 1);
             let mut decoded = Vec::with_capacity(weighted.len() + modelled.len());
+            // Each lane's page memory, lent to the one tile it decodes this step.
+            let mut lent: Vec<Option<&mut PageMemory>> = memories
+                .iter_mut()
+                .map(|m| m.as_mut().map(|m| &mut m.memory))
+                .collect();
             for (k, t, canvas) in weighted {
                 let tile = self
                     .decode_weighted(
@@ -1002,6 +1180,7 @@ impl<'n> BitsBack<'n> {
                         &canvas,
                         (t.rows, t.cols),
                         samples_at(self.samples, pushed(k)),
+                        lent[k].take().map(|m| (m, (t.y, t.x))),
                     )
                     .map_err(|e| e.at(first_index + k, step))?;
                 decoded.push((k, t, tile));
@@ -1013,8 +1192,12 @@ impl<'n> BitsBack<'n> {
                 .iter()
                 .map(|&(k, _, _)| std::mem::take(&mut coders[k]))
                 .collect();
+            let mut group_memories: Vec<Option<(&mut PageMemory, (usize, usize))>> = modelled
+                .iter()
+                .map(|&(k, t, _)| lent[k].take().map(|m| (m, (t.y, t.x))))
+                .collect();
             let tiles = self
-                .decode_chunks(&mut group, &canvas_views, &inside)
+                .decode_chunks(&mut group, &canvas_views, &inside, &mut group_memories)
                 .map_err(|e| match e {
                     CodecError::Exhausted { lane, .. } => {
                         e.at(first_index + modelled[lane].0, step)
@@ -1084,6 +1267,123 @@ mod tests {
         }
         let after_many = class_cdf(&[0, 10_000, 0]);
         assert!(after_many[2] - after_many[1] > (1 << PRECISION) - (1 << PRECISION) / 1000);
+    }
+
+    /// Fits the page-memory mixer's weights (format-spec.md §3.8) to the built-in
+    /// `documents` model on the pages in `$VLAE_FIT_PAGES` (training pages only: see
+    /// models/README) and writes them to src/codec/mix_weights.rs. Each modelled pixel is
+    /// predicted as the coder predicts it, its latent popped from a stack as bits-back
+    /// pops it; the weights are then three passes of online logistic regression over the
+    /// pages in order, per set, from equal trust in the three inputs.
+    /// `VLAE_FIT_PAGES=DIR cargo test --release --lib fit_memory_mixer -- --ignored`
+    #[test]
+    #[ignore]
+    fn fit_memory_mixer() {
+        use crate::codec::memory::{LOGIT_ONE, MIX_INPUTS, TOTAL_CLASSES};
+        use crate::image_io::read_image;
+        let dir = std::env::var("VLAE_FIT_PAGES").expect("VLAE_FIT_PAGES=a folder of pages");
+        let mut pages: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        pages.sort();
+        let net = crate::models::built_in("documents")
+            .unwrap()
+            .network()
+            .unwrap();
+        let bb = BitsBack::new(&net, 6).unwrap().with_memory(true);
+        let side = net.tile();
+        // (inputs in logits, set, bit) of every modelled pixel, page by page.
+        let mut samples: Vec<([f64; MIX_INPUTS], usize, u8)> = Vec::new();
+        let mut coder = Coder::from_raw_parts(seed_words(), SEED_STATE);
+        for page in &pages {
+            let (img, _) = read_image(page).unwrap();
+            let strip = Strip {
+                width: img.width,
+                rows: img.height,
+                pixels: &img.pixels,
+            };
+            let tiles = tiles(&[(img.width, img.height)], side);
+            let classes: Vec<TileClass> = tiles
+                .iter()
+                .map(|t| {
+                    match ink_and_paper(&img.pixels, img.width, (t.y, t.x), (t.rows, t.cols)) {
+                        (true, true) => TileClass::Model,
+                        _ => TileClass::White,
+                    }
+                })
+                .collect();
+            let recalls = bb.recall_lane(&[strip], &tiles, &classes);
+            for ((t, class), recalls) in tiles.iter().zip(&classes).zip(&recalls) {
+                if *class != TileClass::Model {
+                    continue;
+                }
+                let tile = bb.cut(&strip, t);
+                let canvas = bb.canvas(strip.pixels, strip.width, t);
+                let [post] = net.posteriors::<1>([&tile]);
+                if coder.num_valid_bits() < 1024 {
+                    coder = Coder::from_raw_parts(seed_words(), SEED_STATE);
+                }
+                let latent = bb.pop_posterior(&mut coder, &post).unwrap();
+                let logits = net.pixel_logits::<1>([&latent.z], [&canvas], [&tile], t.rows * side);
+                for p in (0..t.rows * side).filter(|p| p % side < t.cols) {
+                    let r = recalls[p];
+                    let vlae = libm::round(f64::from(logits[p].clamp(-64.0, 64.0)) * 256.0);
+                    let one = f64::from(LOGIT_ONE);
+                    let mut x = [1.0; MIX_INPUTS];
+                    x[0] = vlae / one;
+                    for (x, &c) in x[1..].iter_mut().zip(&r.counts) {
+                        *x = f64::from(c) / one;
+                    }
+                    samples.push((x, r.set as usize, tile[p]));
+                }
+            }
+            eprintln!("{}: {} pixels so far", page.display(), samples.len());
+        }
+        let equal = 1.0 / (MIX_INPUTS - 1) as f64;
+        let mut start = [equal; MIX_INPUTS];
+        start[MIX_INPUTS - 1] = 0.0;
+        let mut w = vec![start; TOTAL_CLASSES * TOTAL_CLASSES];
+        for pass in 0..3 {
+            let mut bits = 0f64;
+            for (x, set, bit) in &samples {
+                let dot: f64 = (0..MIX_INPUTS).map(|i| w[*set][i] * x[i]).sum();
+                let p = (1.0 / (1.0 + (-dot).exp())).clamp(1e-6, 1.0 - 1e-6);
+                bits -= if *bit == 1 {
+                    p.log2()
+                } else {
+                    (1.0 - p).log2()
+                };
+                let err = f64::from(*bit) - p;
+                for i in 0..MIX_INPUTS {
+                    w[*set][i] += 0.002 * err * x[i];
+                }
+            }
+            eprintln!(
+                "pass {pass}: {:.4} bits a pixel",
+                bits / samples.len() as f64
+            );
+        }
+        let rows: Vec<String> = w
+            .iter()
+            .map(|s| format!("    {:?},", s.map(|v| libm::round(v * 65536.0) as i32)))
+            .collect();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/codec/mix_weights.rs");
+        let head: String = std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .take_while(|l| l.starts_with("//!"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(
+            path,
+            format!(
+                "{head}#[rustfmt::skip]\npub const MIX_WEIGHTS: [[i32; {MIX_INPUTS}]; {}] = [\n{}\n];\n",
+                w.len(),
+                rows.join("\n")
+            ),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -55,26 +55,35 @@ pub const TEMPLATES: [&[(isize, isize)]; 2] = [
 /// made text pages 20% larger.
 pub const COUNT_LIMIT: u32 = 4095;
 
-/// Adaptive counts (n0, n1) for every context.
-struct Counts(Vec<[u32; 2]>);
+/// Adaptive counts (n0, n1) for every context; each stays within [`COUNT_LIMIT`], so 16
+/// bits hold it.
+pub(crate) struct Counts(Vec<[u16; 2]>);
 
 impl Counts {
-    fn new(template: &[(isize, isize)]) -> Self {
-        Counts(vec![[0, 0]; 1 << template.len()])
+    /// Counts for `contexts` contexts, all zero.
+    pub(crate) fn new(contexts: usize) -> Self {
+        Counts(vec![[0, 0]; contexts])
+    }
+
+    /// (n0, n1) of a context.
+    #[inline]
+    pub(crate) fn get(&self, ctx: usize) -> [u32; 2] {
+        self.0[ctx].map(u32::from)
     }
 
     /// P(ink) for a context, in fixed point: (2·n1 + 1) / (2·(n0 + n1) + 2), the
     /// Krichevsky–Trofimov estimate, kept strictly inside (0, 1).
     fn probability(&self, ctx: usize) -> u32 {
-        let [n0, n1] = self.0[ctx].map(u64::from);
+        let [n0, n1] = self.get(ctx).map(u64::from);
         let p = ((2 * n1 + 1) << PRECISION) / (2 * (n0 + n1) + 2);
         (p as u32).clamp(1, (1 << PRECISION) - 1)
     }
 
-    fn update(&mut self, ctx: usize, bit: u8) {
+    #[inline]
+    pub(crate) fn update(&mut self, ctx: usize, bit: u8) {
         let c = &mut self.0[ctx];
         c[bit as usize] += 1;
-        if c[0] + c[1] > COUNT_LIMIT {
+        if u32::from(c[0]) + u32::from(c[1]) > COUNT_LIMIT {
             *c = c.map(|n| n.div_ceil(2));
         }
     }
@@ -143,7 +152,7 @@ impl LaneCodec for ContextModel {
             .iter()
             .map(|strips| {
                 let template = self.template();
-                let mut counts = Counts::new(template);
+                let mut counts = Counts::new(1 << template.len());
                 let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
                 let mut coded: Vec<(u8, u32)> = Vec::with_capacity(total);
                 for s in strips.iter() {
@@ -189,7 +198,7 @@ impl LaneCodec for ContextModel {
             .map(|(k, lane)| {
                 let mut coder = Coder::from_raw_parts(words(lane.payload), lane.state);
                 let template = self.template();
-                let mut counts = Counts::new(template);
+                let mut counts = Counts::new(1 << template.len());
                 let mut out = Vec::with_capacity(lane.shapes.len());
                 for &(width, rows) in &lane.shapes {
                     // A strip's buffers are made when it is reached, and each row is

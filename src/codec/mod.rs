@@ -5,5 +5,7 @@
 pub mod bitsback;
 pub mod context;
 pub mod lane;
+pub mod memory;
+mod mix_weights;
 pub mod model;
 pub mod quantize;

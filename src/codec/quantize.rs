@@ -4,6 +4,7 @@
 //! on every machine. Each function is called identically by compressor and decompressor.
 #![forbid(unsafe_code)]
 
+use super::memory::{mix, Recall, LOGIT_ONE};
 use super::model::PRECISION;
 
 /// √(2π), for the inverse-CDF refinement.
@@ -172,6 +173,15 @@ pub fn pixel_probability(logit: f32) -> u32 {
     let p = 1.0 / (1.0 + libm::exp(-f64::from(logit)));
     let scaled = libm::round(p * f64::from(1u32 << PRECISION)) as u32;
     scaled.clamp(1, (1 << PRECISION) - 1)
+}
+
+/// The fixed-point probability that a pixel is ink given its VLAE logit and what the page
+/// memory recalls (format-spec.md §3.8): the logit, clamped to ±64, in 1/256 units
+/// rounded half away from zero, mixed with the recall, then as [`pixel_probability`].
+pub fn remembered_probability(logit: f32, recall: &Recall) -> u32 {
+    let one = f64::from(LOGIT_ONE);
+    let vlae = libm::round(f64::from(logit.clamp(-64.0, 64.0)) * one) as i32;
+    pixel_probability((f64::from(mix(vlae, recall)) / one) as f32)
 }
 
 #[cfg(test)]

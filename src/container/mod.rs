@@ -19,7 +19,7 @@ pub use names::{is_safe_name, successor};
 /// signature, [`v2::SIGNATURE`] and the version byte).
 pub const MAGIC: [u8; 8] = *b"VLAEZIP\0";
 /// The version this build writes. It reads versions 1 to 3 too.
-pub const VERSION: u16 = v2::VERSION_4;
+pub const VERSION: u16 = v2::VERSION_5;
 
 /// Most images in one archive; the entry table and every per-image structure is bounded
 /// by it.
@@ -122,11 +122,13 @@ impl std::fmt::Display for ModelId {
 pub enum LaneCoder {
     /// Bits-back chain with `models[model]`. Version 1 chains push images first to last
     /// (`reversed`); version 2 chains push tiles last to first so that they decode in order.
-    /// `samples` > 1 is importance-weighted bits-back.
+    /// `samples` > 1 is importance-weighted bits-back. From version 5, `memory` mixes the
+    /// page memory into every pixel's probability (format-spec.md §3.8).
     BitsBack {
         model: u16,
         samples: u32,
         reversed: bool,
+        memory: bool,
     },
     /// The adaptive context model over template `template` (format-spec.md §3.6).
     Context { template: u8 },
@@ -245,7 +247,7 @@ pub fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), Conta
 pub fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
     if bytes.starts_with(&v2::SIGNATURE) {
         return match bytes.get(v2::SIGNATURE.len()).map(|&v| u16::from(v)) {
-            Some(v @ (v2::VERSION_3 | v2::VERSION_4)) => v2::parse(bytes, v),
+            Some(v @ (v2::VERSION_3 | v2::VERSION_4 | v2::VERSION_5)) => v2::parse(bytes, v),
             Some(v) => Err(ContainerError::UnsupportedVersion(v)),
             None => Err(ContainerError::Truncated("version")),
         };

@@ -117,6 +117,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
                     model: 0,
                     samples: 1,
                     reversed: true,
+                    memory: false,
                 },
                 rows: u64::from(count) * ROWS_PER_IMAGE,
                 seed_words_elided,

@@ -18,10 +18,13 @@ use super::{
 
 pub const VERSION: u16 = 2;
 pub const VERSION_3: u16 = 3;
-/// The version this module writes: version 3's container, whose chain lanes code tile
-/// classes in context (format-spec.md §3.2).
+/// Version 3's container, whose chain lanes code tile classes in context (format-spec.md
+/// §3.2).
 pub const VERSION_4: u16 = 4;
-/// The first bytes of a version 3 or 4 archive: "VLZ" and the version.
+/// The version this module writes: version 4's, whose chain lanes may mix in the page
+/// memory, recorded in bit 0 of their mode (format-spec.md §1.2, §3.8).
+pub const VERSION_5: u16 = 5;
+/// The first bytes of a version 3, 4 or 5 archive: "VLZ" and the version.
 pub const SIGNATURE: [u8; 3] = *b"VLZ";
 /// The shortest archive of each version: its fixed header and an empty trailer.
 const MIN_LEN_V2: usize = 8 + 2 + 2 + 8;
@@ -94,7 +97,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
         64 + names.len() + a.lanes.iter().map(|l| 24 + l.payload.len()).sum::<usize>(),
     );
     out.extend_from_slice(&SIGNATURE);
-    out.push(VERSION_4 as u8);
+    out.push(VERSION_5 as u8);
     put_varint(&mut out, a.entries.len() as u64);
     out.push(a.models.len() as u8);
     for m in &a.models {
@@ -111,12 +114,13 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
                 model,
                 samples,
                 reversed: false,
+                memory,
             } => {
                 out.push(CODER_BITS_BACK);
                 put_varint(&mut out, l.rows);
                 put_varint(&mut out, l.payload.len() as u64);
                 put_varint(&mut out, model.into());
-                put_varint(&mut out, samples.into());
+                put_varint(&mut out, u64::from(samples) << 1 | u64::from(memory));
                 out.push(l.seed_words_elided.min(255) as u8);
                 out.extend_from_slice(&l.state.to_le_bytes());
             }
@@ -149,7 +153,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
     Ok(out)
 }
 
-/// Parses a version 2, 3 or 4 archive (`version`), whose signature the caller has checked.
+/// Parses a version 2, 3, 4 or 5 archive (`version`), whose signature the caller has checked.
 pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, ContainerError> {
     let v2 = version == VERSION;
     let (body, pixel_crc) = check_crc(bytes, if v2 { MIN_LEN_V2 } else { MIN_LEN_V3 })?;
@@ -216,7 +220,11 @@ pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, Container
         let (coder, seed_words_elided, state) = match code {
             CODER_BITS_BACK => {
                 let model = r.varint("lane model")?;
-                let samples = r.varint("lane samples")?;
+                // From version 5 the varint is the lane's mode: samples · 2 + memory.
+                let (samples, memory) = match r.varint("lane samples")? {
+                    mode if version >= VERSION_5 => (mode >> 1, mode & 1 == 1),
+                    samples => (samples, false),
+                };
                 let elided = u32::from(r.u8("lane seed")?);
                 let state = r.u64("lane state")?;
                 if model >= model_count as u64 {
@@ -239,6 +247,7 @@ pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, Container
                     model: model as u16,
                     samples: samples as u32,
                     reversed: false,
+                    memory,
                 };
                 (coder, elided, state)
             }

@@ -1,0 +1,411 @@
+//! Page memory (format-spec.md §3.8): adaptive counts over what a lane has decoded so far,
+//! mixed with the VLAE's probability of each pixel.
+//!
+//! A tile's latent says which glyphs it holds and the small-receptive-field PixelCNN draws
+//! their edges, but neither remembers the page: a font's glyphs come back hundreds of times,
+//! and the model pays for every edge each time. Counts over causal neighbourhoods of 16 to
+//! 110 pixels learn the page as it is decoded: the wide ones its glyphs, the narrow ones its
+//! texture. A fixed logistic mixer, one weight set per pair of count totals, weighs them
+//! with the VLAE. On the 8 test pages this takes a sixth off the archive.
+//!
+//! Only what depends on the pixels may adapt. The VLAE's probability depends on the tile's
+//! latent, which bits-back pops from the stack only after the tiles decoded later were
+//! pushed, so a mixer that learned from it across tiles could not be replayed by the
+//! encoder. The mixer's weights are therefore constants ([`MIX_WEIGHTS`]), fitted offline.
+//!
+//! The known pixels are kept one bit each, so that a neighbourhood's row is one or two word
+//! reads rather than a byte per pixel: the widest neighbourhood's rows are read once per
+//! pixel and the narrower ones cut from them.
+#![forbid(unsafe_code)]
+
+use super::context::Counts;
+use super::mix_weights::MIX_WEIGHTS;
+use std::sync::OnceLock;
+
+/// A causal neighbourhood, row by row: for each row above the pixel (dy < 0, top first)
+/// the half-width r of its run of columns −r..=r, then the run −`left`..=−1 on the pixel's
+/// own row. Its context has bit k for the k-th pixel so listed (format-spec.md §3.8).
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    pub rows: &'static [(isize, usize)],
+    pub left: usize,
+}
+
+impl Shape {
+    /// How many pixels it holds.
+    pub const fn pixels(&self) -> usize {
+        let (mut n, mut i) = (self.left, 0);
+        while i < self.rows.len() {
+            n += 2 * self.rows[i].1 + 1;
+            i += 1;
+        }
+        n
+    }
+
+    /// The (row, column) offsets in bit order.
+    pub fn offsets(&self) -> Vec<(isize, isize)> {
+        let above = self.rows.iter().flat_map(|&(dy, r)| {
+            let r = r as isize;
+            (-r..=r).map(move |dx| (dy, dx))
+        });
+        above
+            .chain((-(self.left as isize)..0).map(|dx| (0, dx)))
+            .collect()
+    }
+}
+
+/// The neighbourhoods whose counts the memory keeps, narrow to wide, each with the log2 of
+/// its number of count pairs. The first is the fallback's wide template (§3.6), 16 pixels,
+/// whose contexts index its table directly; the others (28, 62 and 110 pixels) are hashed.
+pub const NEIGHBOURHOODS: [(Shape, u32); 4] = [
+    (
+        Shape {
+            rows: &[(-2, 2), (-1, 3)],
+            left: 4,
+        },
+        16,
+    ),
+    (
+        Shape {
+            rows: &[(-4, 1), (-3, 2), (-2, 3), (-1, 4)],
+            left: 4,
+        },
+        20,
+    ),
+    (
+        Shape {
+            rows: &[(-6, 2), (-5, 3), (-4, 4), (-3, 5), (-2, 5), (-1, 6)],
+            left: 6,
+        },
+        22,
+    ),
+    (
+        Shape {
+            rows: &[
+                (-8, 3),
+                (-7, 4),
+                (-6, 5),
+                (-5, 6),
+                (-4, 7),
+                (-3, 7),
+                (-2, 7),
+                (-1, 8),
+            ],
+            left: 8,
+        },
+        22,
+    ),
+];
+
+/// The widest neighbourhood, whose rows hold every other's.
+const WIDEST: Shape = NEIGHBOURHOODS[NEIGHBOURHOODS.len() - 1].0;
+
+/// Rows of white above a strip and words of white either side of each row: the widest
+/// neighbourhood's reach (its rows are the 8 above the pixel, in order), so that no read
+/// needs a bounds check.
+const ROWS_ABOVE: usize = 8;
+const PAD_WORDS: usize = 1;
+
+/// Fixed-point logits in the mixer are in units of 1/256.
+pub const LOGIT_ONE: i32 = 256;
+
+/// Count totals fall into 14 classes (0, 1, 2–3, 4–7, …, 4096–8191): the number of
+/// significant bits of the total.
+pub const TOTAL_CLASSES: usize = 14;
+
+/// The mixer's inputs: the VLAE's logit, each neighbourhood's stretched estimate, and a
+/// bias of one.
+pub const MIX_INPUTS: usize = NEIGHBOURHOODS.len() + 2;
+
+/// The Fibonacci hashing constant, ⌊2^64/φ⌋.
+const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The index of context `v` (bit k = the neighbourhood's k-th pixel) of a neighbourhood
+/// of `shape` in a table of 2^`bits` count pairs: `v` itself where the neighbourhood has
+/// at most `bits` pixels, else a hash of its two 64-bit halves.
+#[inline]
+pub fn index(v: u128, shape: &Shape, bits: u32) -> usize {
+    if shape.pixels() <= bits as usize {
+        return v as usize;
+    }
+    let (lo, hi) = (v as u64, (v >> 64) as u64);
+    let folded = lo ^ hi.wrapping_mul(GOLDEN);
+    ((folded ^ (folded >> 31)).wrapping_mul(GOLDEN) >> (64 - bits)) as usize
+}
+
+/// What the memory says about one pixel: the mixer's weight set and each neighbourhood's
+/// stretched estimate, in 1/256 logits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Recall {
+    pub set: u8,
+    pub counts: [i16; NEIGHBOURHOODS.len()],
+}
+
+/// ln(p / (1 − p)) · 256, rounded, for p = i / 4096, i in 1..4096.
+fn stretch_table() -> &'static [i16; 4096] {
+    static TABLE: OnceLock<[i16; 4096]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut t = [0i16; 4096];
+        for (i, s) in t.iter_mut().enumerate().skip(1) {
+            let p = i as f64 / 4096.0;
+            *s = libm::round(libm::log(p / (1.0 - p)) * f64::from(LOGIT_ONE)) as i16;
+        }
+        t
+    })
+}
+
+/// The stretched Krichevsky–Trofimov estimate of counts (n0, n1): P(ink) to 12 bits,
+/// (2·n1 + 1)·4096 / (2·(n0 + n1) + 2) rounded down and kept in 1..=4095, through the
+/// stretch table.
+fn stretched([n0, n1]: [u32; 2]) -> i16 {
+    let p = ((2 * n1 + 1) << 12) / (2 * (n0 + n1) + 2);
+    stretch_table()[p.clamp(1, 4095) as usize]
+}
+
+/// The class of a count total.
+fn total_class([n0, n1]: [u32; 2]) -> usize {
+    (32 - (n0 + n1).leading_zeros()) as usize
+}
+
+/// The pixels of a strip that the decoder knows, a bit each (bit j of word i of a row is
+/// column 64·(i − PAD_WORDS) + j), with white rows above and white words either side.
+struct KnownBits {
+    words_per_row: usize,
+    words: Vec<u64>,
+}
+
+impl KnownBits {
+    fn new(width: usize, rows: usize) -> Self {
+        let words_per_row = width.div_ceil(64) + 2 * PAD_WORDS;
+        KnownBits {
+            words_per_row,
+            words: vec![0; (ROWS_ABOVE + rows) * words_per_row],
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, y: usize, x: usize) {
+        let c = x + 64 * PAD_WORDS;
+        self.words[(ROWS_ABOVE + y) * self.words_per_row + c / 64] |= 1 << (c % 64);
+    }
+
+    /// Columns x − `before` … x − `before` + n − 1 of row y + dy (dy ≥ −8), as bits
+    /// 0 … n − 1; n ≤ 32.
+    #[inline]
+    fn run(&self, y: usize, dy: isize, x: usize, before: usize, n: usize) -> u64 {
+        let row = (ROWS_ABOVE as isize + y as isize + dy) as usize;
+        let c = x + 64 * PAD_WORDS - before;
+        let at = row * self.words_per_row + c / 64;
+        let s = c % 64;
+        let lo = self.words[at] >> s;
+        let hi = if s == 0 {
+            0
+        } else {
+            self.words[at + 1] << (64 - s)
+        };
+        (lo | hi) & ((1 << n) - 1)
+    }
+}
+
+/// The memory's counts, carried from strip to strip of a lane, and the pixels of the
+/// strip being coded that the decoder knows.
+pub struct PageMemory {
+    counts: [Counts; NEIGHBOURHOODS.len()],
+    known: KnownBits,
+}
+
+/// Where a pixel's counts are, to update them once its value is known.
+#[derive(Clone, Copy, Debug)]
+pub struct Contexts([usize; NEIGHBOURHOODS.len()]);
+
+impl Default for PageMemory {
+    fn default() -> Self {
+        PageMemory {
+            counts: NEIGHBOURHOODS.map(|(_, bits)| Counts::new(1 << bits)),
+            known: KnownBits::new(0, 0),
+        }
+    }
+}
+
+impl PageMemory {
+    /// Begins a strip of `width × rows`: nothing of it is known yet.
+    pub fn start_strip(&mut self, width: usize, rows: usize) {
+        self.known = KnownBits::new(width, rows);
+    }
+
+    /// Pixel (y, x) of the strip is now known to be `bit`, without learning from it (the
+    /// pixels of blank tiles).
+    #[inline]
+    pub fn know(&mut self, y: usize, x: usize, bit: u8) {
+        if bit == 1 {
+            self.known.set(y, x);
+        }
+    }
+
+    /// Each neighbourhood's context of pixel (y, x), from the pixels known so far: the
+    /// widest neighbourhood's rows, each read once, and every narrower one's cut from
+    /// their middles.
+    #[inline]
+    fn contexts(&self, y: usize, x: usize) -> [u128; NEIGHBOURHOODS.len()] {
+        // The widest neighbourhood's rows are the ROWS_ABOVE rows above, then its own.
+        let mut widest = [0u64; ROWS_ABOVE + 1];
+        for (run, &(dy, r)) in widest.iter_mut().zip(WIDEST.rows) {
+            *run = self.known.run(y, dy, x, r, 2 * r + 1);
+        }
+        widest[ROWS_ABOVE] = self.known.run(y, 0, x, WIDEST.left, WIDEST.left);
+        NEIGHBOURHOODS.map(|(shape, _)| {
+            let (mut v, mut at) = (0u128, 0);
+            for &(dy, r) in shape.rows {
+                let row = (dy + ROWS_ABOVE as isize) as usize;
+                let wide_r = WIDEST.rows[row].1;
+                let bits = (widest[row] >> (wide_r - r)) & ((1 << (2 * r + 1)) - 1);
+                v |= u128::from(bits) << at;
+                at += 2 * r + 1;
+            }
+            let own = widest[ROWS_ABOVE] >> (WIDEST.left - shape.left);
+            v | u128::from(own) << at
+        })
+    }
+
+    /// What the memory recalls for pixel (y, x), from the pixels known so far.
+    #[inline]
+    pub fn recall(&self, y: usize, x: usize) -> (Recall, Contexts) {
+        let values = self.contexts(y, x);
+        let contexts = Contexts(std::array::from_fn(|i| {
+            let (shape, bits) = &NEIGHBOURHOODS[i];
+            index(values[i], shape, *bits)
+        }));
+        let counts: [[u32; 2]; NEIGHBOURHOODS.len()] =
+            std::array::from_fn(|i| self.counts[i].get(contexts.0[i]));
+        let recall = Recall {
+            set: (total_class(counts[0]) * TOTAL_CLASSES + total_class(counts[2])) as u8,
+            counts: counts.map(stretched),
+        };
+        (recall, contexts)
+    }
+
+    /// Pixel (y, x), recalled with `contexts`, is `bit`: count it and know it.
+    #[inline]
+    pub fn learn(&mut self, contexts: Contexts, y: usize, x: usize, bit: u8) {
+        for (counts, &ctx) in self.counts.iter_mut().zip(&contexts.0) {
+            counts.update(ctx, bit);
+        }
+        self.know(y, x, bit);
+    }
+}
+
+/// The mixed logit, in 1/256 units, of a pixel whose VLAE logit is `vlae` (already in
+/// 1/256 units): Σ w_i·s_i / 2^16 rounded half up, over the VLAE's logit, the counts'
+/// and a bias of one, with the weights of the recall's set.
+pub fn mix(vlae: i32, recall: &Recall) -> i32 {
+    let w = &MIX_WEIGHTS[recall.set as usize];
+    let inputs = std::iter::once(vlae)
+        .chain(recall.counts.iter().map(|&c| i32::from(c)))
+        .chain(std::iter::once(LOGIT_ONE));
+    let dot: i64 = w
+        .iter()
+        .zip(inputs)
+        .map(|(&w, s)| i64::from(w) * i64::from(s))
+        .sum();
+    ((dot + (1 << 15)) >> 16) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::context::TEMPLATES;
+
+    /// Every neighbourhood is causal, lists no pixel twice and fits in the widest, whose
+    /// rows are the ones `contexts` reads; the narrowest is the fallback's template.
+    #[test]
+    fn neighbourhoods_are_causal_and_nested() {
+        assert_eq!(NEIGHBOURHOODS[0].0.offsets(), TEMPLATES[0]);
+        let widest = WIDEST.offsets();
+        assert_eq!(widest.len(), 110);
+        assert_eq!(
+            WIDEST.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            (-8..0).collect::<Vec<_>>()
+        );
+        for (shape, _) in NEIGHBOURHOODS {
+            let offsets = shape.offsets();
+            for (i, &(dy, dx)) in offsets.iter().enumerate() {
+                assert!(dy < 0 || (dy == 0 && dx < 0), "{dy}, {dx}");
+                assert!(!offsets[..i].contains(&(dy, dx)));
+                assert!(widest.contains(&(dy, dx)));
+            }
+        }
+        assert_eq!(
+            NEIGHBOURHOODS.map(|(s, _)| s.offsets().len()),
+            [16, 28, 62, 110]
+        );
+    }
+
+    /// The packed contexts are the spec's: bit k is the k-th offset's pixel of a byte-per-
+    /// pixel image, 0 outside it and where not yet known.
+    #[test]
+    fn packed_contexts_are_the_listed_pixels() {
+        let (w, h) = (150, 40);
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let pixels: Vec<u8> = (0..w * h)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                u8::from(state.is_multiple_of(3))
+            })
+            .collect();
+        let mut memory = PageMemory::default();
+        memory.start_strip(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let got = memory.contexts(y, x);
+                for ((shape, _), got) in NEIGHBOURHOODS.iter().zip(got) {
+                    let want =
+                        shape
+                            .offsets()
+                            .iter()
+                            .enumerate()
+                            .fold(0u128, |v, (k, &(dy, dx))| {
+                                let (yy, xx) = (y as isize + dy, x as isize + dx);
+                                let inside = yy >= 0 && xx >= 0 && (xx as usize) < w;
+                                let bit = inside && pixels[yy as usize * w + xx as usize] == 1;
+                                v | u128::from(bit) << k
+                            });
+                    assert_eq!(got, want, "({y}, {x})");
+                }
+                memory.know(y, x, pixels[y * w + x]);
+            }
+        }
+    }
+
+    #[test]
+    fn stretch_is_odd_and_monotone() {
+        let t = stretch_table();
+        assert_eq!(t[2048], 0);
+        for i in 1..4095 {
+            assert_eq!(t[i], -t[4096 - i], "{i}");
+            assert!(t[i + 1] >= t[i]);
+        }
+        assert_eq!(stretched([0, 0]), 0);
+        assert!(stretched([0, 4000]) > 5 * LOGIT_ONE as i16);
+    }
+
+    /// What is learnt is recalled: after a pattern is seen, its context predicts it.
+    #[test]
+    fn memory_learns_what_it_sees() {
+        let mut m = PageMemory::default();
+        m.start_strip(40, 40);
+        for y in 0..40 {
+            for x in 0..40 {
+                let bit = u8::from((x / 3 + y / 3) % 2 == 0);
+                let (recall, ctx) = m.recall(y, x);
+                if y > 30 {
+                    let wide = recall.counts[2];
+                    let sure = if bit == 1 { wide } else { -wide };
+                    assert!(sure > LOGIT_ONE as i16, "({y}, {x}): {recall:?}");
+                }
+                m.learn(ctx, y, x, bit);
+            }
+        }
+    }
+}
