@@ -599,8 +599,13 @@ fn info(path: &Path) -> Result<()> {
         .iter()
         .filter(|l| matches!(l.coder, LaneCoder::BitsBack { memory: true, .. }))
         .count();
+    let with_memory = if remembering > 0 {
+        format!(", {remembering} of them with page memory")
+    } else {
+        String::new()
+    };
     println!(
-        "lanes          {} ({} bits-back, {remembering} of them with page memory, {context} context model, {stored} stored)",
+        "lanes          {} ({} bits-back{with_memory}, {context} context model, {stored} stored)",
         arch.lanes.len(),
         arch.lanes.len() - context - stored
     );

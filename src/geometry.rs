@@ -253,10 +253,11 @@ impl TapTable {
         let step = self.sources(first + 1)[0].checked_sub(base[0])?;
         (step > 0
             && (1..n).all(|i| {
-                self.sources(first + i)
-                    .iter()
-                    .zip(base)
-                    .all(|(&s, &b)| s == b + i as u32 * step)
+                // In u64, and never padding: a step taken from a padded neighbour is
+                // huge, and its multiples must not wrap around onto real sources.
+                self.sources(first + i).iter().zip(base).all(|(&s, &b)| {
+                    s != PADDING && u64::from(s) == u64::from(b) + i as u64 * u64::from(step)
+                })
             }))
         .then_some(step as usize)
     }
@@ -299,6 +300,11 @@ mod tests {
         assert_eq!(down.run_step(9, 4), Some(2));
         let up = TapTable::new(4, 4, Resample::Up2, &square_taps(3));
         assert_eq!(up.run_step(9, 4), None, "upsampling repeats inputs");
+        // One tap reading the right neighbour: at the row's end it reads padding, and the
+        // step to it must not wrap around into a run (found by fuzzing a debug build).
+        let right = TapTable::new(8, 8, Resample::Same, &[(0, 1)]);
+        assert_eq!(right.run_step(5, 2), Some(1));
+        assert_eq!(right.run_step(6, 2), None, "the next position reads padding");
     }
 
     #[test]

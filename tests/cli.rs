@@ -285,7 +285,7 @@ fn bench_reports_rate_and_speed_as_json() {
 
 /// `--iw` is recorded per lane, and `info` shows it; plain archives say nothing of it.
 #[test]
-fn info_shows_importance_samples_per_lane() {
+fn info_shows_importance_samples_and_page_memory_per_lane() {
     let tmp = tempfile::tempdir().unwrap();
     let digits = tmp.path().join("digits");
     std::fs::create_dir(&digits).unwrap();
@@ -317,6 +317,10 @@ fn info_shows_importance_samples_per_lane() {
         info(&weighted)
     );
     assert!(!info(&plain).contains("samples"));
+    // Lanes with the page memory are counted; digits' lanes have none.
+    assert!(!info(&plain).contains("page memory"));
+    let memory = info("tests/data/golden-v5-memory.vlz".as_ref());
+    assert!(memory.contains("1 of them with page memory"), "{memory}");
 }
 
 /// Under `auto`, a page's rate is set against the model that coded it, not the first one.
