@@ -15,7 +15,8 @@
 //! of the tiles above and left: text lines and margins make a tile's class predictable
 //! from its neighbours, and the classes of text pages then take under a third of the bits.
 //! Version 1 chains pushed whole 28×28 images first to last, with no classes; they are
-//! decoded, never written.
+//! decoded, never written. From version 5 a lane may mix the page memory (`memory`) into
+//! its pixels' probabilities; nothing else about the chain changes.
 #![forbid(unsafe_code)]
 
 use super::memory::{PageMemory, Recall};
