@@ -11,7 +11,7 @@
 //! Only what depends on the pixels may adapt. The VLAE's probability depends on the tile's
 //! latent, which bits-back pops from the stack only after the tiles decoded later were
 //! pushed, so a mixer that learned from it across tiles could not be replayed by the
-//! encoder. The mixer's weights are therefore constants ([`MIX_WEIGHTS`]), fitted offline.
+//! encoder. The mixer's weights are therefore constants (`mix_weights.rs`), fitted offline.
 //!
 //! The known pixels are kept one bit each, so that a neighbourhood's row is one or two word
 //! reads rather than a byte per pixel: the widest neighbourhood's rows are read once per
