@@ -304,7 +304,11 @@ mod tests {
         // step to it must not wrap around into a run (found by fuzzing a debug build).
         let right = TapTable::new(8, 8, Resample::Same, &[(0, 1)]);
         assert_eq!(right.run_step(5, 2), Some(1));
-        assert_eq!(right.run_step(6, 2), None, "the next position reads padding");
+        assert_eq!(
+            right.run_step(6, 2),
+            None,
+            "the next position reads padding"
+        );
     }
 
     #[test]
