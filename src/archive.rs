@@ -303,10 +303,16 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         .iter()
         .map(|&k| chains_with(k, true))
         .collect::<Result<Vec<_>, _>>()?;
-    let forgetful_sets = sample_counts
-        .iter()
-        .map(|&k| chains_with(k, false))
-        .collect::<Result<Vec<_>, _>>()?;
+    // The same chains without the page memory, for small lanes (below); none are needed
+    // where no model remembers.
+    let forgetful_sets = if models.iter().any(|net| remembers(net)) {
+        sample_counts
+            .iter()
+            .map(|&k| chains_with(k, false))
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        Vec::new()
+    };
     let chains = chain_sets.last().expect("plain chains");
     let per_task = lanes_per_task(strips.len(), rayon::current_num_threads());
     let all_views: Vec<&[Strip]> = strips.iter().map(Vec::as_slice).collect();

@@ -18,7 +18,7 @@ pub use names::{is_safe_name, successor};
 /// The first bytes of every version 1 and 2 archive (versions 3 and 4 have a shorter
 /// signature, [`v2::SIGNATURE`] and the version byte).
 pub const MAGIC: [u8; 8] = *b"VLAEZIP\0";
-/// The version this build writes. It reads versions 1 to 3 too.
+/// The version this build writes. It reads versions 1 to 4 too.
 pub const VERSION: u16 = v2::VERSION_5;
 
 /// Most images in one archive; the entry table and every per-image structure is bounded
