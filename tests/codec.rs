@@ -512,20 +512,8 @@ fn page_memory_chains_round_trip_in_any_grouping() {
         (70, 33),
         (16, 90),
     ];
-    let pages: Vec<Vec<u8>> = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &(w, h))| text_page(w, h, 40 + i as u64))
-        .collect();
-    let strips: Vec<Strip> = sizes
-        .iter()
-        .zip(&pages)
-        .map(|(&(width, rows), pixels)| Strip {
-            width,
-            rows,
-            pixels,
-        })
-        .collect();
+    let pages = text_pages(&sizes);
+    let strips = strips_of(&sizes, &pages);
     // Lanes of 1 to 3 strips; six lanes make a lockstep group of 4 and one of 2.
     let lanes: Vec<&[Strip]> = vec![
         &strips[..1],
@@ -627,4 +615,67 @@ fn importance_weighting_survives_a_blank_margin() {
         arch.lanes[0].coder
     );
     assert_eq!(decode(&[&documents], &bytes).unwrap()[0].1, page);
+}
+
+/// Page mixing (format-spec.md §3.9) round-trips lanes of pages of every shape, many strips
+/// a lane included, codes a page smaller than counts over the wide template do (so its
+/// mixers learn), and a lane's bytes do not depend on the lanes coded beside it.
+#[test]
+fn page_mixing_round_trips_and_learns_the_page() {
+    use vlae_zip::codec::context::{ContextModel, PAGE_MIXING};
+    use vlae_zip::codec::lane::{LaneCodec, LaneToDecode};
+    let sizes = [(300, 240), (1, 33), (77, 1), (64, 65), (130, 9)];
+    let pages = text_pages(&sizes);
+    let strips = strips_of(&sizes, &pages);
+    let lanes: Vec<&[Strip]> = vec![&strips[..1], &strips[1..], &strips[3..4]];
+    let mixing = ContextModel {
+        template: PAGE_MIXING,
+    };
+    let coded = mixing.encode(&lanes).unwrap();
+    let alone = mixing.encode(&lanes[2..]).unwrap();
+    assert_eq!(coded[2].payload, alone[0].payload);
+    let to_decode: Vec<LaneToDecode> = lanes
+        .iter()
+        .zip(&coded)
+        .map(|(lane, c)| LaneToDecode {
+            seed_words_elided: 0,
+            state: c.state,
+            payload: &c.payload,
+            shapes: lane.iter().map(|s| (s.width, s.rows)).collect(),
+        })
+        .collect();
+    let back = mixing.decode(&to_decode, 0).unwrap();
+    for (lane, got) in lanes.iter().zip(&back) {
+        let want: Vec<&[u8]> = lane.iter().map(|s| s.pixels).collect();
+        assert_eq!(got.iter().map(Vec::as_slice).collect::<Vec<_>>(), want);
+    }
+    let counted = ContextModel { template: 0 }.encode(&lanes[..1]).unwrap();
+    assert!(
+        coded[0].payload.len() * 10 < counted[0].payload.len() * 9,
+        "{} vs {}",
+        coded[0].payload.len(),
+        counted[0].payload.len()
+    );
+}
+
+/// Text-like pages of these sizes, each its own.
+fn text_pages(sizes: &[(usize, usize)]) -> Vec<Vec<u8>> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| text_page(w, h, 40 + i as u64))
+        .collect()
+}
+
+/// Each page as a whole strip.
+fn strips_of<'a>(sizes: &[(usize, usize)], pages: &'a [Vec<u8>]) -> Vec<Strip<'a>> {
+    sizes
+        .iter()
+        .zip(pages)
+        .map(|(&(width, rows), pixels)| Strip {
+            width,
+            rows,
+            pixels,
+        })
+        .collect()
 }

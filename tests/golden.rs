@@ -30,8 +30,12 @@
 //!   `golden-v5-memory.vlz`: the built-in `documents` over a synthetic 800×704 page in one
 //!   lane, with the page memory (format-spec.md §3.8) and 2 importance samples.
 //!
-//! Versions 1 to 4 can no longer be written. If version 5 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 5 files (only then) with
+//! - `golden-v6*.vlz`: version 6, the same images and settings as the five version 5
+//!   files, and `golden-v6-mixing.vlz`: a synthetic 400×300 page whose one lane page mixing
+//!   (format-spec.md §3.9) codes smallest.
+//!
+//! Versions 1 to 5 can no longer be written. If version 6 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 6 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
 mod common;
@@ -149,6 +153,16 @@ fn version_5_archives_decode_to_the_same_pixels() {
     check(&[&documents()], "golden-v5-memory");
 }
 
+#[test]
+fn version_6_archives_decode_to_the_same_pixels() {
+    check(&[&mnist(), &tiny_context()], "golden-v6");
+    check(&[&mnist()], "golden-v6-mnist");
+    check(&[&tiny_context()], "golden-v6-context");
+    check(&[&documents()], "golden-v6-documents");
+    check(&[&documents()], "golden-v6-memory");
+    check(&[], "golden-v6-mixing");
+}
+
 fn digits(n: usize) -> Vec<Vec<u8>> {
     let flat =
         vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
@@ -249,8 +263,8 @@ fn write_golden(
 }
 
 #[test]
-#[ignore = "regenerates the version 5 golden files; run only when the format version changes"]
-fn regenerate_version_5_golden_files() {
+#[ignore = "regenerates the version 6 golden files; run only when the format version changes"]
+fn regenerate_version_6_golden_files() {
     let (mut entries, mut images) = mixed();
     // A text-like page, which the context model codes.
     entries.push(Entry {
@@ -263,7 +277,7 @@ fn regenerate_version_5_golden_files() {
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     write_golden(
-        "golden-v5",
+        "golden-v6",
         &nets,
         &entries,
         &images,
@@ -286,7 +300,7 @@ fn regenerate_version_5_golden_files() {
         })
         .collect();
     write_golden(
-        "golden-v5-mnist",
+        "golden-v6-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -315,7 +329,7 @@ fn regenerate_version_5_golden_files() {
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
     write_golden(
-        "golden-v5-context",
+        "golden-v6-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -336,7 +350,7 @@ fn regenerate_version_5_golden_files() {
         height: page.height as u32,
     };
     write_golden(
-        "golden-v5-documents",
+        "golden-v6-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -352,7 +366,7 @@ fn regenerate_version_5_golden_files() {
     // A lane too large to be tried without the memory.
     let (w, h) = (800, 704);
     write_golden(
-        "golden-v5-memory",
+        "golden-v6-memory",
         &[&documents()],
         &[Entry {
             name: "page.pbm".into(),
@@ -369,6 +383,27 @@ fn regenerate_version_5_golden_files() {
             samples: 2,
         },
     );
+
+    // A page large enough for page mixing, which codes it smallest.
+    let (w, h) = (400, 300);
+    write_golden(
+        "golden-v6-mixing",
+        &[&mnist()],
+        &[Entry {
+            name: "page.pbm".into(),
+            format: ImageFormat::Pbm,
+            width: w as u32,
+            height: h as u32,
+        }],
+        &[common::text_page(w, h, 6)],
+        CompressOptions {
+            latent_bits: DEFAULT_LATENT_BITS,
+            adapt_latent_bits: false,
+            lanes: Some(1),
+            coders: vlae_zip::archive::LaneCoders::Smallest,
+            samples: 1,
+        },
+    );
 }
 
 #[test]
@@ -378,6 +413,7 @@ fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
         ("golden-v3", 3),
         ("golden-v4", 4),
         ("golden-v5", 5),
+        ("golden-v6", 6),
     ] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -415,4 +451,19 @@ fn the_version_5_golden_files_exercise_the_page_memory() {
             ..
         }]
     ));
+}
+
+/// The version 6 mixing file codes its lane with page mixing, so that that path keeps
+/// decoding.
+#[test]
+fn the_version_6_golden_files_exercise_page_mixing() {
+    let bytes = std::fs::read("tests/data/golden-v6-mixing.vlz").unwrap();
+    let arch = container::parse(&bytes).unwrap();
+    assert_eq!(arch.version, 6);
+    assert_eq!(
+        arch.lanes.iter().map(|l| l.coder).collect::<Vec<_>>(),
+        [container::LaneCoder::Context {
+            template: vlae_zip::codec::context::PAGE_MIXING
+        }]
+    );
 }

@@ -215,7 +215,7 @@ fn payload_lengths_that_overflow_their_sum_are_refused_as_truncated() {
     );
 }
 
-/// A version 5 lane's mode packs its sample count with the page-memory bit: a mode that
+/// A version 5 or 6 lane's mode packs its sample count with the page-memory bit: a mode that
 /// sets the bit but claims no samples is refused, by the writer as by the reader, and a
 /// lane with memory reads back with it.
 #[test]
@@ -246,7 +246,7 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
     assert!(err.to_string().contains("0 samples"), "{err}");
     let bytes = archive(3).unwrap();
     let parsed = container::parse(&bytes).unwrap();
-    assert_eq!(parsed.version, 5);
+    assert_eq!(parsed.version, 6);
     assert!(matches!(
         parsed.lanes[0].coder,
         LaneCoder::BitsBack {
@@ -255,4 +255,37 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
             ..
         }
     ));
+}
+
+/// Page mixing (template 2) is new in version 6: the same lane under version byte 5 is
+/// refused, and template 3 is not written at all.
+#[test]
+fn page_mixing_lanes_need_version_6() {
+    use container::{v2, Lane, LaneCoder};
+    let entries = common::entries_for(&[(28, 28)]);
+    let write = |template: u8| {
+        v2::write(&v2::NewArchive {
+            models: vec![],
+            latent_bits: 6,
+            entries: &entries,
+            lanes: vec![Lane {
+                coder: LaneCoder::Context { template },
+                rows: 28,
+                seed_words_elided: 0,
+                state: 1 << 40,
+                payload: vec![],
+            }],
+            pixel_crc: 0,
+        })
+    };
+    let err = write(3).unwrap_err();
+    assert!(err.to_string().contains("unknown template 3"), "{err}");
+    let mut bytes = write(2).unwrap();
+    assert!(container::parse(&bytes).is_ok());
+    bytes[3] = 5;
+    let body = bytes.len() - 4;
+    let crc = crc32fast::hash(&bytes[..body]);
+    bytes[body..].copy_from_slice(&crc.to_le_bytes());
+    let err = container::parse(&bytes).unwrap_err();
+    assert!(err.to_string().contains("unknown template 2"), "{err}");
 }

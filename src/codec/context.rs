@@ -10,6 +10,7 @@
 
 use super::bitsback::{CodecError, Strip};
 use super::lane::{payload, words, CodedLane, LaneCodec, LaneToDecode};
+use super::mixing::PageMixer;
 use super::model::{Bernoulli, Coder, PRECISION};
 use constriction::stream::{Decode, Encode};
 
@@ -135,54 +136,151 @@ impl Padded {
     }
 }
 
-/// The context-model lane coder with one of the [`TEMPLATES`].
+/// What a context-model lane coder asks of its model, pixel by pixel in raster order
+/// through the lane's strips.
+trait PixelModel {
+    /// Begins a strip of `width × rows`: none of its pixels is known yet.
+    fn start_strip(&mut self, width: usize, rows: usize);
+    /// P(ink) of pixel (y, x), to `PRECISION` bits; [`Self::learn`] follows with its value.
+    fn predict(&mut self, y: usize, x: usize) -> u32;
+    fn learn(&mut self, y: usize, x: usize, bit: u8);
+}
+
+/// Counts over one of the [`TEMPLATES`] (format-spec.md §3.6).
+struct TemplateCounts {
+    template: &'static [(isize, isize)],
+    counts: Counts,
+    known: Padded,
+    context: usize,
+}
+
+impl TemplateCounts {
+    fn new(template: &'static [(isize, isize)]) -> Self {
+        TemplateCounts {
+            template,
+            counts: Counts::new(1 << template.len()),
+            known: Padded::new(template, 0, 0),
+            context: 0,
+        }
+    }
+}
+
+impl PixelModel for TemplateCounts {
+    fn start_strip(&mut self, width: usize, rows: usize) {
+        self.known = Padded::new(self.template, width, rows);
+    }
+
+    #[inline]
+    fn predict(&mut self, y: usize, x: usize) -> u32 {
+        self.context = self.known.context(y, x);
+        self.counts.probability(self.context)
+    }
+
+    #[inline]
+    fn learn(&mut self, y: usize, x: usize, bit: u8) {
+        self.counts.update(self.context, bit);
+        self.known.set(y, x, bit);
+    }
+}
+
+impl PixelModel for PageMixer {
+    fn start_strip(&mut self, width: usize, rows: usize) {
+        PageMixer::start_strip(self, width, rows);
+    }
+
+    #[inline]
+    fn predict(&mut self, y: usize, x: usize) -> u32 {
+        PageMixer::predict(self, y, x)
+    }
+
+    #[inline]
+    fn learn(&mut self, y: usize, x: usize, bit: u8) {
+        PageMixer::learn(self, y, x, bit);
+    }
+}
+
+/// The template that selects page mixing (format-spec.md §3.9) rather than counts over a
+/// template's contexts; from version 6.
+pub const PAGE_MIXING: u8 = TEMPLATES.len() as u8;
+
+/// The context-model lane coder with one of the [`TEMPLATES`], or [`PAGE_MIXING`].
 pub struct ContextModel {
     pub template: u8,
 }
 
-impl ContextModel {
-    fn template(&self) -> &'static [(isize, isize)] {
-        TEMPLATES[self.template as usize]
+/// Codes a lane's strips with `model`, fresh: ANS is a stack, so the probabilities are
+/// computed forward, as the decoder will, and the pixels pushed in reverse.
+fn encode_lane(mut model: impl PixelModel, strips: &[Strip]) -> Result<CodedLane, CodecError> {
+    let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
+    let mut coded: Vec<(u8, u32)> = Vec::with_capacity(total);
+    for s in strips {
+        model.start_strip(s.width, s.rows);
+        for y in 0..s.rows {
+            for x in 0..s.width {
+                let bit = s.pixels[y * s.width + x];
+                coded.push((bit, model.predict(y, x)));
+                model.learn(y, x, bit);
+            }
+        }
     }
+    let mut coder = Coder::new();
+    for &(bit, p) in coded.iter().rev() {
+        coder
+            .encode_symbol(bit, Bernoulli::new(p))
+            .map_err(|e| CodecError::Coder(format!("{e:?}")))?;
+    }
+    let (words, state) = coder.into_raw_parts();
+    Ok(CodedLane {
+        seed_words_elided: 0,
+        state,
+        payload: payload(&words),
+    })
+}
+
+/// Decodes lane `index` with `model`, fresh.
+fn decode_lane(
+    mut model: impl PixelModel,
+    lane: &LaneToDecode,
+    index: usize,
+) -> Result<Vec<Vec<u8>>, CodecError> {
+    let mut coder = Coder::from_raw_parts(words(lane.payload), lane.state);
+    let mut out = Vec::with_capacity(lane.shapes.len());
+    for &(width, rows) in &lane.shapes {
+        // A strip's buffers are made when it is reached, and each row is decoded before
+        // the next: a lane that claims more rows than it holds fails at its checks having
+        // decoded only what it held.
+        model.start_strip(width, rows);
+        let mut pixels = Vec::with_capacity(width * rows);
+        for y in 0..rows {
+            for x in 0..width {
+                let p = model.predict(y, x);
+                let bit = coder
+                    .decode_symbol(Bernoulli::new(p))
+                    .map_err(|e| CodecError::Coder(format!("{e:?}")))?;
+                model.learn(y, x, bit);
+                pixels.push(bit);
+            }
+        }
+        out.push(pixels);
+    }
+    // Every pushed bit popped: the stack must be exactly empty again.
+    let (rest, state) = coder.into_raw_parts();
+    if !rest.is_empty() || state != 0 {
+        return Err(CodecError::BadLane {
+            lane: index,
+            reason: "the context-coded stream did not end where it should".into(),
+        });
+    }
+    Ok(out)
 }
 
 impl LaneCodec for ContextModel {
     fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
         lanes
             .iter()
-            .map(|strips| {
-                let template = self.template();
-                let mut counts = Counts::new(1 << template.len());
-                let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
-                let mut coded: Vec<(u8, u32)> = Vec::with_capacity(total);
-                for s in strips.iter() {
-                    let mut known = Padded::new(template, s.width, s.rows);
-                    for y in 0..s.rows {
-                        for x in 0..s.width {
-                            known.set(y, x, s.pixels[y * s.width + x]);
-                        }
-                    }
-                    for y in 0..s.rows {
-                        for x in 0..s.width {
-                            let ctx = known.context(y, x);
-                            let bit = s.pixels[y * s.width + x];
-                            coded.push((bit, counts.probability(ctx)));
-                            counts.update(ctx, bit);
-                        }
-                    }
-                }
-                let mut coder = Coder::new();
-                for &(bit, p) in coded.iter().rev() {
-                    coder
-                        .encode_symbol(bit, Bernoulli::new(p))
-                        .map_err(|e| CodecError::Coder(format!("{e:?}")))?;
-                }
-                let (words, state) = coder.into_raw_parts();
-                Ok(CodedLane {
-                    seed_words_elided: 0,
-                    state,
-                    payload: payload(&words),
-                })
+            .map(|strips| match TEMPLATES.get(usize::from(self.template)) {
+                Some(template) => encode_lane(TemplateCounts::new(template), strips),
+                None => encode_lane(PageMixer::default(), strips),
             })
             .collect()
     }
@@ -196,38 +294,11 @@ impl LaneCodec for ContextModel {
             .iter()
             .enumerate()
             .map(|(k, lane)| {
-                let mut coder = Coder::from_raw_parts(words(lane.payload), lane.state);
-                let template = self.template();
-                let mut counts = Counts::new(1 << template.len());
-                let mut out = Vec::with_capacity(lane.shapes.len());
-                for &(width, rows) in &lane.shapes {
-                    // A strip's buffers are made when it is reached, and each row is
-                    // decoded before the next: a lane that claims more rows than it holds
-                    // fails at its checks having decoded only what it held.
-                    let mut known = Padded::new(template, width, rows);
-                    let mut pixels = Vec::with_capacity(width * rows);
-                    for y in 0..rows {
-                        for x in 0..width {
-                            let ctx = known.context(y, x);
-                            let bit = coder
-                                .decode_symbol(Bernoulli::new(counts.probability(ctx)))
-                                .map_err(|e| CodecError::Coder(format!("{e:?}")))?;
-                            known.set(y, x, bit);
-                            pixels.push(bit);
-                            counts.update(ctx, bit);
-                        }
-                    }
-                    out.push(pixels);
+                let index = first_index + k;
+                match TEMPLATES.get(usize::from(self.template)) {
+                    Some(template) => decode_lane(TemplateCounts::new(template), lane, index),
+                    None => decode_lane(PageMixer::default(), lane, index),
                 }
-                // Every pushed bit popped: the stack must be exactly empty again.
-                let (rest, state) = coder.into_raw_parts();
-                if !rest.is_empty() || state != 0 {
-                    return Err(CodecError::BadLane {
-                        lane: first_index + k,
-                        reason: "the context-coded stream did not end where it should".into(),
-                    });
-                }
-                Ok(out)
             })
             .collect()
     }

@@ -20,6 +20,7 @@
 
 use super::context::Counts;
 use super::mix_weights::MIX_WEIGHTS;
+use std::marker::PhantomData;
 use std::sync::OnceLock;
 
 /// A causal neighbourhood, row by row: for each row above the pixel (dy < 0, top first)
@@ -99,8 +100,83 @@ pub const NEIGHBOURHOODS: [(Shape, u32); 4] = [
     ),
 ];
 
-/// The widest neighbourhood, whose rows hold every other's.
-const WIDEST: Shape = NEIGHBOURHOODS[NEIGHBOURHOODS.len() - 1].0;
+/// The page-mixing lane coder's neighbourhoods (format-spec.md §3.9): six narrow ones,
+/// whose counts learn fast and follow texture and noise, then the page memory's four. The
+/// narrow ones are those a context-mixing coder for bi-level images typically keeps: the
+/// 4 nearest pixels, 3 up and 3 left, two rows of 5, a column of 8 above, a row of 8 to
+/// the left, and three rows of 7; each is measured to pay (models/README).
+pub const MIXING_NEIGHBOURHOODS: [(Shape, u32); 10] = [
+    (
+        Shape {
+            rows: &[(-1, 1)],
+            left: 1,
+        },
+        4,
+    ),
+    (
+        Shape {
+            rows: &[(-3, 0), (-2, 0), (-1, 0)],
+            left: 3,
+        },
+        6,
+    ),
+    (
+        Shape {
+            rows: &[(-2, 2), (-1, 2)],
+            left: 2,
+        },
+        12,
+    ),
+    (
+        Shape {
+            rows: &[
+                (-8, 0),
+                (-7, 0),
+                (-6, 0),
+                (-5, 0),
+                (-4, 0),
+                (-3, 0),
+                (-2, 0),
+                (-1, 0),
+            ],
+            left: 0,
+        },
+        8,
+    ),
+    (Shape { rows: &[], left: 8 }, 8),
+    (
+        Shape {
+            rows: &[(-3, 3), (-2, 3), (-1, 3)],
+            left: 3,
+        },
+        22,
+    ),
+    NEIGHBOURHOODS[0],
+    NEIGHBOURHOODS[1],
+    NEIGHBOURHOODS[2],
+    NEIGHBOURHOODS[3],
+];
+
+/// Which neighbourhoods a memory keeps counts for, narrow to wide, the widest last: its
+/// rows must be the 8 above the pixel, and hold every other's.
+pub trait Layout<const N: usize> {
+    const NEIGHBOURHOODS: [(Shape, u32); N];
+    const WIDEST: Shape = Self::NEIGHBOURHOODS[N - 1].0;
+}
+
+/// The page memory of bits-back lanes (§3.8).
+pub struct Remembering;
+
+impl Layout<4> for Remembering {
+    const NEIGHBOURHOODS: [(Shape, u32); 4] = NEIGHBOURHOODS;
+}
+
+/// The page-mixing lane coder's (§3.9).
+pub struct Mixing;
+
+impl Layout<10> for Mixing {
+    const NEIGHBOURHOODS: [(Shape, u32); 10] = MIXING_NEIGHBOURHOODS;
+}
 
 /// Rows of white above a strip and words of white either side of each row: the widest
 /// neighbourhood's reach (its rows are the 8 above the pixel, in order), so that no read
@@ -144,7 +220,7 @@ pub struct Recall {
 }
 
 /// ln(p / (1 − p)) · 256, rounded, for p = i / 4096, i in 1..4096.
-fn stretch_table() -> &'static [i16; 4096] {
+pub(crate) fn stretch_table() -> &'static [i16; 4096] {
     static TABLE: OnceLock<[i16; 4096]> = OnceLock::new();
     TABLE.get_or_init(|| {
         let mut t = [0i16; 4096];
@@ -156,16 +232,21 @@ fn stretch_table() -> &'static [i16; 4096] {
     })
 }
 
-/// The stretched Krichevsky–Trofimov estimate of counts (n0, n1): P(ink) to 12 bits,
-/// (2·n1 + 1)·4096 / (2·(n0 + n1) + 2) rounded down and kept in 1..=4095, through the
-/// stretch table.
-fn stretched([n0, n1]: [u32; 2]) -> i16 {
-    let p = ((2 * n1 + 1) << 12) / (2 * (n0 + n1) + 2);
-    stretch_table()[p.clamp(1, 4095) as usize]
+/// The stretched Krichevsky–Trofimov estimate of counts (n0, n1), through the stretch
+/// table.
+pub(crate) fn stretched(counts: [u32; 2]) -> i16 {
+    stretch_table()[estimate_12(counts) as usize]
+}
+
+/// The Krichevsky–Trofimov estimate of P(ink) from counts (n0, n1), to 12 bits:
+/// (2·n1 + 1)·4096 / (2·(n0 + n1) + 2) rounded down and kept in 1..=4095.
+#[inline]
+pub(crate) fn estimate_12([n0, n1]: [u32; 2]) -> u32 {
+    (((2 * n1 + 1) << 12) / (2 * (n0 + n1) + 2)).clamp(1, 4095)
 }
 
 /// The class of a count total.
-fn total_class([n0, n1]: [u32; 2]) -> usize {
+pub(crate) fn total_class([n0, n1]: [u32; 2]) -> usize {
     (32 - (n0 + n1).leading_zeros()) as usize
 }
 
@@ -211,25 +292,30 @@ impl KnownBits {
 
 /// The memory's counts, carried from strip to strip of a lane, and the pixels of the
 /// strip being coded that the decoder knows.
-pub struct PageMemory {
-    counts: [Counts; NEIGHBOURHOODS.len()],
+pub struct Memory<L: Layout<N>, const N: usize> {
+    counts: [Counts; N],
     known: KnownBits,
+    layout: PhantomData<L>,
 }
+
+/// The bits-back lanes' page memory.
+pub type PageMemory = Memory<Remembering, 4>;
 
 /// Where a pixel's counts are, to update them once its value is known.
 #[derive(Clone, Copy, Debug)]
-pub struct Contexts([usize; NEIGHBOURHOODS.len()]);
+pub struct Contexts<const N: usize>([usize; N]);
 
-impl Default for PageMemory {
+impl<L: Layout<N>, const N: usize> Default for Memory<L, N> {
     fn default() -> Self {
-        PageMemory {
-            counts: NEIGHBOURHOODS.map(|(_, bits)| Counts::new(1 << bits)),
+        Memory {
+            counts: L::NEIGHBOURHOODS.map(|(_, bits)| Counts::new(1 << bits)),
             known: KnownBits::new(0, 0),
+            layout: PhantomData,
         }
     }
 }
 
-impl PageMemory {
+impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// Begins a strip of `width × rows`: nothing of it is known yet.
     pub fn start_strip(&mut self, width: usize, rows: usize) {
         self.known = KnownBits::new(width, rows);
@@ -248,51 +334,70 @@ impl PageMemory {
     /// widest neighbourhood's rows, each read once, and every narrower one's cut from
     /// their middles.
     #[inline]
-    fn contexts(&self, y: usize, x: usize) -> [u128; NEIGHBOURHOODS.len()] {
+    fn contexts(&self, y: usize, x: usize) -> [u128; N] {
         // The widest neighbourhood's rows are the ROWS_ABOVE rows above, then its own.
         let mut widest = [0u64; ROWS_ABOVE + 1];
-        for (run, &(dy, r)) in widest.iter_mut().zip(WIDEST.rows) {
+        for (run, &(dy, r)) in widest.iter_mut().zip(L::WIDEST.rows) {
             *run = self.known.run(y, dy, x, r, 2 * r + 1);
         }
-        widest[ROWS_ABOVE] = self.known.run(y, 0, x, WIDEST.left, WIDEST.left);
-        NEIGHBOURHOODS.map(|(shape, _)| {
-            let (mut v, mut at) = (0u128, 0);
+        widest[ROWS_ABOVE] = self.known.run(y, 0, x, L::WIDEST.left, L::WIDEST.left);
+        let mut values = [0u128; N];
+        for (v, (shape, _)) in values.iter_mut().zip(&L::NEIGHBOURHOODS) {
+            let mut at = 0;
             for &(dy, r) in shape.rows {
                 let row = (dy + ROWS_ABOVE as isize) as usize;
-                let wide_r = WIDEST.rows[row].1;
+                let wide_r = L::WIDEST.rows[row].1;
                 let bits = (widest[row] >> (wide_r - r)) & ((1 << (2 * r + 1)) - 1);
-                v |= u128::from(bits) << at;
+                *v |= u128::from(bits) << at;
                 at += 2 * r + 1;
             }
-            let own = widest[ROWS_ABOVE] >> (WIDEST.left - shape.left);
-            v | u128::from(own) << at
-        })
+            let own = widest[ROWS_ABOVE] >> (L::WIDEST.left - shape.left);
+            *v |= u128::from(own) << at;
+        }
+        values
     }
 
-    /// What the memory recalls for pixel (y, x), from the pixels known so far.
+    /// Each neighbourhood's counts (n0, n1) for pixel (y, x), from the pixels known so far,
+    /// and where they are.
     #[inline]
-    pub fn recall(&self, y: usize, x: usize) -> (Recall, Contexts) {
+    pub fn look_up(&self, y: usize, x: usize) -> ([[u32; 2]; N], Contexts<N>) {
         let values = self.contexts(y, x);
         let contexts = Contexts(std::array::from_fn(|i| {
-            let (shape, bits) = &NEIGHBOURHOODS[i];
+            let (shape, bits) = &L::NEIGHBOURHOODS[i];
             index(values[i], shape, *bits)
         }));
-        let counts: [[u32; 2]; NEIGHBOURHOODS.len()] =
-            std::array::from_fn(|i| self.counts[i].get(contexts.0[i]));
+        let counts = std::array::from_fn(|i| self.counts[i].get(contexts.0[i]));
+        (counts, contexts)
+    }
+
+    /// Pixel (y, x), looked up at `contexts`, is `bit`: count it and know it.
+    #[inline]
+    pub fn learn(&mut self, contexts: Contexts<N>, y: usize, x: usize, bit: u8) {
+        for (counts, &ctx) in self.counts.iter_mut().zip(&contexts.0) {
+            counts.update(ctx, bit);
+        }
+        self.know(y, x, bit);
+    }
+
+    /// Pixels (y, x − 1), (y − 1, x − 1), (y − 1, x) and (y − 1, x + 1), as bits 0 to 3:
+    /// the nearest, which choose weight sets.
+    #[inline]
+    pub fn nearest(&self, y: usize, x: usize) -> usize {
+        let above = self.known.run(y, -1, x, 1, 3);
+        (self.known.run(y, 0, x, 1, 1) | above << 1) as usize
+    }
+}
+
+impl PageMemory {
+    /// What the memory recalls for pixel (y, x), from the pixels known so far.
+    #[inline]
+    pub fn recall(&self, y: usize, x: usize) -> (Recall, Contexts<4>) {
+        let (counts, contexts) = self.look_up(y, x);
         let recall = Recall {
             set: (total_class(counts[0]) * TOTAL_CLASSES + total_class(counts[2])) as u8,
             counts: counts.map(stretched),
         };
         (recall, contexts)
-    }
-
-    /// Pixel (y, x), recalled with `contexts`, is `bit`: count it and know it.
-    #[inline]
-    pub fn learn(&mut self, contexts: Contexts, y: usize, x: usize, bit: u8) {
-        for (counts, &ctx) in self.counts.iter_mut().zip(&contexts.0) {
-            counts.update(ctx, bit);
-        }
-        self.know(y, x, bit);
     }
 }
 
@@ -322,13 +427,17 @@ mod tests {
     #[test]
     fn neighbourhoods_are_causal_and_nested() {
         assert_eq!(NEIGHBOURHOODS[0].0.offsets(), TEMPLATES[0]);
-        let widest = WIDEST.offsets();
+        let widest = Remembering::WIDEST.offsets();
         assert_eq!(widest.len(), 110);
         assert_eq!(
-            WIDEST.rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            Remembering::WIDEST
+                .rows
+                .iter()
+                .map(|r| r.0)
+                .collect::<Vec<_>>(),
             (-8..0).collect::<Vec<_>>()
         );
-        for (shape, _) in NEIGHBOURHOODS {
+        for (shape, _) in NEIGHBOURHOODS.iter().chain(&MIXING_NEIGHBOURHOODS) {
             let offsets = shape.offsets();
             for (i, &(dy, dx)) in offsets.iter().enumerate() {
                 assert!(dy < 0 || (dy == 0 && dx < 0), "{dy}, {dx}");
@@ -340,6 +449,11 @@ mod tests {
             NEIGHBOURHOODS.map(|(s, _)| s.offsets().len()),
             [16, 28, 62, 110]
         );
+        assert_eq!(
+            MIXING_NEIGHBOURHOODS.map(|(s, _)| s.offsets().len()),
+            [4, 6, 12, 8, 8, 24, 16, 28, 62, 110]
+        );
+        assert_eq!(Mixing::WIDEST.offsets(), widest);
     }
 
     /// The packed contexts are the spec's: bit k is the k-th offset's pixel of a byte-per-
@@ -356,23 +470,36 @@ mod tests {
                 u8::from(state.is_multiple_of(3))
             })
             .collect();
-        let mut memory = PageMemory::default();
+        check_contexts::<Remembering, 4>(&pixels, w, h);
+        check_contexts::<Mixing, 10>(&pixels, w, h);
+    }
+
+    fn check_contexts<L: Layout<N>, const N: usize>(pixels: &[u8], w: usize, h: usize) {
+        let mut memory = Memory::<L, N>::default();
         memory.start_strip(w, h);
+        let known = |y: isize, x: isize| {
+            let inside = y >= 0 && x >= 0 && (x as usize) < w;
+            inside && pixels[y as usize * w + x as usize] == 1
+        };
         for y in 0..h {
             for x in 0..w {
+                let (yi, xi) = (y as isize, x as isize);
+                let nearest = [(0, -1), (-1, -1), (-1, 0), (-1, 1)]
+                    .iter()
+                    .enumerate()
+                    .fold(0, |v, (k, &(dy, dx))| {
+                        v | usize::from(known(yi + dy, xi + dx)) << k
+                    });
+                assert_eq!(memory.nearest(y, x), nearest, "({y}, {x})");
                 let got = memory.contexts(y, x);
-                for ((shape, _), got) in NEIGHBOURHOODS.iter().zip(got) {
-                    let want =
-                        shape
-                            .offsets()
-                            .iter()
-                            .enumerate()
-                            .fold(0u128, |v, (k, &(dy, dx))| {
-                                let (yy, xx) = (y as isize + dy, x as isize + dx);
-                                let inside = yy >= 0 && xx >= 0 && (xx as usize) < w;
-                                let bit = inside && pixels[yy as usize * w + xx as usize] == 1;
-                                v | u128::from(bit) << k
-                            });
+                for ((shape, _), got) in L::NEIGHBOURHOODS.iter().zip(got) {
+                    let want = shape
+                        .offsets()
+                        .iter()
+                        .enumerate()
+                        .fold(0u128, |v, (k, &(dy, dx))| {
+                            v | u128::from(known(yi + dy, xi + dx)) << k
+                        });
                     assert_eq!(got, want, "({y}, {x})");
                 }
                 memory.know(y, x, pixels[y * w + x]);

@@ -7,5 +7,6 @@ pub mod context;
 pub mod lane;
 pub mod memory;
 mod mix_weights;
+pub mod mixing;
 pub mod model;
 pub mod quantize;
