@@ -679,3 +679,62 @@ fn strips_of<'a>(sizes: &[(usize, usize)], pages: &'a [Vec<u8>]) -> Vec<Strip<'a
         })
         .collect()
 }
+
+/// An input of clean pages is coded by page mixing alone, in as few lanes as the per-lane
+/// limit allows, or as many as asked, and round-trips; an input of digits never is.
+#[test]
+fn clean_pages_are_mixed_in_as_few_lanes_as_allowed() {
+    let sizes = [(640u32, 480u32), (500, 420)];
+    let pages: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| glyph_page(w as usize, h as usize, 60 + i as u64))
+        .collect();
+    let entries = entries_for(&sizes);
+    for (asked, want) in [(None, 1), (Some(3), 3)] {
+        let bytes = round_trip(tiny_context(), &entries, &pages, asked);
+        let arch = container::parse(&bytes).unwrap();
+        let coders: Vec<LaneCoder> = arch.lanes.iter().map(|l| l.coder).collect();
+        assert_eq!(
+            coders,
+            vec![
+                LaneCoder::Context {
+                    template: vlae_zip::codec::context::PAGE_MIXING
+                };
+                want
+            ]
+        );
+    }
+    let digits = digits(0, 40);
+    let bytes = compress(shipped(), &entries_for(&[(28, 28); 40]), &digits, None);
+    let arch = container::parse(&bytes).unwrap();
+    assert!(arch
+        .lanes
+        .iter()
+        .all(|l| matches!(l.coder, LaneCoder::BitsBack { .. })));
+}
+
+/// A page of lines of 26 glyphs of 10×14 pixels, each a fixed random bitmap, set in a
+/// random order: a page that repeats itself, as text does.
+fn glyph_page(width: usize, height: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let glyphs: Vec<Vec<u8>> = (0..26)
+        .map(|_| (0..140).map(|_| u8::from(next() % 3 == 0)).collect())
+        .collect();
+    let mut page = vec![0u8; width * height];
+    for line in 0..(height - 4) / 20 {
+        for slot in 0..(width - 4) / 12 {
+            let glyph = &glyphs[(next() % 26) as usize];
+            for (k, &bit) in glyph.iter().enumerate() {
+                page[(4 + line * 20 + k / 10) * width + 4 + slot * 12 + k % 10] = bit;
+            }
+        }
+    }
+    page
+}

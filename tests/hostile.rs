@@ -282,10 +282,44 @@ fn page_mixing_lanes_need_version_6() {
     assert!(err.to_string().contains("unknown template 3"), "{err}");
     let mut bytes = write(2).unwrap();
     assert!(container::parse(&bytes).is_ok());
-    bytes[3] = 5;
+    relabel_as_version(&mut bytes, 5);
+    let err = container::parse(&bytes).unwrap_err();
+    assert!(err.to_string().contains("unknown template 2"), "{err}");
+}
+
+/// From version 6 a lane may hold 2^24 pixels, a 400-dpi page; version 5 allowed 2^22.
+#[test]
+fn lanes_of_a_whole_page_need_version_6() {
+    use container::{v2, Lane, LaneCoder};
+    let lane_of = |width: u32, height: u32| {
+        let entries = common::entries_for(&[(width, height)]);
+        v2::write(&v2::NewArchive {
+            models: vec![],
+            latent_bits: 6,
+            entries: &entries,
+            lanes: vec![Lane {
+                coder: LaneCoder::Context { template: 0 },
+                rows: u64::from(height),
+                seed_words_elided: 0,
+                state: 1 << 40,
+                payload: vec![],
+            }],
+            pixel_crc: 0,
+        })
+    };
+    let err = lane_of(4096, 4097).unwrap_err();
+    assert!(err.to_string().contains("lane pixels"), "{err}");
+    let mut bytes = lane_of(4096, 1025).unwrap();
+    assert!(container::parse(&bytes).is_ok());
+    relabel_as_version(&mut bytes, 5);
+    let err = container::parse(&bytes).unwrap_err();
+    assert!(err.to_string().contains("lane pixels"), "{err}");
+}
+
+/// Gives a version 3 to 6 archive another version byte, and the file CRC to match.
+fn relabel_as_version(bytes: &mut [u8], version: u8) {
+    bytes[3] = version;
     let body = bytes.len() - 4;
     let crc = crc32fast::hash(&bytes[..body]);
     bytes[body..].copy_from_slice(&crc.to_le_bytes());
-    let err = container::parse(&bytes).unwrap_err();
-    assert!(err.to_string().contains("unknown template 2"), "{err}");
 }

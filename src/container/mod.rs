@@ -32,9 +32,22 @@ pub const MAX_NAME_LEN: usize = 4096;
 pub const MAX_SIDE: u32 = 1 << 15;
 /// Most pixels in one image (over 23,000 × 23,000).
 pub const MAX_IMAGE_PIXELS: u64 = 1 << 29;
-/// Most pixels in one version 2 lane. A decoder holds a lane's pixels until the lane
-/// ends, a few lanes per thread, so this bounds decoding memory whatever the image count.
-pub const MAX_LANE_PIXELS: u64 = 1 << 22;
+/// Most pixels in one lane of versions 2 to 5. A decoder holds a lane's pixels until the
+/// lane ends, a few lanes per thread, so this bounds decoding memory whatever the image
+/// count.
+pub const MAX_LANE_PIXELS_V5: u64 = 1 << 22;
+/// Most pixels in one lane from version 6, which this build writes: a 400-dpi page, so that
+/// page mixing learns each page in one lane (format-spec.md §3.9).
+pub const MAX_LANE_PIXELS: u64 = 1 << 24;
+
+/// Most pixels in one lane of an archive of `version`.
+pub fn max_lane_pixels(version: u16) -> u64 {
+    if version >= v2::VERSION_6 {
+        MAX_LANE_PIXELS
+    } else {
+        MAX_LANE_PIXELS_V5
+    }
+}
 /// Most image segments (whole images or bands of one) in one version 2 lane: bounds a
 /// lane's bookkeeping for archives of many tiny images.
 pub const MAX_LANE_SEGMENTS: u64 = 1 << 16;

@@ -12,8 +12,8 @@ use super::names::{SAME_FORMAT, SAME_NAME_SUCCESSOR, SAME_SIZE};
 use super::{
     check_crc, check_limit, deflate, inflate_exact, successor, Archive, ContainerError, Entry,
     Lane, LaneCoder, ModelId, CODER_BITS_BACK, CODER_CONTEXT, CODER_STORED, CONTEXT_TEMPLATES,
-    MAX_IMAGES, MAX_LANES, MAX_LANE_PIXELS, MAX_LANE_SEGMENTS, MAX_LATENT_BITS, MAX_MODELS,
-    MAX_NAME_LEN, SEED_WORDS,
+    MAX_IMAGES, MAX_LANES, MAX_LANE_SEGMENTS, MAX_LATENT_BITS, MAX_MODELS, MAX_NAME_LEN,
+    SEED_WORDS,
 };
 
 pub const VERSION: u16 = 2;
@@ -327,8 +327,9 @@ fn check_lane_rows(
 ) -> Result<super::EntrySummary, ContainerError> {
     let mut lane = 0usize;
     let (mut lane_rows_left, mut lane_pixels, mut lane_segments) = (lanes[0].1, 0u64, 0u64);
+    let max_lane_pixels = super::max_lane_pixels(version);
     let finish_lane = |lane: usize, pixels: u64, segments: u64| -> Result<(), ContainerError> {
-        check_limit("lane pixels", pixels, MAX_LANE_PIXELS)?;
+        check_limit("lane pixels", pixels, max_lane_pixels)?;
         check_limit("lane image segments", segments, MAX_LANE_SEGMENTS)?;
         let (coder, _, len, _, _) = lanes[lane];
         if coder == LaneCoder::Stored && len != pixels.div_ceil(8) {
@@ -353,7 +354,7 @@ fn check_lane_rows(
             lane_pixels += take * u64::from(width);
             lane_segments += 1;
             // Stop early on a lane far over its limit, before counting the rest.
-            check_limit("lane pixels", lane_pixels, MAX_LANE_PIXELS)?;
+            check_limit("lane pixels", lane_pixels, max_lane_pixels)?;
             rows -= take;
             lane_rows_left -= take;
         }
