@@ -125,7 +125,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
                 };
                 Ok((
                     size(&CONTEXT_MODELS[usize::from(PAGE_MIXING)])?,
-                    size(&CONTEXT_MODELS[0])?.0,
+                    size(&CONTEXT_MODELS[0])?,
                     rows,
                 ))
             })
@@ -135,34 +135,37 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
     let (num, den) = MIXING_SKIPS_CHAIN_ON_A_QUARTER;
     let quarters = sizes(&|rows| rows.div_ceil(4))?;
     let mixed: u64 = quarters.iter().map(|((bytes, _), _, _)| bytes).sum();
-    let counted: u64 = quarters.iter().map(|(_, bytes, _)| bytes).sum();
+    let counted: u64 = quarters.iter().map(|(_, (bytes, _), _)| bytes).sum();
     if mixed * den > counted * num {
         return Ok(None);
     }
     let wholes = sizes(&|rows| rows)?;
     let (num, den) = MIXING_SKIPS_CHAIN;
     let mixed: u64 = wholes.iter().map(|((bytes, _), _, _)| bytes).sum();
-    let counted: u64 = wholes.iter().map(|(_, bytes, _)| bytes).sum();
+    let counted: u64 = wholes.iter().map(|(_, (bytes, _), _)| bytes).sum();
     if mixed * den > counted * num {
         return Ok(None);
     }
-    Ok(Some(
-        wholes
-            .into_iter()
-            .map(|((_, lane), _, rows)| {
-                progress(rows);
-                Lane {
-                    coder: LaneCoder::Context {
-                        template: PAGE_MIXING,
-                    },
-                    rows,
-                    seed_words_elided: 0,
-                    state: lane.state,
-                    payload: lane.payload,
-                }
-            })
-            .collect(),
-    ))
+    // Each lane still takes the smallest coding, so that none expands.
+    wholes
+        .iter()
+        .zip(&strips)
+        .map(|(((_, mixed), (_, counted), rows), lane)| {
+            let stored = Stored.encode(&[lane])?.remove(0);
+            progress(*rows);
+            let mixing = LaneCoder::Context {
+                template: PAGE_MIXING,
+            };
+            let candidates = [
+                (mixing, mixed),
+                (LaneCoder::Context { template: 0 }, counted),
+                (LaneCoder::Stored, &stored),
+            ];
+            Ok(smallest(candidates.into_iter(), *rows))
+        })
+        .collect::<Result<Vec<_>, CodecError>>()
+        .map(Some)
+        .map_err(ArchiveError::from)
 }
 
 /// The first `rows` rows of a lane's strips.
