@@ -108,9 +108,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
     opts: CompressOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<PageMixing, ArchiveError> {
-    if opts.coders != LaneCoders::Smallest
-        || shapes.iter().any(|&(w, h)| w * h < MIXING_MIN_STRIP_PIXELS)
-    {
+    if opts.coders != LaneCoders::Smallest || !shapes.iter().all(|&(w, h)| mixes(w * h, 1)) {
         return Ok(PageMixing::LaneByLane);
     }
     let total: u64 = shapes.iter().map(|&(w, h)| (w * h) as u64).sum();
@@ -135,11 +133,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
                     let coded = m.encode(&[&prefix])?.remove(0);
                     Ok((coded.payload.len() as u64, coded))
                 };
-                Ok((
-                    size(&CONTEXT_MODELS[usize::from(PAGE_MIXING)])?,
-                    size(&CONTEXT_MODELS[0])?,
-                    rows,
-                ))
+                Ok((size(PAGE_MIXER)?, size(&COUNTING_MODELS[0])?, rows))
             })
             .collect::<Result<Vec<_>, CodecError>>()
     };
@@ -407,10 +401,6 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
     // largest tile, which `auto` gives pages to.
     let band = models.iter().map(|m| m.tile()).max().unwrap_or(1);
     let cut = models.iter().map(|m| m.tile()).fold(1, lcm);
-    let lanes = opts.lanes.unwrap_or_else(|| {
-        let total: u64 = entries.iter().map(Entry::pixels).sum();
-        default_lanes(model_tiles(&shapes, images, band), total)
-    });
     let scanned = match mixed_pages(&shapes, images, cut, opts, progress)? {
         PageMixing::Coded(lanes) => {
             return Ok(v2::write(&v2::NewArchive {
@@ -424,6 +414,10 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         PageMixing::Scanned => true,
         PageMixing::LaneByLane => false,
     };
+    let lanes = opts.lanes.unwrap_or_else(|| {
+        let total: u64 = entries.iter().map(Entry::pixels).sum();
+        default_lanes(model_tiles(&shapes, images, band), total)
+    });
     let plan = plan_lanes(&shapes, lanes, cut);
     container::check_limit("lane count", plan.len() as u64, container::MAX_LANES)?;
     let strips = lane_strips(&plan, &shapes, images);
@@ -473,7 +467,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         .map(|(group, choice)| {
             let views: Vec<&[Strip]> = group.iter().map(Vec::as_slice).collect();
             let context = match opts.coders {
-                LaneCoders::Smallest => CONTEXT_MODELS[..usize::from(PAGE_MIXING)]
+                LaneCoders::Smallest => COUNTING_MODELS
                     .iter()
                     .map(|m| Ok((m.template, m.encode(&views)?)))
                     .collect::<Result<Vec<_>, CodecError>>()?,
@@ -485,11 +479,11 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                 .iter()
                 .map(|lane| {
                     let pixels: usize = lane.iter().map(|s| s.pixels.len()).sum();
-                    let mixes = opts.coders == LaneCoders::Smallest
+                    let tried = opts.coders == LaneCoders::Smallest
                         && !scanned
-                        && pixels >= MIXING_MIN_STRIP_PIXELS * lane.len();
-                    mixes
-                        .then(|| CONTEXT_MODELS[usize::from(PAGE_MIXING)].encode(&[lane]))
+                        && mixes(pixels, lane.len());
+                    tried
+                        .then(|| PAGE_MIXER.encode(&[lane]))
                         .transpose()
                         .map(|c| c.map(|mut c| c.remove(0)))
                 })
@@ -727,10 +721,19 @@ const CONTEXT_MODELS: [ContextModel; 3] = [
     },
 ];
 
+/// The context model with each counting template, and page mixing.
+const COUNTING_MODELS: &[ContextModel] = CONTEXT_MODELS.split_at(PAGE_MIXING as usize).0;
+const PAGE_MIXER: &ContextModel = &CONTEXT_MODELS[PAGE_MIXING as usize];
+
 /// Lanes whose strips hold at least this many pixels on average (a 256 × 256 image) are
 /// also coded with page mixing. Smaller images, digits and glyphs, are the VLAE's: there
 /// page mixing never wins, and its tables (53 MB) would cost more time than the coding.
 const MIXING_MIN_STRIP_PIXELS: usize = 1 << 16;
+
+/// Whether page mixing is tried on `strips` strips of `pixels` pixels in all.
+fn mixes(pixels: usize, strips: usize) -> bool {
+    pixels >= MIXING_MIN_STRIP_PIXELS * strips
+}
 
 /// A lane's chain is not coded where page mixing took it to at most this fraction of the
 /// context model's size under template 0. Page mixing gains most over plain counts where

@@ -261,23 +261,7 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
 /// refused, and template 3 is not written at all.
 #[test]
 fn page_mixing_lanes_need_version_6() {
-    use container::{v2, Lane, LaneCoder};
-    let entries = common::entries_for(&[(28, 28)]);
-    let write = |template: u8| {
-        v2::write(&v2::NewArchive {
-            models: vec![],
-            latent_bits: 6,
-            entries: &entries,
-            lanes: vec![Lane {
-                coder: LaneCoder::Context { template },
-                rows: 28,
-                seed_words_elided: 0,
-                state: 1 << 40,
-                payload: vec![],
-            }],
-            pixel_crc: 0,
-        })
-    };
+    let write = |template: u8| context_lane_archive(template, 28, 28);
     let err = write(3).unwrap_err();
     assert!(err.to_string().contains("unknown template 3"), "{err}");
     let mut bytes = write(2).unwrap();
@@ -290,23 +274,7 @@ fn page_mixing_lanes_need_version_6() {
 /// From version 6 a lane may hold 2^24 pixels, a 400-dpi page; version 5 allowed 2^22.
 #[test]
 fn lanes_of_a_whole_page_need_version_6() {
-    use container::{v2, Lane, LaneCoder};
-    let lane_of = |width: u32, height: u32| {
-        let entries = common::entries_for(&[(width, height)]);
-        v2::write(&v2::NewArchive {
-            models: vec![],
-            latent_bits: 6,
-            entries: &entries,
-            lanes: vec![Lane {
-                coder: LaneCoder::Context { template: 0 },
-                rows: u64::from(height),
-                seed_words_elided: 0,
-                state: 1 << 40,
-                payload: vec![],
-            }],
-            pixel_crc: 0,
-        })
-    };
+    let lane_of = |width: u32, height: u32| context_lane_archive(0, width, height);
     let err = lane_of(4096, 4097).unwrap_err();
     assert!(err.to_string().contains("lane pixels"), "{err}");
     let mut bytes = lane_of(4096, 1025).unwrap();
@@ -322,4 +290,27 @@ fn relabel_as_version(bytes: &mut [u8], version: u8) {
     let body = bytes.len() - 4;
     let crc = crc32fast::hash(&bytes[..body]);
     bytes[body..].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// An archive of one `width × height` image in one context lane with `template` and no
+/// payload.
+fn context_lane_archive(
+    template: u8,
+    width: u32,
+    height: u32,
+) -> Result<Vec<u8>, container::ContainerError> {
+    use container::{v2, Lane, LaneCoder};
+    v2::write(&v2::NewArchive {
+        models: vec![],
+        latent_bits: 6,
+        entries: &common::entries_for(&[(width, height)]),
+        lanes: vec![Lane {
+            coder: LaneCoder::Context { template },
+            rows: u64::from(height),
+            seed_words_elided: 0,
+            state: 1 << 40,
+            payload: vec![],
+        }],
+        pixel_crc: 0,
+    })
 }

@@ -138,7 +138,7 @@ impl Padded {
 
 /// What a context-model lane coder asks of its model, pixel by pixel in raster order
 /// through the lane's strips.
-trait PixelModel {
+pub(crate) trait PixelModel {
     /// Begins a strip of `width × rows`: none of its pixels is known yet.
     fn start_strip(&mut self, width: usize, rows: usize);
     /// P(ink) of pixel (y, x), to `PRECISION` bits; [`Self::learn`] follows with its value.
@@ -180,22 +180,6 @@ impl PixelModel for TemplateCounts {
     fn learn(&mut self, y: usize, x: usize, bit: u8) {
         self.counts.update(self.context, bit);
         self.known.set(y, x, bit);
-    }
-}
-
-impl PixelModel for PageMixer {
-    fn start_strip(&mut self, width: usize, rows: usize) {
-        PageMixer::start_strip(self, width, rows);
-    }
-
-    #[inline]
-    fn predict(&mut self, y: usize, x: usize) -> u32 {
-        PageMixer::predict(self, y, x)
-    }
-
-    #[inline]
-    fn learn(&mut self, y: usize, x: usize, bit: u8) {
-        PageMixer::learn(self, y, x, bit);
     }
 }
 

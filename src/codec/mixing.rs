@@ -12,6 +12,7 @@
 //! 1/256 units ([`LOGIT_ONE`]), weights in 1/65536.
 #![forbid(unsafe_code)]
 
+use super::context::PixelModel;
 use super::memory::{
     estimate_12, stretched, total_class, Contexts, Memory, Mixing, LOGIT_ONE, TOTAL_CLASSES,
 };
@@ -127,16 +128,16 @@ impl Default for PageMixer {
     }
 }
 
-impl PageMixer {
+impl PixelModel for PageMixer {
     /// Begins a strip of `width × rows`; counts and weights carry over from the last.
-    pub fn start_strip(&mut self, width: usize, rows: usize) {
+    fn start_strip(&mut self, width: usize, rows: usize) {
         self.memory.start_strip(width, rows);
     }
 
     /// P(ink) of pixel (y, x), to `PRECISION` bits, from the pixels before it in the
     /// lane. [`Self::learn`] must follow with its value.
     #[inline]
-    pub fn predict(&mut self, y: usize, x: usize) -> u32 {
+    fn predict(&mut self, y: usize, x: usize) -> u32 {
         let (counts, contexts) = self.memory.look_up(y, x);
         let mut inputs = [LOGIT_ONE; INPUTS];
         for (pair, &n) in inputs.chunks_exact_mut(2).zip(&counts) {
@@ -173,7 +174,7 @@ impl PageMixer {
     /// Pixel (y, x), just predicted, is `bit`: every mixer steps toward it and the counts
     /// learn it.
     #[inline]
-    pub fn learn(&mut self, y: usize, x: usize, bit: u8) {
+    fn learn(&mut self, y: usize, x: usize, bit: u8) {
         let p = self.pending.take().expect("a prediction to learn from");
         let target = i32::from(bit) << 12;
         for k in 0..MIXERS {
