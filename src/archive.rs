@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use crate::codec::bitsback::{BitsBack, ChainLayout, CodecError, Strip, LANE_GROUP};
-use crate::codec::context::{ContextModel, PAGE_MIXING};
+use crate::codec::context::{ContextModel, PAGE_MIXING, PAGE_MIXING_FIRST_EDITION};
 use crate::codec::lane::{Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
 use crate::codec::model::PRECISION;
 use crate::container::{self, v2, Archive, ContainerError, Entry, Lane, LaneCoder, ModelId};
@@ -84,23 +84,20 @@ fn lane_strips<'a, P: AsRef<[u8]>>(
 enum PageMixing {
     /// The input's lanes, coded.
     Coded(Vec<Lane<Vec<u8>>>),
-    /// The input looks scanned: page mixing is not worth trying lane by lane either.
-    Scanned,
-    /// Not tried, or not learnt well enough to code the input alone.
+    /// Page mixing learnt the input too little to code it alone, and is not worth trying
+    /// lane by lane either.
+    Unlearnt,
+    /// Not tried: some image is small, or lanes must use the chain.
     LaneByLane,
 }
 
-/// Inputs of large images that page mixing learns well (clean text pages) are coded with
-/// page mixing alone, in as few lanes as the per-lane limit allows: each lane starts
-/// learning afresh, so halving a page's lanes takes about a tenth off its size (page 3
-/// of the training documents, one lane a page against `auto`'s two to four), while
-/// decoding a page on one core still runs at about 3 Mpx/s. Gives the lanes where
-/// every image has at least [`MIXING_MIN_STRIP_PIXELS`] pixels and the lanes together
-/// pass [`MIXING_SKIPS_CHAIN_ON_A_QUARTER`] on their top quarters, then
-/// [`MIXING_SKIPS_CHAIN`] whole. An input that fails on the top quarters is taken for a
-/// scan, whose lanes the chain codes (on the 24 pages above it won every lane of the
-/// scanned pages but two, by 1% and less): page mixing is then not tried lane by lane,
-/// which keeps compressing scans as fast as before.
+/// Inputs of large images that page mixing learns well (text pages, clean or scanned)
+/// are coded with page mixing alone, in as few lanes as the per-lane limit allows: each
+/// lane starts learning afresh, so halving a page's lanes takes about a tenth off its size
+/// (page 3 of the training documents, one lane a page against `auto`'s two to four),
+/// while decoding a page on one core still runs at about 3 Mpx/s. Gives the lanes where
+/// every image has at least [`MIXING_MIN_STRIP_PIXELS`] pixels and page mixing codes the
+/// lanes together within [`PAGES_ARE_MIXED`] of template 0.
 fn mixed_pages<P: AsRef<[u8]> + Sync>(
     shapes: &[(usize, usize)],
     images: &[P],
@@ -122,43 +119,30 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
         return Ok(PageMixing::LaneByLane);
     }
     let strips = lane_strips(&plan, shapes, images);
-    // (page mixing, template 0) bytes of each lane's first `rows_of(lane)` rows.
-    let sizes = |rows_of: &(dyn Fn(u64) -> u64 + Sync)| {
-        strips
-            .par_iter()
-            .map(|lane| {
-                let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
-                let prefix = strips_within(lane, rows_of(rows) as usize);
-                let size = |m: &ContextModel| -> Result<(u64, CodedLane), CodecError> {
-                    let coded = m.encode(&[&prefix])?.remove(0);
-                    Ok((coded.payload.len() as u64, coded))
-                };
-                Ok((size(PAGE_MIXER)?, size(&COUNTING_MODELS[0])?, rows))
-            })
-            .collect::<Result<Vec<_>, CodecError>>()
-    };
-    // Scans are told apart on each lane's top quarter, before the whole is coded.
-    let (num, den) = MIXING_SKIPS_CHAIN_ON_A_QUARTER;
-    let quarters = sizes(&|rows| rows.div_ceil(4))?;
-    let mixed: u64 = quarters.iter().map(|((bytes, _), _, _)| bytes).sum();
-    let counted: u64 = quarters.iter().map(|(_, (bytes, _), _)| bytes).sum();
+    let coded = strips
+        .par_iter()
+        .map(|lane| {
+            let (mixed, counted) = rayon::join(
+                || PAGE_MIXER.encode(&[lane]),
+                || COUNTING_MODELS[0].encode(&[lane]),
+            );
+            Ok((mixed?.remove(0), counted?.remove(0)))
+        })
+        .collect::<Result<Vec<_>, CodecError>>()?;
+    let (num, den) = PAGES_ARE_MIXED;
+    let mixed: u64 = coded.iter().map(|(m, _)| m.payload.len() as u64).sum();
+    let counted: u64 = coded.iter().map(|(_, c)| c.payload.len() as u64).sum();
     if mixed * den > counted * num {
-        return Ok(PageMixing::Scanned);
-    }
-    let wholes = sizes(&|rows| rows)?;
-    let (num, den) = MIXING_SKIPS_CHAIN;
-    let mixed: u64 = wholes.iter().map(|((bytes, _), _, _)| bytes).sum();
-    let counted: u64 = wholes.iter().map(|(_, (bytes, _), _)| bytes).sum();
-    if mixed * den > counted * num {
-        return Ok(PageMixing::LaneByLane);
+        return Ok(PageMixing::Unlearnt);
     }
     // Each lane still takes the smallest coding, so that none expands.
-    wholes
+    coded
         .iter()
         .zip(&strips)
-        .map(|(((_, mixed), (_, counted), rows), lane)| {
+        .map(|((mixed, counted), lane)| {
             let stored = Stored.encode(&[lane])?.remove(0);
-            progress(*rows);
+            let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
+            progress(rows);
             let mixing = LaneCoder::Context {
                 template: PAGE_MIXING,
             };
@@ -167,29 +151,11 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
                 (LaneCoder::Context { template: 0 }, counted),
                 (LaneCoder::Stored, &stored),
             ];
-            Ok(smallest(candidates.into_iter(), *rows))
+            Ok(smallest(candidates.into_iter(), rows))
         })
         .collect::<Result<Vec<_>, CodecError>>()
         .map(PageMixing::Coded)
         .map_err(ArchiveError::from)
-}
-
-/// The first `rows` rows of a lane's strips.
-fn strips_within<'a>(lane: &[Strip<'a>], mut rows: usize) -> Vec<Strip<'a>> {
-    let mut out = Vec::new();
-    for s in lane {
-        if rows == 0 {
-            break;
-        }
-        let take = s.rows.min(rows);
-        out.push(Strip {
-            width: s.width,
-            rows: take,
-            pixels: &s.pixels[..take * s.width],
-        });
-        rows -= take;
-    }
-    out
 }
 
 /// Whether page mixing, coding a lane as `mixed`, learnt it well enough that its chain
@@ -401,7 +367,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
     // largest tile, which `auto` gives pages to.
     let band = models.iter().map(|m| m.tile()).max().unwrap_or(1);
     let cut = models.iter().map(|m| m.tile()).fold(1, lcm);
-    let scanned = match mixed_pages(&shapes, images, cut, opts, progress)? {
+    let unlearnt = match mixed_pages(&shapes, images, cut, opts, progress)? {
         PageMixing::Coded(lanes) => {
             return Ok(v2::write(&v2::NewArchive {
                 models: Vec::new(),
@@ -411,7 +377,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                 pixel_crc: pixel_crc(images.iter().map(AsRef::as_ref)),
             })?)
         }
-        PageMixing::Scanned => true,
+        PageMixing::Unlearnt => true,
         PageMixing::LaneByLane => false,
     };
     let lanes = opts.lanes.unwrap_or_else(|| {
@@ -480,7 +446,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                 .map(|lane| {
                     let pixels: usize = lane.iter().map(|s| s.pixels.len()).sum();
                     let tried = opts.coders == LaneCoders::Smallest
-                        && !scanned
+                        && !unlearnt
                         && mixes(pixels, lane.len());
                     tried
                         .then(|| PAGE_MIXER.encode(&[lane]))
@@ -711,18 +677,24 @@ fn choose_models(
         .collect()
 }
 
-/// The context model with each template, tried on every lane, and page mixing, tried on
-/// lanes of large images.
-const CONTEXT_MODELS: [ContextModel; 3] = [
+/// The context model with each template, indexed by template: the counting ones, tried on
+/// every lane, and the two editions of page mixing, of which the second is tried on lanes
+/// of large images and the first only decoded.
+const CONTEXT_MODELS: [ContextModel; 4] = [
     ContextModel { template: 0 },
     ContextModel { template: 1 },
+    ContextModel {
+        template: PAGE_MIXING_FIRST_EDITION,
+    },
     ContextModel {
         template: PAGE_MIXING,
     },
 ];
 
-/// The context model with each counting template, and page mixing.
-const COUNTING_MODELS: &[ContextModel] = CONTEXT_MODELS.split_at(PAGE_MIXING as usize).0;
+/// The context model with each counting template, and page mixing as this build writes it.
+const COUNTING_MODELS: &[ContextModel] = CONTEXT_MODELS
+    .split_at(PAGE_MIXING_FIRST_EDITION as usize)
+    .0;
 const PAGE_MIXER: &ContextModel = &CONTEXT_MODELS[PAGE_MIXING as usize];
 
 /// Lanes whose strips hold at least this many pixels on average (a 256 × 256 image) are
@@ -740,15 +712,20 @@ fn mixes(pixels: usize, strips: usize) -> bool {
 /// the page repeats itself, which is where the chain gains least over page mixing: on the
 /// 72 lanes of page 3 of each of the 24 training documents (no test page), every lane below
 /// 0.55 was coded 3–52% smaller by page mixing than by the chain, and above 0.58 the
-/// chain won nearly all (the scanned pages, whose noise does not repeat). The chain is
-/// the slow coder, so skipping it is most of the speed of compressing clean pages.
+/// chain won nearly all (the scanned pages, whose noise does not repeat). That was
+/// measured with page mixing's first edition; the second codes lanes smaller still, so
+/// the rule errs toward trying the chain. The chain is the slow coder, so skipping it is
+/// most of the speed of compressing mixed inputs of pages.
 const MIXING_SKIPS_CHAIN: (u64, u64) = (14, 25);
 
-/// The same test on the top quarter of each lane, where page mixing has learnt less:
-/// on the 24 pages above, taken whole, the clean ones came to 0.41–0.58 of template 0
-/// on their top quarter and the scanned ones to 0.84–1.27 (one clean page whose chain
-/// won, 0.61).
-const MIXING_SKIPS_CHAIN_ON_A_QUARTER: (u64, u64) = (18, 25);
+/// Inputs of large images are coded by page mixing alone where it codes them, whole, to
+/// at most this fraction of the context model's size under template 0. On page 3 of each
+/// of the 24 training documents (no test page), clean pages came to 0.26–0.39 of template
+/// 0 and scanned ones to 0.71–0.82, and page mixing coded every one of them smaller than
+/// the chains did (0.62–0.94 of the version 6 archive); a grid of 3,600 training digits
+/// came to 0.97. Failing inputs are planned for the chains, and page mixing is not tried
+/// again lane by lane.
+const PAGES_ARE_MIXED: (u64, u64) = (9, 10);
 
 /// Lanes of at most this many pixels (a 724 × 724 image) are coded with and without the
 /// page memory. Larger ones, with it: a text page's lanes hold 1 to 4 megapixels, and

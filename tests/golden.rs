@@ -34,8 +34,11 @@
 //!   files, and `golden-v6-mixing.vlz`: a synthetic 400×300 page whose one lane page mixing
 //!   (format-spec.md §3.9) codes smallest.
 //!
-//! Versions 1 to 5 can no longer be written. If version 6 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 6 files (only then) with
+//! - `golden-v7*.vlz`: version 7, the same images and settings as the six version 6
+//!   files; `golden-v7-mixing.vlz` codes its page with page mixing's second edition.
+//!
+//! Versions 1 to 6 can no longer be written. If version 7 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 7 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
 mod common;
@@ -163,6 +166,16 @@ fn version_6_archives_decode_to_the_same_pixels() {
     check(&[], "golden-v6-mixing");
 }
 
+#[test]
+fn version_7_archives_decode_to_the_same_pixels() {
+    check(&[&mnist(), &tiny_context()], "golden-v7");
+    check(&[&mnist()], "golden-v7-mnist");
+    check(&[&tiny_context()], "golden-v7-context");
+    check(&[&documents()], "golden-v7-documents");
+    check(&[&documents()], "golden-v7-memory");
+    check(&[], "golden-v7-mixing");
+}
+
 fn digits(n: usize) -> Vec<Vec<u8>> {
     let flat =
         vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
@@ -263,8 +276,8 @@ fn write_golden(
 }
 
 #[test]
-#[ignore = "regenerates the version 6 golden files; run only when the format version changes"]
-fn regenerate_version_6_golden_files() {
+#[ignore = "regenerates the version 7 golden files; run only when the format version changes"]
+fn regenerate_version_7_golden_files() {
     let (mut entries, mut images) = mixed();
     // A text-like page, which the context model codes.
     entries.push(Entry {
@@ -277,7 +290,7 @@ fn regenerate_version_6_golden_files() {
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     write_golden(
-        "golden-v6",
+        "golden-v7",
         &nets,
         &entries,
         &images,
@@ -300,7 +313,7 @@ fn regenerate_version_6_golden_files() {
         })
         .collect();
     write_golden(
-        "golden-v6-mnist",
+        "golden-v7-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -329,7 +342,7 @@ fn regenerate_version_6_golden_files() {
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
     write_golden(
-        "golden-v6-context",
+        "golden-v7-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -350,7 +363,7 @@ fn regenerate_version_6_golden_files() {
         height: page.height as u32,
     };
     write_golden(
-        "golden-v6-documents",
+        "golden-v7-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -366,7 +379,7 @@ fn regenerate_version_6_golden_files() {
     // A lane too large to be tried without the memory.
     let (w, h) = (800, 704);
     write_golden(
-        "golden-v6-memory",
+        "golden-v7-memory",
         &[&documents()],
         &[Entry {
             name: "page.pbm".into(),
@@ -387,7 +400,7 @@ fn regenerate_version_6_golden_files() {
     // A page large enough for page mixing, which codes it smallest.
     let (w, h) = (400, 300);
     write_golden(
-        "golden-v6-mixing",
+        "golden-v7-mixing",
         &[&mnist()],
         &[Entry {
             name: "page.pbm".into(),
@@ -414,6 +427,7 @@ fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
         ("golden-v4", 4),
         ("golden-v5", 5),
         ("golden-v6", 6),
+        ("golden-v7", 7),
     ] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -453,17 +467,18 @@ fn the_version_5_golden_files_exercise_the_page_memory() {
     ));
 }
 
-/// The version 6 mixing file codes its lane with page mixing, so that that path keeps
-/// decoding.
+/// The version 6 and 7 mixing files code their lane with page mixing's first and second
+/// editions, so that both paths keep decoding.
 #[test]
-fn the_version_6_golden_files_exercise_page_mixing() {
-    let bytes = std::fs::read("tests/data/golden-v6-mixing.vlz").unwrap();
-    let arch = container::parse(&bytes).unwrap();
-    assert_eq!(arch.version, 6);
-    assert_eq!(
-        arch.lanes.iter().map(|l| l.coder).collect::<Vec<_>>(),
-        [container::LaneCoder::Context {
-            template: vlae_zip::codec::context::PAGE_MIXING
-        }]
-    );
+fn the_version_6_and_7_golden_files_exercise_page_mixing() {
+    use vlae_zip::codec::context::{PAGE_MIXING, PAGE_MIXING_FIRST_EDITION};
+    for (version, template) in [(6, PAGE_MIXING_FIRST_EDITION), (7, PAGE_MIXING)] {
+        let bytes = std::fs::read(format!("tests/data/golden-v{version}-mixing.vlz")).unwrap();
+        let arch = container::parse(&bytes).unwrap();
+        assert_eq!(arch.version, version);
+        assert_eq!(
+            arch.lanes.iter().map(|l| l.coder).collect::<Vec<_>>(),
+            [container::LaneCoder::Context { template }]
+        );
+    }
 }

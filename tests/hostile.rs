@@ -215,7 +215,7 @@ fn payload_lengths_that_overflow_their_sum_are_refused_as_truncated() {
     );
 }
 
-/// A version 5 or 6 lane's mode packs its sample count with the page-memory bit: a mode that
+/// A version 5 to 7 lane's mode packs its sample count with the page-memory bit: a mode that
 /// sets the bit but claims no samples is refused, by the writer as by the reader, and a
 /// lane with memory reads back with it.
 #[test]
@@ -246,7 +246,7 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
     assert!(err.to_string().contains("0 samples"), "{err}");
     let bytes = archive(3).unwrap();
     let parsed = container::parse(&bytes).unwrap();
-    assert_eq!(parsed.version, 6);
+    assert_eq!(parsed.version, 7);
     assert!(matches!(
         parsed.lanes[0].coder,
         LaneCoder::BitsBack {
@@ -257,18 +257,27 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
     ));
 }
 
-/// Page mixing (template 2) is new in version 6: the same lane under version byte 5 is
-/// refused, and template 3 is not written at all.
+/// Page mixing's first edition (template 2) is new in version 6 and its second (template
+/// 3) in version 7: each is refused under the version byte before, and template 4 is not
+/// written at all.
 #[test]
-fn page_mixing_lanes_need_version_6() {
+fn page_mixing_lanes_need_their_versions() {
     let write = |template: u8| context_lane_archive(template, 28, 28);
-    let err = write(3).unwrap_err();
-    assert!(err.to_string().contains("unknown template 3"), "{err}");
-    let mut bytes = write(2).unwrap();
-    assert!(container::parse(&bytes).is_ok());
-    relabel_as_version(&mut bytes, 5);
-    let err = container::parse(&bytes).unwrap_err();
-    assert!(err.to_string().contains("unknown template 2"), "{err}");
+    let err = write(4).unwrap_err();
+    assert!(err.to_string().contains("unknown template 4"), "{err}");
+    for (template, first_version) in [(2, 6), (3, 7)] {
+        let mut bytes = write(template).unwrap();
+        assert!(container::parse(&bytes).is_ok());
+        relabel_as_version(&mut bytes, first_version);
+        assert!(container::parse(&bytes).is_ok());
+        relabel_as_version(&mut bytes, first_version - 1);
+        let err = container::parse(&bytes).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(&format!("unknown template {template}")),
+            "{err}"
+        );
+    }
 }
 
 /// From version 6 a lane may hold 2^24 pixels, a 400-dpi page; version 5 allowed 2^22.
@@ -284,7 +293,7 @@ fn lanes_of_a_whole_page_need_version_6() {
     assert!(err.to_string().contains("lane pixels"), "{err}");
 }
 
-/// Gives a version 3 to 6 archive another version byte, and the file CRC to match.
+/// Gives a version 3 to 7 archive another version byte, and the file CRC to match.
 fn relabel_as_version(bytes: &mut [u8], version: u8) {
     bytes[3] = version;
     let body = bytes.len() - 4;

@@ -10,7 +10,7 @@
 
 use super::bitsback::{CodecError, Strip};
 use super::lane::{payload, words, CodedLane, LaneCodec, LaneToDecode};
-use super::mixing::PageMixer;
+use super::mixing::{Edition, PageMixer, FIRST_EDITION, SECOND_EDITION};
 use super::model::{Bernoulli, Coder, PRECISION};
 use constriction::stream::{Decode, Encode};
 
@@ -56,20 +56,33 @@ pub const TEMPLATES: [&[(isize, isize)]; 2] = [
 /// made text pages 20% larger.
 pub const COUNT_LIMIT: u32 = 4095;
 
-/// Adaptive counts (n0, n1) for every context; each stays within [`COUNT_LIMIT`], so 16
-/// bits hold it.
-pub(crate) struct Counts(Vec<[u16; 2]>);
+/// Adaptive counts (n0, n1) for every context; each pair is halved once its sum passes
+/// the limit, at most [`COUNT_LIMIT`], so 16 bits hold it.
+pub(crate) struct Counts {
+    pairs: Vec<[u16; 2]>,
+    limit: u32,
+}
 
 impl Counts {
-    /// Counts for `contexts` contexts, all zero.
+    /// Counts for `contexts` contexts, all zero, halved above [`COUNT_LIMIT`].
     pub(crate) fn new(contexts: usize) -> Self {
-        Counts(vec![[0, 0]; contexts])
+        Self::with_limit(contexts, COUNT_LIMIT)
+    }
+
+    /// Counts for `contexts` contexts, all zero, halved above `limit`: a low limit follows
+    /// the most recent statistics.
+    pub(crate) fn with_limit(contexts: usize, limit: u32) -> Self {
+        assert!(limit <= COUNT_LIMIT, "16-bit counts");
+        Counts {
+            pairs: vec![[0, 0]; contexts],
+            limit,
+        }
     }
 
     /// (n0, n1) of a context.
     #[inline]
     pub(crate) fn get(&self, ctx: usize) -> [u32; 2] {
-        self.0[ctx].map(u32::from)
+        self.pairs[ctx].map(u32::from)
     }
 
     /// P(ink) for a context, in fixed point: (2·n1 + 1) / (2·(n0 + n1) + 2), the
@@ -82,9 +95,9 @@ impl Counts {
 
     #[inline]
     pub(crate) fn update(&mut self, ctx: usize, bit: u8) {
-        let c = &mut self.0[ctx];
+        let c = &mut self.pairs[ctx];
         c[bit as usize] += 1;
-        if u32::from(c[0]) + u32::from(c[1]) > COUNT_LIMIT {
+        if u32::from(c[0]) + u32::from(c[1]) > self.limit {
             *c = c.map(|n| n.div_ceil(2));
         }
     }
@@ -183,13 +196,26 @@ impl PixelModel for TemplateCounts {
     }
 }
 
-/// The template that selects page mixing (format-spec.md §3.9) rather than counts over a
-/// template's contexts; from version 6.
-pub const PAGE_MIXING: u8 = TEMPLATES.len() as u8;
+/// The templates that select page mixing (format-spec.md §3.9) rather than counts over a
+/// template's contexts: its first edition from version 6, and its second, which this
+/// build writes, from version 7.
+pub const PAGE_MIXING_FIRST_EDITION: u8 = TEMPLATES.len() as u8;
+pub const PAGE_MIXING: u8 = PAGE_MIXING_FIRST_EDITION + 1;
 
-/// The context-model lane coder with one of the [`TEMPLATES`], or [`PAGE_MIXING`].
+/// The context-model lane coder with one of the [`TEMPLATES`], or page mixing.
 pub struct ContextModel {
     pub template: u8,
+}
+
+impl ContextModel {
+    /// The page-mixing edition of a template past the [`TEMPLATES`].
+    fn edition(&self) -> &'static Edition {
+        if self.template == PAGE_MIXING_FIRST_EDITION {
+            &FIRST_EDITION
+        } else {
+            &SECOND_EDITION
+        }
+    }
 }
 
 /// Codes a lane's strips with `model`, fresh: ANS is a stack, so the probabilities are
@@ -264,7 +290,7 @@ impl LaneCodec for ContextModel {
             .iter()
             .map(|strips| match TEMPLATES.get(usize::from(self.template)) {
                 Some(template) => encode_lane(TemplateCounts::new(template), strips),
-                None => encode_lane(PageMixer::default(), strips),
+                None => encode_lane(PageMixer::new(self.edition()), strips),
             })
             .collect()
     }
@@ -281,7 +307,7 @@ impl LaneCodec for ContextModel {
                 let index = first_index + k;
                 match TEMPLATES.get(usize::from(self.template)) {
                     Some(template) => decode_lane(TemplateCounts::new(template), lane, index),
-                    None => decode_lane(PageMixer::default(), lane, index),
+                    None => decode_lane(PageMixer::new(self.edition()), lane, index),
                 }
             })
             .collect()

@@ -18,7 +18,7 @@
 //! pixel and the narrower ones cut from them.
 #![forbid(unsafe_code)]
 
-use super::context::Counts;
+use super::context::{Counts, COUNT_LIMIT};
 use super::mix_weights::MIX_WEIGHTS;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
@@ -305,17 +305,33 @@ pub type PageMemory = Memory<Remembering, 4>;
 #[derive(Clone, Copy, Debug)]
 pub struct Contexts<const N: usize>([usize; N]);
 
+impl<const N: usize> Contexts<N> {
+    /// Where neighbourhood `k`'s counts are: for a neighbourhood of at most its table's
+    /// bits, its context itself.
+    #[inline]
+    pub fn index(&self, k: usize) -> usize {
+        self.0[k]
+    }
+}
+
 impl<L: Layout<N>, const N: usize> Default for Memory<L, N> {
     fn default() -> Self {
-        Memory {
-            counts: L::NEIGHBOURHOODS.map(|(_, bits)| Counts::new(1 << bits)),
-            known: KnownBits::new(0, 0),
-            layout: PhantomData,
-        }
+        Self::with_limits([COUNT_LIMIT; N])
     }
 }
 
 impl<L: Layout<N>, const N: usize> Memory<L, N> {
+    /// A memory whose k-th neighbourhood's counts are halved above `limits[k]`.
+    pub fn with_limits(limits: [u32; N]) -> Self {
+        Memory {
+            counts: std::array::from_fn(|k| {
+                Counts::with_limit(1 << L::NEIGHBOURHOODS[k].1, limits[k])
+            }),
+            known: KnownBits::new(0, 0),
+            layout: PhantomData,
+        }
+    }
+
     /// Begins a strip of `width × rows`: nothing of it is known yet.
     pub fn start_strip(&mut self, width: usize, rows: usize) {
         self.known = KnownBits::new(width, rows);

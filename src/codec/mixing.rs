@@ -12,7 +12,7 @@
 //! 1/256 units ([`LOGIT_ONE`]), weights in 1/65536.
 #![forbid(unsafe_code)]
 
-use super::context::PixelModel;
+use super::context::{PixelModel, COUNT_LIMIT};
 use super::memory::{
     estimate_12, stretched, total_class, Contexts, Memory, Mixing, LOGIT_ONE, TOTAL_CLASSES,
 };
@@ -20,15 +20,21 @@ use super::model::PRECISION;
 use super::quantize::pixel_probability;
 use std::sync::OnceLock;
 
-/// Neighbourhoods whose counts are mixed.
+/// Neighbourhoods whose counts are mixed: the six narrow ones, then the page memory's four.
 const CONTEXTS: usize = 10;
+const NARROW_CONTEXTS: usize = 6;
 
 /// Inputs to each first-layer mixer: every neighbourhood's stretched estimate and its
 /// estimate's distance from ½, then a bias.
 const INPUTS: usize = 2 * CONTEXTS + 1;
 
-/// First-layer mixers, each with its own choice of weight set.
-const MIXERS: usize = 3;
+/// First-layer mixers, each with its own choice of weight set (the first edition uses
+/// the first three).
+const MIXERS: usize = 4;
+
+/// Weight sets of the fourth mixer, chosen by the low 12 bits of the 24-pixel
+/// neighbourhood's count index.
+const FOURTH_MIXER_SETS: usize = 1 << 12;
 
 /// Logits are kept within ±12 (in 1/256 units).
 const LOGIT_LIMIT: i32 = 12 * LOGIT_ONE;
@@ -36,11 +42,44 @@ const LOGIT_LIMIT: i32 = 12 * LOGIT_ONE;
 /// Weights are in units of 2^-16.
 const WEIGHT_ONE: i32 = 1 << 16;
 
-/// Learning rates, as right shifts of input × error (1/256 × 1/4096 units): 2^-12 gives
-/// a step of about 0.004 in real units for the first layer, 2^-13 about 0.002 for the
-/// second.
-const FIRST_RATE_SHIFT: u32 = 12;
-const SECOND_RATE_SHIFT: u32 = 13;
+/// How an edition of page mixing learns (format-spec.md §3.9). Both share the counts and
+/// the mixers' shape; the second learns faster and adds a fourth mixer and a refinement.
+pub struct Edition {
+    /// Learning rates, as right shifts of input × error (1/256 × 1/4096 units): 2^-12
+    /// gives a step of about 0.004 in real units.
+    first_rate_shift: u32,
+    second_rate_shift: u32,
+    /// The narrow neighbourhoods' counts are halved above this, the page memory's four
+    /// above [`COUNT_LIMIT`].
+    narrow_count_limit: u32,
+    /// First-layer mixers used: 3 or [`MIXERS`].
+    mixers: usize,
+    /// Whether a secondary estimate refines the mixed probability.
+    refines: bool,
+}
+
+/// Template 2, from version 6.
+pub const FIRST_EDITION: Edition = Edition {
+    first_rate_shift: 12,
+    second_rate_shift: 13,
+    narrow_count_limit: COUNT_LIMIT,
+    mixers: 3,
+    refines: false,
+};
+
+/// Template 3, from version 7. Measured on page 3 of each of the 24 training documents
+/// (models/README): learning 4 times faster in the first layer and 4 times in the second
+/// took them from 350,190 bytes to about 299,000 (the first edition's rates were chosen
+/// in a floating-point prototype, and are far too slow in integers); narrow counts that
+/// follow the last 64 pixels, the fourth mixer and the refinement then took another 3%,
+/// to 290,201.
+pub const SECOND_EDITION: Edition = Edition {
+    first_rate_shift: 10,
+    second_rate_shift: 11,
+    narrow_count_limit: 63,
+    mixers: MIXERS,
+    refines: true,
+};
 
 /// Σ w·x / 2^16, rounded toward −∞, kept within ±[`LOGIT_LIMIT`].
 #[inline]
@@ -84,6 +123,62 @@ fn train(weights: &mut [i32], inputs: &[i32], err: i32, shift: u32) {
     }
 }
 
+/// A secondary estimate: for each context, P(ink) as a function of the mixed logit,
+/// learnt as a curve through [`Refinement::POINTS`] points. A mixer weighs its inputs
+/// the same whatever their context; the curve corrects what it gets wrong in each.
+struct Refinement {
+    /// P(ink) in 1/65536 at each point of each context's curve.
+    curves: Vec<u16>,
+}
+
+impl Refinement {
+    /// Points 192/256 logit apart span ±12.
+    const POINTS: usize = 33;
+    const SPACING: i32 = 2 * LOGIT_LIMIT / (Self::POINTS as i32 - 1);
+    /// Each step moves a point 1/64 of the way to the pixel.
+    const RATE_SHIFT: u32 = 6;
+    /// Contexts: the 12-pixel neighbourhood's.
+    const CONTEXTS: usize = 1 << 12;
+
+    fn new() -> Self {
+        let curve: Vec<u16> = (0..Self::POINTS as i32)
+            .map(|j| (probability(j * Self::SPACING - LOGIT_LIMIT) >> (PRECISION - 16)) as u16)
+            .collect();
+        Refinement {
+            curves: curve.repeat(Self::CONTEXTS),
+        }
+    }
+
+    /// P(ink) in 1/65536 for `logit` in `context`, interpolated between the two points
+    /// about it, and the point nearer to it, which learns.
+    #[inline]
+    fn estimate(&self, context: usize, logit: i32) -> (u32, usize) {
+        let at = logit + LOGIT_LIMIT;
+        let i = ((at / Self::SPACING) as usize).min(Self::POINTS - 2);
+        let frac = (at - i as i32 * Self::SPACING) as u32;
+        let first = context * Self::POINTS + i;
+        let (lo, hi) = (
+            u32::from(self.curves[first]),
+            u32::from(self.curves[first + 1]),
+        );
+        let p = (lo * (Self::SPACING as u32 - frac) + hi * frac) / Self::SPACING as u32;
+        let nearer = if 2 * frac < Self::SPACING as u32 {
+            first
+        } else {
+            first + 1
+        };
+        (p, nearer)
+    }
+
+    /// The point at `at` steps toward `bit`.
+    #[inline]
+    fn learn(&mut self, at: usize, bit: u8) {
+        let target = if bit == 1 { 65535 } else { 0 };
+        let v = i32::from(self.curves[at]);
+        self.curves[at] = (v + ((target - v) >> Self::RATE_SHIFT)) as u16;
+    }
+}
+
 /// One pixel's prediction, kept until its value is known.
 struct Pending {
     contexts: Contexts<CONTEXTS>,
@@ -92,37 +187,60 @@ struct Pending {
     first: [i32; MIXERS],
     second_set: usize,
     logit: i32,
+    /// The refinement's point to learn, if it refines.
+    refined_at: Option<usize>,
 }
 
-/// The page-mixing model of one lane: counts, and two layers of adaptive mixers.
+/// The page-mixing model of one lane: counts, two layers of adaptive mixers and, in the
+/// second edition, a refinement.
 pub struct PageMixer {
+    edition: &'static Edition,
     memory: Memory<Mixing, CONTEXTS>,
-    /// First layer: mixer k's weight sets, chosen by [`Self::sets`].
+    /// First layer: mixer k's weight sets, chosen as [`PixelModel::predict`] says.
     first: [Vec<[i32; INPUTS]>; MIXERS],
     /// Second layer: weights over the first layer's logits and a bias, one set per class
-    /// of the 16-pixel neighbourhood's count total.
+    /// of the 16-pixel neighbourhood's count total. Logits of mixers an edition does not
+    /// use are 0.
     second: Vec<[i32; MIXERS + 1]>,
+    refinement: Option<Refinement>,
     pending: Option<Pending>,
 }
 
-impl Default for PageMixer {
-    /// Equal trust in every neighbourhood's stretched estimate, and in every first-layer
-    /// mixer.
-    fn default() -> Self {
+impl PageMixer {
+    /// A fresh model of `edition`: equal trust in every neighbourhood's stretched
+    /// estimate, and in every first-layer mixer.
+    pub fn new(edition: &'static Edition) -> Self {
         let mut start = [0; INPUTS];
         for w in start.iter_mut().step_by(2).take(CONTEXTS) {
             *w = WEIGHT_ONE * 3 / (2 * CONTEXTS as i32);
         }
-        let mut second = [WEIGHT_ONE / MIXERS as i32; MIXERS + 1];
-        second[MIXERS] = 0;
+        let mut second = [0; MIXERS + 1];
+        second[..edition.mixers].fill(WEIGHT_ONE / edition.mixers as i32);
+        let limits = std::array::from_fn(|k| {
+            if k < NARROW_CONTEXTS {
+                edition.narrow_count_limit
+            } else {
+                COUNT_LIMIT
+            }
+        });
         PageMixer {
-            memory: Memory::default(),
+            edition,
+            memory: Memory::with_limits(limits),
             first: [
                 vec![start; TOTAL_CLASSES],
                 vec![start; 16],
                 vec![start; TOTAL_CLASSES],
+                vec![
+                    start;
+                    if edition.mixers > 3 {
+                        FOURTH_MIXER_SETS
+                    } else {
+                        0
+                    }
+                ],
             ],
             second: vec![second; TOTAL_CLASSES],
+            refinement: edition.refines.then(Refinement::new),
             pending: None,
         }
     }
@@ -150,16 +268,29 @@ impl PixelModel for PageMixer {
             };
             pair.copy_from_slice(&[s, d]);
         }
+        // Weight sets: by the 110-pixel count's total, the 4 nearest pixels, the 62-pixel
+        // count's total, and the 24-pixel neighbourhood's index.
         let sets = [
             total_class(counts[CONTEXTS - 1]),
             self.memory.nearest(y, x),
             total_class(counts[CONTEXTS - 2]),
+            contexts.index(5) % FOURTH_MIXER_SETS,
         ];
-        let first: [i32; MIXERS] = std::array::from_fn(|k| dot(&self.first[k][sets[k]], &inputs));
+        let mut first = [0; MIXERS];
+        for (k, logit) in first.iter_mut().enumerate().take(self.edition.mixers) {
+            *logit = dot(&self.first[k][sets[k]], &inputs);
+        }
         let second_set = total_class(counts[CONTEXTS - 4]);
-        let mut second_inputs = [LOGIT_ONE; MIXERS + 1];
-        second_inputs[..MIXERS].copy_from_slice(&first);
-        let logit = dot(&self.second[second_set], &second_inputs);
+        let logit = dot(&self.second[second_set], &second_inputs(&first));
+        let mixed = probability(logit);
+        let (p, refined_at) = match &self.refinement {
+            None => (mixed, None),
+            Some(r) => {
+                let (refined, at) = r.estimate(contexts.index(2), logit);
+                let p = (mixed + (refined << (PRECISION - 16))) / 2;
+                (p.clamp(1, (1 << PRECISION) - 1), Some(at))
+            }
+        };
         self.pending = Some(Pending {
             contexts,
             inputs,
@@ -167,8 +298,9 @@ impl PixelModel for PageMixer {
             first,
             second_set,
             logit,
+            refined_at,
         });
-        probability(logit)
+        p
     }
 
     /// Pixel (y, x), just predicted, is `bit`: every mixer steps toward it and the counts
@@ -177,26 +309,35 @@ impl PixelModel for PageMixer {
     fn learn(&mut self, y: usize, x: usize, bit: u8) {
         let p = self.pending.take().expect("a prediction to learn from");
         let target = i32::from(bit) << 12;
-        for k in 0..MIXERS {
+        for k in 0..self.edition.mixers {
             let err = target - probability_12(p.first[k]);
             train(
                 &mut self.first[k][p.sets[k]],
                 &p.inputs,
                 err,
-                FIRST_RATE_SHIFT,
+                self.edition.first_rate_shift,
             );
         }
-        let mut second_inputs = [LOGIT_ONE; MIXERS + 1];
-        second_inputs[..MIXERS].copy_from_slice(&p.first);
         let err = target - probability_12(p.logit);
         train(
             &mut self.second[p.second_set],
-            &second_inputs,
+            &second_inputs(&p.first),
             err,
-            SECOND_RATE_SHIFT,
+            self.edition.second_rate_shift,
         );
+        if let (Some(r), Some(at)) = (&mut self.refinement, p.refined_at) {
+            r.learn(at, bit);
+        }
         self.memory.learn(p.contexts, y, x, bit);
     }
+}
+
+/// The second layer's inputs: the first layer's logits, then a bias.
+#[inline]
+fn second_inputs(first: &[i32; MIXERS]) -> [i32; MIXERS + 1] {
+    let mut inputs = [LOGIT_ONE; MIXERS + 1];
+    inputs[..MIXERS].copy_from_slice(first);
+    inputs
 }
 
 #[cfg(test)]
@@ -219,7 +360,7 @@ mod tests {
     /// After a pattern repeats, the mixer is sure of it.
     #[test]
     fn mixer_learns_what_it_sees() {
-        let mut m = PageMixer::default();
+        let mut m = PageMixer::new(&SECOND_EDITION);
         m.start_strip(48, 48);
         for y in 0..48 {
             for x in 0..48 {

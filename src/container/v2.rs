@@ -24,10 +24,13 @@ pub const VERSION_4: u16 = 4;
 /// Version 4's container, whose chain lanes may mix in the page memory, recorded in bit 0
 /// of their mode (format-spec.md §1.2, §3.8).
 pub const VERSION_5: u16 = 5;
-/// The version this module writes: version 5's, whose context-model lanes may also use
-/// page mixing, template 2 (format-spec.md §3.9).
+/// Version 5's container, whose context-model lanes may also use page mixing, template 2
+/// (format-spec.md §3.9).
 pub const VERSION_6: u16 = 6;
-/// The first bytes of a version 3 to 6 archive: "VLZ" and the version.
+/// The version this module writes: version 6's, whose context-model lanes may also use
+/// the second edition of page mixing, template 3 (format-spec.md §3.9).
+pub const VERSION_7: u16 = 7;
+/// The first bytes of a version 3 to 7 archive: "VLZ" and the version.
 pub const SIGNATURE: [u8; 3] = *b"VLZ";
 /// The shortest archive of each version: its fixed header and an empty trailer.
 const MIN_LEN_V2: usize = 8 + 2 + 2 + 8;
@@ -100,7 +103,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
         64 + names.len() + a.lanes.iter().map(|l| 24 + l.payload.len()).sum::<usize>(),
     );
     out.extend_from_slice(&SIGNATURE);
-    out.push(VERSION_6 as u8);
+    out.push(VERSION_7 as u8);
     put_varint(&mut out, a.entries.len() as u64);
     out.push(a.models.len() as u8);
     for m in &a.models {
@@ -257,10 +260,10 @@ pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, Container
             CODER_CONTEXT => {
                 let template = r.u8("lane template")?;
                 let state = r.u64("lane state")?;
-                let templates = if version >= VERSION_6 {
-                    CONTEXT_TEMPLATES
-                } else {
-                    CONTEXT_TEMPLATES - 1
+                let templates = match version {
+                    VERSION_7.. => CONTEXT_TEMPLATES,
+                    VERSION_6 => CONTEXT_TEMPLATES - 1,
+                    _ => CONTEXT_TEMPLATES - 2,
                 };
                 if template >= templates {
                     return Err(bad(format!("has the unknown template {template}")));
