@@ -206,6 +206,12 @@ pub fn index(v: u128, shape: &Shape, bits: u32) -> usize {
     if shape.pixels() <= bits as usize {
         return v as usize;
     }
+    hashed(v, bits)
+}
+
+/// A hash of context `v` to `bits` bits, from its two 64-bit halves.
+#[inline]
+pub fn hashed(v: u128, bits: u32) -> usize {
     let (lo, hi) = (v as u64, (v >> 64) as u64);
     let folded = lo ^ hi.wrapping_mul(GOLDEN);
     ((folded ^ (folded >> 31)).wrapping_mul(GOLDEN) >> (64 - bits)) as usize
@@ -395,6 +401,48 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         self.know(y, x, bit);
     }
 
+    /// Two coarse views of the rows above pixel (y, x) and of its own row, whose contexts
+    /// keep their shape where a scan's edges are ragged or a high resolution's strokes are
+    /// thick (format-spec.md §3.9). Each ends with (y − 1, x), then (y, x − 1).
+    ///
+    /// - Spaced, 44 bits: rows −2, −4, −6 and −8, nearest first, each at columns −8, −6,
+    ///   …, 8; then the own row's columns −2, −4, …, −12.
+    /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns −8 to 7, one bit
+    ///   each, set when at least 2 of its pixels are ink, block row by block row from the
+    ///   nearest, left to right; then the pairs of columns (−2, −1), (−4, −3), (−6, −5) and
+    ///   (−8, −7) of the own row, each set when either is ink.
+    #[inline]
+    pub fn coarse_contexts(&self, y: usize, x: usize) -> [u64; 2] {
+        let known = &self.known;
+        let nearest = (known.run(y, -1, x, 0, 1) << 1) | known.run(y, 0, x, 1, 1);
+        let mut spaced = 0u64;
+        for dy in [-2, -4, -6, -8] {
+            let row = known.run(y, dy, x, 8, 17);
+            for j in (0..17).step_by(2) {
+                spaced = (spaced << 1) | ((row >> j) & 1);
+            }
+        }
+        let own = known.run(y, 0, x, 12, 12);
+        for j in (0..12).step_by(2).rev() {
+            spaced = (spaced << 1) | ((own >> j) & 1);
+        }
+        let mut blocks = 0u64;
+        for pair in 0..4 {
+            let upper = known.run(y, -2 * pair - 2, x, 8, 16);
+            let lower = known.run(y, -2 * pair - 1, x, 8, 16);
+            for b in 0..8 {
+                let ink =
+                    ((upper >> (2 * b)) & 3).count_ones() + ((lower >> (2 * b)) & 3).count_ones();
+                blocks = (blocks << 1) | u64::from(ink >= 2);
+            }
+        }
+        let own = known.run(y, 0, x, 8, 8);
+        for k in 1..=4 {
+            blocks = (blocks << 1) | u64::from((own >> (8 - 2 * k)) & 3 != 0);
+        }
+        [(spaced << 2) | nearest, (blocks << 2) | nearest]
+    }
+
     /// Pixels (y, x − 1), (y − 1, x − 1), (y − 1, x) and (y − 1, x + 1), as bits 0 to 3:
     /// the nearest, which choose weight sets.
     #[inline]
@@ -473,7 +521,7 @@ mod tests {
     }
 
     /// The packed contexts are the spec's: bit k is the k-th offset's pixel of a byte-per-
-    /// pixel image, 0 outside it and where not yet known.
+    /// pixel image, 0 outside it and where not yet known; so are the coarse contexts.
     #[test]
     fn packed_contexts_are_the_listed_pixels() {
         let (w, h) = (150, 40);
@@ -518,6 +566,30 @@ mod tests {
                         });
                     assert_eq!(got, want, "({y}, {x})");
                 }
+                // The coarse contexts as listed, the first listed bit the most significant.
+                let bit = |dy: isize, dx: isize| u64::from(known(yi + dy, xi + dx));
+                let mut spaced = Vec::new();
+                for dy in [-2, -4, -6, -8] {
+                    spaced.extend((-8..=8).step_by(2).map(|dx| bit(dy, dx)));
+                }
+                spaced.extend((1..=6).map(|k| bit(0, -2 * k)));
+                let mut blocks = Vec::new();
+                for pair in 0..4 {
+                    blocks.extend((0..8).map(|b| {
+                        let (top, left) = (-2 * pair - 2, -8 + 2 * b);
+                        let ink = bit(top, left)
+                            + bit(top, left + 1)
+                            + bit(top + 1, left)
+                            + bit(top + 1, left + 1);
+                        u64::from(ink >= 2)
+                    }));
+                }
+                blocks.extend((1..=4).map(|k| bit(0, -2 * k) | bit(0, -2 * k + 1)));
+                let want = [spaced, blocks].map(|mut bits| {
+                    bits.extend([bit(-1, 0), bit(0, -1)]);
+                    bits.iter().fold(0, |v, &b| (v << 1) | b)
+                });
+                assert_eq!(memory.coarse_contexts(y, x), want, "({y}, {x})");
                 memory.know(y, x, pixels[y * w + x]);
             }
         }
