@@ -251,6 +251,16 @@ pub(crate) fn estimate_12([n0, n1]: [u32; 2]) -> u32 {
     (((2 * n1 + 1) << 12) / (2 * (n0 + n1) + 2)).clamp(1, 4095)
 }
 
+/// Bits 0, 2, 4, … of the low 32 bits of `v`, gathered into bits 0, 1, 2, ….
+#[inline]
+fn even_bits(v: u64) -> u64 {
+    let mut v = v & 0x5555_5555;
+    v = (v | (v >> 1)) & 0x3333_3333;
+    v = (v | (v >> 2)) & 0x0f0f_0f0f;
+    v = (v | (v >> 4)) & 0x00ff_00ff;
+    (v | (v >> 8)) & 0x0000_ffff
+}
+
 /// The class of a count total.
 pub(crate) fn total_class([n0, n1]: [u32; 2]) -> usize {
     (32 - (n0 + n1).leading_zeros()) as usize
@@ -403,43 +413,37 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
     /// Two coarse views of the rows above pixel (y, x) and of its own row, whose contexts
     /// keep their shape where a scan's edges are ragged or a high resolution's strokes are
-    /// thick (format-spec.md §3.9). Each ends with (y − 1, x), then (y, x − 1).
+    /// thick (format-spec.md §3.9). Each ends with (y − 1, x), then (y, x − 1); the first
+    /// listed bit is the most significant.
     ///
-    /// - Spaced, 44 bits: rows −2, −4, −6 and −8, nearest first, each at columns −8, −6,
-    ///   …, 8; then the own row's columns −2, −4, …, −12.
-    /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns −8 to 7, one bit
+    /// - Spaced, 44 bits: rows −2, −4, −6 and −8, nearest first, each at columns 8, 6,
+    ///   …, −8; then the own row's columns −2, −4, …, −12.
+    /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns 7 to −8, one bit
     ///   each, set when at least 2 of its pixels are ink, block row by block row from the
-    ///   nearest, left to right; then the pairs of columns (−2, −1), (−4, −3), (−6, −5) and
-    ///   (−8, −7) of the own row, each set when either is ink.
+    ///   nearest, right to left; then the pairs of columns (−2, −1), (−4, −3), (−6, −5)
+    ///   and (−8, −7) of the own row, each set when either is ink.
     #[inline]
     pub fn coarse_contexts(&self, y: usize, x: usize) -> [u64; 2] {
         let known = &self.known;
         let nearest = (known.run(y, -1, x, 0, 1) << 1) | known.run(y, 0, x, 1, 1);
+        // A run's bit j is column j − before, so its even bits, gathered, list every other
+        // column right to left from the most significant.
         let mut spaced = 0u64;
         for dy in [-2, -4, -6, -8] {
-            let row = known.run(y, dy, x, 8, 17);
-            for j in (0..17).step_by(2) {
-                spaced = (spaced << 1) | ((row >> j) & 1);
-            }
+            spaced = (spaced << 9) | even_bits(known.run(y, dy, x, 8, 17));
         }
-        let own = known.run(y, 0, x, 12, 12);
-        for j in (0..12).step_by(2).rev() {
-            spaced = (spaced << 1) | ((own >> j) & 1);
-        }
+        spaced = (spaced << 6) | even_bits(known.run(y, 0, x, 12, 12));
         let mut blocks = 0u64;
         for pair in 0..4 {
             let upper = known.run(y, -2 * pair - 2, x, 8, 16);
             let lower = known.run(y, -2 * pair - 1, x, 8, 16);
-            for b in 0..8 {
-                let ink =
-                    ((upper >> (2 * b)) & 3).count_ones() + ((lower >> (2 * b)) & 3).count_ones();
-                blocks = (blocks << 1) | u64::from(ink >= 2);
-            }
+            // At least 2 of a block's 4: both of one row's pair, or one of each.
+            let (both_up, both_low) = (upper & (upper >> 1), lower & (lower >> 1));
+            let (any_up, any_low) = (upper | (upper >> 1), lower | (lower >> 1));
+            blocks = (blocks << 8) | even_bits(both_up | both_low | (any_up & any_low));
         }
         let own = known.run(y, 0, x, 8, 8);
-        for k in 1..=4 {
-            blocks = (blocks << 1) | u64::from((own >> (8 - 2 * k)) & 3 != 0);
-        }
+        blocks = (blocks << 4) | even_bits(own | (own >> 1));
         [(spaced << 2) | nearest, (blocks << 2) | nearest]
     }
 
@@ -570,12 +574,12 @@ mod tests {
                 let bit = |dy: isize, dx: isize| u64::from(known(yi + dy, xi + dx));
                 let mut spaced = Vec::new();
                 for dy in [-2, -4, -6, -8] {
-                    spaced.extend((-8..=8).step_by(2).map(|dx| bit(dy, dx)));
+                    spaced.extend((-8..=8).rev().step_by(2).map(|dx| bit(dy, dx)));
                 }
                 spaced.extend((1..=6).map(|k| bit(0, -2 * k)));
                 let mut blocks = Vec::new();
                 for pair in 0..4 {
-                    blocks.extend((0..8).map(|b| {
+                    blocks.extend((0..8).rev().map(|b| {
                         let (top, left) = (-2 * pair - 2, -8 + 2 * b);
                         let ink = bit(top, left)
                             + bit(top, left + 1)
