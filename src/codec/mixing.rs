@@ -62,8 +62,9 @@ pub struct Edition {
     narrow_count_limit: u32,
     /// First-layer mixers used: 3 or [`MIXERS`].
     mixers: usize,
-    /// Whether the coarse contexts are counted, and a secondary estimate refines the
-    /// mixed probability.
+    /// Whether the coarse contexts are counted.
+    coarse: bool,
+    /// Whether a secondary estimate refines the mixed probability.
     refines: bool,
 }
 
@@ -73,11 +74,12 @@ pub const FIRST_EDITION: Edition = Edition {
     second_rate_shift: 13,
     narrow_count_limit: COUNT_LIMIT,
     mixers: 3,
+    coarse: false,
     refines: false,
 };
 
 /// Template 3, from version 7. Measured on page 3 of each of the 24 training documents
-/// (models/README): learning 4 times faster in the first layer and 4 times in the second
+/// (README, format-spec.md §3.9): learning 4 times faster in the first layer and 4 times in the second
 /// took them from 350,190 bytes to about 299,000 (the first edition's rates were chosen
 /// in a floating-point prototype, and are far too slow in integers); narrow counts that
 /// follow the last 64 pixels, the fourth mixer and the refinement then took another 3%,
@@ -87,6 +89,7 @@ pub const SECOND_EDITION: Edition = Edition {
     second_rate_shift: 11,
     narrow_count_limit: 63,
     mixers: MIXERS,
+    coarse: true,
     refines: true,
 };
 
@@ -238,7 +241,7 @@ impl PageMixer {
         PageMixer {
             edition,
             memory: Memory::with_limits(limits),
-            coarse: if edition.refines {
+            coarse: if edition.coarse {
                 (0..COARSE).map(|_| Counts::new(1 << COARSE_BITS)).collect()
             } else {
                 Vec::new()
@@ -387,6 +390,26 @@ mod tests {
         }
         assert!(probability(LOGIT_LIMIT) < (1 << PRECISION) - 1);
         assert_eq!(probability_12(LOGIT_LIMIT), 4095);
+    }
+
+    /// A fresh refinement follows the sigmoid between its points (within its linear
+    /// interpolation's error, under 0.7%), every logit included, and its curve learns
+    /// only in its own context.
+    #[test]
+    fn refinement_starts_as_the_sigmoid_and_learns_its_context() {
+        let mut r = Refinement::new();
+        for logit in -LOGIT_LIMIT..=LOGIT_LIMIT {
+            let (p, at) = r.estimate(7, logit);
+            let want = probability(logit) >> (PRECISION - 16);
+            assert!(p.abs_diff(want) < 460, "{logit}: {p} vs {want}");
+            assert!(at / Refinement::POINTS == 7);
+        }
+        for _ in 0..200 {
+            let (_, at) = r.estimate(7, 0);
+            r.learn(at, 1);
+        }
+        assert!(r.estimate(7, 0).0 > 60_000);
+        assert_eq!(r.estimate(8, 0).0, 1 << 15);
     }
 
     /// After a pattern repeats, the mixer is sure of it.
