@@ -129,10 +129,9 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
             Ok((mixed?.remove(0), counted?.remove(0)))
         })
         .collect::<Result<Vec<_>, CodecError>>()?;
-    let (num, den) = PAGES_ARE_MIXED;
     let mixed: u64 = coded.iter().map(|(m, _)| m.payload.len() as u64).sum();
     let counted: u64 = coded.iter().map(|(_, c)| c.payload.len() as u64).sum();
-    if mixed * den > counted * num {
+    if !at_most(mixed, counted, PAGES_ARE_MIXED) {
         return Ok(PageMixing::Unlearnt);
     }
     // Each lane still takes the smallest coding, so that none expands.
@@ -161,8 +160,16 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
 /// Whether page mixing, coding a lane as `mixed`, learnt it well enough that its chain
 /// need not be tried: see [`MIXING_SKIPS_CHAIN`]; `counted` is the lane under template 0.
 fn mixing_skips_chain(mixed: &CodedLane, counted: &CodedLane) -> bool {
-    let (num, den) = MIXING_SKIPS_CHAIN;
-    mixed.payload.len() as u64 * den <= counted.payload.len() as u64 * num
+    at_most(
+        mixed.payload.len() as u64,
+        counted.payload.len() as u64,
+        MIXING_SKIPS_CHAIN,
+    )
+}
+
+/// Whether `part` ≤ num/den × `whole`, in integers.
+fn at_most(part: u64, whole: u64, (num, den): (u64, u64)) -> bool {
+    part * den <= whole * num
 }
 
 /// How many tiles of side `tile` have both ink and paper: the tiles a chain codes with its
@@ -699,7 +706,7 @@ const PAGE_MIXER: &ContextModel = &CONTEXT_MODELS[PAGE_MIXING as usize];
 
 /// Lanes whose strips hold at least this many pixels on average (a 256 × 256 image) are
 /// also coded with page mixing. Smaller images, digits and glyphs, are the VLAE's: there
-/// page mixing never wins, and its tables (53 MB) would cost more time than the coding.
+/// page mixing never wins, and its tables (85 MB) would cost more time than the coding.
 const MIXING_MIN_STRIP_PIXELS: usize = 1 << 16;
 
 /// Whether page mixing is tried on `strips` strips of `pixels` pixels in all.

@@ -482,12 +482,8 @@ fn context_model_sees_what_training_saw() {
 #[test]
 fn context_model_round_trips_pages_in_any_lanes() {
     let net = tiny_context();
-    let sizes = [(61, 45), (8, 8), (1, 17), (23, 1), (40, 64)];
-    let images: Vec<Vec<u8>> = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &(w, h))| text_page(w as usize, h as usize, 20 + i as u64))
-        .collect();
+    let sizes = [(61u32, 45u32), (8, 8), (1, 17), (23, 1), (40, 64)];
+    let images = pages_of(&in_pixels(&sizes), text_page, 20);
     let entries = entries_for(&sizes);
     for lanes in [Some(1), Some(4), Some(9)] {
         round_trip(net, &entries, &images, lanes);
@@ -665,10 +661,27 @@ fn page_mixing_round_trips_and_learns_the_page() {
 
 /// Text-like pages of these sizes, each its own.
 fn text_pages(sizes: &[(usize, usize)]) -> Vec<Vec<u8>> {
+    pages_of(sizes, text_page, 40)
+}
+
+/// One page of each size drawn by `draw`, with seeds from `first_seed` on.
+fn pages_of(
+    sizes: &[(usize, usize)],
+    draw: fn(usize, usize, u64) -> Vec<u8>,
+    first_seed: u64,
+) -> Vec<Vec<u8>> {
     sizes
         .iter()
         .enumerate()
-        .map(|(i, &(w, h))| text_page(w, h, 40 + i as u64))
+        .map(|(i, &(w, h))| draw(w, h, first_seed + i as u64))
+        .collect()
+}
+
+/// Sizes as the entry table gives them, as pixel counts.
+fn in_pixels(sizes: &[(u32, u32)]) -> Vec<(usize, usize)> {
+    sizes
+        .iter()
+        .map(|&(w, h)| (w as usize, h as usize))
         .collect()
 }
 
@@ -690,11 +703,7 @@ fn strips_of<'a>(sizes: &[(usize, usize)], pages: &'a [Vec<u8>]) -> Vec<Strip<'a
 #[test]
 fn clean_pages_are_mixed_in_as_few_lanes_as_allowed() {
     let sizes = [(640u32, 480u32), (500, 420)];
-    let pages: Vec<Vec<u8>> = sizes
-        .iter()
-        .enumerate()
-        .map(|(i, &(w, h))| glyph_page(w as usize, h as usize, 60 + i as u64))
-        .collect();
+    let pages = pages_of(&in_pixels(&sizes), glyph_page, 60);
     let entries = entries_for(&sizes);
     for (asked, want) in [(None, 1), (Some(3), 3)] {
         let bytes = round_trip(tiny_context(), &entries, &pages, asked);

@@ -156,6 +156,7 @@ pub(crate) trait PixelModel {
     fn start_strip(&mut self, width: usize, rows: usize);
     /// P(ink) of pixel (y, x), to `PRECISION` bits; [`Self::learn`] follows with its value.
     fn predict(&mut self, y: usize, x: usize) -> u32;
+    /// Pixel (y, x), just predicted, is `bit`.
     fn learn(&mut self, y: usize, x: usize, bit: u8);
 }
 

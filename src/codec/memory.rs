@@ -240,7 +240,7 @@ pub(crate) fn stretch_table() -> &'static [i16; 4096] {
 
 /// The stretched Krichevsky–Trofimov estimate of counts (n0, n1), through the stretch
 /// table.
-pub(crate) fn stretched(counts: [u32; 2]) -> i16 {
+fn stretched(counts: [u32; 2]) -> i16 {
     stretch_table()[estimate_12(counts) as usize]
 }
 

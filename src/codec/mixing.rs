@@ -14,7 +14,8 @@
 
 use super::context::{Counts, PixelModel, COUNT_LIMIT};
 use super::memory::{
-    estimate_12, hashed, stretched, total_class, Contexts, Memory, Mixing, LOGIT_ONE, TOTAL_CLASSES,
+    estimate_12, hashed, stretch_table, total_class, Contexts, Memory, Mixing, LOGIT_ONE,
+    TOTAL_CLASSES,
 };
 use super::model::PRECISION;
 use super::quantize::pixel_probability;
@@ -294,8 +295,11 @@ impl PixelModel for PageMixer {
             let (s, d) = if n == [0, 0] {
                 (0, 0)
             } else {
-                let p = estimate_12(n) as i32;
-                (i32::from(stretched(n)), (p - 2048) >> 3)
+                let q = estimate_12(n);
+                (
+                    i32::from(stretch_table()[q as usize]),
+                    (q as i32 - 2048) >> 3,
+                )
             };
             pair.copy_from_slice(&[s, d]);
         }
