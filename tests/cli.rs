@@ -675,7 +675,9 @@ fn show_writes_a_figure_of_the_expected_size() {
 }
 
 /// `auto` gives a text page to the built-in documents model and digits to the MNIST
-/// model: each archive names the model `vlae-zip models` lists for it.
+/// model, whether as files or as one image of 12 × 12 digits (whose sample, when it was
+/// cut at the documents model's tile rows, went through the digits' middles): each
+/// archive names the model `vlae-zip models` lists for it.
 #[test]
 fn auto_picks_the_documents_model_for_a_page_and_mnist_for_digits() {
     let tmp = tempfile::tempdir().unwrap();
@@ -697,9 +699,25 @@ fn auto_picks_the_documents_model_for_a_page_and_mnist_for_digits() {
         )
         .unwrap();
     }
+    let side = 12;
+    let mut grid = BitImage {
+        width: 28 * side,
+        height: 28 * side,
+        pixels: vec![0; 28 * 28 * side * side],
+    };
+    for i in 0..side * side {
+        let (x, y) = (28 * (i % side), 28 * (i / side));
+        for (r, row) in digit(100 + i).pixels.chunks(28).enumerate() {
+            let at = (y + r) * grid.width + x;
+            grid.pixels[at..at + 28].copy_from_slice(row);
+        }
+    }
+    let grid_file = tmp.path().join("grid.pbm");
+    std::fs::write(&grid_file, encode_image(&grid, ImageFormat::Pbm)).unwrap();
     for (input, model) in [
         ("tests/data/page-crop.pbm", "documents"),
         (digits.to_str().unwrap(), "mnist"),
+        (grid_file.to_str().unwrap(), "mnist"),
     ] {
         let arc = tmp.path().join("x.vlz");
         let a = arc.to_str().unwrap();

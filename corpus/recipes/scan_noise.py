@@ -8,6 +8,11 @@ import math
 import random
 import sys
 
+# Each pixel on an ink/paper border flips with this probability; this fraction of all
+# pixels are flipped at random places.
+EDGE_FLIP = 0.06
+SPECKLE = 2e-5
+
 UNPACK = [bytes((b >> (7 - i)) & 1 for i in range(8)) for b in range(256)]
 
 
@@ -71,11 +76,16 @@ def rotate(width, height, rows, degrees):
     return out
 
 
-def roughen(width, rows, rng, edge=0.06, speckle=2e-5):
+def on_border(r, below, x):
+    """Whether pixel x of row r differs from its right or lower neighbour."""
+    return r[x] != r[x + 1] or r[x] != below[x]
+
+
+def roughen(width, rows, rng, edge=EDGE_FLIP, speckle=SPECKLE):
     """Flips pixels on ink/paper borders with probability `edge`, and scattered ones."""
     for y in range(len(rows) - 1):
         r, below = rows[y], rows[y + 1]
-        flips = [x for x in range(width - 1) if (r[x] != r[x + 1] or r[x] != below[x]) and rng.random() < edge]
+        flips = [x for x in range(width - 1) if on_border(r, below, x) and rng.random() < edge]
         for x in flips:
             r[x] ^= 1
     n = int(width * len(rows) * speckle)

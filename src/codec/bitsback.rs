@@ -430,6 +430,11 @@ impl<'n> BitsBack<'n> {
         (self.net.config().latent_dim as u64) * u64::from(self.grid.buckets().trailing_zeros())
     }
 
+    /// The side of the model's square tiles, in pixels.
+    pub fn tile(&self) -> usize {
+        self.net.tile()
+    }
+
     /// Codes with importance-weighted bits-back, up to `samples` latents per tile.
     pub fn with_samples(mut self, samples: usize) -> Self {
         self.samples = samples.max(1);
