@@ -61,8 +61,9 @@ pub enum LaneCoderArg {
 pub struct CodingArgs {
     /// At least this many lanes: independent runs of rows, coded and decoded in parallel.
     /// Default: one per 625 tiles that the model codes (625 digits, or about 40% of a
-    /// 200-dpi text page), rounded to an even count, and at least two for inputs larger
-    /// than one lane. More lanes decode on more cores and cost a few hundred bits each.
+    /// 200-dpi text page), K/4 times as many with `--iw K` from K = 8, rounded to an even
+    /// count, and at least two for inputs larger than one lane. More lanes decode on more
+    /// cores and cost a few hundred bits each.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub lanes: Option<u32>,
     /// Which coders lanes may use: the smallest of the bits-back chain, the context model

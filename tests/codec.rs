@@ -379,7 +379,7 @@ fn simd_and_baseline_kernels_give_identical_archives() {
 
 #[test]
 fn default_lanes_let_sixteen_threads_decode_ten_thousand_digits() {
-    let lanes = archive::default_lanes(10_000, 10_000 * 784);
+    let lanes = archive::default_lanes(10_000, 10_000 * 784, 1);
     assert!(lanes >= 16, "{lanes} lanes");
     let tasks = lanes.div_ceil(archive::lanes_per_task(lanes, 16));
     assert!(tasks >= 16, "{tasks} tasks for 16 threads");
@@ -397,16 +397,25 @@ fn default_lanes_follow_model_tiles_and_keep_two_cores_busy() {
     let all = 1700usize.div_ceil(32) * 2200usize.div_ceil(32);
     assert!(tiles > 0 && (tiles as usize) < all, "{tiles} of {all}");
     let by_pixels = (1700 * 2200u64).div_ceil(archive::PIXELS_PER_LANE) as usize;
-    let lanes = archive::default_lanes(tiles, 1700 * 2200);
+    let lanes = archive::default_lanes(tiles, 1700 * 2200, 1);
     assert!(lanes < by_pixels, "{lanes} lanes, {by_pixels} by pixels");
     // An even count near one lane per MODEL_TILES_PER_LANE, so two cores share it evenly.
     assert_eq!(lanes % 2, 0, "{lanes} lanes");
     let per_lane = tiles as f64 / lanes as f64 / archive::MODEL_TILES_PER_LANE as f64;
     assert!((0.66..=1.5).contains(&per_lane), "{per_lane}");
     // A blank page still gets two lanes, as do 1,000 digits; a few digits one.
-    assert_eq!(archive::default_lanes(0, 1700 * 2200), 2);
-    assert_eq!(archive::default_lanes(1000, 1000 * 784), 2);
-    assert_eq!(archive::default_lanes(10, 10 * 784), 1);
+    assert_eq!(archive::default_lanes(0, 1700 * 2200, 1), 2);
+    assert_eq!(archive::default_lanes(1000, 1000 * 784, 1), 2);
+    assert_eq!(archive::default_lanes(10, 10 * 784, 1), 1);
+}
+
+/// With importance samples lanes are longer, since each lane's ramp of samples costs more
+/// the more it ramps to: 10,000 digits take 16 lanes plain and at K = 4, 4 at K = 16, and
+/// 2 at K = 64, which still keep two cores busy.
+#[test]
+fn importance_samples_lengthen_the_default_lanes() {
+    let lanes = |k| archive::default_lanes(10_000, 10_000 * 784, k);
+    assert_eq!([lanes(1), lanes(4), lanes(16), lanes(64)], [16, 16, 4, 2]);
 }
 
 #[test]
