@@ -105,7 +105,9 @@ enum PageMixing {
 /// (page 3 of the training documents, one lane a page against `auto`'s two to four),
 /// while decoding a page on one core still runs at about 3 Mpx/s. Gives the lanes where
 /// every image has at least [`MIXING_MIN_STRIP_PIXELS`] pixels and page mixing codes the
-/// lanes together within [`PAGES_ARE_MIXED`] of template 0.
+/// lanes together within [`PAGES_ARE_MIXED`] of template 0, unless, above
+/// [`MIXING_OUTRUNS_CHAINS`] of it, a model's chain is estimated within
+/// [`CHAIN_BEATS_MIXING`] of page mixing (then [`PageMixing::LaneByLane`]).
 fn mixed_pages<P: AsRef<[u8]> + Sync>(
     shapes: &[(usize, usize)],
     images: &[P],
@@ -511,7 +513,7 @@ fn image_runs(shapes: &[(usize, usize)]) -> Vec<std::ops::Range<usize>> {
         }
     }
     if runs.len() > MAX_RUNS {
-        return vec![0..shapes.len()];
+        return std::iter::once(0..shapes.len()).collect();
     }
     runs
 }
@@ -528,15 +530,8 @@ fn code_run<P: AsRef<[u8]> + Sync>(
     opts: CompressOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Lane<Vec<u8>>>, ArchiveError> {
-    let Coders {
-        models,
-        band,
-        cut,
-        sample_counts,
-        chain_sets,
-        forgetful_sets,
-    } = coders;
-    let (band, cut) = (*band, *cut);
+    let (models, band, cut) = (coders.models, coders.band, coders.cut);
+    let (sample_counts, chain_sets) = (&coders.sample_counts, &coders.chain_sets);
     let chains = chain_sets.last().expect("plain chains");
     let unlearnt = match mixed_pages(shapes, images, cut, chains, opts, progress)? {
         PageMixing::Coded(lanes) => return Ok(lanes),
@@ -645,7 +640,7 @@ fn code_run<P: AsRef<[u8]> + Sync>(
                     .iter()
                     .position(|s| s == samples)
                     .expect("tried");
-                if let Ok(mut plain) = forgetful_sets[at][choice[k]].encode(&[lane]) {
+                if let Ok(mut plain) = coders.forgetful_sets[at][choice[k]].encode(&[lane]) {
                     if plain[0].payload.len() < coded.payload.len() {
                         chained[k] = Some((*samples, plain.remove(0)));
                         memory[k] = false;
