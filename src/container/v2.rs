@@ -48,7 +48,7 @@ const MIN_ENTRY_LEN: u64 = 1;
 /// The shortest lane record: coder, rows, payload length.
 const MIN_LANE_RECORD_LEN: u64 = 3;
 
-/// What a writer supplies; [`write`] checks it against the reader's limits.
+/// What a writer supplies; [`write()`] checks it against the reader's limits.
 pub struct NewArchive<'e> {
     pub models: Vec<[u8; MODEL_ID_LEN]>,
     pub latent_bits: u8,

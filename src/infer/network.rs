@@ -607,7 +607,7 @@ impl Network {
     }
 
     /// q(z|x) for G images at once; each result is what [`Self::posterior`] gives.
-    /// Fewer images than [`POSITIONS_AT_ONCE`] go one by one, positions side by side,
+    /// Fewer images than `POSITIONS_AT_ONCE` (4) go one by one, positions side by side,
     /// which gives the CPU more independent chains than they give in lockstep.
     pub fn posteriors<const G: usize>(&self, images: [&[u8]; G]) -> [Posterior; G] {
         if G < POSITIONS_AT_ONCE {
@@ -660,7 +660,7 @@ impl Network {
 
     /// The Bernoulli logits of pixels `0..reach` of G tiles (`tile_pixels` bytes of 0/1
     /// each) given their latents `zs` and canvases, `reach × G`: what decoding computes
-    /// pixel by pixel, bit for bit. Fewer tiles than [`POSITIONS_AT_ONCE`] are each
+    /// pixel by pixel, bit for bit. Fewer tiles than `POSITIONS_AT_ONCE` (4) are each
     /// evaluated layer by layer over all their positions, which every pixel being known
     /// allows, and which gives the CPU more independent chains than they give in
     /// lockstep. More go pixel by pixel in lockstep as decoding does: layer by layer their
