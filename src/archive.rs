@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 use crate::codec::bitsback::{BitsBack, ChainLayout, CodecError, Strip, LANE_GROUP};
-use crate::codec::context::{ContextModel, PAGE_MIXING, PAGE_MIXING_FIRST_EDITION};
+use crate::codec::context::{
+    ContextModel, PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_SECOND_EDITION,
+};
 use crate::codec::lane::{Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
 use crate::codec::model::PRECISION;
 use crate::container::{self, v2, Archive, ContainerError, Entry, Lane, LaneCoder, ModelId};
@@ -832,13 +834,16 @@ fn choose_models(
 }
 
 /// The context model with each template, indexed by template: the counting ones, tried on
-/// every lane, and the two editions of page mixing, of which the second is tried on lanes
-/// of large images and the first only decoded.
-const CONTEXT_MODELS: [ContextModel; 4] = [
+/// every lane, and the three editions of page mixing, of which the third is tried on
+/// lanes of large images and the others only decoded.
+const CONTEXT_MODELS: [ContextModel; 5] = [
     ContextModel { template: 0 },
     ContextModel { template: 1 },
     ContextModel {
         template: PAGE_MIXING_FIRST_EDITION,
+    },
+    ContextModel {
+        template: PAGE_MIXING_SECOND_EDITION,
     },
     ContextModel {
         template: PAGE_MIXING,

@@ -37,8 +37,11 @@
 //! - `golden-v7*.vlz`: version 7, the same images and settings as the six version 6
 //!   files; `golden-v7-mixing.vlz` codes its page with page mixing's second edition.
 //!
-//! Versions 1 to 6 can no longer be written. If version 7 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 7 files (only then) with
+//! - `golden-v8*.vlz`: version 8, the same images and settings as the six version 7
+//!   files; `golden-v8-mixing.vlz` codes its page with page mixing's third edition.
+//!
+//! Versions 1 to 7 can no longer be written. If version 8 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 8 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
 mod common;
@@ -174,6 +177,12 @@ fn version_7_archives_decode_to_the_same_pixels() {
     check(&[&documents()], "golden-v7-documents");
     check(&[&documents()], "golden-v7-memory");
     check(&[], "golden-v7-mixing");
+    check(&[&mnist(), &tiny_context()], "golden-v8");
+    check(&[&mnist()], "golden-v8-mnist");
+    check(&[&tiny_context()], "golden-v8-context");
+    check(&[&documents()], "golden-v8-documents");
+    check(&[&documents()], "golden-v8-memory");
+    check(&[], "golden-v8-mixing");
 }
 
 fn digits(n: usize) -> Vec<Vec<u8>> {
@@ -276,8 +285,8 @@ fn write_golden(
 }
 
 #[test]
-#[ignore = "regenerates the version 7 golden files; run only when the format version changes"]
-fn regenerate_version_7_golden_files() {
+#[ignore = "regenerates the version 8 golden files; run only when the format version changes"]
+fn regenerate_version_8_golden_files() {
     let (mut entries, mut images) = mixed();
     // A text-like page, which the context model codes.
     entries.push(Entry {
@@ -290,7 +299,7 @@ fn regenerate_version_7_golden_files() {
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     write_golden(
-        "golden-v7",
+        "golden-v8",
         &nets,
         &entries,
         &images,
@@ -313,7 +322,7 @@ fn regenerate_version_7_golden_files() {
         })
         .collect();
     write_golden(
-        "golden-v7-mnist",
+        "golden-v8-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -342,7 +351,7 @@ fn regenerate_version_7_golden_files() {
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
     write_golden(
-        "golden-v7-context",
+        "golden-v8-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -363,7 +372,7 @@ fn regenerate_version_7_golden_files() {
         height: page.height as u32,
     };
     write_golden(
-        "golden-v7-documents",
+        "golden-v8-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -379,7 +388,7 @@ fn regenerate_version_7_golden_files() {
     // A lane too large to be tried without the memory.
     let (w, h) = (800, 704);
     write_golden(
-        "golden-v7-memory",
+        "golden-v8-memory",
         &[&documents()],
         &[Entry {
             name: "page.pbm".into(),
@@ -400,7 +409,7 @@ fn regenerate_version_7_golden_files() {
     // A page large enough for page mixing, which codes it smallest.
     let (w, h) = (400, 300);
     write_golden(
-        "golden-v7-mixing",
+        "golden-v8-mixing",
         &[&mnist()],
         &[Entry {
             name: "page.pbm".into(),
@@ -428,6 +437,7 @@ fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
         ("golden-v5", 5),
         ("golden-v6", 6),
         ("golden-v7", 7),
+        ("golden-v8", 8),
     ] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -467,12 +477,18 @@ fn the_version_5_golden_files_exercise_the_page_memory() {
     ));
 }
 
-/// The version 6 and 7 mixing files code their lane with page mixing's first and second
-/// editions, so that both paths keep decoding.
+/// The version 6, 7 and 8 mixing files code their lane with page mixing's first, second
+/// and third editions, so that every path keeps decoding.
 #[test]
-fn the_version_6_and_7_golden_files_exercise_page_mixing() {
-    use vlae_zip::codec::context::{PAGE_MIXING, PAGE_MIXING_FIRST_EDITION};
-    for (version, template) in [(6, PAGE_MIXING_FIRST_EDITION), (7, PAGE_MIXING)] {
+fn the_version_6_to_8_golden_files_exercise_page_mixing() {
+    use vlae_zip::codec::context::{
+        PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_SECOND_EDITION,
+    };
+    for (version, template) in [
+        (6, PAGE_MIXING_FIRST_EDITION),
+        (7, PAGE_MIXING_SECOND_EDITION),
+        (8, PAGE_MIXING),
+    ] {
         let bytes = std::fs::read(format!("tests/data/golden-v{version}-mixing.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
         assert_eq!(arch.version, version);
