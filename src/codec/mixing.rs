@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 const CONTEXTS: usize = 10;
 const NARROW_CONTEXTS: usize = 6;
 
-/// Coarse contexts ([`Memory::coarse_contexts`]), counted in the second edition.
+/// Coarse contexts ([`Memory::coarse_contexts`]), counted from the second edition on.
 const COARSE: usize = 2;
 
 /// Count pairs of each coarse context: its contexts are hashed to 22 bits.
@@ -50,17 +50,17 @@ const LOGIT_LIMIT: i32 = 12 * LOGIT_ONE;
 /// Weights are in units of 2^-16.
 const WEIGHT_ONE: i32 = 1 << 16;
 
-/// How an edition of page mixing learns (format-spec.md §3.9). Both share the counts and
+/// How an edition of page mixing learns (format-spec.md §3.9). All share the counts and
 /// the mixers' shape; the second learns faster, and adds coarse contexts, a fourth mixer
-/// and a refinement.
+/// and a refinement; the third's wide counts forget sooner.
 pub struct Edition {
     /// Learning rates, as right shifts of input × error (1/256 × 1/4096 units): 2^-12
     /// gives a step of about 0.004 in real units.
     first_rate_shift: u32,
     second_rate_shift: u32,
-    /// The narrow neighbourhoods' counts are halved above this, the page memory's four
-    /// above `wide_count_limit`.
+    /// The narrow neighbourhoods' counts are halved above this.
     narrow_count_limit: u32,
+    /// The page memory's four neighbourhoods' counts are halved above this.
     wide_count_limit: u32,
     /// First-layer mixers used: 3 or [`MIXERS`].
     mixers: usize,
@@ -218,8 +218,8 @@ struct Pending {
     refined_at: Option<usize>,
 }
 
-/// The page-mixing model of one lane: counts, two layers of adaptive mixers and, in the
-/// second edition, a refinement.
+/// The page-mixing model of one lane: counts, two layers of adaptive mixers and, from the
+/// second edition on, a refinement.
 pub struct PageMixer {
     edition: &'static Edition,
     memory: Memory<Mixing, CONTEXTS>,
