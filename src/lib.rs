@@ -22,3 +22,4 @@ pub mod job;
 pub mod models;
 #[cfg(feature = "train")]
 pub mod nn;
+mod prefetch;

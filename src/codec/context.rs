@@ -10,7 +10,7 @@
 
 use super::bitsback::{CodecError, Strip};
 use super::lane::{payload, words, CodedLane, LaneCodec, LaneToDecode};
-use super::mixing::{Edition, PageMixer, FIRST_EDITION, SECOND_EDITION, THIRD_EDITION};
+use super::mixing::{self, Edition, PageMixer, FIRST_EDITION, SECOND_EDITION, THIRD_EDITION};
 use super::model::{Bernoulli, Coder, PRECISION};
 use constriction::stream::{Decode, Encode};
 
@@ -91,6 +91,15 @@ impl Counts {
         let [n0, n1] = self.get(ctx).map(u64::from);
         let p = ((2 * n1 + 1) << PRECISION) / (2 * (n0 + n1) + 2);
         (p as u32).clamp(1, (1 << PRECISION) - 1)
+    }
+
+    /// Asks the processor to bring a context's counts into its cache, for a pixel to be
+    /// counted shortly: a hint, which changes no result.
+    #[inline]
+    pub(crate) fn prefetch(&self, ctx: usize) {
+        if let Some(pair) = self.pairs.get(ctx) {
+            crate::prefetch::prefetch(pair);
+        }
     }
 
     #[inline]
@@ -220,21 +229,27 @@ impl ContextModel {
     }
 }
 
-/// Codes a lane's strips with `model`, fresh: ANS is a stack, so the probabilities are
-/// computed forward, as the decoder will, and the pixels pushed in reverse.
-fn encode_lane(mut model: impl PixelModel, strips: &[Strip]) -> Result<CodedLane, CodecError> {
+/// Every pixel of a lane's `strips` with the P(ink) that `model`, fresh, gives it: the
+/// probabilities are computed forward, as the decoder will.
+fn predict_lane(mut model: impl PixelModel, strips: &[Strip]) -> Vec<(u8, u32)> {
     let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
-    let mut coded: Vec<(u8, u32)> = Vec::with_capacity(total);
+    let mut predicted = Vec::with_capacity(total);
     for s in strips {
         model.start_strip(s.width, s.rows);
         for y in 0..s.rows {
             for x in 0..s.width {
                 let bit = s.pixels[y * s.width + x];
-                coded.push((bit, model.predict(y, x)));
+                predicted.push((bit, model.predict(y, x)));
                 model.learn(y, x, bit);
             }
         }
     }
+    predicted
+}
+
+/// Codes a lane's pixels with their P(ink): ANS is a stack, so they are pushed last first
+/// for the decoder to pop them in order.
+fn encode_lane(coded: &[(u8, u32)]) -> Result<CodedLane, CodecError> {
     let mut coder = Coder::new();
     for &(bit, p) in coded.iter().rev() {
         coder
@@ -291,8 +306,8 @@ impl LaneCodec for ContextModel {
         lanes
             .iter()
             .map(|strips| match TEMPLATES.get(usize::from(self.template)) {
-                Some(template) => encode_lane(TemplateCounts::new(template), strips),
-                None => encode_lane(PageMixer::new(self.edition()), strips),
+                Some(template) => encode_lane(&predict_lane(TemplateCounts::new(template), strips)),
+                None => encode_lane(&mixing::predict_lane(self.edition(), strips)),
             })
             .collect()
     }

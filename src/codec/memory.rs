@@ -318,7 +318,7 @@ pub struct Memory<L: Layout<N>, const N: usize> {
 pub type PageMemory = Memory<Remembering, 4>;
 
 /// Where a pixel's counts are, to update them once its value is known.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Contexts<const N: usize>([usize; N]);
 
 impl<const N: usize> Contexts<N> {
@@ -393,22 +393,66 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// and where they are.
     #[inline]
     pub fn look_up(&self, y: usize, x: usize) -> ([[u32; 2]; N], Contexts<N>) {
+        let contexts = self.contexts_of(y, x);
+        (self.counts_at(&contexts), contexts)
+    }
+
+    /// Whether every pixel that a context of pixel (y, x) may read is white: those of the
+    /// 8 rows above at columns x − 8 … x + 8, and x − 12 … x − 1 of its own row (the coarse
+    /// contexts reach furthest). Most pixels of a page are so, and their contexts are
+    /// those of a blank page: they need not be gathered.
+    #[inline]
+    pub fn blank_around(&self, y: usize, x: usize) -> bool {
+        (1..=ROWS_ABOVE as isize).all(|d| self.known.run(y, -d, x, 8, 17) == 0)
+            && self.known.run(y, 0, x, 12, 12) == 0
+    }
+
+    /// Where the counts of a pixel amid white are.
+    pub fn blank_contexts() -> Contexts<N> {
+        Contexts(std::array::from_fn(|i| {
+            let (shape, bits) = &L::NEIGHBOURHOODS[i];
+            index(0, shape, *bits)
+        }))
+    }
+
+    /// Where pixel (y, x)'s counts are, from the pixels known so far.
+    #[inline]
+    pub fn contexts_of(&self, y: usize, x: usize) -> Contexts<N> {
         let values = self.contexts(y, x);
-        let contexts = Contexts(std::array::from_fn(|i| {
+        Contexts(std::array::from_fn(|i| {
             let (shape, bits) = &L::NEIGHBOURHOODS[i];
             index(values[i], shape, *bits)
-        }));
-        let counts = std::array::from_fn(|i| self.counts[i].get(contexts.0[i]));
-        (counts, contexts)
+        }))
+    }
+
+    /// Each neighbourhood's counts (n0, n1) at `contexts`.
+    #[inline]
+    pub fn counts_at(&self, contexts: &Contexts<N>) -> [[u32; 2]; N] {
+        std::array::from_fn(|i| self.counts[i].get(contexts.0[i]))
+    }
+
+    /// Brings the counts at `contexts` into the cache, for a pixel to be looked up
+    /// shortly.
+    #[inline]
+    pub fn prefetch(&self, contexts: &Contexts<N>) {
+        for (counts, &ctx) in self.counts.iter().zip(&contexts.0) {
+            counts.prefetch(ctx);
+        }
     }
 
     /// Pixel (y, x), looked up at `contexts`, is `bit`: count it and know it.
     #[inline]
     pub fn learn(&mut self, contexts: Contexts<N>, y: usize, x: usize, bit: u8) {
+        self.count(&contexts, bit);
+        self.know(y, x, bit);
+    }
+
+    /// A pixel looked up at `contexts` is `bit`: count it.
+    #[inline]
+    pub fn count(&mut self, contexts: &Contexts<N>, bit: u8) {
         for (counts, &ctx) in self.counts.iter_mut().zip(&contexts.0) {
             counts.update(ctx, bit);
         }
-        self.know(y, x, bit);
     }
 
     /// Two coarse views of the rows above pixel (y, x) and of its own row, whose contexts
