@@ -1,5 +1,4 @@
-//! A cache hint, the crate's one use of `unsafe` outside memory-mapping files: the
-//! codec itself forbids `unsafe`.
+//! A cache hint, kept out of `codec`, which forbids `unsafe`.
 
 /// Asks the processor to bring `value` into its cache, for use shortly. A hint: it
 /// changes no result, and does nothing where the architecture has no such instruction.

@@ -209,7 +209,7 @@ impl Refinement {
 
 /// What a lane's counts say of one pixel: all that the mixers need of it.
 #[derive(Clone, Copy)]
-pub(crate) struct Evidence {
+struct Evidence {
     /// Each neighbourhood's and coarse context's counts (n0, n1).
     counts: [[u32; 2]; CONTEXTS + COARSE],
     /// Each first-layer mixer's weight set.
@@ -353,7 +353,7 @@ struct Mixed {
 /// of page mixing that learns from the counts' evidence.
 struct Mixers {
     edition: &'static Edition,
-    /// First layer: mixer k's weight sets, chosen as [`PageCounts::look`] says.
+    /// First layer: mixer k's weight sets, chosen as [`PageCounts::evidence`] says.
     first: [Vec<[i32; INPUTS]>; MIXERS],
     /// Second layer: weights over the first layer's logits and a bias, one set per class
     /// of the 16-pixel neighbourhood's count total. Logits of mixers an edition does not
@@ -616,6 +616,12 @@ mod tests {
         assert_eq!(r.estimate(8, 0).0, 1 << 15);
     }
 
+    /// The next of a fixed sequence of pseudo-random numbers.
+    fn next_random(state: &mut u32) -> u32 {
+        *state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        *state
+    }
+
     /// The encoder's two threads predict every pixel as the decoder's model does, across
     /// strips (an empty one among them) and messages of the pipeline.
     #[test]
@@ -624,9 +630,8 @@ mod tests {
         let mut state = 7u32;
         let pixels: Vec<u8> = (0..width * rows)
             .map(|i| {
-                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
                 let (y, x) = (i / width, i % width);
-                u8::from((x / 4 + y / 5) % 3 == 0) ^ u8::from(state >> 28 == 0)
+                u8::from((x / 4 + y / 5) % 3 == 0) ^ u8::from(next_random(&mut state) >> 28 == 0)
             })
             .collect();
         let strips = [
@@ -677,8 +682,7 @@ mod tests {
                     let place = counts.gathered_place(y, x);
                     assert_eq!(counts.place(y, x), place, "({y}, {x})");
                     blank += usize::from(place == counts.blank);
-                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                    let bit = u8::from(state >> 24 == 0);
+                    let bit = u8::from(next_random(&mut state) >> 24 == 0);
                     counts.count(&place, bit);
                     counts.memory.know(y, x, bit);
                 }
