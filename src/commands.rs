@@ -675,6 +675,8 @@ fn bench(
     pb.finish_and_clear();
 
     let n = rt.images as f64;
+    // Pages are timed by their pixels (issue 8's bar is in megapixels a second).
+    let megapixels = images.iter().map(|i| i.entry.pixels()).sum::<u64>() as f64 / 1e6;
     let achieved = rt.archive_bytes as f64 * 8.0 / n;
     let payload_bits = rt.payload_bytes as f64 * 8.0 / n;
     let elbo = stats.neg_elbo_nats() / LN2;
@@ -693,6 +695,8 @@ fn bench(
             "gap_bits_per_image": achieved - elbo,
             "compress_images_per_sec": n / rt.compress_secs,
             "decompress_images_per_sec": n / rt.decompress_secs,
+            "compress_megapixels_per_sec": megapixels / rt.compress_secs,
+            "decompress_megapixels_per_sec": megapixels / rt.decompress_secs,
             "threads": rt.threads,
             "decode_tasks": rt.decode_tasks,
             "roundtrip_ok": rt.ok,
@@ -727,14 +731,16 @@ fn bench(
             achieved - elbo,
             100.0 * (achieved / elbo - 1.0)
         );
-        println!(
-            "compress               {:9.1} images/s",
-            n / rt.compress_secs
-        );
-        println!(
-            "decompress             {:9.1} images/s",
-            n / rt.decompress_secs
-        );
+        for (way, secs) in [
+            ("compress  ", rt.compress_secs),
+            ("decompress", rt.decompress_secs),
+        ] {
+            println!(
+                "{way}             {:9.1} images/s  ({:.2} Mpx/s)",
+                n / secs,
+                megapixels / secs
+            );
+        }
         println!(
             "round trip             {}",
             if rt.ok { "ok" } else { "FAILED" }

@@ -278,8 +278,13 @@ fn bench_reports_rate_and_speed_as_json() {
         v["neg_elbo_bits_per_image"].as_f64().unwrap(),
     );
     assert!(achieved < elbo * 1.01 + 2.0, "{achieved} vs {elbo}");
-    for key in ["compress_images_per_sec", "decompress_images_per_sec"] {
-        assert!(v[key].as_f64().unwrap() > 0.0);
+    for way in ["compress", "decompress"] {
+        let images = v[format!("{way}_images_per_sec")].as_f64().unwrap();
+        let megapixels = v[format!("{way}_megapixels_per_sec")].as_f64().unwrap();
+        assert!(images > 0.0);
+        // 1,000 digits of 784 pixels.
+        let ratio = megapixels / images;
+        assert!((ratio - 784e-6).abs() < 1e-9, "{way}: {ratio}");
     }
 }
 
