@@ -336,6 +336,7 @@ fn bench_under_auto_compares_with_the_model_that_coded_the_page() {
     let out = ok(&["bench", tmp.path().to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["model"], "documents");
+    assert_eq!(v["model_coded_any_lane"], true);
     let (achieved, elbo) = (
         v["achieved_bits_per_image"].as_f64().unwrap(),
         v["neg_elbo_bits_per_image"].as_f64().unwrap(),
@@ -343,6 +344,25 @@ fn bench_under_auto_compares_with_the_model_that_coded_the_page() {
     // A 256×192 crop: the container and the lane's start-up are about 700 bits of it.
     assert!(achieved < elbo * 1.05 + 800.0, "{achieved} vs {elbo}");
     assert!(achieved > elbo * 0.9, "{achieved} vs {elbo}");
+}
+
+/// A page that page mixing codes, with no model, says so beside the rate.
+#[test]
+fn bench_says_when_no_model_coded_the_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let page = tmp.path().join("page");
+    ok(&[
+        "decompress",
+        "tests/data/golden-v8-mixing.vlz",
+        "-o",
+        page.to_str().unwrap(),
+    ]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&ok(&["bench", page.to_str().unwrap(), "--json"]).stdout).unwrap();
+    assert_eq!(v["model_coded_any_lane"], false);
+    assert_eq!(v["roundtrip_ok"], true);
+    let text = String::from_utf8(ok(&["bench", page.to_str().unwrap()]).stdout).unwrap();
+    assert!(text.contains("it coded no lane"), "{text}");
 }
 
 #[test]
