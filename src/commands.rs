@@ -715,7 +715,8 @@ fn bench(
             rt.lanes, rt.stored_lanes, rt.decode_tasks, rt.threads
         );
         println!("achieved               {achieved:9.3} bits/image  ({} bytes; lane payloads {payload_bits:.3})", rt.archive_bytes);
-        // Page mixing and template 0 code with no model: the gap is then no model's.
+        // Page mixing, the context templates and stored lanes use no model: the gap is then
+        // no model's.
         let coder = if rt.main_model.is_some() {
             ""
         } else {
@@ -739,11 +740,11 @@ fn bench(
             100.0 * (achieved / elbo - 1.0)
         );
         for (way, secs) in [
-            ("compress  ", rt.compress_secs),
+            ("compress", rt.compress_secs),
             ("decompress", rt.decompress_secs),
         ] {
             println!(
-                "{way}             {:9.1} images/s  ({:.2} Mpx/s)",
+                "{way:<23}{:9.1} images/s  ({:.2} Mpx/s)",
                 n / secs,
                 megapixels / secs
             );
