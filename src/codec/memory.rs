@@ -409,16 +409,18 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
     /// Where the counts of a pixel amid white are.
     pub fn blank_contexts() -> Contexts<N> {
-        Contexts(std::array::from_fn(|i| {
-            let (shape, bits) = &L::NEIGHBOURHOODS[i];
-            index(0, shape, *bits)
-        }))
+        Self::indices([0; N])
     }
 
     /// Where pixel (y, x)'s counts are, from the pixels known so far.
     #[inline]
     pub fn contexts_of(&self, y: usize, x: usize) -> Contexts<N> {
-        let values = self.contexts(y, x);
+        Self::indices(self.contexts(y, x))
+    }
+
+    /// Where the counts of each neighbourhood's context `values` are.
+    #[inline]
+    fn indices(values: [u128; N]) -> Contexts<N> {
         Contexts(std::array::from_fn(|i| {
             let (shape, bits) = &L::NEIGHBOURHOODS[i];
             index(values[i], shape, *bits)

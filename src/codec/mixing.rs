@@ -247,7 +247,7 @@ impl PageCounts {
                 edition.wide_count_limit
             }
         });
-        PageCounts {
+        let mut counts = PageCounts {
             memory: Memory::with_limits(limits),
             coarse: if edition.coarse {
                 (0..COARSE).map(|_| Counts::new(1 << COARSE_BITS)).collect()
@@ -256,14 +256,25 @@ impl PageCounts {
             },
             blank: Place {
                 contexts: Memory::<Mixing, CONTEXTS>::blank_contexts(),
-                coarse: [if edition.coarse {
-                    hashed(0, COARSE_BITS)
-                } else {
-                    0
-                }; COARSE],
+                coarse: [0; COARSE],
                 nearest: 0,
             },
+        };
+        counts.blank.coarse = counts.coarse_indices(|| [0; COARSE]);
+        counts
+    }
+
+    /// Where the counts of the coarse contexts that `values` gives are; 0, and `values`
+    /// not called, where the edition has none.
+    #[inline(always)]
+    fn coarse_indices(&self, values: impl FnOnce() -> [u64; COARSE]) -> [usize; COARSE] {
+        let mut at = [0; COARSE];
+        if !self.coarse.is_empty() {
+            for (a, v) in at.iter_mut().zip(values()) {
+                *a = hashed(u128::from(v), COARSE_BITS);
+            }
         }
+        at
     }
 
     /// Where pixel (y, x)'s counts are, from the pixels before it in the lane.
@@ -281,15 +292,9 @@ impl PageCounts {
     /// The same, gathered from every context's pixels.
     #[inline(always)]
     fn gathered_place(&self, y: usize, x: usize) -> Place {
-        let mut coarse = [0; COARSE];
-        if !self.coarse.is_empty() {
-            for (k, v) in self.memory.coarse_contexts(y, x).into_iter().enumerate() {
-                coarse[k] = hashed(u128::from(v), COARSE_BITS);
-            }
-        }
         Place {
             contexts: self.memory.contexts_of(y, x),
-            coarse,
+            coarse: self.coarse_indices(|| self.memory.coarse_contexts(y, x)),
             nearest: self.memory.nearest(y, x),
         }
     }
