@@ -10,6 +10,7 @@
 use crate::codec::bitsback::{BitsBack, ChainLayout, CodecError, Strip, LANE_GROUP};
 use crate::codec::context::{
     ContextModel, PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_SECOND_EDITION,
+    PAGE_MIXING_THIRD_EDITION,
 };
 use crate::codec::lane::{Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
 use crate::codec::model::PRECISION;
@@ -834,9 +835,9 @@ fn choose_models(
 }
 
 /// The context model with each template, indexed by template: the counting ones, tried on
-/// every lane, and the three editions of page mixing, of which the third is tried on
+/// every lane, and the four editions of page mixing, of which the fourth is tried on
 /// lanes of large images and the others only decoded.
-const CONTEXT_MODELS: [ContextModel; 5] = [
+const CONTEXT_MODELS: [ContextModel; 6] = [
     ContextModel { template: 0 },
     ContextModel { template: 1 },
     ContextModel {
@@ -844,6 +845,9 @@ const CONTEXT_MODELS: [ContextModel; 5] = [
     },
     ContextModel {
         template: PAGE_MIXING_SECOND_EDITION,
+    },
+    ContextModel {
+        template: PAGE_MIXING_THIRD_EDITION,
     },
     ContextModel {
         template: PAGE_MIXING,

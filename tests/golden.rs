@@ -40,8 +40,11 @@
 //! - `golden-v8*.vlz`: version 8, the same images and settings as the six version 7
 //!   files; `golden-v8-mixing.vlz` codes its page with page mixing's third edition.
 //!
-//! Versions 1 to 7 can no longer be written. If version 8 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 8 files (only then) with
+//! - `golden-v9*.vlz`: version 9, the same images and settings as the six version 8
+//!   files; `golden-v9-mixing.vlz` codes its page with page mixing's fourth edition.
+//!
+//! Versions 1 to 8 can no longer be written. If version 9 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 9 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
 mod common;
@@ -159,7 +162,7 @@ fn version_5_archives_decode_to_the_same_pixels() {
     check(&[&documents()], "golden-v5-memory");
 }
 
-/// Versions 6 to 8 each have the same six files, made from the same images with the same
+/// Versions 6 to 9 each have the same six files, made from the same images with the same
 /// settings: mixed sizes, digits, context chains, a page crop, the page memory and page
 /// mixing.
 fn check_six_files_of(version: u16) {
@@ -185,6 +188,11 @@ fn version_7_archives_decode_to_the_same_pixels() {
 #[test]
 fn version_8_archives_decode_to_the_same_pixels() {
     check_six_files_of(8);
+}
+
+#[test]
+fn version_9_archives_decode_to_the_same_pixels() {
+    check_six_files_of(9);
 }
 
 fn digits(n: usize) -> Vec<Vec<u8>> {
@@ -287,8 +295,8 @@ fn write_golden(
 }
 
 #[test]
-#[ignore = "regenerates the version 8 golden files; run only when the format version changes"]
-fn regenerate_version_8_golden_files() {
+#[ignore = "regenerates the version 9 golden files; run only when the format version changes"]
+fn regenerate_version_9_golden_files() {
     let (mut entries, mut images) = mixed();
     // A text-like page, which the context model codes.
     entries.push(Entry {
@@ -301,7 +309,7 @@ fn regenerate_version_8_golden_files() {
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     write_golden(
-        "golden-v8",
+        "golden-v9",
         &nets,
         &entries,
         &images,
@@ -324,7 +332,7 @@ fn regenerate_version_8_golden_files() {
         })
         .collect();
     write_golden(
-        "golden-v8-mnist",
+        "golden-v9-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -353,7 +361,7 @@ fn regenerate_version_8_golden_files() {
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
     write_golden(
-        "golden-v8-context",
+        "golden-v9-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -374,7 +382,7 @@ fn regenerate_version_8_golden_files() {
         height: page.height as u32,
     };
     write_golden(
-        "golden-v8-documents",
+        "golden-v9-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -390,7 +398,7 @@ fn regenerate_version_8_golden_files() {
     // A lane too large to be tried without the memory.
     let (w, h) = (800, 704);
     write_golden(
-        "golden-v8-memory",
+        "golden-v9-memory",
         &[&documents()],
         &[Entry {
             name: "page.pbm".into(),
@@ -411,7 +419,7 @@ fn regenerate_version_8_golden_files() {
     // A page large enough for page mixing, which codes it smallest.
     let (w, h) = (400, 300);
     write_golden(
-        "golden-v8-mixing",
+        "golden-v9-mixing",
         &[&mnist()],
         &[Entry {
             name: "page.pbm".into(),
@@ -440,6 +448,7 @@ fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
         ("golden-v6", 6),
         ("golden-v7", 7),
         ("golden-v8", 8),
+        ("golden-v9", 9),
     ] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -479,17 +488,19 @@ fn the_version_5_golden_files_exercise_the_page_memory() {
     ));
 }
 
-/// The version 6, 7 and 8 mixing files code their lane with page mixing's first, second
-/// and third editions, so that every path keeps decoding.
+/// The version 6 to 9 mixing files code their lane with page mixing's first, second,
+/// third and fourth editions, so that every path keeps decoding.
 #[test]
-fn the_version_6_to_8_golden_files_exercise_page_mixing() {
+fn the_version_6_to_9_golden_files_exercise_page_mixing() {
     use vlae_zip::codec::context::{
         PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_SECOND_EDITION,
+        PAGE_MIXING_THIRD_EDITION,
     };
     for (version, template) in [
         (6, PAGE_MIXING_FIRST_EDITION),
         (7, PAGE_MIXING_SECOND_EDITION),
-        (8, PAGE_MIXING),
+        (8, PAGE_MIXING_THIRD_EDITION),
+        (9, PAGE_MIXING),
     ] {
         let bytes = std::fs::read(format!("tests/data/golden-v{version}-mixing.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();

@@ -215,7 +215,7 @@ fn payload_lengths_that_overflow_their_sum_are_refused_as_truncated() {
     );
 }
 
-/// A version 5 to 8 lane's mode packs its sample count with the page-memory bit: a mode that
+/// A version 5 to 9 lane's mode packs its sample count with the page-memory bit: a mode that
 /// sets the bit but claims no samples is refused, by the writer as by the reader, and a
 /// lane with memory reads back with it.
 #[test]
@@ -246,7 +246,7 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
     assert!(err.to_string().contains("0 samples"), "{err}");
     let bytes = archive(3).unwrap();
     let parsed = container::parse(&bytes).unwrap();
-    assert_eq!(parsed.version, 8);
+    assert_eq!(parsed.version, 9);
     assert!(matches!(
         parsed.lanes[0].coder,
         LaneCoder::BitsBack {
@@ -258,14 +258,15 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
 }
 
 /// Page mixing's first edition (template 2) is new in version 6, its second (template 3)
-/// in version 7 and its third (template 4) in version 8: each is refused under the
-/// version byte before, and template 5 is not written at all.
+/// in version 7, its third (template 4) in version 8 and its fourth (template 5) in
+/// version 9: each is refused under the version byte before, and template 6 is not
+/// written at all.
 #[test]
 fn page_mixing_lanes_need_their_versions() {
     let write = |template: u8| context_lane_archive(template, 28, 28);
-    let err = write(5).unwrap_err();
-    assert!(err.to_string().contains("unknown template 5"), "{err}");
-    for (template, first_version) in [(2, 6), (3, 7), (4, 8)] {
+    let err = write(6).unwrap_err();
+    assert!(err.to_string().contains("unknown template 6"), "{err}");
+    for (template, first_version) in [(2, 6), (3, 7), (4, 8), (5, 9)] {
         let mut bytes = write(template).unwrap();
         assert!(container::parse(&bytes).is_ok());
         relabel_as_version(&mut bytes, first_version);
@@ -293,7 +294,7 @@ fn lanes_of_a_whole_page_need_version_6() {
     assert!(err.to_string().contains("lane pixels"), "{err}");
 }
 
-/// Gives a version 3 to 8 archive another version byte, and the file CRC to match.
+/// Gives a version 3 to 9 archive another version byte, and the file CRC to match.
 fn relabel_as_version(bytes: &mut [u8], version: u8) {
     bytes[3] = version;
     let body = bytes.len() - 4;

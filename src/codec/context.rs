@@ -10,7 +10,9 @@
 
 use super::bitsback::{CodecError, Strip};
 use super::lane::{payload, words, CodedLane, LaneCodec, LaneToDecode};
-use super::mixing::{self, Edition, PageMixer, FIRST_EDITION, SECOND_EDITION, THIRD_EDITION};
+use super::mixing::{
+    self, Edition, PageMixer, FIRST_EDITION, FOURTH_EDITION, SECOND_EDITION, THIRD_EDITION,
+};
 use super::model::{Bernoulli, Coder, PRECISION};
 use constriction::stream::{Decode, Encode};
 
@@ -207,11 +209,12 @@ impl PixelModel for TemplateCounts {
 }
 
 /// The templates that select page mixing (format-spec.md §3.9) rather than counts over a
-/// template's contexts: its first edition from version 6, its second from version 7, and
-/// its third, which this build writes, from version 8.
+/// template's contexts: its first edition from version 6, its second from version 7, its
+/// third from version 8, and its fourth, which this build writes, from version 9.
 pub const PAGE_MIXING_FIRST_EDITION: u8 = TEMPLATES.len() as u8;
 pub const PAGE_MIXING_SECOND_EDITION: u8 = PAGE_MIXING_FIRST_EDITION + 1;
-pub const PAGE_MIXING: u8 = PAGE_MIXING_SECOND_EDITION + 1;
+pub const PAGE_MIXING_THIRD_EDITION: u8 = PAGE_MIXING_SECOND_EDITION + 1;
+pub const PAGE_MIXING: u8 = PAGE_MIXING_THIRD_EDITION + 1;
 
 /// The context-model lane coder with one of the [`TEMPLATES`], or page mixing.
 pub struct ContextModel {
@@ -224,7 +227,8 @@ impl ContextModel {
         match self.template {
             PAGE_MIXING_FIRST_EDITION => &FIRST_EDITION,
             PAGE_MIXING_SECOND_EDITION => &SECOND_EDITION,
-            _ => &THIRD_EDITION,
+            PAGE_MIXING_THIRD_EDITION => &THIRD_EDITION,
+            _ => &FOURTH_EDITION,
         }
     }
 }

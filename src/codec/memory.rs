@@ -479,18 +479,49 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
             spaced = (spaced << 9) | even_bits(known.run(y, dy, x, 8, 17));
         }
         spaced = (spaced << 6) | even_bits(known.run(y, 0, x, 12, 12));
+        let own = known.run(y, 0, x, 8, 8);
+        let blocks = (self.blocks(y, x, 8) << 4) | even_bits(own | (own >> 1));
+        [(spaced << 2) | nearest, (blocks << 2) | nearest]
+    }
+
+    /// The same two views at the other phase, a row and a column over, so that a stroke
+    /// that falls between the first views' samples still shows (format-spec.md §3.9,
+    /// fourth edition). Each ends with (y − 1, x), then (y, x − 1).
+    ///
+    /// - Spaced, 40 bits: rows −1, −3, −5 and −7, nearest first, each at columns 7, 5,
+    ///   …, −7; then the own row's columns −1, −3, …, −11.
+    /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns 8 to −7, as
+    ///   above; then the pairs of columns (−3, −2), (−5, −4), (−7, −6) and (−9, −8) of
+    ///   the own row.
+    #[inline]
+    pub fn other_phase_contexts(&self, y: usize, x: usize) -> [u64; 2] {
+        let known = &self.known;
+        let nearest = (known.run(y, -1, x, 0, 1) << 1) | known.run(y, 0, x, 1, 1);
+        let mut spaced = 0u64;
+        for dy in [-1, -3, -5, -7] {
+            spaced = (spaced << 8) | even_bits(known.run(y, dy, x, 7, 15));
+        }
+        spaced = (spaced << 6) | even_bits(known.run(y, 0, x, 11, 11));
+        let own = known.run(y, 0, x, 9, 8);
+        let blocks = (self.blocks(y, x, 7) << 4) | even_bits(own | (own >> 1));
+        [(spaced << 2) | nearest, (blocks << 2) | nearest]
+    }
+
+    /// One bit for each 2 × 2 block of rows −1 to −8 and 16 columns from x − `before`,
+    /// set when at least 2 of its 4 pixels are ink: block row by block row from the
+    /// nearest, right to left.
+    #[inline]
+    fn blocks(&self, y: usize, x: usize, before: usize) -> u64 {
         let mut blocks = 0u64;
         for pair in 0..4 {
-            let upper = known.run(y, -2 * pair - 2, x, 8, 16);
-            let lower = known.run(y, -2 * pair - 1, x, 8, 16);
+            let upper = self.known.run(y, -2 * pair - 2, x, before, 16);
+            let lower = self.known.run(y, -2 * pair - 1, x, before, 16);
             // At least 2 of a block's 4: both of one row's pair, or one of each.
             let (both_up, both_low) = (upper & (upper >> 1), lower & (lower >> 1));
             let (any_up, any_low) = (upper | (upper >> 1), lower | (lower >> 1));
             blocks = (blocks << 8) | even_bits(both_up | both_low | (any_up & any_low));
         }
-        let own = known.run(y, 0, x, 8, 8);
-        blocks = (blocks << 4) | even_bits(own | (own >> 1));
-        [(spaced << 2) | nearest, (blocks << 2) | nearest]
+        blocks
     }
 
     /// Pixels (y, x − 1), (y − 1, x − 1), (y − 1, x) and (y − 1, x + 1), as bits 0 to 3:
@@ -623,23 +654,39 @@ mod tests {
                     spaced.extend((-8..=8).rev().step_by(2).map(|dx| bit(dy, dx)));
                 }
                 spaced.extend((1..=6).map(|k| bit(0, -2 * k)));
-                let mut blocks = Vec::new();
-                for pair in 0..4 {
-                    blocks.extend((0..8).rev().map(|b| {
-                        let (top, left) = (-2 * pair - 2, -8 + 2 * b);
-                        let ink = bit(top, left)
-                            + bit(top, left + 1)
-                            + bit(top + 1, left)
-                            + bit(top + 1, left + 1);
-                        u64::from(ink >= 2)
-                    }));
-                }
+                // Blocks of rows −1 to −8 from column `left`, right to left.
+                let blocks_from = |left: isize| {
+                    let mut blocks = Vec::new();
+                    for pair in 0..4 {
+                        blocks.extend((0..8).rev().map(|b| {
+                            let (top, left) = (-2 * pair - 2, left + 2 * b);
+                            let ink = bit(top, left)
+                                + bit(top, left + 1)
+                                + bit(top + 1, left)
+                                + bit(top + 1, left + 1);
+                            u64::from(ink >= 2)
+                        }));
+                    }
+                    blocks
+                };
+                let mut blocks = blocks_from(-8);
                 blocks.extend((1..=4).map(|k| bit(0, -2 * k) | bit(0, -2 * k + 1)));
-                let want = [spaced, blocks].map(|mut bits| {
-                    bits.extend([bit(-1, 0), bit(0, -1)]);
-                    bits.iter().fold(0, |v, &b| (v << 1) | b)
-                });
-                assert_eq!(memory.coarse_contexts(y, x), want, "({y}, {x})");
+                let mut spaced_other = Vec::new();
+                for dy in [-1, -3, -5, -7] {
+                    spaced_other.extend((-7..=7).rev().step_by(2).map(|dx| bit(dy, dx)));
+                }
+                spaced_other.extend((1..=6).map(|k| bit(0, 1 - 2 * k)));
+                let mut blocks_other = blocks_from(-7);
+                blocks_other.extend((1..=4).map(|k| bit(0, -2 * k - 1) | bit(0, -2 * k)));
+                let [first, second] =
+                    [[spaced, blocks], [spaced_other, blocks_other]].map(|views| {
+                        views.map(|mut bits| {
+                            bits.extend([bit(-1, 0), bit(0, -1)]);
+                            bits.iter().fold(0, |v, &b| (v << 1) | b)
+                        })
+                    });
+                assert_eq!(memory.coarse_contexts(y, x), first, "({y}, {x})");
+                assert_eq!(memory.other_phase_contexts(y, x), second, "({y}, {x})");
                 memory.know(y, x, pixels[y * w + x]);
             }
         }

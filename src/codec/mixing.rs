@@ -27,8 +27,9 @@ use std::sync::OnceLock;
 const CONTEXTS: usize = 10;
 const NARROW_CONTEXTS: usize = 6;
 
-/// Coarse contexts ([`Memory::coarse_contexts`]), counted from the second edition on.
-const COARSE: usize = 2;
+/// Coarse contexts: [`Memory::coarse_contexts`], counted from the second edition on, then
+/// [`Memory::other_phase_contexts`], from the fourth.
+const COARSE: usize = 4;
 
 /// Count pairs of each coarse context: its contexts are hashed to 22 bits.
 const COARSE_BITS: u32 = 22;
@@ -66,8 +67,8 @@ pub struct Edition {
     wide_count_limit: u32,
     /// First-layer mixers used: 3 or [`MIXERS`].
     mixers: usize,
-    /// Whether the coarse contexts are counted.
-    coarse: bool,
+    /// How many of the coarse contexts are counted: 0, 2 or [`COARSE`].
+    coarse: usize,
     /// Whether a secondary estimate refines the mixed probability.
     refines: bool,
 }
@@ -79,7 +80,7 @@ pub const FIRST_EDITION: Edition = Edition {
     narrow_count_limit: COUNT_LIMIT,
     wide_count_limit: COUNT_LIMIT,
     mixers: 3,
-    coarse: false,
+    coarse: 0,
     refines: false,
 };
 
@@ -95,7 +96,7 @@ pub const SECOND_EDITION: Edition = Edition {
     narrow_count_limit: 63,
     wide_count_limit: COUNT_LIMIT,
     mixers: MIXERS,
-    coarse: true,
+    coarse: 2,
     refines: true,
 };
 
@@ -107,6 +108,13 @@ pub const SECOND_EDITION: Edition = Edition {
 pub const THIRD_EDITION: Edition = Edition {
     wide_count_limit: 511,
     ..SECOND_EDITION
+};
+
+/// Template 5, from version 9: the third edition with the coarse contexts' views at the
+/// other phase too.
+pub const FOURTH_EDITION: Edition = Edition {
+    coarse: COARSE,
+    ..THIRD_EDITION
 };
 
 /// Σ w·x / 2^16, rounded toward −∞, kept within ±[`LOGIT_LIMIT`].
@@ -144,10 +152,14 @@ fn probability_12(logit: i32) -> i32 {
 }
 
 /// w += x·err / 2^shift, rounded toward −∞, for every weight.
+///
+/// In i32, which vectorizes: inputs are within ±[`LOGIT_LIMIT`] (stretched estimates
+/// within ±2,130, logits within ±3,072) and errors within ±4,096, so no product exceeds
+/// 2^24.
 #[inline]
 fn train(weights: &mut [i32], inputs: &[i32], err: i32, shift: u32) {
     for (w, &x) in weights.iter_mut().zip(inputs) {
-        *w += ((i64::from(x) * i64::from(err)) >> shift) as i32;
+        *w += (x * err) >> shift;
     }
 }
 
@@ -249,11 +261,9 @@ impl PageCounts {
         });
         let mut counts = PageCounts {
             memory: Memory::with_limits(limits),
-            coarse: if edition.coarse {
-                (0..COARSE).map(|_| Counts::new(1 << COARSE_BITS)).collect()
-            } else {
-                Vec::new()
-            },
+            coarse: (0..edition.coarse)
+                .map(|_| Counts::new(1 << COARSE_BITS))
+                .collect(),
             blank: Place {
                 contexts: Memory::<Mixing, CONTEXTS>::blank_contexts(),
                 coarse: [0; COARSE],
@@ -264,13 +274,13 @@ impl PageCounts {
         counts
     }
 
-    /// Where the counts of the coarse contexts that `values` gives are; 0, and `values`
-    /// not called, where the edition has none.
+    /// Where the counts of the coarse contexts that `values` gives are: 0 for those the
+    /// edition does not count, and `values` not called where it counts none.
     #[inline(always)]
     fn coarse_indices(&self, values: impl FnOnce() -> [u64; COARSE]) -> [usize; COARSE] {
         let mut at = [0; COARSE];
         if !self.coarse.is_empty() {
-            for (a, v) in at.iter_mut().zip(values()) {
+            for (a, v) in at.iter_mut().zip(values()).take(self.coarse.len()) {
                 *a = hashed(u128::from(v), COARSE_BITS);
             }
         }
@@ -294,7 +304,15 @@ impl PageCounts {
     fn gathered_place(&self, y: usize, x: usize) -> Place {
         Place {
             contexts: self.memory.contexts_of(y, x),
-            coarse: self.coarse_indices(|| self.memory.coarse_contexts(y, x)),
+            coarse: self.coarse_indices(|| {
+                let [spaced, blocks] = self.memory.coarse_contexts(y, x);
+                let [spaced_other, blocks_other] = if self.coarse.len() > 2 {
+                    self.memory.other_phase_contexts(y, x)
+                } else {
+                    [0; 2]
+                };
+                [spaced, blocks, spaced_other, blocks_other]
+            }),
             nearest: self.memory.nearest(y, x),
         }
     }
@@ -657,7 +675,12 @@ mod tests {
             },
         ];
         assert!(pixels.len() > PIPELINE_CHUNK && pixels.len() % PIPELINE_CHUNK != 0);
-        for edition in [&FIRST_EDITION, &SECOND_EDITION, &THIRD_EDITION] {
+        for edition in [
+            &FIRST_EDITION,
+            &SECOND_EDITION,
+            &THIRD_EDITION,
+            &FOURTH_EDITION,
+        ] {
             let mut model = PageMixer::new(edition);
             let mut want = Vec::new();
             for s in &strips {
@@ -678,7 +701,7 @@ mod tests {
     fn blank_neighbourhoods_take_the_place_their_contexts_give() {
         let (width, rows) = (150, 60);
         let mut state = 11u32;
-        for edition in [&FIRST_EDITION, &SECOND_EDITION] {
+        for edition in [&FIRST_EDITION, &SECOND_EDITION, &FOURTH_EDITION] {
             let mut counts = PageCounts::new(edition);
             counts.memory.start_strip(width, rows);
             let mut blank = 0;
@@ -702,7 +725,7 @@ mod tests {
     /// After a pattern repeats, the mixer is sure of it.
     #[test]
     fn mixer_learns_what_it_sees() {
-        let mut m = PageMixer::new(&THIRD_EDITION);
+        let mut m = PageMixer::new(&FOURTH_EDITION);
         m.start_strip(48, 48);
         for y in 0..48 {
             for x in 0..48 {

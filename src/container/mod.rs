@@ -19,7 +19,7 @@ pub use names::{is_safe_name, successor};
 /// signature, [`v2::SIGNATURE`] and the version byte).
 pub const MAGIC: [u8; 8] = *b"VLAEZIP\0";
 /// The version this build writes. It reads versions 1 to 6 too.
-pub const VERSION: u16 = v2::VERSION_8;
+pub const VERSION: u16 = v2::VERSION_9;
 
 /// Most images in one archive; the entry table and every per-image structure is bounded
 /// by it.
@@ -154,8 +154,8 @@ pub const CODER_BITS_BACK: u8 = 0;
 pub const CODER_CONTEXT: u8 = 1;
 pub const CODER_STORED: u8 = 2;
 /// Context-model templates a reader knows: 0 and 1 count over a template (§3.6), 2
-/// to 4 are page mixing's three editions (§3.9, from versions 6, 7 and 8).
-pub const CONTEXT_TEMPLATES: u8 = 5;
+/// to 5 are page mixing's four editions (§3.9, from versions 6, 7, 8 and 9).
+pub const CONTEXT_TEMPLATES: u8 = 6;
 
 /// One lane as stored: an independent stream over a run of consecutive pixel rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -261,7 +261,7 @@ pub fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), Conta
 pub fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
     if bytes.starts_with(&v2::SIGNATURE) {
         return match bytes.get(v2::SIGNATURE.len()).map(|&v| u16::from(v)) {
-            Some(v @ v2::VERSION_3..=v2::VERSION_8) => v2::parse(bytes, v),
+            Some(v @ v2::VERSION_3..=v2::VERSION_9) => v2::parse(bytes, v),
             Some(v) => Err(ContainerError::UnsupportedVersion(v)),
             None => Err(ContainerError::Truncated("version")),
         };

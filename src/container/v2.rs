@@ -30,10 +30,13 @@ pub const VERSION_6: u16 = 6;
 /// Version 6's container, whose context-model lanes may also use the second edition of
 /// page mixing, template 3 (format-spec.md §3.9).
 pub const VERSION_7: u16 = 7;
-/// The version this module writes: version 7's, whose context-model lanes may also use
-/// the third edition of page mixing, template 4 (format-spec.md §3.9).
+/// Version 7's container, whose context-model lanes may also use the third edition of
+/// page mixing, template 4 (format-spec.md §3.9).
 pub const VERSION_8: u16 = 8;
-/// The first bytes of a version 3 to 8 archive: "VLZ" and the version.
+/// The version this module writes: version 8's, whose context-model lanes may also use
+/// the fourth edition of page mixing, template 5 (format-spec.md §3.9).
+pub const VERSION_9: u16 = 9;
+/// The first bytes of a version 3 to 9 archive: "VLZ" and the version.
 pub const SIGNATURE: [u8; 3] = *b"VLZ";
 /// The shortest archive of each version: its fixed header and an empty trailer.
 const MIN_LEN_V2: usize = 8 + 2 + 2 + 8;
@@ -106,7 +109,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
         64 + names.len() + a.lanes.iter().map(|l| 24 + l.payload.len()).sum::<usize>(),
     );
     out.extend_from_slice(&SIGNATURE);
-    out.push(VERSION_8 as u8);
+    out.push(VERSION_9 as u8);
     put_varint(&mut out, a.entries.len() as u64);
     out.push(a.models.len() as u8);
     for m in &a.models {
@@ -264,10 +267,11 @@ pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, Container
                 let template = r.u8("lane template")?;
                 let state = r.u64("lane state")?;
                 let templates = match version {
-                    VERSION_8.. => CONTEXT_TEMPLATES,
-                    VERSION_7 => CONTEXT_TEMPLATES - 1,
-                    VERSION_6 => CONTEXT_TEMPLATES - 2,
-                    _ => CONTEXT_TEMPLATES - 3,
+                    VERSION_9.. => CONTEXT_TEMPLATES,
+                    VERSION_8 => CONTEXT_TEMPLATES - 1,
+                    VERSION_7 => CONTEXT_TEMPLATES - 2,
+                    VERSION_6 => CONTEXT_TEMPLATES - 3,
+                    _ => CONTEXT_TEMPLATES - 4,
                 };
                 if template >= templates {
                     return Err(bad(format!("has the unknown template {template}")));
