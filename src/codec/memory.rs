@@ -470,18 +470,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     ///   and (−8, −7) of the own row, each set when either is ink.
     #[inline]
     pub fn coarse_contexts(&self, y: usize, x: usize) -> [u64; 2] {
-        let known = &self.known;
-        let nearest = (known.run(y, -1, x, 0, 1) << 1) | known.run(y, 0, x, 1, 1);
-        // A run's bit j is column j − before, so its even bits, gathered, list every other
-        // column right to left from the most significant.
-        let mut spaced = 0u64;
-        for dy in [-2, -4, -6, -8] {
-            spaced = (spaced << 9) | even_bits(known.run(y, dy, x, 8, 17));
-        }
-        spaced = (spaced << 6) | even_bits(known.run(y, 0, x, 12, 12));
-        let own = known.run(y, 0, x, 8, 8);
-        let blocks = (self.blocks(y, x, 8) << 4) | even_bits(own | (own >> 1));
-        [(spaced << 2) | nearest, (blocks << 2) | nearest]
+        self.coarse_views(y, x, 0)
     }
 
     /// The same two views at the other phase, a row and a column over, so that a stroke
@@ -495,33 +484,35 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     ///   the own row.
     #[inline]
     pub fn other_phase_contexts(&self, y: usize, x: usize) -> [u64; 2] {
-        let known = &self.known;
-        let nearest = (known.run(y, -1, x, 0, 1) << 1) | known.run(y, 0, x, 1, 1);
-        let mut spaced = 0u64;
-        for dy in [-1, -3, -5, -7] {
-            spaced = (spaced << 8) | even_bits(known.run(y, dy, x, 7, 15));
-        }
-        spaced = (spaced << 6) | even_bits(known.run(y, 0, x, 11, 11));
-        let own = known.run(y, 0, x, 9, 8);
-        let blocks = (self.blocks(y, x, 7) << 4) | even_bits(own | (own >> 1));
-        [(spaced << 2) | nearest, (blocks << 2) | nearest]
+        self.coarse_views(y, x, 1)
     }
 
-    /// One bit for each 2 × 2 block of rows −1 to −8 and 16 columns from x − `before`,
-    /// set when at least 2 of its 4 pixels are ink: block row by block row from the
-    /// nearest, right to left.
-    #[inline]
-    fn blocks(&self, y: usize, x: usize, before: usize) -> u64 {
+    /// The spaced and block views at `phase` 0 or 1: each of its rows and columns is
+    /// `phase` nearer the pixel than phase 0's.
+    #[inline(always)]
+    fn coarse_views(&self, y: usize, x: usize, phase: usize) -> [u64; 2] {
+        let known = &self.known;
+        let nearest = (known.run(y, -1, x, 0, 1) << 1) | known.run(y, 0, x, 1, 1);
+        // A run's bit j is column j − before, so its even bits, gathered, list every other
+        // column right to left from the most significant.
+        let columns = 9 - phase;
+        let mut spaced = 0u64;
         let mut blocks = 0u64;
         for pair in 0..4 {
-            let upper = self.known.run(y, -2 * pair - 2, x, before, 16);
-            let lower = self.known.run(y, -2 * pair - 1, x, before, 16);
+            let dy = -2 * pair - 2;
+            let spaced_row = known.run(y, dy + phase as isize, x, 8 - phase, 2 * columns - 1);
+            spaced = (spaced << columns) | even_bits(spaced_row);
+            let upper = known.run(y, dy, x, 8 - phase, 16);
+            let lower = known.run(y, dy + 1, x, 8 - phase, 16);
             // At least 2 of a block's 4: both of one row's pair, or one of each.
             let (both_up, both_low) = (upper & (upper >> 1), lower & (lower >> 1));
             let (any_up, any_low) = (upper | (upper >> 1), lower | (lower >> 1));
             blocks = (blocks << 8) | even_bits(both_up | both_low | (any_up & any_low));
         }
-        blocks
+        spaced = (spaced << 6) | even_bits(known.run(y, 0, x, 12 - phase, 12 - phase));
+        let own = known.run(y, 0, x, 8 + phase, 8);
+        blocks = (blocks << 4) | even_bits(own | (own >> 1));
+        [(spaced << 2) | nearest, (blocks << 2) | nearest]
     }
 
     /// Pixels (y, x − 1), (y − 1, x − 1), (y − 1, x) and (y − 1, x + 1), as bits 0 to 3:
