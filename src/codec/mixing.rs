@@ -35,8 +35,8 @@ const COARSE: usize = 4;
 const COARSE_BITS: u32 = 22;
 
 /// Inputs to each first-layer mixer: every neighbourhood's and coarse context's stretched
-/// estimate and its estimate's distance from ½, then a bias. An edition without coarse
-/// contexts gives them 0.
+/// estimate and its estimate's distance from ½, then a bias. Coarse contexts an edition
+/// does not count give 0.
 const INPUTS: usize = 2 * (CONTEXTS + COARSE) + 1;
 
 /// First-layer mixers, each with its own choice of weight set (the first edition uses
@@ -347,7 +347,8 @@ impl PageCounts {
             *n = c.get(k);
         }
         // Weight sets: by the 110-pixel count's total, the 4 nearest pixels, the 62-pixel
-        // count's total, and the 24-pixel neighbourhood's index.
+        // count's total, and the 24-pixel neighbourhood's index; the first three also by
+        // a coarse count's total where the edition crosses them.
         let mut sets = [
             total_class(counts[CONTEXTS - 1]),
             place.nearest,
@@ -633,6 +634,24 @@ fn second_inputs(first: &[i32; MIXERS]) -> [i32; MIXERS + 1] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`train`] multiplies in i32: every input it is given (stretched estimates,
+    /// distances from ½, first-layer logits, biases) is within ±[`LOGIT_LIMIT`] and every
+    /// error within ±4,096, so the products cannot overflow.
+    #[test]
+    fn training_products_fit_in_i32() {
+        let largest_input = stretch_table()
+            .iter()
+            .map(|&s| i32::from(s).abs())
+            .chain([2048 >> 3, LOGIT_ONE, LOGIT_LIMIT])
+            .max()
+            .unwrap();
+        assert!(largest_input <= LOGIT_LIMIT);
+        // The error is 4096 − T(d) for ink and −T(d) for white; T rises with d.
+        let largest_error = (4096 - probability_12(-LOGIT_LIMIT)).max(probability_12(LOGIT_LIMIT));
+        assert!(largest_error <= 4096);
+        assert!(i64::from(largest_input) * i64::from(largest_error) < 1 << 24);
+    }
 
     /// The squash table is §4.3's sigmoid: ½ at 0, odd about it, rising, and strictly
     /// inside (0, 1) at ±12.
