@@ -459,38 +459,27 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
     /// Two coarse views of the rows above pixel (y, x) and of its own row, whose contexts
     /// keep their shape where a scan's edges are ragged or a high resolution's strokes are
-    /// thick (format-spec.md §3.9). Each ends with (y − 1, x), then (y, x − 1); the first
+    /// thick (format-spec.md §3.9), at `phase` 0 (from the second edition) or 1, a row
+    /// and a column nearer (from the fourth), so that a stroke that falls between phase
+    /// 0's samples still shows. Each ends with (y − 1, x), then (y, x − 1); the first
     /// listed bit is the most significant.
     ///
+    /// Phase 0:
     /// - Spaced, 44 bits: rows −2, −4, −6 and −8, nearest first, each at columns 8, 6,
     ///   …, −8; then the own row's columns −2, −4, …, −12.
     /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns 7 to −8, one bit
     ///   each, set when at least 2 of its pixels are ink, block row by block row from the
     ///   nearest, right to left; then the pairs of columns (−2, −1), (−4, −3), (−6, −5)
     ///   and (−8, −7) of the own row, each set when either is ink.
-    #[inline]
-    pub fn coarse_contexts(&self, y: usize, x: usize) -> [u64; 2] {
-        self.coarse_views(y, x, 0)
-    }
-
-    /// The same two views at the other phase, a row and a column over, so that a stroke
-    /// that falls between the first views' samples still shows (format-spec.md §3.9,
-    /// fourth edition). Each ends with (y − 1, x), then (y, x − 1).
     ///
+    /// Phase 1:
     /// - Spaced, 40 bits: rows −1, −3, −5 and −7, nearest first, each at columns 7, 5,
     ///   …, −7; then the own row's columns −1, −3, …, −11.
     /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns 8 to −7, as
     ///   above; then the pairs of columns (−3, −2), (−5, −4), (−7, −6) and (−9, −8) of
     ///   the own row.
-    #[inline]
-    pub fn other_phase_contexts(&self, y: usize, x: usize) -> [u64; 2] {
-        self.coarse_views(y, x, 1)
-    }
-
-    /// The spaced and block views at `phase` 0 or 1: each of its rows and columns is
-    /// `phase` nearer the pixel than phase 0's.
     #[inline(always)]
-    fn coarse_views(&self, y: usize, x: usize, phase: usize) -> [u64; 2] {
+    pub fn coarse_views(&self, y: usize, x: usize, phase: usize) -> [u64; 2] {
         let known = &self.known;
         let nearest = (known.run(y, -1, x, 0, 1) << 1) | known.run(y, 0, x, 1, 1);
         // A run's bit j is column j − before, so its even bits, gathered, list every other
@@ -676,8 +665,8 @@ mod tests {
                             bits.iter().fold(0, |v, &b| (v << 1) | b)
                         })
                     });
-                assert_eq!(memory.coarse_contexts(y, x), first, "({y}, {x})");
-                assert_eq!(memory.other_phase_contexts(y, x), second, "({y}, {x})");
+                assert_eq!(memory.coarse_views(y, x, 0), first, "({y}, {x})");
+                assert_eq!(memory.coarse_views(y, x, 1), second, "({y}, {x})");
                 memory.know(y, x, pixels[y * w + x]);
             }
         }

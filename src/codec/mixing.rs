@@ -27,8 +27,8 @@ use std::sync::OnceLock;
 const CONTEXTS: usize = 10;
 const NARROW_CONTEXTS: usize = 6;
 
-/// Coarse contexts: [`Memory::coarse_contexts`], counted from the second edition on, then
-/// [`Memory::other_phase_contexts`], from the fourth.
+/// Coarse contexts: [`Memory::coarse_views`] at phase 0, counted from the second edition
+/// on, then at phase 1, from the fourth.
 const COARSE: usize = 4;
 
 /// Count pairs of each coarse context: its contexts are hashed to 22 bits.
@@ -294,19 +294,20 @@ impl PageCounts {
                 nearest: 0,
             },
         };
-        counts.blank.coarse = counts.coarse_indices(|| [0; COARSE]);
+        counts.blank.coarse = counts.coarse_indices(|_| [0; 2]);
         counts
     }
 
-    /// Where the counts of the coarse contexts that `values` gives are: 0 for those the
-    /// edition does not count, and `values` not called where it counts none.
+    /// Where the counts of the coarse contexts that `views` gives, phase by phase, are:
+    /// 0 for those the edition does not count, whose phases `views` is not asked for.
     #[inline(always)]
-    fn coarse_indices(&self, values: impl FnOnce() -> [u64; COARSE]) -> [usize; COARSE] {
+    fn coarse_indices(&self, views: impl Fn(usize) -> [u64; 2]) -> [usize; COARSE] {
         let mut at = [0; COARSE];
-        if !self.coarse.is_empty() {
-            for (a, v) in at.iter_mut().zip(values()).take(self.coarse.len()) {
-                *a = hashed(u128::from(v), COARSE_BITS);
-            }
+        // Over every phase, so that each call has its phase as a constant.
+        for phase in (0..COARSE / 2).filter(|p| 2 * p < self.coarse.len()) {
+            let [spaced, blocks] = views(phase);
+            at[2 * phase] = hashed(u128::from(spaced), COARSE_BITS);
+            at[2 * phase + 1] = hashed(u128::from(blocks), COARSE_BITS);
         }
         at
     }
@@ -328,15 +329,7 @@ impl PageCounts {
     fn gathered_place(&self, y: usize, x: usize) -> Place {
         Place {
             contexts: self.memory.contexts_of(y, x),
-            coarse: self.coarse_indices(|| {
-                let [spaced, blocks] = self.memory.coarse_contexts(y, x);
-                let [spaced_other, blocks_other] = if self.coarse.len() > 2 {
-                    self.memory.other_phase_contexts(y, x)
-                } else {
-                    [0; 2]
-                };
-                [spaced, blocks, spaced_other, blocks_other]
-            }),
+            coarse: self.coarse_indices(|phase| self.memory.coarse_views(y, x, phase)),
             nearest: self.memory.nearest(y, x),
         }
     }
