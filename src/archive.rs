@@ -17,7 +17,9 @@ use crate::codec::model::PRECISION;
 use crate::container::{self, v2, Archive, ContainerError, Entry, Lane, LaneCoder, ModelId};
 use crate::geometry;
 use crate::infer::network::Network;
+use crate::skew;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Default discretization of each latent dimension: 2^6 buckets. Measured on the 10,000
 /// test digits with the shipped model (README): 2^4 to 2^12 buckets all land within 0.17
@@ -334,40 +336,13 @@ pub fn pixel_crc<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> u32 {
 }
 
 /// Compresses images (each `width × height` bytes of 0/1, as its entry says) into archive
-/// bytes. Each lane is coded as a bits-back chain with the model whose chain codes a
-/// sample of it smallest, by the context model and as stored bits, and the smallest is
-/// kept: no lane ever takes more than its raw bits, nor much more than a classical coder.
-/// Lanes are cut at rows where every model's tile rows break. `progress` gets the rows
-/// just finished.
+/// bytes. Skewed pages are stored straightened (format-spec.md §1.7; the entries' `skew`
+/// is set here, whatever the caller's). Each lane is coded as a bits-back chain with the
+/// model whose chain codes a sample of it smallest, by the context model and as stored
+/// bits, and the smallest is kept: no lane ever takes more than its raw bits, nor much
+/// more than a classical coder. Lanes are cut at rows where every model's tile rows
+/// break. `progress` gets the rows just finished.
 pub fn compress<P: AsRef<[u8]> + Sync>(
-    models: &[&Network],
-    entries: &[Entry],
-    images: &[P],
-    opts: CompressOptions,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Vec<u8>, ArchiveError> {
-    let archive = compress_with_grid(models, entries, images, opts, progress)?;
-    let total: u64 = entries.iter().map(Entry::pixels).sum();
-    if !opts.adapt_latent_bits
-        || opts.latent_bits == SMALL_INPUT_LATENT_BITS
-        || total > SMALL_INPUT_PIXELS
-    {
-        return Ok(archive);
-    }
-    let coarse = CompressOptions {
-        latent_bits: SMALL_INPUT_LATENT_BITS,
-        ..opts
-    };
-    let other = compress_with_grid(models, entries, images, coarse, &|_| {})?;
-    Ok(if other.len() < archive.len() {
-        other
-    } else {
-        archive
-    })
-}
-
-/// [`compress`] with the latent grid of `opts` only.
-fn compress_with_grid<P: AsRef<[u8]> + Sync>(
     models: &[&Network],
     entries: &[Entry],
     images: &[P],
@@ -392,13 +367,69 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
             e.name, e.width, e.height
         )));
     }
+    if models.is_empty() {
+        return Err(ArchiveError::Input("no model to code with".into()));
+    }
+    // Only pages are looked at: a skewed glyph or digit is just another shape.
+    let (entries, stored): (Vec<Entry>, Vec<Cow<[u8]>>) = entries
+        .par_iter()
+        .zip(images)
+        .map(|(e, img)| {
+            let (img, width, height) = (img.as_ref(), e.width as usize, e.height as usize);
+            let skew = if mixes(width * height, 1) {
+                skew::estimate(img, width, height)
+            } else {
+                0
+            };
+            let entry = Entry {
+                skew: skew as i32,
+                ..e.clone()
+            };
+            if skew == 0 {
+                (entry, Cow::Borrowed(img))
+            } else {
+                (
+                    entry,
+                    Cow::Owned(skew::straighten(img, width, height, skew)),
+                )
+            }
+        })
+        .unzip();
+    let crc = pixel_crc(images.iter().map(AsRef::as_ref));
+    let archive = compress_with_grid(models, &entries, &stored, crc, opts, progress)?;
+    let total: u64 = entries.iter().map(Entry::pixels).sum();
+    if !opts.adapt_latent_bits
+        || opts.latent_bits == SMALL_INPUT_LATENT_BITS
+        || total > SMALL_INPUT_PIXELS
+    {
+        return Ok(archive);
+    }
+    let coarse = CompressOptions {
+        latent_bits: SMALL_INPUT_LATENT_BITS,
+        ..opts
+    };
+    let other = compress_with_grid(models, &entries, &stored, crc, coarse, &|_| {})?;
+    Ok(if other.len() < archive.len() {
+        other
+    } else {
+        archive
+    })
+}
+
+/// [`compress`] with the latent grid of `opts` only, of images as they are stored, whose
+/// pixels as given have the checksum `pixel_crc`.
+fn compress_with_grid<P: AsRef<[u8]> + Sync>(
+    models: &[&Network],
+    entries: &[Entry],
+    images: &[P],
+    pixel_crc: u32,
+    opts: CompressOptions,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<u8>, ArchiveError> {
     let shapes: Vec<(usize, usize)> = entries
         .iter()
         .map(|e| (e.width as usize, e.height as usize))
         .collect();
-    if models.is_empty() {
-        return Err(ArchiveError::Input("no model to code with".into()));
-    }
     // Bands of a page are cut where every model's tile rows break, so that each model
     // codes a band with the tile grid it was trained on; model tiles are counted on the
     // largest tile, which `auto` gives pages to.
@@ -481,7 +512,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         latent_bits: opts.latent_bits,
         entries,
         lanes: coded,
-        pixel_crc: pixel_crc(images.iter().map(AsRef::as_ref)),
+        pixel_crc,
     })?)
 }
 
@@ -1114,7 +1145,11 @@ pub fn decompress<E: From<ArchiveError>>(
                 buf.extend_from_slice(&pixels);
                 progress(seg.rows as u64);
                 if buf.len() as u64 == e.pixels() {
-                    let (e, buf) = pending.take().expect("set above");
+                    let (e, mut buf) = pending.take().expect("set above");
+                    if e.skew != 0 {
+                        let (width, height) = (e.width as usize, e.height as usize);
+                        buf = skew::restore(&buf, width, height, e.skew.into());
+                    }
                     crc.update(&buf);
                     sink(e, buf)?;
                 }

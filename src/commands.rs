@@ -385,6 +385,7 @@ fn idx_images(path: &Path) -> Result<Vec<FolderImage>> {
                 format: ImageFormat::Pbm,
                 width: 28,
                 height: 28,
+                skew: 0,
             },
             pixels: p.to_vec(),
         })
@@ -635,8 +636,23 @@ fn info(path: &Path) -> Result<()> {
         bytes.len() as f64 * 8.0 / n.max(1) as f64,
         arch.payload_bytes() as f64 * 8.0 / n.max(1) as f64
     );
+    if arch.straightened > 0 {
+        println!(
+            "straightened   {} of {n} images (skewed pages, format-spec.md §1.7)",
+            arch.straightened
+        );
+    }
     for e in arch.entries().take(3) {
-        println!("  {} ({:?}, {}×{})", e.name, e.format, e.width, e.height);
+        let skew = if e.skew == 0 {
+            String::new()
+        } else {
+            let slope = f64::from(e.skew) / f64::from(1u32 << vlae_zip::skew::SLOPE_BITS);
+            format!(", stored straightened at {:.2}°", slope.atan().to_degrees())
+        };
+        println!(
+            "  {} ({:?}, {}×{}{skew})",
+            e.name, e.format, e.width, e.height
+        );
     }
     if n > 3 {
         println!("  … {} more", n - 3);

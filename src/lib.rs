@@ -23,3 +23,4 @@ pub mod models;
 #[cfg(feature = "train")]
 pub mod nn;
 mod prefetch;
+pub mod skew;

@@ -288,7 +288,8 @@ fn bench_reports_rate_and_speed_as_json() {
     }
 }
 
-/// `--iw` is recorded per lane, and `info` shows it; plain archives say nothing of it.
+/// `--iw` is recorded per lane, and `info` shows it, as it shows lanes with the page memory
+/// and straightened pages; plain archives say nothing of them.
 #[test]
 fn info_shows_importance_samples_and_page_memory_per_lane() {
     let tmp = tempfile::tempdir().unwrap();
@@ -326,6 +327,11 @@ fn info_shows_importance_samples_and_page_memory_per_lane() {
     assert!(!info(&plain).contains("page memory"));
     let memory = info("tests/data/golden-v5-memory.vlz".as_ref());
     assert!(memory.contains("1 of them with page memory"), "{memory}");
+    // Straightened pages are counted, and each listed one gives its angle.
+    assert!(!info(&plain).contains("straightened"));
+    let skewed = info("tests/data/golden-v10-skewed.vlz".as_ref());
+    assert!(skewed.contains("straightened   1 of 1 images"), "{skewed}");
+    assert!(skewed.contains("stored straightened at -0.59°"), "{skewed}");
 }
 
 /// Under `auto`, a page's rate is set against the model that coded it, not the first one.
@@ -439,7 +445,7 @@ fn files_folders_mixed_sizes_and_standard_streams() {
         "--model",
         TINY,
     ]);
-    assert!(out.stdout.starts_with(b"VLZ\x09"));
+    assert!(out.stdout.starts_with(b"VLZ\x0a"));
     // And read back from standard input.
     let restored = tmp.path().join("restored");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
@@ -575,6 +581,7 @@ fn names_that_collide_are_never_overwritten() {
         format: ImageFormat::Pbm,
         width: 1,
         height: 1,
+        skew: 0,
     };
     staged.write(&e, vec![1]).unwrap();
     assert!(staged.write(&e, vec![0]).is_err());

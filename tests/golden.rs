@@ -43,8 +43,13 @@
 //! - `golden-v9*.vlz`: version 9, the same images and settings as the six version 8
 //!   files; `golden-v9-mixing.vlz` codes its page with page mixing's fourth edition.
 //!
-//! Versions 1 to 8 can no longer be written. If version 9 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 9 files (only then) with
+//! - `golden-v10*.vlz`: version 10, the same images and settings as the six version 9
+//!   files, and `golden-v10-skewed.vlz`: a synthetic 600×400 page of repeated glyphs,
+//!   skewed by a rotation's shears, which the archive stores straightened (format-spec.md
+//!   §1.7).
+//!
+//! Versions 1 to 9 can no longer be written. If version 10 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 10 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
 mod common;
@@ -162,7 +167,7 @@ fn version_5_archives_decode_to_the_same_pixels() {
     check(&[&documents()], "golden-v5-memory");
 }
 
-/// Versions 6 to 9 each have the same six files, made from the same images with the same
+/// Versions 6 to 10 each have the same six files, made from the same images with the same
 /// settings: mixed sizes, digits, context chains, a page crop, the page memory and page
 /// mixing.
 fn check_six_files_of(version: u16) {
@@ -193,6 +198,12 @@ fn version_8_archives_decode_to_the_same_pixels() {
 #[test]
 fn version_9_archives_decode_to_the_same_pixels() {
     check_six_files_of(9);
+}
+
+#[test]
+fn version_10_archives_decode_to_the_same_pixels() {
+    check_six_files_of(10);
+    check(&[], "golden-v10-skewed");
 }
 
 fn digits(n: usize) -> Vec<Vec<u8>> {
@@ -273,6 +284,7 @@ fn mixed() -> (Vec<Entry>, Vec<Vec<u8>>) {
                     format,
                     width,
                     height,
+                    skew: 0,
                 },
                 pixels,
             )
@@ -295,8 +307,8 @@ fn write_golden(
 }
 
 #[test]
-#[ignore = "regenerates the version 9 golden files; run only when the format version changes"]
-fn regenerate_version_9_golden_files() {
+#[ignore = "regenerates the version 10 golden files; run only when the format version changes"]
+fn regenerate_version_10_golden_files() {
     let (mut entries, mut images) = mixed();
     // A text-like page, which the context model codes.
     entries.push(Entry {
@@ -304,12 +316,13 @@ fn regenerate_version_9_golden_files() {
         format: ImageFormat::Pbm,
         width: 90,
         height: 70,
+        skew: 0,
     });
     images.push(common::text_page(90, 70, 1));
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     write_golden(
-        "golden-v9",
+        "golden-v10",
         &nets,
         &entries,
         &images,
@@ -329,10 +342,11 @@ fn regenerate_version_9_golden_files() {
             format: ImageFormat::Pbm,
             width: 28,
             height: 28,
+            skew: 0,
         })
         .collect();
     write_golden(
-        "golden-v9-mnist",
+        "golden-v10-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -354,6 +368,7 @@ fn regenerate_version_9_golden_files() {
             format: ImageFormat::Pbm,
             width,
             height,
+            skew: 0,
         })
         .collect();
     let images: Vec<Vec<u8>> = sizes
@@ -361,7 +376,7 @@ fn regenerate_version_9_golden_files() {
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
     write_golden(
-        "golden-v9-context",
+        "golden-v10-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -380,9 +395,10 @@ fn regenerate_version_9_golden_files() {
         format: ImageFormat::Pbm,
         width: page.width as u32,
         height: page.height as u32,
+        skew: 0,
     };
     write_golden(
-        "golden-v9-documents",
+        "golden-v10-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -398,13 +414,14 @@ fn regenerate_version_9_golden_files() {
     // A lane too large to be tried without the memory.
     let (w, h) = (800, 704);
     write_golden(
-        "golden-v9-memory",
+        "golden-v10-memory",
         &[&documents()],
         &[Entry {
             name: "page.pbm".into(),
             format: ImageFormat::Pbm,
             width: w as u32,
             height: h as u32,
+            skew: 0,
         }],
         &[common::text_page(w, h, 5)],
         CompressOptions {
@@ -419,15 +436,33 @@ fn regenerate_version_9_golden_files() {
     // A page large enough for page mixing, which codes it smallest.
     let (w, h) = (400, 300);
     write_golden(
-        "golden-v9-mixing",
+        "golden-v10-mixing",
         &[&mnist()],
         &[Entry {
             name: "page.pbm".into(),
             format: ImageFormat::Pbm,
             width: w as u32,
             height: h as u32,
+            skew: 0,
         }],
         &[common::text_page(w, h, 6)],
+        CompressOptions {
+            latent_bits: DEFAULT_LATENT_BITS,
+            adapt_latent_bits: false,
+            lanes: Some(1),
+            coders: vlae_zip::archive::LaneCoders::Smallest,
+            samples: 1,
+        },
+    );
+
+    // A skewed page of repeated glyphs, stored straightened.
+    let (w, h) = (600, 400);
+    let level = common::glyph_page(w, h, 3);
+    write_golden(
+        "golden-v10-skewed",
+        &[&mnist()],
+        &common::entries_for(&[(w as u32, h as u32)]),
+        &[vlae_zip::skew::restore(&level, w, h, -10_799)],
         CompressOptions {
             latent_bits: DEFAULT_LATENT_BITS,
             adapt_latent_bits: false,
@@ -449,6 +484,7 @@ fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
         ("golden-v7", 7),
         ("golden-v8", 8),
         ("golden-v9", 9),
+        ("golden-v10", 10),
     ] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -488,10 +524,10 @@ fn the_version_5_golden_files_exercise_the_page_memory() {
     ));
 }
 
-/// The version 6 to 9 mixing files code their lane with page mixing's first, second,
-/// third and fourth editions, so that every path keeps decoding.
+/// The version 6 to 10 mixing files code their lane with page mixing's first, second,
+/// third and fourth editions (the fourth twice), so that every path keeps decoding.
 #[test]
-fn the_version_6_to_9_golden_files_exercise_page_mixing() {
+fn the_version_6_to_10_golden_files_exercise_page_mixing() {
     use vlae_zip::codec::context::{
         PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_SECOND_EDITION,
         PAGE_MIXING_THIRD_EDITION,
@@ -501,6 +537,7 @@ fn the_version_6_to_9_golden_files_exercise_page_mixing() {
         (7, PAGE_MIXING_SECOND_EDITION),
         (8, PAGE_MIXING_THIRD_EDITION),
         (9, PAGE_MIXING),
+        (10, PAGE_MIXING),
     ] {
         let bytes = std::fs::read(format!("tests/data/golden-v{version}-mixing.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -510,4 +547,13 @@ fn the_version_6_to_9_golden_files_exercise_page_mixing() {
             [container::LaneCoder::Context { template }]
         );
     }
+}
+
+/// The skewed golden file stores its page straightened, so that the shears keep decoding.
+#[test]
+fn the_version_10_skewed_golden_file_stores_its_page_straightened() {
+    let bytes = std::fs::read("tests/data/golden-v10-skewed.vlz").unwrap();
+    let arch = container::parse(&bytes).unwrap();
+    let skews: Vec<i32> = arch.entries().map(|e| e.skew).collect();
+    assert!(matches!(skews[..], [s] if s != 0), "{skews:?}");
 }

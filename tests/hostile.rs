@@ -246,7 +246,7 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
     assert!(err.to_string().contains("0 samples"), "{err}");
     let bytes = archive(3).unwrap();
     let parsed = container::parse(&bytes).unwrap();
-    assert_eq!(parsed.version, 9);
+    assert_eq!(parsed.version, container::VERSION);
     assert!(matches!(
         parsed.lanes[0].coder,
         LaneCoder::BitsBack {
@@ -294,7 +294,32 @@ fn lanes_of_a_whole_page_need_version_6() {
     assert!(err.to_string().contains("lane pixels"), "{err}");
 }
 
-/// Gives a version 3 to 9 archive another version byte, and the file CRC to match.
+/// An entry may say that its image is stored straightened, with the slope, only from
+/// version 10, and only for slopes of 1 to 2^17 units either way.
+#[test]
+fn straightened_entries_need_version_10_and_a_slope_in_range() {
+    let with_skew = |skew: i32| {
+        let mut entries = common::entries_for(&[(28, 28), (28, 28)]);
+        entries[1].skew = skew;
+        context_lane_archive_of(&entries, 0)
+    };
+    for skew in [-10_799, container::MAX_SKEW, -container::MAX_SKEW] {
+        let mut bytes = with_skew(skew).unwrap();
+        let skews: Vec<i32> = container::parse(&bytes)
+            .unwrap()
+            .entries()
+            .map(|e| e.skew)
+            .collect();
+        assert_eq!(skews, [0, skew]);
+        relabel_as_version(&mut bytes, 9);
+        let err = container::parse(&bytes).unwrap_err();
+        assert!(err.to_string().contains("invalid flags"), "{err}");
+    }
+    let err = with_skew(container::MAX_SKEW + 1).unwrap_err();
+    assert!(err.to_string().contains("slope 131073"), "{err}");
+}
+
+/// Gives a version 3 to 10 archive another version byte, and the file CRC to match.
 fn relabel_as_version(bytes: &mut [u8], version: u8) {
     bytes[3] = version;
     let body = bytes.len() - 4;
@@ -309,14 +334,22 @@ fn context_lane_archive(
     width: u32,
     height: u32,
 ) -> Result<Vec<u8>, container::ContainerError> {
+    context_lane_archive_of(&common::entries_for(&[(width, height)]), template)
+}
+
+/// An archive of `entries` in one context lane with `template` and no payload.
+fn context_lane_archive_of(
+    entries: &[container::Entry],
+    template: u8,
+) -> Result<Vec<u8>, container::ContainerError> {
     use container::{v2, Lane, LaneCoder};
     v2::write(&v2::NewArchive {
         models: vec![],
         latent_bits: 6,
-        entries: &common::entries_for(&[(width, height)]),
+        entries,
         lanes: vec![Lane {
             coder: LaneCoder::Context { template },
-            rows: u64::from(height),
+            rows: entries.iter().map(|e| u64::from(e.height)).sum(),
             seed_words_elided: 0,
             state: 1 << 40,
             payload: vec![],

@@ -70,6 +70,12 @@ impl<'a> Reader<'a> {
         Err(ContainerError::Invalid(format!("{what} overflows 64 bits")))
     }
 
+    /// A signed value, zigzag-coded in a varint (see [`put_signed`]).
+    pub fn signed(&mut self, what: &'static str) -> Result<i64, ContainerError> {
+        let z = self.varint(what)?;
+        Ok((z >> 1) as i64 ^ -((z & 1) as i64))
+    }
+
     pub fn left(&self) -> usize {
         self.bytes.len() - self.at
     }
@@ -82,6 +88,12 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
+}
+
+/// Appends `v` zigzag-coded (0, −1, 1, −2, … as 0, 1, 2, 3, …) as a varint, so that small
+/// values of either sign take few bytes.
+pub(crate) fn put_signed(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, (v << 1 ^ v >> 63) as u64);
 }
 
 #[cfg(test)]
@@ -100,5 +112,15 @@ mod tests {
         assert!(Reader::new(&[0x80, 0x00], 0).varint("v").is_err());
         assert!(Reader::new(&[0xff; 10], 0).varint("v").is_err());
         assert!(Reader::new(&[0x80], 0).varint("v").is_err());
+    }
+
+    #[test]
+    fn signed_values_round_trip() {
+        for v in [0i64, -1, 1, -64, 64, -10_799, i64::MIN, i64::MAX] {
+            let mut b = Vec::new();
+            put_signed(&mut b, v);
+            assert_eq!(b.len() == 1, (-64..64).contains(&v), "{v}");
+            assert_eq!(Reader::new(&b, 0).signed("v").unwrap(), v);
+        }
     }
 }

@@ -18,8 +18,12 @@ pub use names::{is_safe_name, successor};
 /// The first bytes of every version 1 and 2 archive (versions 3 and 4 have a shorter
 /// signature, [`v2::SIGNATURE`] and the version byte).
 pub const MAGIC: [u8; 8] = *b"VLAEZIP\0";
-/// The version this build writes. It reads versions 1 to 6 too.
-pub const VERSION: u16 = v2::VERSION_9;
+/// The version this build writes. It reads every earlier version too.
+pub const VERSION: u16 = v2::VERSION_10;
+
+/// The steepest slope an entry may be straightened at (format-spec.md §1.7): 2^17 units of
+/// 2^−20, 1/8, about 7°.
+pub const MAX_SKEW: i32 = 1 << 17;
 
 /// Most images in one archive; the entry table and every per-image structure is bounded
 /// by it.
@@ -96,13 +100,17 @@ impl ImageFormat {
     }
 }
 
-/// One image: its name (relative, `/`-separated), its format and its size.
+/// One image: its name (relative, `/`-separated), its format, its size, and how it is
+/// stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub name: String,
     pub format: ImageFormat,
     pub width: u32,
     pub height: u32,
+    /// The slope the image is stored straightened at, in units of 2^−20 (format-spec.md
+    /// §1.7); 0 where it is stored as it is.
+    pub skew: i32,
 }
 
 impl Entry {
@@ -188,6 +196,8 @@ pub struct Archive<'a> {
     pub pixel_crc: u32,
     /// The smallest and largest (width, height) among the images.
     pub size_range: ((u32, u32), (u32, u32)),
+    /// Images stored straightened (format-spec.md §1.7).
+    pub straightened: u64,
     entry_table: Vec<u8>,
 }
 
@@ -196,7 +206,7 @@ impl Archive<'_> {
     pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
         let mut walk = names::EntryWalk::new(&self.entry_table, self.version);
         (0..self.image_count)
-            .map(move |_| walk.next_entry().expect("entry table validated by parse").0)
+            .map(move |_| walk.next_entry().expect("entry table validated by parse"))
     }
 
     /// The entries' (width, height) in archive order, without their names.
@@ -226,7 +236,7 @@ impl Archive<'_> {
 pub enum ContainerError {
     #[error("not a vlae-zip archive (bad magic)")]
     NotAnArchive,
-    #[error("archive format version {0} is not supported (this build reads versions 1 to 7)")]
+    #[error("archive format version {0} is not supported (this build reads versions 1 to 10)")]
     UnsupportedVersion(u16),
     #[error("reserved {0} are set: the archive is corrupt or from a newer version")]
     ReservedBits(&'static str),
@@ -261,7 +271,7 @@ pub fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), Conta
 pub fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
     if bytes.starts_with(&v2::SIGNATURE) {
         return match bytes.get(v2::SIGNATURE.len()).map(|&v| u16::from(v)) {
-            Some(v @ v2::VERSION_3..=v2::VERSION_9) => v2::parse(bytes, v),
+            Some(v @ v2::VERSION_3..=v2::VERSION_10) => v2::parse(bytes, v),
             Some(v) => Err(ContainerError::UnsupportedVersion(v)),
             None => Err(ContainerError::Truncated("version")),
         };
@@ -329,6 +339,7 @@ fn deflate(raw: &[u8]) -> Vec<u8> {
 /// What one validating pass over an entry table learns.
 struct EntrySummary {
     size_range: ((u32, u32), (u32, u32)),
+    straightened: u64,
 }
 
 /// Validates an inflated entry table of `count` entries, calling `image` with each
@@ -342,10 +353,12 @@ fn validate_entries(
 ) -> Result<EntrySummary, ContainerError> {
     let mut walk = names::EntryWalk::new(table, version);
     let (mut smallest, mut largest) = ((u32::MAX, u32::MAX), (0, 0));
+    let mut straightened = 0;
     for _ in 0..count {
         let size = walk.next_checked()?;
         smallest = smallest.min(size);
         largest = largest.max(size);
+        straightened += u64::from(walk.straightened());
         image(size.0, size.1)?;
     }
     if !walk.finished() {
@@ -355,5 +368,6 @@ fn validate_entries(
     }
     Ok(EntrySummary {
         size_range: (smallest, largest),
+        straightened,
     })
 }

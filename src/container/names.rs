@@ -4,7 +4,8 @@
 
 use super::bytes::Reader;
 use super::{
-    check_limit, ContainerError, Entry, ImageFormat, MAX_IMAGE_PIXELS, MAX_NAME_LEN, MAX_SIDE,
+    check_limit, v2, ContainerError, Entry, ImageFormat, MAX_IMAGE_PIXELS, MAX_NAME_LEN, MAX_SIDE,
+    MAX_SKEW,
 };
 
 /// Version 1 entry name codes: the name is spelled out, or is the successor of the
@@ -17,7 +18,8 @@ pub const NAME_SUCCESSOR: u8 = 1;
 pub const SAME_NAME_SUCCESSOR: u8 = 1;
 pub const SAME_FORMAT: u8 = 2;
 pub const SAME_SIZE: u8 = 4;
-const KNOWN_FLAGS: u8 = SAME_NAME_SUCCESSOR | SAME_FORMAT | SAME_SIZE;
+/// From version 10: the image is stored straightened, and its slope ends the entry.
+pub const STRAIGHTENED: u8 = 8;
 
 /// Version 1 archives hold 28×28 images only.
 const V1_SIDE: u32 = 28;
@@ -80,6 +82,7 @@ pub(crate) struct EntryWalk<'a> {
     format: ImageFormat,
     width: u32,
     height: u32,
+    skew: i32,
 }
 
 impl<'a> EntryWalk<'a> {
@@ -93,6 +96,7 @@ impl<'a> EntryWalk<'a> {
             format: ImageFormat::Pbm,
             width: 0,
             height: 0,
+            skew: 0,
         }
     }
 
@@ -112,7 +116,15 @@ impl<'a> EntryWalk<'a> {
                 _ => return Err(self.invalid(format!("has the invalid name code {flags}"))),
             }
         } else {
-            if flags & !KNOWN_FLAGS != 0 || (self.index == 0 && flags != 0) {
+            let known = SAME_NAME_SUCCESSOR
+                | SAME_FORMAT
+                | SAME_SIZE
+                | if self.version >= v2::VERSION_10 {
+                    STRAIGHTENED
+                } else {
+                    0
+                };
+            if flags & !known != 0 || (self.index == 0 && flags & !STRAIGHTENED != 0) {
                 return Err(self.invalid(format!("has the invalid flags {flags:#04x}")));
             }
             flags & SAME_NAME_SUCCESSOR != 0
@@ -154,6 +166,17 @@ impl<'a> EntryWalk<'a> {
             self.name.clear();
             self.name.extend_from_slice(bytes);
         }
+        let skew = if !v1 && flags & STRAIGHTENED != 0 {
+            let skew = self.table.signed("entry slope")?;
+            if skew == 0 || skew.unsigned_abs() > MAX_SKEW as u64 {
+                return Err(self.invalid(format!(
+                    "is straightened at the slope {skew}; it must be 1..={MAX_SKEW} either way"
+                )));
+            }
+            skew as i32
+        } else {
+            0
+        };
         let format = ImageFormat::from_code(code, depth)
             .ok_or_else(|| self.invalid(format!("has unknown format {code}/{depth}")))?;
         if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
@@ -179,23 +202,26 @@ impl<'a> EntryWalk<'a> {
                 "name {name:?} does not sort after the previous name (names must strictly increase)"
             )));
         }
-        (self.format, self.width, self.height) = (format, width, height);
+        (self.format, self.width, self.height, self.skew) = (format, width, height, skew);
         self.index += 1;
         Ok((width, height))
     }
 
     /// Reads the next entry (of a table [`Self::next_checked`] already accepted).
-    pub fn next_entry(&mut self) -> Result<(Entry, ()), ContainerError> {
+    pub fn next_entry(&mut self) -> Result<Entry, ContainerError> {
         self.next_checked()?;
-        Ok((
-            Entry {
-                name: String::from_utf8(self.name.clone()).expect("checked UTF-8"),
-                format: self.format,
-                width: self.width,
-                height: self.height,
-            },
-            (),
-        ))
+        Ok(Entry {
+            name: String::from_utf8(self.name.clone()).expect("checked UTF-8"),
+            format: self.format,
+            width: self.width,
+            height: self.height,
+            skew: self.skew,
+        })
+    }
+
+    /// Whether the entry last read is stored straightened.
+    pub fn straightened(&self) -> bool {
+        self.skew != 0
     }
 
     pub fn finished(&self) -> bool {

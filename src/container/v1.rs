@@ -135,6 +135,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
         lanes,
         pixel_crc,
         size_range: summary.size_range,
+        straightened: summary.straightened,
         entry_table,
     })
 }

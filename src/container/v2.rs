@@ -7,8 +7,8 @@
 //! one parser reads all three.
 #![forbid(unsafe_code)]
 
-use super::bytes::{put_varint, Reader};
-use super::names::{SAME_FORMAT, SAME_NAME_SUCCESSOR, SAME_SIZE};
+use super::bytes::{put_signed, put_varint, Reader};
+use super::names::{SAME_FORMAT, SAME_NAME_SUCCESSOR, SAME_SIZE, STRAIGHTENED};
 use super::{
     check_crc, check_limit, deflate, inflate_exact, successor, Archive, ContainerError, Entry,
     Lane, LaneCoder, ModelId, CODER_BITS_BACK, CODER_CONTEXT, CODER_STORED, CONTEXT_TEMPLATES,
@@ -33,10 +33,13 @@ pub const VERSION_7: u16 = 7;
 /// Version 7's container, whose context-model lanes may also use the third edition of
 /// page mixing, template 4 (format-spec.md §3.9).
 pub const VERSION_8: u16 = 8;
-/// The version this module writes: version 8's, whose context-model lanes may also use
-/// the fourth edition of page mixing, template 5 (format-spec.md §3.9).
+/// Version 8's container, whose context-model lanes may also use the fourth edition of
+/// page mixing, template 5 (format-spec.md §3.9).
 pub const VERSION_9: u16 = 9;
-/// The first bytes of a version 3 to 9 archive: "VLZ" and the version.
+/// The version this module writes: version 9's, whose entries may record that their
+/// image is stored straightened (format-spec.md §1.1, §1.7).
+pub const VERSION_10: u16 = 10;
+/// The first bytes of a version 3 to 10 archive: "VLZ" and the version.
 pub const SIGNATURE: [u8; 3] = *b"VLZ";
 /// The shortest archive of each version: its fixed header and an empty trailer.
 const MIN_LEN_V2: usize = 8 + 2 + 2 + 8;
@@ -78,7 +81,8 @@ fn entry_table(entries: &[Entry]) -> Vec<u8> {
         t.push(
             if follows { SAME_NAME_SUCCESSOR } else { 0 }
                 | if same_format { SAME_FORMAT } else { 0 }
-                | if same_size { SAME_SIZE } else { 0 },
+                | if same_size { SAME_SIZE } else { 0 }
+                | if e.skew != 0 { STRAIGHTENED } else { 0 },
         );
         if !same_format {
             let (code, depth) = e.format.code();
@@ -91,6 +95,9 @@ fn entry_table(entries: &[Entry]) -> Vec<u8> {
         if !follows {
             put_varint(&mut t, e.name.len() as u64);
             t.extend_from_slice(e.name.as_bytes());
+        }
+        if e.skew != 0 {
+            put_signed(&mut t, e.skew.into());
         }
         prev = Some(e);
     }
@@ -109,7 +116,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
         64 + names.len() + a.lanes.iter().map(|l| 24 + l.payload.len()).sum::<usize>(),
     );
     out.extend_from_slice(&SIGNATURE);
-    out.push(VERSION_9 as u8);
+    out.push(VERSION_10 as u8);
     put_varint(&mut out, a.entries.len() as u64);
     out.push(a.models.len() as u8);
     for m in &a.models {
@@ -324,6 +331,7 @@ pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, Container
         lanes,
         pixel_crc,
         size_range: summary.size_range,
+        straightened: summary.straightened,
         entry_table,
     })
 }

@@ -62,6 +62,52 @@ pub fn text_page(width: usize, height: usize, seed: u64) -> Vec<u8> {
     page
 }
 
+/// A page of text lines set from a font of 24 glyphs of three random strokes (bars 2
+/// pixels thick in a 6×8 box), so that glyphs repeat as they do on a real page, where a
+/// skewed scan kinks each copy differently.
+pub fn glyph_page(width: usize, height: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n) as usize
+    };
+    let font: Vec<Vec<u8>> = (0..24)
+        .map(|_| {
+            let mut glyph = vec![0u8; 48];
+            for _ in 0..3 {
+                let (across, at) = (next(2) == 0, next(5));
+                for (i, pixel) in glyph.iter_mut().enumerate() {
+                    let (row, col) = (i / 6, i % 6);
+                    if (across && (at..at + 3).contains(&row))
+                        || (!across && (at..at + 2).contains(&col))
+                    {
+                        *pixel = 1;
+                    }
+                }
+            }
+            glyph
+        })
+        .collect();
+    let mut page = vec![0u8; width * height];
+    for top in (16..height.saturating_sub(24)).step_by(14) {
+        let mut x = 16;
+        while x + 24 < width {
+            if next(7) == 0 {
+                x += 5; // a space
+                continue;
+            }
+            let glyph = &font[next(24)];
+            for (i, &ink) in glyph.iter().enumerate() {
+                page[(top + i / 6) * width + x + i % 6] = ink;
+            }
+            x += 7;
+        }
+    }
+    page
+}
+
 pub fn shipped() -> &'static Network {
     static NET: std::sync::OnceLock<Network> = std::sync::OnceLock::new();
     NET.get_or_init(|| {
@@ -88,6 +134,7 @@ pub fn digit_entries(n: usize) -> Vec<Entry> {
             format: ImageFormat::Pbm,
             width: 28,
             height: 28,
+            skew: 0,
         })
         .collect()
 }
@@ -102,6 +149,7 @@ pub fn entries_for(sizes: &[(u32, u32)]) -> Vec<Entry> {
             format: ImageFormat::Pbm,
             width,
             height,
+            skew: 0,
         })
         .collect()
 }
