@@ -1148,7 +1148,7 @@ pub fn decompress<E: From<ArchiveError>>(
                     let (e, mut buf) = pending.take().expect("set above");
                     if e.skew != 0 {
                         let (width, height) = (e.width as usize, e.height as usize);
-                        buf = skew::restore(&buf, width, height, e.skew.into());
+                        buf = skew::restore(buf, width, height, e.skew.into());
                     }
                     crc.update(&buf);
                     sink(e, buf)?;

@@ -83,20 +83,25 @@ pub fn straighten(pixels: &[u8], width: usize, height: usize, skew: i64) -> Vec<
     out
 }
 
-/// The image whose [`straighten`]ed form at slope `skew` is `stored`.
-pub fn restore(stored: &[u8], width: usize, height: usize, skew: i64) -> Vec<u8> {
-    let mut rows = stored.to_vec();
-    for (y, row) in rows.chunks_exact_mut(width).enumerate() {
+/// The image whose [`straighten`]ed form at slope `skew` is `stored`, sheared in place:
+/// a decoder holds one page and one band of columns, not two pages.
+pub fn restore(mut stored: Vec<u8>, width: usize, height: usize, skew: i64) -> Vec<u8> {
+    for (y, row) in stored.chunks_exact_mut(width).enumerate() {
         row.rotate_right(row_shift(y, width, height, skew));
     }
-    let mut out = vec![0; stored.len()];
+    let mut band = Vec::new();
     for (x0, x1, s) in column_runs(width, height, skew) {
-        for y in 0..height {
+        if s == 0 {
+            continue;
+        }
+        band.clear();
+        band.extend(stored.chunks_exact(width).flat_map(|row| &row[x0..x1]));
+        for (y, from) in band.chunks_exact(x1 - x0).enumerate() {
             let to = (y + s) % height * width;
-            out[to + x0..to + x1].copy_from_slice(&rows[y * width + x0..y * width + x1]);
+            stored[to + x0..to + x1].copy_from_slice(from);
         }
     }
-    out
+    stored
 }
 
 /// The slope to store `pixels` at: the one whose straightening leaves the fewest
@@ -298,11 +303,7 @@ mod tests {
         for skew in [7_000, -10_799, 100_000, -(1 << 17)] {
             let stored = straighten(&pixels, width, height, skew);
             assert_ne!(stored, pixels, "slope {skew} moved nothing");
-            assert_eq!(
-                restore(&stored, width, height, skew),
-                pixels,
-                "slope {skew}"
-            );
+            assert_eq!(restore(stored, width, height, skew), pixels, "slope {skew}");
         }
         assert_eq!(straighten(&pixels, width, height, 0), pixels);
     }
@@ -335,7 +336,7 @@ mod tests {
         let level = lines(width, height);
         assert_eq!(estimate(&level, width, height), 0);
         let skew = -10_799;
-        let skewed = restore(&level, width, height, skew);
+        let skewed = restore(level.clone(), width, height, skew);
         let found = estimate(&skewed, width, height);
         assert_eq!(
             straighten(&skewed, width, height, found),

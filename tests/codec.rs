@@ -807,7 +807,7 @@ fn a_page_and_digits_are_coded_in_lanes_apart() {
 fn skewed_pages_are_stored_straightened() {
     let (w, h) = (600, 400);
     let level = common::glyph_page(w, h, 3);
-    let skewed = vlae_zip::skew::restore(&level, w, h, -10_799);
+    let skewed = vlae_zip::skew::restore(level.clone(), w, h, -10_799);
     let entries = common::entries_for(&[(w as u32, h as u32)]);
     let net = common::tiny_context();
     let level_bytes = common::compress(net, &entries, &[level], Some(1)).len();

@@ -462,7 +462,7 @@ fn regenerate_version_10_golden_files() {
         "golden-v10-skewed",
         &[&mnist()],
         &common::entries_for(&[(w as u32, h as u32)]),
-        &[vlae_zip::skew::restore(&level, w, h, -10_799)],
+        &[vlae_zip::skew::restore(level, w, h, -10_799)],
         CompressOptions {
             latent_bits: DEFAULT_LATENT_BITS,
             adapt_latent_bits: false,

@@ -29,6 +29,22 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Straightening moves pixels within rows and columns only, cyclically, so any image
+    /// comes back from any slope the format allows.
+    #[test]
+    fn straightening_is_undone_at_any_slope(
+        (w, h, pixels) in image(),
+        skew in -i64::from(container::MAX_SKEW)..=i64::from(container::MAX_SKEW),
+    ) {
+        let (w, h) = (w as usize, h as usize);
+        let stored = vlae_zip::skew::straighten(&pixels, w, h, skew);
+        prop_assert_eq!(vlae_zip::skew::restore(stored, w, h, skew), pixels);
+    }
+}
+
 /// Random bytes behind a valid magic and version, so that they reach the checks after it.
 fn after_magic(version: u16) -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..300).prop_map(move |tail| {
@@ -67,11 +83,15 @@ proptest! {
     /// decode or fail cleanly, never panic.
     #[test]
     fn mutated_archives_parse_and_decode_or_fail_cleanly(
-        which in 0usize..2,
+        which in 0usize..3,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
         cut in any::<usize>(),
     ) {
-        let file = ["tests/data/golden-v1.vlz", "tests/data/golden-v2.vlz"][which];
+        let file = [
+            "tests/data/golden-v1.vlz",
+            "tests/data/golden-v2.vlz",
+            "tests/data/golden-v10-skewed.vlz",
+        ][which];
         let mut b = std::fs::read(file).unwrap();
         for (at, v) in edits {
             let i = at % b.len();
