@@ -114,7 +114,15 @@ pub fn estimate(pixels: &[u8], width: usize, height: usize) -> i64 {
     let counts = block_counts(pixels, width, height);
     let sharpness = |s: i64| -(profile_sharpness(&counts, width, height, s) as i64);
     let coarse = best_of((-SEARCH..=SEARCH).step_by(1024), sharpness).0;
-    let level = best_of((coarse - 1024..=coarse + 1024).step_by(64), sharpness).0;
+    let (sharpest, sharper) = best_of((coarse - 1024..=coarse + 1024).step_by(64), sharpness);
+    // A profile no sharper than the page's own (a blank, black or noisy page, or a level
+    // one) says nothing of a skew: kinks are then looked for near 0, where they are
+    // cheap to count, not at whichever slope came first among equals.
+    let level = if sharper * KEEP_BELOW < sharpness(0) * (KEEP_BELOW + 1) {
+        sharpest
+    } else {
+        0
+    };
     let page = Page::new(pixels, width, height);
     let change = |s: i64| transitions_change(&page, s);
     let near = best_of((level - 1024..=level + 1024).step_by(8), change).0;
