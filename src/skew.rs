@@ -106,7 +106,8 @@ pub fn restore(mut stored: Vec<u8>, width: usize, height: usize, skew: i64) -> V
 
 /// The slope to store `pixels` at: the one whose straightening leaves the fewest
 /// neighbouring pixels that differ, if it leaves fewer than the image as it is by more
-/// than a [`KEEP_BELOW`]th; otherwise 0, the image as it is.
+/// than a thousandth; otherwise 0, the image as it is. Its size is at most 2^16 + 2,055,
+/// within the format's limit of 2^17.
 pub fn estimate(pixels: &[u8], width: usize, height: usize) -> i64 {
     if width < 2 || height < 2 {
         return 0;

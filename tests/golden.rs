@@ -292,6 +292,15 @@ fn mixed() -> (Vec<Entry>, Vec<Vec<u8>>) {
         .unzip()
 }
 
+/// Default settings in one lane, each coded by whatever codes it smallest.
+const ONE_LANE_SMALLEST: CompressOptions = CompressOptions {
+    latent_bits: DEFAULT_LATENT_BITS,
+    adapt_latent_bits: false,
+    lanes: Some(1),
+    coders: vlae_zip::archive::LaneCoders::Smallest,
+    samples: 1,
+};
+
 /// Writes `tests/data/NAME.vlz` and its listing.
 fn write_golden(
     name: &str,
@@ -446,13 +455,7 @@ fn regenerate_version_10_golden_files() {
             skew: 0,
         }],
         &[common::text_page(w, h, 6)],
-        CompressOptions {
-            latent_bits: DEFAULT_LATENT_BITS,
-            adapt_latent_bits: false,
-            lanes: Some(1),
-            coders: vlae_zip::archive::LaneCoders::Smallest,
-            samples: 1,
-        },
+        ONE_LANE_SMALLEST,
     );
 
     // A skewed page of repeated glyphs, stored straightened.
@@ -463,13 +466,7 @@ fn regenerate_version_10_golden_files() {
         &[&mnist()],
         &common::entries_for(&[(w as u32, h as u32)]),
         &[vlae_zip::skew::restore(level, w, h, -10_799)],
-        CompressOptions {
-            latent_bits: DEFAULT_LATENT_BITS,
-            adapt_latent_bits: false,
-            lanes: Some(1),
-            coders: vlae_zip::archive::LaneCoders::Smallest,
-            samples: 1,
-        },
+        ONE_LANE_SMALLEST,
     );
 }
 

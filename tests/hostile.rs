@@ -215,7 +215,7 @@ fn payload_lengths_that_overflow_their_sum_are_refused_as_truncated() {
     );
 }
 
-/// A version 5 to 9 lane's mode packs its sample count with the page-memory bit: a mode that
+/// A version 5 to 10 lane's mode packs its sample count with the page-memory bit: a mode that
 /// sets the bit but claims no samples is refused, by the writer as by the reader, and a
 /// lane with memory reads back with it.
 #[test]

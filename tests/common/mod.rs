@@ -28,16 +28,21 @@ pub fn tiny_context() -> &'static Network {
     })
 }
 
-/// A `width × height` page of text-like ink, 0/1 bytes: lines of blocky glyphs of a few
-/// pixels, with spaces between words and white margins, the same for the same `seed`.
-pub fn text_page(width: usize, height: usize, seed: u64) -> Vec<u8> {
+/// Draws numbers below a bound, the same ones for the same `seed` (xorshift).
+fn below(seed: u64) -> impl FnMut(u64) -> usize {
     let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move |n: u64| {
+    move |n: u64| {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
         (state % n) as usize
-    };
+    }
+}
+
+/// A `width × height` page of text-like ink, 0/1 bytes: lines of blocky glyphs of a few
+/// pixels, with spaces between words and white margins, the same for the same `seed`.
+pub fn text_page(width: usize, height: usize, seed: u64) -> Vec<u8> {
+    let mut next = below(seed);
     let mut page = vec![0u8; width * height];
     let mut y = 3;
     while y + 7 < height {
@@ -66,13 +71,7 @@ pub fn text_page(width: usize, height: usize, seed: u64) -> Vec<u8> {
 /// pixels thick in a 6×8 box), so that glyphs repeat as they do on a real page, where a
 /// skewed scan kinks each copy differently.
 pub fn glyph_page(width: usize, height: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut next = move |n: u64| {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state % n) as usize
-    };
+    let mut next = below(seed);
     let font: Vec<Vec<u8>> = (0..24)
         .map(|_| {
             let mut glyph = vec![0u8; 48];
