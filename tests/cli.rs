@@ -764,3 +764,26 @@ fn auto_picks_the_documents_model_for_a_page_and_mnist_for_digits() {
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
+
+/// A skewed page goes through the command line: stored straightened, and written back as
+/// it was.
+#[test]
+fn a_skewed_page_round_trips_through_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
+    ok(&[
+        "decompress",
+        "tests/data/golden-v10-skewed.vlz",
+        "-o",
+        &path("page"),
+    ]);
+    let page = path("page/00000.pbm");
+    ok(&["compress", &page, "-o", &path("x.vlz")]);
+    let info = String::from_utf8(ok(&["info", &path("x.vlz")]).stdout).unwrap();
+    assert!(info.contains("straightened   1 of 1 images"), "{info}");
+    ok(&["decompress", &path("x.vlz"), "-o", &path("back")]);
+    let read = |p: &str| vlae_zip::image_io::read_image(Path::new(p)).unwrap().0;
+    let (want, got) = (read(&page), read(&path("back/00000.pbm")));
+    assert_eq!((got.width, got.height), (want.width, want.height));
+    assert!(got.pixels == want.pixels, "pixels differ");
+}
