@@ -10,9 +10,7 @@
 
 use super::bitsback::{CodecError, Strip};
 use super::lane::{payload, words, CodedLane, LaneCodec, LaneToDecode};
-use super::mixing::{
-    self, Edition, PageMixer, FIRST_EDITION, FOURTH_EDITION, SECOND_EDITION, THIRD_EDITION,
-};
+use super::mixing::{self, Edition, PageMixer, EDITIONS};
 use super::model::{Bernoulli, Coder, PRECISION};
 use constriction::stream::{Decode, Encode};
 
@@ -215,6 +213,8 @@ pub const PAGE_MIXING_FIRST_EDITION: u8 = TEMPLATES.len() as u8;
 pub const PAGE_MIXING_SECOND_EDITION: u8 = PAGE_MIXING_FIRST_EDITION + 1;
 pub const PAGE_MIXING_THIRD_EDITION: u8 = PAGE_MIXING_SECOND_EDITION + 1;
 pub const PAGE_MIXING: u8 = PAGE_MIXING_THIRD_EDITION + 1;
+// One template for each edition, the newest last.
+const _: () = assert!((PAGE_MIXING - PAGE_MIXING_FIRST_EDITION) as usize + 1 == EDITIONS.len());
 
 /// The context-model lane coder with one of the [`TEMPLATES`], or page mixing.
 pub struct ContextModel {
@@ -224,12 +224,7 @@ pub struct ContextModel {
 impl ContextModel {
     /// The page-mixing edition of a template past the [`TEMPLATES`].
     fn edition(&self) -> &'static Edition {
-        match self.template {
-            PAGE_MIXING_FIRST_EDITION => &FIRST_EDITION,
-            PAGE_MIXING_SECOND_EDITION => &SECOND_EDITION,
-            PAGE_MIXING_THIRD_EDITION => &THIRD_EDITION,
-            _ => &FOURTH_EDITION,
-        }
+        EDITIONS[usize::from(self.template - PAGE_MIXING_FIRST_EDITION)]
     }
 }
 

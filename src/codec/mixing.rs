@@ -138,6 +138,14 @@ pub const FOURTH_EDITION: Edition = Edition {
     ..THIRD_EDITION
 };
 
+/// Every edition, oldest first: page-mixing templates name them in this order.
+pub const EDITIONS: [&Edition; 4] = [
+    &FIRST_EDITION,
+    &SECOND_EDITION,
+    &THIRD_EDITION,
+    &FOURTH_EDITION,
+];
+
 /// Σ w·x / 2^16, rounded toward −∞, kept within ±[`LOGIT_LIMIT`].
 #[inline]
 fn dot(weights: &[i32], inputs: &[i32]) -> i32 {
@@ -728,12 +736,7 @@ mod tests {
             },
         ];
         assert!(pixels.len() > PIPELINE_CHUNK && pixels.len() % PIPELINE_CHUNK != 0);
-        for edition in [
-            &FIRST_EDITION,
-            &SECOND_EDITION,
-            &THIRD_EDITION,
-            &FOURTH_EDITION,
-        ] {
+        for edition in EDITIONS {
             let mut model = PageMixer::new(edition);
             let mut want = Vec::new();
             for s in &strips {
