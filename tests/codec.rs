@@ -627,12 +627,13 @@ fn importance_weighting_survives_a_blank_margin() {
 /// template do (so its mixers learn), the second smaller than the first, and a lane's
 /// bytes do not depend on the lanes coded beside it. (The third differs from the second
 /// only in how long its wide counts remember, which this small page is too short for;
-/// the fourth's coarse views and crossed sets pay on scans and large pages.)
+/// the fourth's coarse views and crossed sets pay on scans and large pages, and the
+/// fifth's learnt estimates on clean pages.)
 #[test]
 fn page_mixing_round_trips_and_learns_the_page() {
     use vlae_zip::codec::context::{
-        ContextModel, PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_SECOND_EDITION,
-        PAGE_MIXING_THIRD_EDITION,
+        ContextModel, PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_FOURTH_EDITION,
+        PAGE_MIXING_SECOND_EDITION, PAGE_MIXING_THIRD_EDITION,
     };
     use vlae_zip::codec::lane::{LaneCodec, LaneToDecode};
     let sizes = [(300, 240), (1, 33), (77, 1), (64, 65), (130, 9)];
@@ -646,6 +647,7 @@ fn page_mixing_round_trips_and_learns_the_page() {
         PAGE_MIXING_FIRST_EDITION,
         PAGE_MIXING_SECOND_EDITION,
         PAGE_MIXING_THIRD_EDITION,
+        PAGE_MIXING_FOURTH_EDITION,
         PAGE_MIXING,
     ] {
         let mixing = ContextModel { template };
@@ -671,13 +673,14 @@ fn page_mixing_round_trips_and_learns_the_page() {
     }
     // Template 0, then each edition: the first at least 10% smaller than counts, the
     // second smaller still (1.6% on this small page; 17% on the training pages).
-    let [counted, first, second, third, fourth] = page_bytes[..] else {
+    let [counted, first, second, third, fourth, fifth] = page_bytes[..] else {
         unreachable!()
     };
     assert!(first * 10 < counted * 9, "{page_bytes:?}");
     assert!(second < first, "{page_bytes:?}");
     assert!(third < first, "{page_bytes:?}");
     assert!(fourth < first, "{page_bytes:?}");
+    assert!(fifth < first, "{page_bytes:?}");
 }
 
 /// Text-like pages of these sizes, each its own.

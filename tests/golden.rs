@@ -48,8 +48,12 @@
 //!   skewed by a rotation's shears, which the archive stores straightened (format-spec.md
 //!   §1.7).
 //!
-//! Versions 1 to 9 can no longer be written. If version 10 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 10 files (only then) with
+//! - `golden-v11*.vlz`: version 11, the same images and settings as the seven version 10
+//!   files; `golden-v11-mixing.vlz` and `golden-v11-skewed.vlz` code their page with page
+//!   mixing's fifth edition.
+//!
+//! Versions 1 to 10 can no longer be written. If version 11 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 11 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
 mod common;
@@ -206,6 +210,12 @@ fn version_10_archives_decode_to_the_same_pixels() {
     check(&[], "golden-v10-skewed");
 }
 
+#[test]
+fn version_11_archives_decode_to_the_same_pixels() {
+    check_six_files_of(11);
+    check(&[], "golden-v11-skewed");
+}
+
 fn digits(n: usize) -> Vec<Vec<u8>> {
     let flat =
         vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
@@ -316,8 +326,8 @@ fn write_golden(
 }
 
 #[test]
-#[ignore = "regenerates the version 10 golden files; run only when the format version changes"]
-fn regenerate_version_10_golden_files() {
+#[ignore = "regenerates the version 11 golden files; run only when the format version changes"]
+fn regenerate_version_11_golden_files() {
     let (mut entries, mut images) = mixed();
     // A text-like page, which the context model codes.
     entries.push(Entry {
@@ -331,7 +341,7 @@ fn regenerate_version_10_golden_files() {
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     write_golden(
-        "golden-v10",
+        "golden-v11",
         &nets,
         &entries,
         &images,
@@ -355,7 +365,7 @@ fn regenerate_version_10_golden_files() {
         })
         .collect();
     write_golden(
-        "golden-v10-mnist",
+        "golden-v11-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -385,7 +395,7 @@ fn regenerate_version_10_golden_files() {
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
     write_golden(
-        "golden-v10-context",
+        "golden-v11-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -407,7 +417,7 @@ fn regenerate_version_10_golden_files() {
         skew: 0,
     };
     write_golden(
-        "golden-v10-documents",
+        "golden-v11-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -423,7 +433,7 @@ fn regenerate_version_10_golden_files() {
     // A lane too large to be tried without the memory.
     let (w, h) = (800, 704);
     write_golden(
-        "golden-v10-memory",
+        "golden-v11-memory",
         &[&documents()],
         &[Entry {
             name: "page.pbm".into(),
@@ -445,7 +455,7 @@ fn regenerate_version_10_golden_files() {
     // A page large enough for page mixing, which codes it smallest.
     let (w, h) = (400, 300);
     write_golden(
-        "golden-v10-mixing",
+        "golden-v11-mixing",
         &[&mnist()],
         &[Entry {
             name: "page.pbm".into(),
@@ -462,7 +472,7 @@ fn regenerate_version_10_golden_files() {
     let (w, h) = (600, 400);
     let level = common::glyph_page(w, h, 3);
     write_golden(
-        "golden-v10-skewed",
+        "golden-v11-skewed",
         &[&mnist()],
         &common::entries_for(&[(w as u32, h as u32)]),
         &[vlae_zip::skew::restore(level, w, h, -10_799)],
@@ -482,6 +492,7 @@ fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
         ("golden-v8", 8),
         ("golden-v9", 9),
         ("golden-v10", 10),
+        ("golden-v11", 11),
     ] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -521,20 +532,21 @@ fn the_version_5_golden_files_exercise_the_page_memory() {
     ));
 }
 
-/// The version 6 to 10 mixing files code their lane with page mixing's first, second,
-/// third and fourth editions (the fourth twice), so that every path keeps decoding.
+/// The version 6 to 11 mixing files code their lane with page mixing's first, second,
+/// third, fourth (twice) and fifth editions, so that every path keeps decoding.
 #[test]
-fn the_version_6_to_10_golden_files_exercise_page_mixing() {
+fn the_version_6_to_11_golden_files_exercise_page_mixing() {
     use vlae_zip::codec::context::{
-        PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_SECOND_EDITION,
-        PAGE_MIXING_THIRD_EDITION,
+        PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_FOURTH_EDITION,
+        PAGE_MIXING_SECOND_EDITION, PAGE_MIXING_THIRD_EDITION,
     };
     for (version, template) in [
         (6, PAGE_MIXING_FIRST_EDITION),
         (7, PAGE_MIXING_SECOND_EDITION),
         (8, PAGE_MIXING_THIRD_EDITION),
-        (9, PAGE_MIXING),
-        (10, PAGE_MIXING),
+        (9, PAGE_MIXING_FOURTH_EDITION),
+        (10, PAGE_MIXING_FOURTH_EDITION),
+        (11, PAGE_MIXING),
     ] {
         let bytes = std::fs::read(format!("tests/data/golden-v{version}-mixing.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -546,11 +558,14 @@ fn the_version_6_to_10_golden_files_exercise_page_mixing() {
     }
 }
 
-/// The skewed golden file stores its page straightened, so that the shears keep decoding.
+/// The skewed golden files store their page straightened, so that the shears keep
+/// decoding.
 #[test]
-fn the_version_10_skewed_golden_file_stores_its_page_straightened() {
-    let bytes = std::fs::read("tests/data/golden-v10-skewed.vlz").unwrap();
-    let arch = container::parse(&bytes).unwrap();
-    let skews: Vec<i32> = arch.entries().map(|e| e.skew).collect();
-    assert!(matches!(skews[..], [s] if s != 0), "{skews:?}");
+fn the_skewed_golden_files_store_their_page_straightened() {
+    for name in ["golden-v10-skewed", "golden-v11-skewed"] {
+        let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
+        let arch = container::parse(&bytes).unwrap();
+        let skews: Vec<i32> = arch.entries().map(|e| e.skew).collect();
+        assert!(matches!(skews[..], [s] if s != 0), "{name}: {skews:?}");
+    }
 }

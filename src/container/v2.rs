@@ -36,10 +36,13 @@ pub const VERSION_8: u16 = 8;
 /// Version 8's container, whose context-model lanes may also use the fourth edition of
 /// page mixing, template 5 (format-spec.md §3.9).
 pub const VERSION_9: u16 = 9;
-/// The version this module writes: version 9's, whose entries may record that their
-/// image is stored straightened (format-spec.md §1.1, §1.7).
+/// Version 9's container, whose entries may record that their image is stored
+/// straightened (format-spec.md §1.1, §1.7).
 pub const VERSION_10: u16 = 10;
-/// The first bytes of a version 3 to 10 archive: "VLZ" and the version.
+/// The version this module writes: version 10's, whose context-model lanes may also use
+/// the fifth edition of page mixing, template 6 (format-spec.md §3.9).
+pub const VERSION_11: u16 = 11;
+/// The first bytes of a version 3 to 11 archive: "VLZ" and the version.
 pub const SIGNATURE: [u8; 3] = *b"VLZ";
 /// The shortest archive of each version: its fixed header and an empty trailer.
 const MIN_LEN_V2: usize = 8 + 2 + 2 + 8;
@@ -116,7 +119,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
         64 + names.len() + a.lanes.iter().map(|l| 24 + l.payload.len()).sum::<usize>(),
     );
     out.extend_from_slice(&SIGNATURE);
-    out.push(VERSION_10 as u8);
+    out.push(VERSION_11 as u8);
     put_varint(&mut out, a.entries.len() as u64);
     out.push(a.models.len() as u8);
     for m in &a.models {
@@ -274,11 +277,12 @@ pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, Container
                 let template = r.u8("lane template")?;
                 let state = r.u64("lane state")?;
                 let templates = match version {
-                    VERSION_9.. => CONTEXT_TEMPLATES,
-                    VERSION_8 => CONTEXT_TEMPLATES - 1,
-                    VERSION_7 => CONTEXT_TEMPLATES - 2,
-                    VERSION_6 => CONTEXT_TEMPLATES - 3,
-                    _ => CONTEXT_TEMPLATES - 4,
+                    VERSION_11.. => CONTEXT_TEMPLATES,
+                    VERSION_9 | VERSION_10 => CONTEXT_TEMPLATES - 1,
+                    VERSION_8 => CONTEXT_TEMPLATES - 2,
+                    VERSION_7 => CONTEXT_TEMPLATES - 3,
+                    VERSION_6 => CONTEXT_TEMPLATES - 4,
+                    _ => CONTEXT_TEMPLATES - 5,
                 };
                 if template >= templates {
                     return Err(bad(format!("has the unknown template {template}")));
