@@ -151,8 +151,9 @@ pub const FOURTH_EDITION: Edition = Edition {
 /// count pair, how often it did. Measured on the 24 eval pages, in archive bytes: 247,966
 /// with the fourth edition, 244,706 with this one (−1.3%): the 18 clean pages −2.8%, the
 /// six scans +0.1%. Mapping all 14 counts' estimates took the clean pages −3.6% and the
-/// scans +0.4%, at 1.4–1.6 times the decoding time; mapping the four decodes within
-/// 6% of the fourth edition's time, as their estimates then need no division.
+/// scans +0.4%, at 1.4–1.6 times the decoding time. Mapping the four takes 6–12% more
+/// time than the fourth edition (the test pages, and the groff page alone), less than
+/// their learning costs, as their estimates then need no division.
 pub const FIFTH_EDITION: Edition = Edition {
     maps_counts: true,
     ..FOURTH_EDITION
