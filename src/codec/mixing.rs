@@ -147,7 +147,7 @@ pub const FOURTH_EDITION: Edition = Edition {
 /// Template 6, from version 11: the fourth edition with the page memory's four
 /// neighbourhoods' estimates learnt rather than fixed. The KT estimate of a wide context
 /// seen 40 times white and never ink is 1/82, whether ink follows such contexts on this
-/// page one time in a thousand or one in twenty; a [`CountMap`] learns, for each class of
+/// page one time in a thousand or one in twenty; a count map learns, for each class of
 /// count pair, how often it did. Measured on the 24 eval pages, in archive bytes: 247,966
 /// with the fourth edition, 244,706 with this one (−1.3%): the 18 clean pages −2.8%, the
 /// six scans +0.1%. Mapping all 14 counts' estimates took the clean pages −3.6% and the
