@@ -893,6 +893,8 @@ const COUNTING_MODELS: &[ContextModel] = CONTEXT_MODELS
     .split_at(PAGE_MIXING_FIRST_EDITION as usize)
     .0;
 const PAGE_MIXER: &ContextModel = &CONTEXT_MODELS[PAGE_MIXING as usize];
+// The container knows a version for every template this build codes, and no more.
+const _: () = assert!(CONTEXT_MODELS.len() == container::CONTEXT_TEMPLATE_SINCE.len());
 
 /// Lanes whose strips hold at least this many pixels on average (a 256 × 256 image) are
 /// also coded with page mixing. Smaller images, digits and glyphs, are the VLAE's: there

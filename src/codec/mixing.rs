@@ -281,10 +281,11 @@ struct CountMap {
 
 /// The neighbourhoods whose estimates a [`CountMap`] gives: the page memory's four.
 const MAPPED: std::ops::Range<usize> = NARROW_CONTEXTS..CONTEXTS;
+const MAPPED_COUNT: usize = CONTEXTS - NARROW_CONTEXTS;
 
 /// A pixel's [`CountMap`] cell for each [`MAPPED`] neighbourhood, or
 /// [`CountMap::SCRATCH`] where its counts are (0, 0).
-type Cells = [u16; MAPPED.end - MAPPED.start];
+type Cells = [u16; MAPPED_COUNT];
 
 /// 2^15 / (2k + 3), rounded down: a cell's k-th step, 2/(2k + 3), in 1/16384.
 const STEPS: [i32; CountMap::SETTLED as usize + 1] = {
@@ -303,7 +304,7 @@ impl CountMap {
     /// After this many pixels a cell's step stays 2/(2·255 + 3), about 1/256.
     const SETTLED: u32 = 255;
     /// Cells of the neighbourhoods' count classes.
-    const CELLS: usize = (MAPPED.end - MAPPED.start) * Self::CLASSES * Self::CLASSES;
+    const CELLS: usize = MAPPED_COUNT * Self::CLASSES * Self::CLASSES;
     /// One more cell, which contexts with no counts learn in and nothing reads: learning
     /// then needs no branch.
     const SCRATCH: u16 = Self::CELLS as u16;
@@ -349,43 +350,43 @@ impl CountMap {
     }
 }
 
-/// The least count of class `class` (see [`count_class`]).
+/// The least count of class `class` (see [`count_class`]): where it starts in the table
+/// that defines the classes.
 fn least_count(class: usize) -> u32 {
-    if class < 8 {
-        class as u32
-    } else {
-        let (octave, half) = ((class - 8) / 2 + 3, (class - 8) % 2);
-        (2 + half as u32) << (octave - 1)
-    }
+    COUNT_CLASSES
+        .iter()
+        .position(|&c| usize::from(c) == class)
+        .expect("every class starts below 128") as u32
 }
 
 /// A count's class for [`CountMap`]: 0 to 7 as they are, then two classes an octave, 8–11,
 /// 12–15, 16–23, … 64–95, and 15 from 96 on.
 #[inline]
 fn count_class(n: u32) -> usize {
-    /// The class of each count below 128, where 15 is reached.
-    const CLASSES: [u8; 128] = {
-        let mut classes = [0; 128];
-        let mut n = 0;
-        while n < 128 {
-            classes[n] = if n < 8 {
-                n as u8
-            } else {
-                let octave = n.ilog2() as usize;
-                let half = (n >> (octave - 1)) & 1;
-                let class = 8 + 2 * (octave - 3) + half;
-                if class < CountMap::CLASSES {
-                    class as u8
-                } else {
-                    CountMap::CLASSES as u8 - 1
-                }
-            };
-            n += 1;
-        }
-        classes
-    };
-    usize::from(CLASSES[n.min(127) as usize])
+    usize::from(COUNT_CLASSES[n.min(127) as usize])
 }
+
+/// The class of each count below 128, where the last class is reached.
+const COUNT_CLASSES: [u8; 128] = {
+    let mut classes = [0; 128];
+    let mut n = 0;
+    while n < 128 {
+        classes[n] = if n < 8 {
+            n as u8
+        } else {
+            let octave = n.ilog2() as usize;
+            let half = (n >> (octave - 1)) & 1;
+            let class = 8 + 2 * (octave - 3) + half;
+            if class < CountMap::CLASSES {
+                class as u8
+            } else {
+                CountMap::CLASSES as u8 - 1
+            }
+        };
+        n += 1;
+    }
+    classes
+};
 
 /// What a lane's counts say of one pixel: all that the mixers need of it.
 #[derive(Clone, Copy)]
@@ -630,7 +631,7 @@ impl Mixers {
         estimate: impl Fn(usize, [u32; 2], &mut Cells) -> u32,
     ) -> (u32, Mixed) {
         let mut inputs = [LOGIT_ONE; INPUTS];
-        let mut cells: Cells = [CountMap::SCRATCH; MAPPED.end - MAPPED.start];
+        let mut cells: Cells = [CountMap::SCRATCH; MAPPED_COUNT];
         for (k, (pair, &n)) in inputs.chunks_exact_mut(2).zip(&e.counts).enumerate() {
             // An unseen context says nothing.
             let (s, d) = if n == [0, 0] {
@@ -1005,7 +1006,7 @@ mod tests {
     fn count_map_cells_average_what_follows_them() {
         let mut map = CountMap::new();
         let (white, ink) = (CountMap::cell(0, [40, 0]), CountMap::cell(1, [0, 40]));
-        let mut cells = [CountMap::SCRATCH; MAPPED.end - MAPPED.start];
+        let mut cells = [CountMap::SCRATCH; MAPPED_COUNT];
         cells[0] = white;
         let start = map.cells[usize::from(white)][0];
         map.learn(&cells, 0);

@@ -161,9 +161,18 @@ pub enum LaneCoder {
 pub const CODER_BITS_BACK: u8 = 0;
 pub const CODER_CONTEXT: u8 = 1;
 pub const CODER_STORED: u8 = 2;
-/// Context-model templates a reader knows: 0 and 1 count over a template (§3.6), 2
-/// to 6 are page mixing's five editions (§3.9, from versions 6, 7, 8, 9 and 11).
-pub const CONTEXT_TEMPLATES: u8 = 7;
+/// The first version of each context-model template a reader knows: 0 and 1 count over
+/// a template (§3.6), 2 to 6 are page mixing's five editions (§3.9). A lane's template
+/// must be one its archive's version has.
+pub const CONTEXT_TEMPLATE_SINCE: [u16; 7] = [
+    v2::VERSION,
+    v2::VERSION,
+    v2::VERSION_6,
+    v2::VERSION_7,
+    v2::VERSION_8,
+    v2::VERSION_9,
+    v2::VERSION_11,
+];
 
 /// One lane as stored: an independent stream over a run of consecutive pixel rows.
 #[derive(Clone, Debug, PartialEq, Eq)]

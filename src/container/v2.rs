@@ -11,7 +11,7 @@ use super::bytes::{put_signed, put_varint, Reader};
 use super::names::{SAME_FORMAT, SAME_NAME_SUCCESSOR, SAME_SIZE, STRAIGHTENED};
 use super::{
     check_crc, check_limit, deflate, inflate_exact, successor, Archive, ContainerError, Entry,
-    Lane, LaneCoder, ModelId, CODER_BITS_BACK, CODER_CONTEXT, CODER_STORED, CONTEXT_TEMPLATES,
+    Lane, LaneCoder, ModelId, CODER_BITS_BACK, CODER_CONTEXT, CODER_STORED, CONTEXT_TEMPLATE_SINCE,
     MAX_IMAGES, MAX_LANES, MAX_LANE_SEGMENTS, MAX_LATENT_BITS, MAX_MODELS, MAX_NAME_LEN,
     SEED_WORDS,
 };
@@ -276,15 +276,10 @@ pub(super) fn parse(bytes: &[u8], version: u16) -> Result<Archive<'_>, Container
             CODER_CONTEXT => {
                 let template = r.u8("lane template")?;
                 let state = r.u64("lane state")?;
-                let templates = match version {
-                    VERSION_11.. => CONTEXT_TEMPLATES,
-                    VERSION_9 | VERSION_10 => CONTEXT_TEMPLATES - 1,
-                    VERSION_8 => CONTEXT_TEMPLATES - 2,
-                    VERSION_7 => CONTEXT_TEMPLATES - 3,
-                    VERSION_6 => CONTEXT_TEMPLATES - 4,
-                    _ => CONTEXT_TEMPLATES - 5,
-                };
-                if template >= templates {
+                let known = CONTEXT_TEMPLATE_SINCE
+                    .get(usize::from(template))
+                    .is_some_and(|&since| version >= since);
+                if !known {
                     return Err(bad(format!("has the unknown template {template}")));
                 }
                 if len % 4 != 0 {
