@@ -9,8 +9,8 @@
 
 use crate::codec::bitsback::{BitsBack, ChainLayout, CodecError, Strip, LANE_GROUP};
 use crate::codec::context::{
-    ContextModel, PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_FOURTH_EDITION,
-    PAGE_MIXING_SECOND_EDITION, PAGE_MIXING_THIRD_EDITION,
+    ContextModel, PAGE_MIXING, PAGE_MIXING_FIFTH_EDITION, PAGE_MIXING_FIRST_EDITION,
+    PAGE_MIXING_FOURTH_EDITION, PAGE_MIXING_SECOND_EDITION, PAGE_MIXING_THIRD_EDITION,
 };
 use crate::codec::lane::{Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
 use crate::codec::model::PRECISION;
@@ -868,7 +868,7 @@ fn choose_models(
 /// The context model with each template, indexed by template: the counting ones, tried on
 /// every lane, and the five editions of page mixing, of which the fifth is tried on
 /// lanes of large images and the others only decoded.
-const CONTEXT_MODELS: [ContextModel; 7] = [
+const CONTEXT_MODELS: [ContextModel; 8] = [
     ContextModel { template: 0 },
     ContextModel { template: 1 },
     ContextModel {
@@ -882,6 +882,9 @@ const CONTEXT_MODELS: [ContextModel; 7] = [
     },
     ContextModel {
         template: PAGE_MIXING_FOURTH_EDITION,
+    },
+    ContextModel {
+        template: PAGE_MIXING_FIFTH_EDITION,
     },
     ContextModel {
         template: PAGE_MIXING,

@@ -445,7 +445,7 @@ fn files_folders_mixed_sizes_and_standard_streams() {
         "--model",
         TINY,
     ]);
-    assert!(out.stdout.starts_with(b"VLZ\x0b"));
+    assert!(out.stdout.starts_with(b"VLZ\x0c"));
     // And read back from standard input.
     let restored = tmp.path().join("restored");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))

@@ -52,8 +52,12 @@
 //!   files; `golden-v11-mixing.vlz` and `golden-v11-skewed.vlz` code their page with page
 //!   mixing's fifth edition.
 //!
-//! Versions 1 to 10 can no longer be written. If version 11 ever changes, bump the version
-//! and keep a decoder for this one; regenerate the version 11 files (only then) with
+//! - `golden-v12*.vlz`: version 12, the same images and settings as the seven version 11
+//!   files; `golden-v12-mixing.vlz` and `golden-v12-skewed.vlz` code their page with page
+//!   mixing's sixth edition.
+//!
+//! Versions 1 to 11 can no longer be written. If version 12 ever changes, bump the version
+//! and keep a decoder for this one; regenerate the version 12 files (only then) with
 //! `cargo test --release --test golden -- --ignored`.
 
 mod common;
@@ -216,6 +220,12 @@ fn version_11_archives_decode_to_the_same_pixels() {
     check(&[], "golden-v11-skewed");
 }
 
+#[test]
+fn version_12_archives_decode_to_the_same_pixels() {
+    check_six_files_of(12);
+    check(&[], "golden-v12-skewed");
+}
+
 fn digits(n: usize) -> Vec<Vec<u8>> {
     let flat =
         vlae_zip::idx::read_idx_images("corpus/binarized-mnist/test-images.idx3-ubyte.gz".as_ref())
@@ -326,8 +336,8 @@ fn write_golden(
 }
 
 #[test]
-#[ignore = "regenerates the version 11 golden files; run only when the format version changes"]
-fn regenerate_version_11_golden_files() {
+#[ignore = "regenerates the version 12 golden files; run only when the format version changes"]
+fn regenerate_version_12_golden_files() {
     let (mut entries, mut images) = mixed();
     // A text-like page, which the context model codes.
     entries.push(Entry {
@@ -341,7 +351,7 @@ fn regenerate_version_11_golden_files() {
     let nets = [&mnist(), &tiny_context()];
     // Eight lanes: the noise image gets a lane of its own, which must be stored.
     write_golden(
-        "golden-v11",
+        "golden-v12",
         &nets,
         &entries,
         &images,
@@ -365,7 +375,7 @@ fn regenerate_version_11_golden_files() {
         })
         .collect();
     write_golden(
-        "golden-v11-mnist",
+        "golden-v12-mnist",
         &[&mnist()],
         &entries,
         &images,
@@ -395,7 +405,7 @@ fn regenerate_version_11_golden_files() {
         .map(|&(w, h)| common::text_page(w as usize, h as usize, 2))
         .collect();
     write_golden(
-        "golden-v11-context",
+        "golden-v12-context",
         &[&tiny_context()],
         &entries,
         &images,
@@ -417,7 +427,7 @@ fn regenerate_version_11_golden_files() {
         skew: 0,
     };
     write_golden(
-        "golden-v11-documents",
+        "golden-v12-documents",
         &[&documents()],
         &[entry],
         &[page.pixels],
@@ -433,7 +443,7 @@ fn regenerate_version_11_golden_files() {
     // A lane too large to be tried without the memory.
     let (w, h) = (800, 704);
     write_golden(
-        "golden-v11-memory",
+        "golden-v12-memory",
         &[&documents()],
         &[Entry {
             name: "page.pbm".into(),
@@ -455,7 +465,7 @@ fn regenerate_version_11_golden_files() {
     // A page large enough for page mixing, which codes it smallest.
     let (w, h) = (400, 300);
     write_golden(
-        "golden-v11-mixing",
+        "golden-v12-mixing",
         &[&mnist()],
         &[Entry {
             name: "page.pbm".into(),
@@ -472,7 +482,7 @@ fn regenerate_version_11_golden_files() {
     let (w, h) = (600, 400);
     let level = common::glyph_page(w, h, 3);
     write_golden(
-        "golden-v11-skewed",
+        "golden-v12-skewed",
         &[&mnist()],
         &common::entries_for(&[(w as u32, h as u32)]),
         &[vlae_zip::skew::restore(level, w, h, -10_799)],
@@ -493,6 +503,7 @@ fn the_mixed_golden_files_exercise_every_coder_and_mixed_sizes() {
         ("golden-v9", 9),
         ("golden-v10", 10),
         ("golden-v11", 11),
+        ("golden-v12", 12),
     ] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -532,13 +543,13 @@ fn the_version_5_golden_files_exercise_the_page_memory() {
     ));
 }
 
-/// The version 6 to 11 mixing files code their lane with page mixing's first, second,
-/// third, fourth (twice) and fifth editions, so that every path keeps decoding.
+/// The version 6 to 12 mixing files code their lane with page mixing's first, second,
+/// third, fourth (twice), fifth and sixth editions, so that every path keeps decoding.
 #[test]
-fn the_version_6_to_11_golden_files_exercise_page_mixing() {
+fn the_version_6_to_12_golden_files_exercise_page_mixing() {
     use vlae_zip::codec::context::{
-        PAGE_MIXING, PAGE_MIXING_FIRST_EDITION, PAGE_MIXING_FOURTH_EDITION,
-        PAGE_MIXING_SECOND_EDITION, PAGE_MIXING_THIRD_EDITION,
+        PAGE_MIXING, PAGE_MIXING_FIFTH_EDITION, PAGE_MIXING_FIRST_EDITION,
+        PAGE_MIXING_FOURTH_EDITION, PAGE_MIXING_SECOND_EDITION, PAGE_MIXING_THIRD_EDITION,
     };
     for (version, template) in [
         (6, PAGE_MIXING_FIRST_EDITION),
@@ -546,7 +557,8 @@ fn the_version_6_to_11_golden_files_exercise_page_mixing() {
         (8, PAGE_MIXING_THIRD_EDITION),
         (9, PAGE_MIXING_FOURTH_EDITION),
         (10, PAGE_MIXING_FOURTH_EDITION),
-        (11, PAGE_MIXING),
+        (11, PAGE_MIXING_FIFTH_EDITION),
+        (12, PAGE_MIXING),
     ] {
         let bytes = std::fs::read(format!("tests/data/golden-v{version}-mixing.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
@@ -562,7 +574,11 @@ fn the_version_6_to_11_golden_files_exercise_page_mixing() {
 /// decoding.
 #[test]
 fn the_skewed_golden_files_store_their_page_straightened() {
-    for name in ["golden-v10-skewed", "golden-v11-skewed"] {
+    for name in [
+        "golden-v10-skewed",
+        "golden-v11-skewed",
+        "golden-v12-skewed",
+    ] {
         let bytes = std::fs::read(format!("tests/data/{name}.vlz")).unwrap();
         let arch = container::parse(&bytes).unwrap();
         let skews: Vec<i32> = arch.entries().map(|e| e.skew).collect();

@@ -259,14 +259,14 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
 
 /// Page mixing's first edition (template 2) is new in version 6, its second (template 3)
 /// in version 7, its third (template 4) in version 8, its fourth (template 5) in version 9
-/// and its fifth (template 6) in version 11: each is refused under the version byte
-/// before, and template 7 is not written at all.
+/// its fifth (template 6) in version 11 and its sixth (template 7) in version 12: each is
+/// refused under the version byte before, and template 8 is not written at all.
 #[test]
 fn page_mixing_lanes_need_their_versions() {
     let write = |template: u8| context_lane_archive(template, 28, 28);
-    let err = write(7).unwrap_err();
-    assert!(err.to_string().contains("unknown template 7"), "{err}");
-    for (template, first_version) in [(2, 6), (3, 7), (4, 8), (5, 9), (6, 11)] {
+    let err = write(8).unwrap_err();
+    assert!(err.to_string().contains("unknown template 8"), "{err}");
+    for (template, first_version) in [(2, 6), (3, 7), (4, 8), (5, 9), (6, 11), (7, 12)] {
         let mut bytes = write(template).unwrap();
         assert!(container::parse(&bytes).is_ok());
         relabel_as_version(&mut bytes, first_version);

@@ -83,7 +83,7 @@ proptest! {
     /// decode or fail cleanly, never panic.
     #[test]
     fn mutated_archives_parse_and_decode_or_fail_cleanly(
-        which in 0usize..4,
+        which in 0usize..5,
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
         cut in any::<usize>(),
     ) {
@@ -92,6 +92,7 @@ proptest! {
             "tests/data/golden-v2.vlz",
             "tests/data/golden-v10-skewed.vlz",
             "tests/data/golden-v11-mixing.vlz",
+            "tests/data/golden-v12-mixing.vlz",
         ][which];
         let mut b = std::fs::read(file).unwrap();
         for (at, v) in edits {

@@ -208,13 +208,14 @@ impl PixelModel for TemplateCounts {
 
 /// The templates that select page mixing (format-spec.md §3.9) rather than counts over a
 /// template's contexts: its first edition from version 6, its second from version 7, its
-/// third from version 8, its fourth from version 9, and its fifth, which this build
-/// writes, from version 11.
+/// third from version 8, its fourth from version 9, its fifth from version 11, and its
+/// sixth, which this build writes, from version 12.
 pub const PAGE_MIXING_FIRST_EDITION: u8 = TEMPLATES.len() as u8;
 pub const PAGE_MIXING_SECOND_EDITION: u8 = PAGE_MIXING_FIRST_EDITION + 1;
 pub const PAGE_MIXING_THIRD_EDITION: u8 = PAGE_MIXING_SECOND_EDITION + 1;
 pub const PAGE_MIXING_FOURTH_EDITION: u8 = PAGE_MIXING_THIRD_EDITION + 1;
-pub const PAGE_MIXING: u8 = PAGE_MIXING_FOURTH_EDITION + 1;
+pub const PAGE_MIXING_FIFTH_EDITION: u8 = PAGE_MIXING_FOURTH_EDITION + 1;
+pub const PAGE_MIXING: u8 = PAGE_MIXING_FIFTH_EDITION + 1;
 // One template for each edition, the newest last.
 const _: () = assert!((PAGE_MIXING - PAGE_MIXING_FIRST_EDITION) as usize + 1 == EDITIONS.len());
 

@@ -367,12 +367,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// their middles.
     #[inline]
     fn contexts(&self, y: usize, x: usize) -> [u128; N] {
-        // The widest neighbourhood's rows are the ROWS_ABOVE rows above, then its own.
-        let mut widest = [0u64; ROWS_ABOVE + 1];
-        for (run, &(dy, r)) in widest.iter_mut().zip(L::WIDEST.rows) {
-            *run = self.known.run(y, dy, x, r, 2 * r + 1);
-        }
-        widest[ROWS_ABOVE] = self.known.run(y, 0, x, L::WIDEST.left, L::WIDEST.left);
+        let widest = self.widest_rows(y, x);
         let mut values = [0u128; N];
         for (v, (shape, _)) in values.iter_mut().zip(&L::NEIGHBOURHOODS) {
             let mut at = 0;
@@ -387,6 +382,18 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
             *v |= u128::from(own) << at;
         }
         values
+    }
+
+    /// The widest neighbourhood's rows of pixel (y, x): the ROWS_ABOVE rows above, then
+    /// its own, each as bits 0, 1, … from its leftmost column.
+    #[inline]
+    fn widest_rows(&self, y: usize, x: usize) -> [u64; ROWS_ABOVE + 1] {
+        let mut widest = [0u64; ROWS_ABOVE + 1];
+        for (run, &(dy, r)) in widest.iter_mut().zip(L::WIDEST.rows) {
+            *run = self.known.run(y, dy, x, r, 2 * r + 1);
+        }
+        widest[ROWS_ABOVE] = self.known.run(y, 0, x, L::WIDEST.left, L::WIDEST.left);
+        widest
     }
 
     /// Each neighbourhood's counts (n0, n1) for pixel (y, x), from the pixels known so far,
@@ -416,6 +423,34 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     #[inline]
     pub fn contexts_of(&self, y: usize, x: usize) -> Contexts<N> {
         Self::indices(self.contexts(y, x))
+    }
+
+    /// The same, and the widest neighbourhood's context itself, which glyph matching
+    /// compares (format-spec.md §3.9).
+    #[inline]
+    pub fn contexts_and_widest(&self, y: usize, x: usize) -> (Contexts<N>, u128) {
+        let values = self.contexts(y, x);
+        (Self::indices(values), values[N - 1])
+    }
+
+    /// The widest neighbourhood's context of pixel (y, x) alone: its rows read as
+    /// [`Self::contexts`] reads them, for an earlier pixel that glyph matching compares.
+    #[inline]
+    pub fn widest_context(&self, y: usize, x: usize) -> u128 {
+        let rows = self.widest_rows(y, x);
+        let mut value = 0u128;
+        let mut at = 0;
+        for (&run, &(_, r)) in rows.iter().zip(L::WIDEST.rows) {
+            value |= u128::from(run) << at;
+            at += 2 * r + 1;
+        }
+        value | u128::from(rows[ROWS_ABOVE]) << at
+    }
+
+    /// Pixel (y, x), if known; else 0.
+    #[inline]
+    pub fn pixel(&self, y: usize, x: usize) -> u8 {
+        self.known.run(y, 0, x, 0, 1) as u8
     }
 
     /// Where the counts of each neighbourhood's context `values` are.

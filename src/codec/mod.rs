@@ -4,6 +4,7 @@
 
 pub mod bitsback;
 pub mod context;
+pub mod glyph_match;
 pub mod lane;
 pub mod memory;
 mod mix_weights;

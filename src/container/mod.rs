@@ -19,7 +19,7 @@ pub use names::{is_safe_name, successor};
 /// signature, [`v2::SIGNATURE`] and the version byte).
 pub const MAGIC: [u8; 8] = *b"VLAEZIP\0";
 /// The version this build writes. It reads every earlier version too.
-pub const VERSION: u16 = v2::VERSION_11;
+pub const VERSION: u16 = v2::VERSION_12;
 
 /// The steepest slope an entry may be straightened at (format-spec.md §1.7): 2^17 units of
 /// 2^−20, 1/8, about 7°.
@@ -162,9 +162,9 @@ pub const CODER_BITS_BACK: u8 = 0;
 pub const CODER_CONTEXT: u8 = 1;
 pub const CODER_STORED: u8 = 2;
 /// The first version of each context-model template a reader knows: 0 and 1 count over
-/// a template (§3.6), 2 to 6 are page mixing's five editions (§3.9). A lane's template
+/// a template (§3.6), 2 to 7 are page mixing's six editions (§3.9). A lane's template
 /// must be one its archive's version has.
-pub const CONTEXT_TEMPLATE_SINCE: [u16; 7] = [
+pub const CONTEXT_TEMPLATE_SINCE: [u16; 8] = [
     v2::VERSION,
     v2::VERSION,
     v2::VERSION_6,
@@ -172,6 +172,7 @@ pub const CONTEXT_TEMPLATE_SINCE: [u16; 7] = [
     v2::VERSION_8,
     v2::VERSION_9,
     v2::VERSION_11,
+    v2::VERSION_12,
 ];
 
 /// One lane as stored: an independent stream over a run of consecutive pixel rows.
@@ -245,7 +246,7 @@ impl Archive<'_> {
 pub enum ContainerError {
     #[error("not a vlae-zip archive (bad magic)")]
     NotAnArchive,
-    #[error("archive format version {0} is not supported (this build reads versions 1 to 11)")]
+    #[error("archive format version {0} is not supported (this build reads versions 1 to 12)")]
     UnsupportedVersion(u16),
     #[error("reserved {0} are set: the archive is corrupt or from a newer version")]
     ReservedBits(&'static str),
@@ -280,7 +281,7 @@ pub fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), Conta
 pub fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
     if bytes.starts_with(&v2::SIGNATURE) {
         return match bytes.get(v2::SIGNATURE.len()).map(|&v| u16::from(v)) {
-            Some(v @ v2::VERSION_3..=v2::VERSION_11) => v2::parse(bytes, v),
+            Some(v @ v2::VERSION_3..=v2::VERSION_12) => v2::parse(bytes, v),
             Some(v) => Err(ContainerError::UnsupportedVersion(v)),
             None => Err(ContainerError::Truncated("version")),
         };

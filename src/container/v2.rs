@@ -39,10 +39,13 @@ pub const VERSION_9: u16 = 9;
 /// Version 9's container, whose entries may record that their image is stored
 /// straightened (format-spec.md §1.1, §1.7).
 pub const VERSION_10: u16 = 10;
-/// The version this module writes: version 10's, whose context-model lanes may also use
-/// the fifth edition of page mixing, template 6 (format-spec.md §3.9).
+/// Version 10's container, whose context-model lanes may also use the fifth edition of
+/// page mixing, template 6 (format-spec.md §3.9).
 pub const VERSION_11: u16 = 11;
-/// The first bytes of a version 3 to 11 archive: "VLZ" and the version.
+/// The version this module writes: version 11's, whose context-model lanes may also use
+/// the sixth edition of page mixing, template 7 (format-spec.md §3.9).
+pub const VERSION_12: u16 = 12;
+/// The first bytes of a version 3 to 12 archive: "VLZ" and the version.
 pub const SIGNATURE: [u8; 3] = *b"VLZ";
 /// The shortest archive of each version: its fixed header and an empty trailer.
 const MIN_LEN_V2: usize = 8 + 2 + 2 + 8;
@@ -119,7 +122,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
         64 + names.len() + a.lanes.iter().map(|l| 24 + l.payload.len()).sum::<usize>(),
     );
     out.extend_from_slice(&SIGNATURE);
-    out.push(VERSION_11 as u8);
+    out.push(VERSION_12 as u8);
     put_varint(&mut out, a.entries.len() as u64);
     out.push(a.models.len() as u8);
     for m in &a.models {

@@ -1,0 +1,149 @@
+//! Glyph matching (format-spec.md §3.9, sixth edition): for each pixel, an earlier place
+//! of the lane whose 110-pixel neighbourhood is most like this one's, and what that place's
+//! pixel was.
+//!
+//! Counts over a neighbourhood learn a glyph only where its context recurs exactly. On a
+//! scan each border pixel may be flipped, so a 110-pixel context seldom recurs, and the
+//! counts cannot tell from the noisy rows above where the clean edge lies. A match that
+//! tolerates a few differing pixels finds the last time the same glyph was drawn; it then
+//! follows that copy along the row and down the column, so that the copy's identity is
+//! carried from pixel to pixel rather than found again from a noisy context. What the
+//! copy's pixel said, and how close the match was, select a count pair that the mixers
+//! weigh like any other.
+#![forbid(unsafe_code)]
+
+use super::context::Counts;
+use super::memory::{Memory, Mixing};
+
+/// Recent places are kept in 2^18 groups of [`WAYS`], chosen by a coarse view's hash.
+pub const GROUP_BITS: u32 = 18;
+
+/// Places remembered for each group, newest first.
+pub const WAYS: usize = 4;
+
+/// The most neighbourhood pixels in which a match may differ from the pixel's.
+pub const MAX_DISTANCE: u32 = 20;
+
+/// Classes of a match's distance: 0, 1, 2, 3–4, 5–7, 8–11, 12–20.
+const DISTANCE_CLASSES: [u8; MAX_DISTANCE as usize + 1] = [
+    0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+];
+
+/// Count pairs: 7 distance classes × 3 states of the second match × the match's pixel ×
+/// the 2 nearest pixels.
+const MATCH_CONTEXTS: usize = 7 * 3 * 2 * 4;
+
+/// A lane's glyph matching: the places it remembers and the counts of what its matches
+/// said. Places are raster positions in the strip, y·width + x, stored plus one so that 0
+/// means none; a place from an earlier strip is only ever a poor match, never an unknown
+/// pixel, as a place must come before the pixel's.
+pub(super) struct Matcher {
+    groups: Vec<u32>,
+    /// For each column, the best match of the pixel above, or 0.
+    above: Vec<u32>,
+    /// The place after the previous pixel's match, or 0.
+    next: u32,
+    width: usize,
+    counts: Counts,
+}
+
+impl Matcher {
+    pub(super) fn new() -> Self {
+        Matcher {
+            groups: vec![0; WAYS << GROUP_BITS],
+            above: Vec::new(),
+            next: 0,
+            width: 0,
+            counts: Counts::new(MATCH_CONTEXTS),
+        }
+    }
+
+    /// Begins a strip `width` wide; the remembered places carry over.
+    pub(super) fn start_strip(&mut self, width: usize) {
+        self.above = vec![0; width];
+        self.next = 0;
+        self.width = width;
+    }
+
+    /// The count context of pixel (y, x), whose 110-pixel neighbourhood is `widest` and
+    /// holds ink, whose coarse view chooses `group`, and whose 4 nearest pixels are
+    /// `nearest`; `None` when no place matches within [`MAX_DISTANCE`].
+    #[inline]
+    pub(super) fn find(
+        &mut self,
+        memory: &Memory<Mixing, 10>,
+        (y, x): (usize, usize),
+        widest: u128,
+        group: usize,
+        nearest: usize,
+    ) -> Option<usize> {
+        let here = (y * self.width + x) as u32;
+        let column_above = self.above[x];
+        let candidates = [
+            self.next,
+            column_above + self.width as u32 * u32::from(column_above != 0),
+        ];
+        let remembered = &self.groups[group * WAYS..(group + 1) * WAYS];
+        // The best and second best (distance, place), the first of equal distances kept.
+        let mut best: [Option<(u32, u32)>; 2] = [None, None];
+        for &stored in candidates.iter().chain(remembered) {
+            if stored == 0 || stored > here || best.iter().flatten().any(|b| b.1 == stored) {
+                continue;
+            }
+            let place = (stored - 1) as usize;
+            let d = (memory.widest_context(place / self.width, place % self.width) ^ widest)
+                .count_ones();
+            if best[0].is_none_or(|b| d < b.0) {
+                best = [Some((d, stored)), best[0]];
+            } else if best[1].is_none_or(|b| d < b.0) {
+                best[1] = Some((d, stored));
+            }
+        }
+        self.above[x] = best[0].map_or(0, |b| b.1);
+        self.next = 0;
+        let (d, stored) = best[0].filter(|b| b.0 <= MAX_DISTANCE)?;
+        self.next = stored + 1;
+        let pixel_at = |stored: u32| {
+            let place = (stored - 1) as usize;
+            memory.pixel(place / self.width, place % self.width)
+        };
+        let expected = pixel_at(stored);
+        let second = match best[1] {
+            Some((d2, s2)) if d2 <= MAX_DISTANCE => 1 + usize::from(pixel_at(s2) != expected),
+            _ => 0,
+        };
+        let class = usize::from(DISTANCE_CLASSES[d as usize]);
+        Some(((class * 3 + second) * 2 + usize::from(expected)) * 4 + (nearest & 3))
+    }
+
+    /// A pixel whose 110-pixel neighbourhood is white: nothing to match, or to follow.
+    #[inline]
+    pub(super) fn pass(&mut self, x: usize) {
+        self.above[x] = 0;
+        self.next = 0;
+    }
+
+    /// The counts at `context`.
+    #[inline]
+    pub(super) fn counts(&self, context: usize) -> [u32; 2] {
+        self.counts.get(context)
+    }
+
+    /// Pixel (y, x), found at `context` (if any) in `group`, is `bit`: count it, and
+    /// remember its place as the group's newest.
+    #[inline]
+    pub(super) fn learn(
+        &mut self,
+        (y, x): (usize, usize),
+        group: usize,
+        context: Option<usize>,
+        bit: u8,
+    ) {
+        if let Some(c) = context {
+            self.counts.update(c, bit);
+        }
+        let ways = &mut self.groups[group * WAYS..(group + 1) * WAYS];
+        ways.copy_within(..WAYS - 1, 1);
+        ways[0] = (y * self.width + x + 1) as u32;
+    }
+}
