@@ -1,6 +1,6 @@
 //! Glyph matching (format-spec.md §3.9, sixth edition): for each pixel, an earlier place
-//! of the lane whose 110-pixel neighbourhood is most like this one's, and what that place's
-//! pixel was.
+//! of the lane whose rows above are most like this one's, and what that place's pixel
+//! was.
 //!
 //! Counts over a neighbourhood learn a glyph only where its context recurs exactly. On a
 //! scan each border pixel may be flipped, so a 110-pixel context seldom recurs, and the
@@ -8,8 +8,9 @@
 //! tolerates a few differing pixels finds the last time the same glyph was drawn; it then
 //! follows that copy along the row and down the column, so that the copy's identity is
 //! carried from pixel to pixel rather than found again from a noisy context. What the
-//! copy's pixel said, and how close the match was, select a count pair that the mixers
-//! weigh like any other.
+//! copy's pixel said, whether it lay on an edge of the copy (where a scan's noise flips
+//! pixels), and how close the match was, select a count pair that the mixers weigh like
+//! any other.
 #![forbid(unsafe_code)]
 
 use super::context::Counts;
@@ -21,17 +22,23 @@ pub const GROUP_BITS: u32 = 18;
 /// Places remembered for each group, newest first.
 pub const WAYS: usize = 4;
 
-/// The most neighbourhood pixels in which a match may differ from the pixel's.
-pub const MAX_DISTANCE: u32 = 20;
+/// The most compared pixels in which a match may differ from the pixel's.
+pub const MAX_DISTANCE: u32 = 30;
 
-/// Classes of a match's distance: 0, 1, 2, 3–4, 5–7, 8–11, 12–20.
-const DISTANCE_CLASSES: [u8; MAX_DISTANCE as usize + 1] = [
-    0, 1, 2, 3, 3, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 6, 6, 6, 6, 6,
-];
+/// The class of a match's distance: 0, 1, 2, 3–4, 5–7, 8–11, 12–30.
+fn distance_class(d: u32) -> usize {
+    match d {
+        0..=2 => d as usize,
+        3..=4 => 3,
+        5..=7 => 4,
+        8..=11 => 5,
+        _ => 6,
+    }
+}
 
 /// Count pairs: 7 distance classes × 3 states of the second match × the match's pixel ×
-/// the 2 nearest pixels.
-const MATCH_CONTEXTS: usize = 7 * 3 * 2 * 4;
+/// whether it lay on an edge × the 2 nearest pixels.
+const MATCH_CONTEXTS: usize = 7 * 3 * 2 * 2 * 4;
 
 /// A lane's glyph matching: the places it remembers and the counts of what its matches
 /// said. Places are raster positions in the strip, y·width + x, stored plus one so that 0
@@ -67,7 +74,9 @@ impl Matcher {
 
     /// The count context of pixel (y, x), whose 110-pixel neighbourhood is `widest` and
     /// holds ink, whose coarse view chooses `group`, and whose 4 nearest pixels are
-    /// `nearest`; `None` when no place matches within [`MAX_DISTANCE`].
+    /// `nearest`; `None` when no place matches within [`MAX_DISTANCE`]. A place's distance
+    /// counts the pixels in which its 110-pixel neighbourhood and its
+    /// [`Memory::far_rows`] differ from the pixel's.
     #[inline]
     pub(super) fn find(
         &mut self,
@@ -78,10 +87,15 @@ impl Matcher {
         nearest: usize,
     ) -> Option<usize> {
         let here = (y * self.width + x) as u32;
-        let column_above = self.above[x];
+        let far = memory.far_rows(y, x);
+        let width = self.width as u32;
+        // The matches of the pixels above and above right, moved down and down left.
+        let above = self.above[x];
+        let above_right = self.above.get(x + 1).copied().unwrap_or(0);
         let candidates = [
             self.next,
-            column_above + self.width as u32 * u32::from(column_above != 0),
+            (above + width) * u32::from(above != 0),
+            (above_right + width - 1) * u32::from(above_right != 0),
         ];
         let remembered = &self.groups[group * WAYS..(group + 1) * WAYS];
         // The best and second best (distance, place), the first of equal distances kept.
@@ -90,9 +104,9 @@ impl Matcher {
             if stored == 0 || stored > here || best.iter().flatten().any(|b| b.1 == stored) {
                 continue;
             }
-            let place = (stored - 1) as usize;
-            let d = (memory.widest_context(place / self.width, place % self.width) ^ widest)
-                .count_ones();
+            let (py, px) = self.coordinates(stored);
+            let d = (memory.widest_context(py, px) ^ widest).count_ones()
+                + (memory.far_rows(py, px) ^ far).count_ones();
             if best[0].is_none_or(|b| d < b.0) {
                 best = [Some((d, stored)), best[0]];
             } else if best[1].is_none_or(|b| d < b.0) {
@@ -103,17 +117,35 @@ impl Matcher {
         self.next = 0;
         let (d, stored) = best[0].filter(|b| b.0 <= MAX_DISTANCE)?;
         self.next = stored + 1;
-        let pixel_at = |stored: u32| {
-            let place = (stored - 1) as usize;
-            memory.pixel(place / self.width, place % self.width)
+        // Places before the pixel's are known; the pixel's own and later ones read 0 (the
+        // encoder knows them, the decoder not yet).
+        let known = |stored: u32| {
+            if stored <= here {
+                let (py, px) = self.coordinates(stored);
+                memory.pixel(py, px)
+            } else {
+                0
+            }
         };
-        let expected = pixel_at(stored);
+        let expected = known(stored);
+        // On an edge of the copy: unlike its right or lower neighbour.
+        let edge = known(stored + 1) != expected || known(stored + width) != expected;
         let second = match best[1] {
-            Some((d2, s2)) if d2 <= MAX_DISTANCE => 1 + usize::from(pixel_at(s2) != expected),
+            Some((d2, s2)) if d2 <= MAX_DISTANCE => 1 + usize::from(known(s2) != expected),
             _ => 0,
         };
-        let class = usize::from(DISTANCE_CLASSES[d as usize]);
-        Some(((class * 3 + second) * 2 + usize::from(expected)) * 4 + (nearest & 3))
+        let class = distance_class(d);
+        Some(
+            (((class * 3 + second) * 2 + usize::from(expected)) * 2 + usize::from(edge)) * 4
+                + (nearest & 3),
+        )
+    }
+
+    /// The (row, column) of a stored place.
+    #[inline]
+    fn coordinates(&self, stored: u32) -> (usize, usize) {
+        let place = (stored - 1) as usize;
+        (place / self.width, place % self.width)
     }
 
     /// A pixel whose 110-pixel neighbourhood is white: nothing to match, or to follow.

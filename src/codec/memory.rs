@@ -447,6 +447,22 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         value | u128::from(rows[ROWS_ABOVE]) << at
     }
 
+    /// Rows −16 to −9 above pixel (y, x), at columns −7 to 7: bit 15·i + 7 + dx for row
+    /// −16 + i. Rows above the strip read as white. Glyph matching compares these too, so
+    /// that at high resolutions, where 8 rows hold a third of a glyph, a match is the same
+    /// glyph and not one that merely starts alike.
+    #[inline]
+    pub fn far_rows(&self, y: usize, x: usize) -> u128 {
+        let mut value = 0u128;
+        for (i, dy) in (-16..=-9).enumerate() {
+            // KnownBits pads the strip with ROWS_ABOVE white rows, no more.
+            if y as isize + dy >= -(ROWS_ABOVE as isize) {
+                value |= u128::from(self.known.run(y, dy, x, 7, 15)) << (15 * i);
+            }
+        }
+        value
+    }
+
     /// Pixel (y, x), if known; else 0.
     #[inline]
     pub fn pixel(&self, y: usize, x: usize) -> u8 {
