@@ -866,7 +866,7 @@ fn choose_models(
 }
 
 /// The context model with each template, indexed by template: the counting ones, tried on
-/// every lane, and the five editions of page mixing, of which the fifth is tried on
+/// every lane, and the six editions of page mixing, of which the sixth is tried on
 /// lanes of large images and the others only decoded.
 const CONTEXT_MODELS: [ContextModel; 8] = [
     ContextModel { template: 0 },
@@ -901,7 +901,7 @@ const _: () = assert!(CONTEXT_MODELS.len() == container::CONTEXT_TEMPLATE_SINCE.
 
 /// Lanes whose strips hold at least this many pixels on average (a 256 × 256 image) are
 /// also coded with page mixing. Smaller images, digits and glyphs, are the VLAE's: there
-/// page mixing never wins, and its tables (85 MB) would cost more time than the coding.
+/// page mixing never wins, and its tables (121 MB) would cost more time than the coding.
 const MIXING_MIN_STRIP_PIXELS: usize = 1 << 16;
 
 /// Whether page mixing is tried on `strips` strips of `pixels` pixels in all.

@@ -105,8 +105,13 @@ impl Matcher {
                 continue;
             }
             let (py, px) = self.coordinates(stored);
-            let d = (memory.widest_context(py, px) ^ widest).count_ones()
-                + (memory.far_rows(py, px) ^ far).count_ones();
+            let near = (memory.widest_context(py, px) ^ widest).count_ones();
+            // The far rows only add: a place already no nearer than the second best
+            // cannot become either.
+            if best[1].is_some_and(|b| near >= b.0) {
+                continue;
+            }
+            let d = near + (memory.far_rows(py, px) ^ far).count_ones();
             if best[0].is_none_or(|b| d < b.0) {
                 best = [Some((d, stored)), best[0]];
             } else if best[1].is_none_or(|b| d < b.0) {
@@ -177,5 +182,59 @@ impl Matcher {
         let ways = &mut self.groups[group * WAYS..(group + 1) * WAYS];
         ways.copy_within(..WAYS - 1, 1);
         ways[0] = (y * self.width + x + 1) as u32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::memory::hashed;
+
+    /// A glyph drawn twice on a row: inside the second copy every pixel finds the first at
+    /// distance 0 (through its group, then by following it), and its context says the
+    /// copy's pixel, which is the pixel's own.
+    #[test]
+    fn a_second_copy_finds_the_first() {
+        let (width, rows) = (80, 40);
+        let mut state = 5u32;
+        let glyph: Vec<u8> = (0..12 * 12)
+            .map(|_| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                u8::from(state >> 30 == 0)
+            })
+            .collect();
+        let mut page = vec![0u8; width * rows];
+        for (i, &ink) in glyph.iter().enumerate() {
+            page[(10 + i / 12) * width + 10 + i % 12] = ink;
+            page[(10 + i / 12) * width + 50 + i % 12] = ink;
+        }
+        let mut memory = Memory::<Mixing, 10>::default();
+        memory.start_strip(width, rows);
+        let mut matcher = Matcher::new();
+        matcher.start_strip(width);
+        let (mut matched, mut inside) = (0, 0);
+        for y in 0..rows {
+            for x in 0..width {
+                let widest = memory.widest_context(y, x);
+                let bit = page[y * width + x];
+                if widest == 0 {
+                    matcher.pass(x);
+                } else {
+                    let group = hashed(widest, GROUP_BITS);
+                    let context = matcher.find(&memory, (y, x), widest, group, 0);
+                    // Rows 14 and on of the second copy see 4 rows of glyph above.
+                    if (14..22).contains(&y) && (50..62).contains(&x) {
+                        inside += 1;
+                        let c = context.expect("a match inside the copy");
+                        let (class, expected) = (c / 48, (c / 8) % 2);
+                        assert_eq!((class, expected as u8), (0, bit), "({y}, {x})");
+                        matched += 1;
+                    }
+                    matcher.learn((y, x), group, context, bit);
+                }
+                memory.know(y, x, bit);
+            }
+        }
+        assert!(inside > 0 && matched == inside, "{matched} of {inside}");
     }
 }
