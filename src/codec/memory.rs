@@ -433,8 +433,9 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         (Self::indices(values), values[N - 1])
     }
 
-    /// The widest neighbourhood's context of pixel (y, x) alone: its rows read as
-    /// [`Self::contexts`] reads them, for an earlier pixel that glyph matching compares.
+    /// The widest neighbourhood's context of pixel (y, x) alone, as
+    /// [`Self::contexts_and_widest`] gives it, for an earlier pixel that glyph matching
+    /// compares.
     #[inline]
     pub fn widest_context(&self, y: usize, x: usize) -> u128 {
         let rows = self.widest_rows(y, x);

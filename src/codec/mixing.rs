@@ -6,7 +6,9 @@
 //! about as much. Adaptive counts over ten causal neighbourhoods, mixed by weights that
 //! themselves adapt to the page, code the pages smaller than the bits-back chain does, and
 //! an order of magnitude faster (models/README). Unlike the page memory's fixed mixer this
-//! one may learn, since everything it sees is pixels that both ends know.
+//! one may learn, since everything it sees is pixels that both ends know. From the sixth
+//! edition on, one more count pair comes from glyph matching (`glyph_match.rs`), which
+//! follows an earlier copy of a glyph through a scan's noise.
 //!
 //! All arithmetic is in integers, so that both ends agree bit for bit: inputs and logits in
 //! 1/256 units ([`LOGIT_ONE`]), weights in 1/65536.
@@ -36,7 +38,7 @@ const COARSE: usize = 4;
 const COARSE_BITS: u32 = 22;
 
 /// Count pairs of a pixel: the neighbourhoods', the coarse contexts', then glyph
-/// matching's.
+/// matching's, at [`MATCHED`].
 const COUNTED: usize = CONTEXTS + COARSE + 1;
 const MATCHED: usize = CONTEXTS + COARSE;
 
