@@ -368,20 +368,24 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     #[inline]
     fn contexts(&self, y: usize, x: usize) -> [u128; N] {
         let widest = self.widest_rows(y, x);
-        let mut values = [0u128; N];
-        for (v, (shape, _)) in values.iter_mut().zip(&L::NEIGHBOURHOODS) {
-            let mut at = 0;
-            for &(dy, r) in shape.rows {
-                let row = (dy + ROWS_ABOVE as isize) as usize;
-                let wide_r = L::WIDEST.rows[row].1;
-                let bits = (widest[row] >> (wide_r - r)) & ((1 << (2 * r + 1)) - 1);
-                *v |= u128::from(bits) << at;
-                at += 2 * r + 1;
-            }
-            let own = widest[ROWS_ABOVE] >> (L::WIDEST.left - shape.left);
-            *v |= u128::from(own) << at;
+        std::array::from_fn(|k| Self::context_in(&widest, &L::NEIGHBOURHOODS[k].0))
+    }
+
+    /// The context of a neighbourhood of `shape`, cut from the middles of the widest
+    /// neighbourhood's `rows`.
+    #[inline(always)]
+    fn context_in(rows: &[u64; ROWS_ABOVE + 1], shape: &Shape) -> u128 {
+        let mut value = 0u128;
+        let mut at = 0;
+        for &(dy, r) in shape.rows {
+            let row = (dy + ROWS_ABOVE as isize) as usize;
+            let wide_r = L::WIDEST.rows[row].1;
+            let bits = (rows[row] >> (wide_r - r)) & ((1 << (2 * r + 1)) - 1);
+            value |= u128::from(bits) << at;
+            at += 2 * r + 1;
         }
-        values
+        let own = rows[ROWS_ABOVE] >> (L::WIDEST.left - shape.left);
+        value | u128::from(own) << at
     }
 
     /// The widest neighbourhood's rows of pixel (y, x): the ROWS_ABOVE rows above, then
@@ -438,14 +442,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// compares.
     #[inline]
     pub fn widest_context(&self, y: usize, x: usize) -> u128 {
-        let rows = self.widest_rows(y, x);
-        let mut value = 0u128;
-        let mut at = 0;
-        for (&run, &(_, r)) in rows.iter().zip(L::WIDEST.rows) {
-            value |= u128::from(run) << at;
-            at += 2 * r + 1;
-        }
-        value | u128::from(rows[ROWS_ABOVE]) << at
+        Self::context_in(&self.widest_rows(y, x), &L::WIDEST)
     }
 
     /// Rows −16 to −9 above pixel (y, x), at columns −7 to 7: bit 15·i + 7 + dx for row

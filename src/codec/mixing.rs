@@ -415,7 +415,9 @@ const COUNT_CLASSES: [u8; 128] = {
 struct Evidence {
     /// Each count pair (n0, n1).
     counts: [[u32; 2]; COUNTED],
-    /// Where glyph matching's count pair is, if a place matched.
+    /// Glyph matching's group of places for the pixel, if it takes part (ink in its
+    /// 110-pixel neighbourhood), and where its count pair is, if a place matched.
+    match_group: Option<usize>,
     match_context: Option<usize>,
     /// Each first-layer mixer's weight set.
     sets: [usize; MIXERS],
@@ -484,13 +486,6 @@ impl PageCounts {
         }
     }
 
-    /// The group of places that glyph matching keeps for a pixel at `place`: the top bits
-    /// of its phase 0 blocks view's hash.
-    #[inline]
-    fn match_group(place: &Place) -> usize {
-        place.coarse[1] >> (COARSE_BITS - GROUP_BITS)
-    }
-
     /// Where the counts of the coarse contexts that `views` gives, phase by phase, are:
     /// 0 for those the edition does not count, whose phases `views` is not asked for.
     #[inline(always)]
@@ -534,12 +529,14 @@ impl PageCounts {
     #[inline(always)]
     fn evidence(&mut self, place: &Place, at: (usize, usize)) -> Evidence {
         let mut counts = [[0; 2]; COUNTED];
-        let mut match_context = None;
+        let (mut match_group, mut match_context) = (None, None);
         if let Some(m) = &mut self.matcher {
             if place.widest == 0 {
                 m.pass(at.1);
             } else {
-                let group = Self::match_group(place);
+                // The top bits of the hash of its phase 0 blocks view.
+                let group = place.coarse[1] >> (COARSE_BITS - GROUP_BITS);
+                match_group = Some(group);
                 match_context = m.find(&self.memory, at, place.widest, group, place.nearest);
                 if let Some(c) = match_context {
                     counts[MATCHED] = m.counts(c);
@@ -570,6 +567,7 @@ impl PageCounts {
         }
         Evidence {
             counts,
+            match_group,
             match_context,
             sets,
             second_set: total_class(counts[CONTEXTS - 4]),
@@ -589,8 +587,8 @@ impl PageCounts {
     /// Pixel `at`, at `place` with evidence `e`, is `bit`: count it.
     #[inline(always)]
     fn count(&mut self, place: &Place, e: &Evidence, at: (usize, usize), bit: u8) {
-        if let (Some(m), true) = (&mut self.matcher, place.widest != 0) {
-            m.learn(at, Self::match_group(place), e.match_context, bit);
+        if let (Some(m), Some(group)) = (&mut self.matcher, e.match_group) {
+            m.learn(at, group, e.match_context, bit);
         }
         for (counts, &k) in self.coarse.iter_mut().zip(&place.coarse) {
             counts.update(k, bit);
