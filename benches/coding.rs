@@ -3,7 +3,8 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
-use vlae_zip::codec::bitsback::{BitsBack, ChainInput, ChainLayout, Strip};
+use vlae_zip::codec::bitsback::{BitsBack, ChainInput};
+use vlae_zip::codec::lane::Strip;
 use vlae_zip::infer::network::Network;
 
 fn coding(c: &mut Criterion) {
@@ -50,16 +51,10 @@ fn coding(c: &mut Criterion) {
         b.iter(|| bb.compress_lanes(black_box(&four)).unwrap())
     });
     g.bench_function("decompress, 1 lane", |b| {
-        b.iter(|| {
-            bb.decompress_lanes(black_box(&coded_one), ChainLayout::NeighbourClasses, 0)
-                .unwrap()
-        })
+        b.iter(|| bb.decompress_lanes(black_box(&coded_one), 0).unwrap())
     });
     g.bench_function("decompress, 4 lanes in lockstep", |b| {
-        b.iter(|| {
-            bb.decompress_lanes(black_box(&coded_four), ChainLayout::NeighbourClasses, 0)
-                .unwrap()
-        })
+        b.iter(|| bb.decompress_lanes(black_box(&coded_four), 0).unwrap())
     });
     g.finish();
 

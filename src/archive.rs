@@ -7,19 +7,16 @@
 //! so memory is bounded by a wave whatever the image count.
 #![forbid(unsafe_code)]
 
-use crate::codec::bitsback::{BitsBack, ChainLayout, CodecError, Strip, LANE_GROUP};
-use crate::codec::context::{
-    ContextModel, PAGE_MIXING, PAGE_MIXING_FIFTH_EDITION, PAGE_MIXING_FIRST_EDITION,
-    PAGE_MIXING_FOURTH_EDITION, PAGE_MIXING_SECOND_EDITION, PAGE_MIXING_THIRD_EDITION,
-};
-use crate::codec::lane::{Chain, CodedLane, LaneCodec, LaneToDecode, Stored};
+use crate::codec::bitsback::{BitsBack, Chain, LANE_GROUP};
+use crate::codec::lane::{CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
+use crate::codec::mixing::PageMixing;
 use crate::codec::model::PRECISION;
-use crate::container::{self, v2, Archive, ContainerError, Entry, Lane, LaneCoder, ModelId};
+use crate::codec::stored::Stored;
+use crate::codec::template::ContextModel;
+use crate::container::{self, Archive, ContainerError, Entry, Lane, LaneCoder, ModelId};
 use crate::geometry;
 use crate::infer::network::Network;
-use crate::skew;
 use rayon::prelude::*;
-use std::borrow::Cow;
 
 /// Default discretization of each latent dimension: 2^6 buckets. Measured on the 10,000
 /// test digits with the shipped model (README): 2^4 to 2^12 buckets all land within 0.17
@@ -94,7 +91,7 @@ fn lane_strips<'a, P: AsRef<[u8]>>(
 }
 
 /// What trying page mixing on the whole input found.
-enum PageMixing {
+enum MixedPages {
     /// The input's lanes, coded.
     Coded(Vec<Lane<Vec<u8>>>),
     /// Page mixing learnt the input too little to code it alone, and is not worth trying
@@ -112,7 +109,7 @@ enum PageMixing {
 /// every image has at least [`MIXING_MIN_STRIP_PIXELS`] pixels and page mixing codes the
 /// lanes together within [`PAGES_ARE_MIXED`] of template 0, unless, above
 /// [`MIXING_OUTRUNS_CHAINS`] of it, a model's chain is estimated within
-/// [`CHAIN_BEATS_MIXING`] of page mixing (then [`PageMixing::LaneByLane`]).
+/// [`CHAIN_BEATS_MIXING`] of page mixing (then [`MixedPages::LaneByLane`]).
 fn mixed_pages<P: AsRef<[u8]> + Sync>(
     shapes: &[(usize, usize)],
     images: &[P],
@@ -120,9 +117,9 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
     chains: &[Chain],
     opts: CompressOptions,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<PageMixing, ArchiveError> {
+) -> Result<MixedPages, ArchiveError> {
     if opts.coders != LaneCoders::Smallest || !shapes.iter().all(|&(w, h)| mixes(w * h, 1)) {
-        return Ok(PageMixing::LaneByLane);
+        return Ok(MixedPages::LaneByLane);
     }
     let total: u64 = shapes.iter().map(|&(w, h)| (w * h) as u64).sum();
     let fewest = (total.div_ceil(container::MAX_LANE_PIXELS) as usize).max(opts.lanes.unwrap_or(1));
@@ -132,14 +129,14 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
         plan = plan_lanes(shapes, fewest + 1, cut);
     }
     if plan.len() as u64 > container::MAX_LANES {
-        return Ok(PageMixing::LaneByLane);
+        return Ok(MixedPages::LaneByLane);
     }
     let strips = lane_strips(&plan, shapes, images);
     let coded = strips
         .par_iter()
         .map(|lane| {
             let (mixed, counted) = rayon::join(
-                || PAGE_MIXER.encode(&[lane]),
+                || PageMixing.encode(&[lane]),
                 || COUNTING_MODELS[0].encode(&[lane]),
             );
             Ok((mixed?.remove(0), counted?.remove(0)))
@@ -148,7 +145,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
     let mixed: u64 = coded.iter().map(|(m, _)| m.payload.len() as u64).sum();
     let counted: u64 = coded.iter().map(|(_, c)| c.payload.len() as u64).sum();
     if !at_most(mixed, counted, PAGES_ARE_MIXED) {
-        return Ok(PageMixing::Unlearnt);
+        return Ok(MixedPages::Unlearnt);
     }
     if !at_most(mixed, counted, MIXING_OUTRUNS_CHAINS) {
         let views: Vec<&[Strip]> = strips.iter().map(Vec::as_slice).collect();
@@ -163,7 +160,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
             .min()
             .unwrap_or(u64::MAX);
         if at_most(best, 8 * mixed, CHAIN_BEATS_MIXING) {
-            return Ok(PageMixing::LaneByLane);
+            return Ok(MixedPages::LaneByLane);
         }
     }
     // Each lane still takes the smallest coding, so that none expands.
@@ -174,18 +171,15 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
             let stored = Stored.encode(&[lane])?.remove(0);
             let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
             progress(rows);
-            let mixing = LaneCoder::Context {
-                template: PAGE_MIXING,
-            };
             let candidates = [
-                (mixing, mixed),
+                (LaneCoder::PageMixing, mixed),
                 (LaneCoder::Context { template: 0 }, counted),
                 (LaneCoder::Stored, &stored),
             ];
             Ok(smallest(candidates.into_iter(), rows))
         })
         .collect::<Result<Vec<_>, CodecError>>()
-        .map(PageMixing::Coded)
+        .map(MixedPages::Coded)
         .map_err(ArchiveError::from)
 }
 
@@ -336,8 +330,7 @@ pub fn pixel_crc<'a>(images: impl IntoIterator<Item = &'a [u8]>) -> u32 {
 }
 
 /// Compresses images (each `width × height` bytes of 0/1, as its entry says) into archive
-/// bytes. Skewed pages are stored straightened (format-spec.md §1.7; the entries' `skew`
-/// is set here, whatever the caller's). Each lane is coded as a bits-back chain with the
+/// bytes. Each lane is coded as a bits-back chain with the
 /// model whose chain codes a sample of it smallest, by the context model and as stored
 /// bits, and the smallest is kept: no lane ever takes more than its raw bits, nor much
 /// more than a classical coder. Lanes are cut at rows where every model's tile rows
@@ -370,33 +363,8 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
     if models.is_empty() {
         return Err(ArchiveError::Input("no model to code with".into()));
     }
-    // Only pages are looked at: a skewed glyph or digit is just another shape.
-    let (entries, stored): (Vec<Entry>, Vec<Cow<[u8]>>) = entries
-        .par_iter()
-        .zip(images)
-        .map(|(e, img)| {
-            let (img, width, height) = (img.as_ref(), e.width as usize, e.height as usize);
-            let skew = if mixes(width * height, 1) {
-                skew::estimate(img, width, height)
-            } else {
-                0
-            };
-            let entry = Entry {
-                skew: skew as i32,
-                ..e.clone()
-            };
-            if skew == 0 {
-                (entry, Cow::Borrowed(img))
-            } else {
-                (
-                    entry,
-                    Cow::Owned(skew::straighten(img, width, height, skew)),
-                )
-            }
-        })
-        .unzip();
     let crc = pixel_crc(images.iter().map(AsRef::as_ref));
-    let archive = compress_with_grid(models, &entries, &stored, crc, opts, progress)?;
+    let archive = compress_with_grid(models, entries, images, crc, opts, progress)?;
     let total: u64 = entries.iter().map(Entry::pixels).sum();
     if !opts.adapt_latent_bits
         || opts.latent_bits == SMALL_INPUT_LATENT_BITS
@@ -408,7 +376,7 @@ pub fn compress<P: AsRef<[u8]> + Sync>(
         latent_bits: SMALL_INPUT_LATENT_BITS,
         ..opts
     };
-    let other = compress_with_grid(models, &entries, &stored, crc, coarse, &|_| {})?;
+    let other = compress_with_grid(models, entries, images, crc, coarse, &|_| {})?;
     Ok(if other.len() < archive.len() {
         other
     } else {
@@ -446,7 +414,6 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
                     bits_back: BitsBack::new(net, opts.latent_bits.into())?
                         .with_samples(samples)
                         .with_memory(memory && remembers(net)),
-                    layout: ChainLayout::NeighbourClasses,
                 })
             })
             .collect::<Result<Vec<_>, CodecError>>()
@@ -507,7 +474,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
             lane
         })
         .collect();
-    Ok(v2::write(&v2::NewArchive {
+    Ok(container::write(&container::NewArchive {
         models: table.iter().map(|&m| models[m as usize].id()).collect(),
         latent_bits: opts.latent_bits,
         entries,
@@ -568,9 +535,9 @@ fn code_run<P: AsRef<[u8]> + Sync>(
     let (sample_counts, chain_sets) = (&coders.sample_counts, &coders.chain_sets);
     let chains = chain_sets.last().expect("plain chains");
     let unlearnt = match mixed_pages(shapes, images, cut, chains, opts, progress)? {
-        PageMixing::Coded(lanes) => return Ok(lanes),
-        PageMixing::Unlearnt => true,
-        PageMixing::LaneByLane => false,
+        MixedPages::Coded(lanes) => return Ok(lanes),
+        MixedPages::Unlearnt => true,
+        MixedPages::LaneByLane => false,
     };
     let lanes = opts.lanes.unwrap_or_else(|| {
         let total: u64 = shapes.iter().map(|&(w, h)| (w * h) as u64).sum();
@@ -608,7 +575,7 @@ fn code_run<P: AsRef<[u8]> + Sync>(
                         && !unlearnt
                         && mixes(pixels, lane.len());
                     tried
-                        .then(|| PAGE_MIXER.encode(&[lane]))
+                        .then(|| PageMixing.encode(&[lane]))
                         .transpose()
                         .map(|c| c.map(|mut c| c.remove(0)))
                 })
@@ -702,14 +669,7 @@ fn code_run<P: AsRef<[u8]> + Sync>(
                                 &c[k],
                             )
                         })
-                        .chain(mixed[k].as_ref().map(|c| {
-                            (
-                                LaneCoder::Context {
-                                    template: PAGE_MIXING,
-                                },
-                                c,
-                            )
-                        }))
+                        .chain(mixed[k].as_ref().map(|c| (LaneCoder::PageMixing, c)))
                         .chain(std::iter::once((LaneCoder::Stored, &stored[k])));
                     match opts.coders {
                         LaneCoders::BitsBack if chain.is_some() => {
@@ -865,39 +825,9 @@ fn choose_models(
         .collect()
 }
 
-/// The context model with each template, indexed by template: the counting ones, tried on
-/// every lane, and the six editions of page mixing, of which the sixth is tried on
-/// lanes of large images and the others only decoded.
-const CONTEXT_MODELS: [ContextModel; 8] = [
-    ContextModel { template: 0 },
-    ContextModel { template: 1 },
-    ContextModel {
-        template: PAGE_MIXING_FIRST_EDITION,
-    },
-    ContextModel {
-        template: PAGE_MIXING_SECOND_EDITION,
-    },
-    ContextModel {
-        template: PAGE_MIXING_THIRD_EDITION,
-    },
-    ContextModel {
-        template: PAGE_MIXING_FOURTH_EDITION,
-    },
-    ContextModel {
-        template: PAGE_MIXING_FIFTH_EDITION,
-    },
-    ContextModel {
-        template: PAGE_MIXING,
-    },
-];
-
-/// The context model with each counting template, and page mixing as this build writes it.
-const COUNTING_MODELS: &[ContextModel] = CONTEXT_MODELS
-    .split_at(PAGE_MIXING_FIRST_EDITION as usize)
-    .0;
-const PAGE_MIXER: &ContextModel = &CONTEXT_MODELS[PAGE_MIXING as usize];
-// The container knows a version for every template this build codes, and no more.
-const _: () = assert!(CONTEXT_MODELS.len() == container::CONTEXT_TEMPLATE_SINCE.len());
+/// The context model with each template, tried on every lane.
+const COUNTING_MODELS: [ContextModel; 2] =
+    [ContextModel { template: 0 }, ContextModel { template: 1 }];
 
 /// Lanes whose strips hold at least this many pixels on average (a 256 × 256 image) are
 /// also coded with page mixing. Smaller images, digits and glyphs, are the VLAE's: there
@@ -953,23 +883,23 @@ fn remembers(net: &Network) -> bool {
     net.config().context
 }
 
-/// The version 5 bits-back coder with model `model`, up to `samples` importance samples a
-/// tile, and the page memory or not.
+/// The bits-back coder with model `model`, up to `samples` importance samples a tile,
+/// and the page memory or not.
 fn bits_back_coder(model: u16, samples: usize, memory: bool) -> LaneCoder {
     LaneCoder::BitsBack {
         model,
         samples: samples as u32,
-        reversed: false,
         memory,
     }
 }
 
 /// Bytes a lane record of each kind takes beyond its payload, at most (format-spec.md §1.2).
 fn record_bytes(coder: LaneCoder) -> usize {
-    match coder {
-        LaneCoder::BitsBack { .. } => 1 + 10 + 10 + 2 + 2 + 1 + 8,
-        LaneCoder::Context { .. } => 1 + 10 + 10 + 1 + 8,
-        LaneCoder::Stored => 1 + 10 + 10,
+    use container::registry::Record;
+    match coder.info().record {
+        Record::Chain => 1 + 10 + 10 + 2 + 2 + 1 + 8,
+        Record::Head => 1 + 10 + 10 + 8,
+        Record::Bits => 1 + 10 + 10,
     }
 }
 
@@ -1044,7 +974,6 @@ pub fn decompress<E: From<ArchiveError>>(
         if let LaneCoder::BitsBack {
             model,
             samples,
-            reversed,
             memory,
         } = lane.coder
         {
@@ -1060,14 +989,7 @@ pub fn decompress<E: From<ArchiveError>>(
                 .map_err(ArchiveError::from)?
                 .with_samples(samples as usize)
                 .with_memory(memory);
-            let layout = if reversed {
-                ChainLayout::ReversedV1
-            } else if archive.version < container::v2::VERSION_4 {
-                ChainLayout::LaneClasses
-            } else {
-                ChainLayout::NeighbourClasses
-            };
-            chains.push((lane.coder, Chain { bits_back, layout }));
+            chains.push((lane.coder, Chain { bits_back }));
         }
     }
     let codec_of = |coder: LaneCoder| -> &dyn LaneCodec {
@@ -1079,7 +1001,8 @@ pub fn decompress<E: From<ArchiveError>>(
                     .expect("resolved above")
                     .1
             }
-            LaneCoder::Context { template } => &CONTEXT_MODELS[template as usize],
+            LaneCoder::Context { template } => &COUNTING_MODELS[usize::from(template)],
+            LaneCoder::PageMixing => &PageMixing,
             LaneCoder::Stored => &Stored,
         }
     };
@@ -1153,11 +1076,7 @@ pub fn decompress<E: From<ArchiveError>>(
                 buf.extend_from_slice(&pixels);
                 progress(seg.rows as u64);
                 if buf.len() as u64 == e.pixels() {
-                    let (e, mut buf) = pending.take().expect("set above");
-                    if e.skew != 0 {
-                        let (width, height) = (e.width as usize, e.height as usize);
-                        buf = skew::restore(buf, width, height, e.skew.into());
-                    }
+                    let (e, buf) = pending.take().expect("set above");
                     crc.update(&buf);
                     sink(e, buf)?;
                 }

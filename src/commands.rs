@@ -327,10 +327,7 @@ fn list_models() -> Result<()> {
             "  fingerprint  {}",
             vlae_zip::infer::weights::hex(&net.fingerprint())
         );
-        println!(
-            "  archive id   {}",
-            vlae_zip::infer::weights::hex(&net.id())
-        );
+        println!("  archive id   {}", net.id());
         println!("  parameters   {}", net.parameters());
         println!("  trained on   {}", m.trained_on);
         println!(
@@ -385,7 +382,6 @@ fn idx_images(path: &Path) -> Result<Vec<FolderImage>> {
                 format: ImageFormat::Pbm,
                 width: 28,
                 height: 28,
-                skew: 0,
             },
             pixels: p.to_vec(),
         })
@@ -579,11 +575,11 @@ fn info(path: &Path) -> Result<()> {
     let context = arch
         .lanes
         .iter()
-        .filter(|l| matches!(l.coder, LaneCoder::Context { .. }))
+        .filter(|l| matches!(l.coder, LaneCoder::Context { .. } | LaneCoder::PageMixing))
         .count();
     let stored = count(LaneCoder::Stored);
     println!("archive        {}", path.display());
-    println!("format         version {}", arch.version);
+    println!("format         {}", container::VERSION);
     for m in &arch.models {
         println!("model          {m}");
     }
@@ -636,23 +632,8 @@ fn info(path: &Path) -> Result<()> {
         bytes.len() as f64 * 8.0 / n.max(1) as f64,
         arch.payload_bytes() as f64 * 8.0 / n.max(1) as f64
     );
-    if arch.straightened > 0 {
-        println!(
-            "straightened   {} of {n} images (skewed pages, format-spec.md §1.7)",
-            arch.straightened
-        );
-    }
     for e in arch.entries().take(3) {
-        let skew = if e.skew == 0 {
-            String::new()
-        } else {
-            let slope = f64::from(e.skew) / f64::from(1u32 << vlae_zip::skew::SLOPE_BITS);
-            format!(", stored straightened at {:.2}°", slope.atan().to_degrees())
-        };
-        println!(
-            "  {} ({:?}, {}×{}{skew})",
-            e.name, e.format, e.width, e.height
-        );
+        println!("  {} ({}, {}×{})", e.name, e.format, e.width, e.height);
     }
     if n > 3 {
         println!("  … {} more", n - 3);

@@ -127,7 +127,6 @@ pub fn read_images(
                     format,
                     width: img.width as u32,
                     height: img.height as u32,
-                    skew: 0,
                 },
                 pixels: img.pixels,
             })

@@ -23,4 +23,3 @@ pub mod models;
 #[cfg(feature = "train")]
 pub mod nn;
 mod prefetch;
-pub mod skew;

@@ -15,8 +15,7 @@ pub struct BuiltIn {
     pub trained_on: &'static str,
     pub weights: &'static [u8],
     pub config: &'static str,
-    /// Whether `auto` codes with it. A retired model only decodes the archives made with
-    /// it; archives name models by fingerprint, so it must stay built in.
+    /// Whether `auto` codes with it.
     pub auto: bool,
 }
 
@@ -48,18 +47,6 @@ pub const BUILT_IN: &[BuiltIn] = &[
         "64 text pages rendered from 24 man pages (6 fonts, 8-14 pt, 150-400 dpi, some scan-like), 32×32 tiles with context, 8 epochs",
         auto: true
     ),
-    built_in!(
-        "mnist-1",
-        "vlae-mnist-1",
-        "binarized MNIST, 16 epochs: the first shipped model, retired (decodes its archives)",
-        auto: false
-    ),
-    built_in!(
-        "documents-1",
-        "vlae-documents-1",
-        "the first documents model (5 epochs), retired (decodes its archives)",
-        auto: false
-    ),
 ];
 
 impl BuiltIn {
@@ -85,12 +72,7 @@ mod tests {
 
     #[test]
     fn built_in_models_load_and_are_the_shipped_files() {
-        let files = [
-            "vlae-mnist",
-            "vlae-documents",
-            "vlae-mnist-1",
-            "vlae-documents-1",
-        ];
+        let files = ["vlae-mnist", "vlae-documents"];
         assert_eq!(BUILT_IN.len(), files.len());
         for (m, file) in BUILT_IN.iter().zip(files) {
             let net = m.network().unwrap();

@@ -203,9 +203,9 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
     assert!(try_bytes(b"GIF89a foreign file").contains("not a vlae-zip archive"));
     assert!(try_bytes(b"").contains("not a vlae-zip archive"));
 
-    // The right bytes with the wrong model: refused by fingerprint. (The version 1 golden
-    // archive is coded by the tiny model, which is not built in; the six digits above go
-    // to the context model.)
+    // The right bytes with the wrong model: refused by fingerprint. (The context golden
+    // archive is coded by the tiny context model, which is not built in; the six digits
+    // above go to the context model.)
     let other = tmp.path().join("other.safetensors");
     let mut st = std::fs::read(TINY).unwrap();
     let n = st.len();
@@ -214,7 +214,7 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
     std::fs::copy("tests/data/tiny.json", tmp.path().join("other.json")).unwrap();
     let err = fails(&[
         "decompress",
-        "tests/data/golden-v1.vlz",
+        "tests/data/golden/context.vlz",
         "-o",
         out_s,
         "--model",
@@ -288,8 +288,8 @@ fn bench_reports_rate_and_speed_as_json() {
     }
 }
 
-/// `--iw` is recorded per lane, and `info` shows it, as it shows lanes with the page memory
-/// and straightened pages; plain archives say nothing of them.
+/// `--iw` is recorded per lane, and `info` shows it, as it shows lanes with the page
+/// memory; plain archives say nothing of them.
 #[test]
 fn info_shows_importance_samples_and_page_memory_per_lane() {
     let tmp = tempfile::tempdir().unwrap();
@@ -325,13 +325,8 @@ fn info_shows_importance_samples_and_page_memory_per_lane() {
     assert!(!info(&plain).contains("samples"));
     // Lanes with the page memory are counted; digits' lanes have none.
     assert!(!info(&plain).contains("page memory"));
-    let memory = info("tests/data/golden-v5-memory.vlz".as_ref());
+    let memory = info("tests/data/golden/memory.vlz".as_ref());
     assert!(memory.contains("1 of them with page memory"), "{memory}");
-    // Straightened pages are counted, and each listed one gives its angle.
-    assert!(!info(&plain).contains("straightened"));
-    let skewed = info("tests/data/golden-v10-skewed.vlz".as_ref());
-    assert!(skewed.contains("straightened   1 of 1 images"), "{skewed}");
-    assert!(skewed.contains("stored straightened at -0.59°"), "{skewed}");
 }
 
 /// Under `auto`, a page's rate is set against the model that coded it, not the first one.
@@ -359,7 +354,7 @@ fn bench_says_when_no_model_coded_the_input() {
     let page = tmp.path().join("page");
     ok(&[
         "decompress",
-        "tests/data/golden-v8-mixing.vlz",
+        "tests/data/golden/mixing.vlz",
         "-o",
         page.to_str().unwrap(),
     ]);
@@ -445,7 +440,7 @@ fn files_folders_mixed_sizes_and_standard_streams() {
         "--model",
         TINY,
     ]);
-    assert!(out.stdout.starts_with(b"VLZ\x0c"));
+    assert!(out.stdout.starts_with(b"VLZ\x01"));
     // And read back from standard input.
     let restored = tmp.path().join("restored");
     let mut child = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
@@ -581,7 +576,6 @@ fn names_that_collide_are_never_overwritten() {
         format: ImageFormat::Pbm,
         width: 1,
         height: 1,
-        skew: 0,
     };
     staged.write(&e, vec![1]).unwrap();
     assert!(staged.write(&e, vec![0]).is_err());
@@ -763,27 +757,4 @@ fn auto_picks_the_documents_model_for_a_page_and_mnist_for_digits() {
         ok(&["decompress", a, "-o", out.to_str().unwrap()]);
         std::fs::remove_dir_all(&out).unwrap();
     }
-}
-
-/// A skewed page goes through the command line: stored straightened, and written back as
-/// it was.
-#[test]
-fn a_skewed_page_round_trips_through_the_command_line() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
-    ok(&[
-        "decompress",
-        "tests/data/golden-v10-skewed.vlz",
-        "-o",
-        &path("page"),
-    ]);
-    let page = path("page/00000.pbm");
-    ok(&["compress", &page, "-o", &path("x.vlz")]);
-    let info = String::from_utf8(ok(&["info", &path("x.vlz")]).stdout).unwrap();
-    assert!(info.contains("straightened   1 of 1 images"), "{info}");
-    ok(&["decompress", &path("x.vlz"), "-o", &path("back")]);
-    let read = |p: &str| vlae_zip::image_io::read_image(Path::new(p)).unwrap().0;
-    let (want, got) = (read(&page), read(&path("back/00000.pbm")));
-    assert_eq!((got.width, got.height), (want.width, want.height));
-    assert!(got.pixels == want.pixels, "pixels differ");
 }

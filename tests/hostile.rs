@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
-use vlae_zip::container::{self, ModelId};
+use vlae_zip::container::{self, LaneCoder, ModelId};
 
 /// Address space the binary gets, in KiB: the review's 1 GB.
 const ADDRESS_SPACE_KIB: u64 = 1_000_000;
@@ -39,54 +39,53 @@ fn clean_failure(out: &Output, reason: &str) {
     assert!(err.contains(reason), "expected {reason:?} in: {err}");
 }
 
-/// A version 1 archive as the review built them: `images` entries, the first named
-/// `00000000.pbm` and every other its successor, in `lanes` equal lanes with no payload.
-fn v1_archive(
-    fingerprint: [u8; 16],
-    images: u32,
-    raw_len_claim: Option<u32>,
-    lanes: u32,
+/// An archive built by hand, as a hostile writer would: `images` 28×28 entries, the first
+/// named `00000000.pbm` and every other with entry flags `flags` (7: its successor, same
+/// format and size), in `lanes` equal bits-back lanes with no payload that name model
+/// `model`. `raw_len_claim` replaces the entry table's true length.
+fn hand_archive(
+    model: ModelId,
+    images: u64,
+    raw_len_claim: Option<u64>,
+    lanes: u64,
+    flags: u8,
 ) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(3 * images as usize + 16);
-    raw.extend_from_slice(&[0, 0, 0, 12, 0]);
-    raw.extend_from_slice(b"00000000.pbm");
-    for _ in 1..images {
-        raw.extend_from_slice(&[1, 0, 0]);
+    fn varint(b: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            b.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        b.push(v as u8);
     }
+    let mut raw = Vec::with_capacity(images as usize + 32);
+    raw.extend_from_slice(&[0, 0, 0, 28, 28, 12]);
+    raw.extend_from_slice(b"00000000.pbm");
+    raw.resize(raw.len() + images as usize - 1, flags);
     let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
     z.write_all(&raw).unwrap();
     let names = z.finish().unwrap();
-    let mut b = container::MAGIC.to_vec();
-    b.extend_from_slice(&1u16.to_le_bytes());
-    b.extend_from_slice(&0u16.to_le_bytes());
-    b.extend_from_slice(&fingerprint);
-    b.extend_from_slice(&28u16.to_le_bytes());
-    b.extend_from_slice(&28u16.to_le_bytes());
-    b.extend_from_slice(&images.to_le_bytes());
-    b.extend_from_slice(&lanes.max(1).to_le_bytes());
-    b.extend_from_slice(&[6, 24, 0, 0]);
-    b.extend_from_slice(&raw_len_claim.unwrap_or(raw.len() as u32).to_le_bytes());
-    b.extend_from_slice(&(names.len() as u32).to_le_bytes());
+    let mut b = container::SIGNATURE.to_vec();
+    b.push(container::VERSION);
+    varint(&mut b, images);
+    b.push(1);
+    b.extend_from_slice(&model.0);
+    b.push(6);
+    varint(&mut b, raw_len_claim.unwrap_or(raw.len() as u64));
+    varint(&mut b, names.len() as u64);
     b.extend_from_slice(&names);
+    varint(&mut b, lanes);
     for _ in 0..lanes {
-        // A lane: its share of the images, 32 seed words, no payload, a head that keeps
-        // the coder's invariant.
-        b.extend_from_slice(&(images / lanes).to_le_bytes());
-        b.extend_from_slice(&32u32.to_le_bytes());
-        b.extend_from_slice(&0u32.to_le_bytes());
+        // A chain of its share of the images, model 0, one sample, no page memory, all 32
+        // seed words elided, no payload, a head that keeps the coder's invariant.
+        b.push(0);
+        varint(&mut b, images / lanes * 28);
+        b.extend_from_slice(&[0, 0, 2, 32]);
         b.extend_from_slice(&(0x9e37_79b9_7f4a_7c15u64).to_le_bytes());
     }
     b.extend_from_slice(&0u32.to_le_bytes()); // pixel CRC
     let crc = crc32fast::hash(&b);
     b.extend_from_slice(&crc.to_le_bytes());
     b
-}
-
-fn shipped_v1_id() -> [u8; 16] {
-    match common::shipped().ids()[0] {
-        ModelId::V1(id) => id,
-        ModelId::V2(_) => unreachable!("ids()[0] is the version 1 id"),
-    }
 }
 
 fn write_tmp(dir: &Path, name: &str, bytes: &[u8]) -> String {
@@ -98,23 +97,19 @@ fn write_tmp(dir: &Path, name: &str, bytes: &[u8]) -> String {
 #[test]
 fn an_entry_table_claiming_a_gigabyte_is_refused_before_reserving_it() {
     let tmp = tempfile::tempdir().unwrap();
-    // As the review built it, with no lane record: refused before inflating anything.
-    let bytes = v1_archive([7; 16], 1 << 20, Some(1 << 30), 0);
+    // The claim is checked against what the deflated bytes can hold.
+    let bytes = hand_archive(ModelId([7; 8]), 1 << 20, Some(1 << 30), 64, 7);
     assert!(bytes.len() < 4096, "{} bytes", bytes.len());
-    let path = write_tmp(tmp.path(), "claim.vlz", &bytes);
-    clean_failure(&limited(&["info", &path]), "lane table");
-    // With its lane record: the claim is checked against what the deflated bytes can hold.
-    let bytes = v1_archive([7; 16], 1 << 20, Some(1 << 30), 1);
     let path = write_tmp(tmp.path(), "claim.vlz", &bytes);
     clean_failure(&limited(&["info", &path]), "entry table claims");
 }
 
 #[test]
-fn sixty_seven_million_named_images_are_described_in_bounded_memory() {
+fn sixteen_million_named_images_are_described_in_bounded_memory() {
     let tmp = tempfile::tempdir().unwrap();
-    // 64 lanes of 2^20 images, as the version 1 writer's default lanes would be: a valid
-    // container, which `info` describes under the limit.
-    let bytes = v1_archive([7; 16], 1 << 26, None, 64);
+    // 1,024 lanes of 2^14 images: a valid container, which `info` describes under the
+    // limit.
+    let bytes = hand_archive(ModelId([7; 8]), 1 << 24, None, 1 << 10, 7);
     assert!(bytes.len() < 250_000, "{} bytes", bytes.len());
     let path = write_tmp(tmp.path(), "many.vlz", &bytes);
     let out = limited(&["info", &path]);
@@ -123,20 +118,21 @@ fn sixty_seven_million_named_images_are_described_in_bounded_memory() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("67108864 of 28×28"));
-    // The same images in one lane: more than a version 1 decoder holds, refused at once.
+    assert!(String::from_utf8_lossy(&out.stdout).contains("16777216 of 28×28"));
+    // The same images in one lane: more than a decoder holds, refused at once.
     let path = write_tmp(
         tmp.path(),
         "one-lane.vlz",
-        &v1_archive([7; 16], 1 << 26, None, 1),
+        &hand_archive(ModelId([7; 8]), 1 << 24, None, 1, 7),
     );
-    clean_failure(&limited(&["info", &path]), "lane images");
+    clean_failure(&limited(&["info", &path]), "lane pixels");
 }
 
 #[test]
 fn a_lane_that_claims_millions_of_images_fails_within_a_few() {
     let tmp = tempfile::tempdir().unwrap();
-    let bytes = v1_archive(shipped_v1_id(), 1 << 20, None, 1);
+    // 21,000 digits, as many as one lane may hold.
+    let bytes = hand_archive(common::shipped().id(), 21_000, None, 1, 7);
     let path = write_tmp(tmp.path(), "claims.vlz", &bytes);
     let out_dir = tmp.path().join("out");
     let out = limited(&[
@@ -204,49 +200,49 @@ fn the_writer_cannot_write_what_the_reader_refuses() {
 /// another reason).
 #[test]
 fn payload_lengths_that_overflow_their_sum_are_refused_as_truncated() {
-    let bytes = std::fs::read("tests/data/fuzz-payload-overflow.vlz").unwrap();
+    // Two lanes, each claiming 2^63 payload bytes.
+    let mut bytes = hand_archive(ModelId([7; 8]), 2, None, 2, 7);
+    let record = 1 + 1 + 1 + 3 + 8;
+    let tail = 4 + 4;
+    for lane in 0..2 {
+        let len_at = bytes.len() - tail - (1 - lane) * record - record + 2;
+        assert_eq!(bytes[len_at], 0);
+        let mut huge = vec![0x80; 9];
+        huge.push(1);
+        bytes.splice(len_at..=len_at, huge);
+    }
+    reseal(&mut bytes);
     match container::parse(&bytes) {
         Err(container::ContainerError::Truncated(what)) => assert_eq!(what, "lane payload"),
         other => panic!("{:?}", other.map(|a| a.image_count)),
     }
+    let tmp = tempfile::tempdir().unwrap();
     clean_failure(
-        &limited(&["info", "tests/data/fuzz-payload-overflow.vlz"]),
+        &limited(&["info", &write_tmp(tmp.path(), "overflow.vlz", &bytes)]),
         "truncated",
     );
 }
 
-/// A version 5 to 10 lane's mode packs its sample count with the page-memory bit: a mode that
-/// sets the bit but claims no samples is refused, by the writer as by the reader, and a
-/// lane with memory reads back with it.
+/// A lane's mode packs its sample count with the page-memory bit: a mode that sets the
+/// bit but claims no samples is refused, by the writer as by the reader, and a lane with
+/// memory reads back with it.
 #[test]
 fn lane_modes_round_trip_and_zero_samples_are_refused() {
-    use container::{v2, Lane, LaneCoder};
     let entries = common::entries_for(&[(28, 28)]);
     let archive = |samples: u32| {
-        v2::write(&v2::NewArchive {
-            models: vec![[7; 8]],
-            latent_bits: 6,
-            entries: &entries,
-            lanes: vec![Lane {
-                coder: LaneCoder::BitsBack {
-                    model: 0,
-                    samples,
-                    reversed: false,
-                    memory: true,
-                },
-                rows: 28,
-                seed_words_elided: 32,
-                state: 1 << 40,
-                payload: vec![],
-            }],
-            pixel_crc: 0,
-        })
+        one_lane_archive(
+            &entries,
+            LaneCoder::BitsBack {
+                model: 0,
+                samples,
+                memory: true,
+            },
+        )
     };
     let err = archive(0).unwrap_err();
     assert!(err.to_string().contains("0 samples"), "{err}");
     let bytes = archive(3).unwrap();
     let parsed = container::parse(&bytes).unwrap();
-    assert_eq!(parsed.version, container::VERSION);
     assert!(matches!(
         parsed.lanes[0].coder,
         LaneCoder::BitsBack {
@@ -257,100 +253,97 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
     ));
 }
 
-/// Page mixing's first edition (template 2) is new in version 6, its second (template 3)
-/// in version 7, its third (template 4) in version 8, its fourth (template 5) in version 9
-/// its fifth (template 6) in version 11 and its sixth (template 7) in version 12: each is
-/// refused under the version byte before, and template 8 is not written at all.
+/// Every coder of the registry reads back as written; a coder id past the registry is
+/// refused with its number, as from a later build.
 #[test]
-fn page_mixing_lanes_need_their_versions() {
-    let write = |template: u8| context_lane_archive(template, 28, 28);
-    let err = write(8).unwrap_err();
-    assert!(err.to_string().contains("unknown template 8"), "{err}");
-    for (template, first_version) in [(2, 6), (3, 7), (4, 8), (5, 9), (6, 11), (7, 12)] {
-        let mut bytes = write(template).unwrap();
-        assert!(container::parse(&bytes).is_ok());
-        relabel_as_version(&mut bytes, first_version);
-        assert!(container::parse(&bytes).is_ok());
-        relabel_as_version(&mut bytes, first_version - 1);
-        let err = container::parse(&bytes).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains(&format!("unknown template {template}")),
-            "{err}"
-        );
+fn coders_past_the_registry_are_named() {
+    let entries = common::entries_for(&[(28, 28)]);
+    // A stored lane must hold its pixels' bits; the other rows' lanes may be empty here.
+    let without_payload = container::REGISTRY
+        .iter()
+        .filter(|row| row.record != container::registry::Record::Bits);
+    for row in without_payload {
+        let coder = match row.record {
+            container::registry::Record::Chain => LaneCoder::BitsBack {
+                model: 0,
+                samples: 1,
+                memory: false,
+            },
+            _ => LaneCoder::without_fields(row.id).unwrap(),
+        };
+        let bytes = one_lane_archive(&entries, coder).unwrap();
+        assert_eq!(container::parse(&bytes).unwrap().lanes[0].coder, coder);
     }
+    let mut bytes = one_lane_archive(&entries, LaneCoder::PageMixing).unwrap();
+    let at = bytes.len() - 8 - 8 - 3;
+    assert_eq!(bytes[at], container::registry::PAGE_MIXING);
+    bytes[at] = container::REGISTRY.len() as u8;
+    reseal(&mut bytes);
+    let err = container::parse(&bytes).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            container::ContainerError::UnknownCoder { lane: 0, id: 5 }
+        ),
+        "{err}"
+    );
 }
 
-/// From version 6 a lane may hold 2^24 pixels, a 400-dpi page; version 5 allowed 2^22.
+/// Archives of the container versions before format 1 were never released, and are
+/// refused by their version byte; so are reserved entry flags.
 #[test]
-fn lanes_of_a_whole_page_need_version_6() {
-    let lane_of = |width: u32, height: u32| context_lane_archive(0, width, height);
+fn other_versions_and_reserved_flags_are_refused() {
+    let entries = common::entries_for(&[(28, 28), (28, 28)]);
+    let mut bytes = one_lane_archive(&entries, LaneCoder::PageMixing).unwrap();
+    bytes[3] = 12;
+    reseal(&mut bytes);
+    let err = container::parse(&bytes).unwrap_err();
+    assert!(err.to_string().contains("container version 12"), "{err}");
+    assert!(container::parse(b"VLAEZIP\0\x02\0").is_err());
+    // The reserved flag 8 on the second entry.
+    let bytes = hand_archive(ModelId([7; 8]), 2, None, 1, 7 | 8);
+    let err = container::parse(&bytes).unwrap_err();
+    assert!(err.to_string().contains("invalid flags"), "{err}");
+}
+
+/// A lane may hold 2^24 pixels, a 400-dpi page, and no more.
+#[test]
+fn a_lane_holds_a_whole_page_and_no_more() {
+    let lane_of = |width: u32, height: u32| {
+        one_lane_archive(
+            &common::entries_for(&[(width, height)]),
+            LaneCoder::PageMixing,
+        )
+    };
     let err = lane_of(4096, 4097).unwrap_err();
     assert!(err.to_string().contains("lane pixels"), "{err}");
-    let mut bytes = lane_of(4096, 1025).unwrap();
-    assert!(container::parse(&bytes).is_ok());
-    relabel_as_version(&mut bytes, 5);
-    let err = container::parse(&bytes).unwrap_err();
-    assert!(err.to_string().contains("lane pixels"), "{err}");
+    assert!(lane_of(4096, 4096).is_ok());
 }
 
-/// An entry may say that its image is stored straightened, with the slope, only from
-/// version 10, and only for slopes of 1 to 2^17 units either way.
-#[test]
-fn straightened_entries_need_version_10_and_a_slope_in_range() {
-    let with_skew = |skew: i32| {
-        let mut entries = common::entries_for(&[(28, 28), (28, 28)]);
-        entries[1].skew = skew;
-        context_lane_archive_of(&entries, 0)
-    };
-    for skew in [-10_799, container::MAX_SKEW, -container::MAX_SKEW] {
-        let mut bytes = with_skew(skew).unwrap();
-        let skews: Vec<i32> = container::parse(&bytes)
-            .unwrap()
-            .entries()
-            .map(|e| e.skew)
-            .collect();
-        assert_eq!(skews, [0, skew]);
-        relabel_as_version(&mut bytes, 9);
-        let err = container::parse(&bytes).unwrap_err();
-        assert!(err.to_string().contains("invalid flags"), "{err}");
-    }
-    let err = with_skew(container::MAX_SKEW + 1).unwrap_err();
-    assert!(err.to_string().contains("slope 131073"), "{err}");
-}
-
-/// Gives a version 3 to 10 archive another version byte, and the file CRC to match.
-fn relabel_as_version(bytes: &mut [u8], version: u8) {
-    bytes[3] = version;
+/// Recomputes the file CRC after an edit.
+fn reseal(bytes: &mut [u8]) {
     let body = bytes.len() - 4;
     let crc = crc32fast::hash(&bytes[..body]);
     bytes[body..].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// An archive of one `width × height` image in one context lane with `template` and no
-/// payload.
-fn context_lane_archive(
-    template: u8,
-    width: u32,
-    height: u32,
-) -> Result<Vec<u8>, container::ContainerError> {
-    context_lane_archive_of(&common::entries_for(&[(width, height)]), template)
-}
-
-/// An archive of `entries` in one context lane with `template` and no payload.
-fn context_lane_archive_of(
+/// An archive of `entries` in one lane of `coder` with no payload, naming one model.
+fn one_lane_archive(
     entries: &[container::Entry],
-    template: u8,
+    coder: LaneCoder,
 ) -> Result<Vec<u8>, container::ContainerError> {
-    use container::{v2, Lane, LaneCoder};
-    v2::write(&v2::NewArchive {
-        models: vec![],
+    container::write(&container::NewArchive {
+        models: vec![ModelId([7; 8])],
         latent_bits: 6,
         entries,
-        lanes: vec![Lane {
-            coder: LaneCoder::Context { template },
+        lanes: vec![container::Lane {
+            coder,
             rows: entries.iter().map(|e| u64::from(e.height)).sum(),
-            seed_words_elided: 0,
+            seed_words_elided: if matches!(coder, LaneCoder::BitsBack { .. }) {
+                32
+            } else {
+                0
+            },
             state: 1 << 40,
             payload: vec![],
         }],

@@ -29,27 +29,12 @@ proptest! {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
-    /// Straightening moves pixels within rows and columns only, cyclically, so any image
-    /// comes back from any slope the format allows.
-    #[test]
-    fn straightening_is_undone_at_any_slope(
-        (w, h, pixels) in image(),
-        skew in -i64::from(container::MAX_SKEW)..=i64::from(container::MAX_SKEW),
-    ) {
-        let (w, h) = (w as usize, h as usize);
-        let stored = vlae_zip::skew::straighten(&pixels, w, h, skew);
-        prop_assert_eq!(vlae_zip::skew::restore(stored, w, h, skew), pixels);
-    }
-}
-
-/// Random bytes behind a valid magic and version, so that they reach the checks after it.
-fn after_magic(version: u16) -> impl Strategy<Value = Vec<u8>> {
+/// Random bytes behind a valid signature and version, so that they reach the checks
+/// after it.
+fn after_signature() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(any::<u8>(), 0..300).prop_map(move |tail| {
-        let mut b = container::MAGIC.to_vec();
-        b.extend_from_slice(&version.to_le_bytes());
+        let mut b = container::SIGNATURE.to_vec();
+        b.push(container::VERSION);
         b.extend(tail);
         b
     })
@@ -65,6 +50,17 @@ fn reseal(mut b: Vec<u8>) -> Vec<u8> {
     b
 }
 
+/// The golden archives, one per coder and layout, which the mutations start from.
+const GOLDEN: [&str; 7] = [
+    "mixed.vlz",
+    "narrow.vlz",
+    "mnist.vlz",
+    "context.vlz",
+    "documents.vlz",
+    "memory.vlz",
+    "mixing.vlz",
+];
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -74,27 +70,19 @@ proptest! {
     }
 
     #[test]
-    fn parser_never_panics_behind_the_magic(v1 in after_magic(1), v2 in after_magic(2)) {
-        let _ = container::parse(&reseal(v1));
-        let _ = container::parse(&reseal(v2));
+    fn parser_never_panics_behind_the_signature(bytes in after_signature()) {
+        let _ = container::parse(&reseal(bytes));
     }
 
     /// Mutations of valid archives with the checksum recomputed: whatever parses must
     /// decode or fail cleanly, never panic.
     #[test]
     fn mutated_archives_parse_and_decode_or_fail_cleanly(
-        which in 0usize..5,
+        which in 0usize..GOLDEN.len(),
         edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
         cut in any::<usize>(),
     ) {
-        let file = [
-            "tests/data/golden-v1.vlz",
-            "tests/data/golden-v2.vlz",
-            "tests/data/golden-v10-skewed.vlz",
-            "tests/data/golden-v11-mixing.vlz",
-            "tests/data/golden-v12-mixing.vlz",
-        ][which];
-        let mut b = std::fs::read(file).unwrap();
+        let mut b = std::fs::read(format!("tests/data/golden/{}", GOLDEN[which])).unwrap();
         for (at, v) in edits {
             let i = at % b.len();
             b[i] = v;
@@ -102,7 +90,7 @@ proptest! {
         b.truncate(12 + cut % (b.len() - 11));
         let b = reseal(b);
         if container::parse(&b).is_ok() {
-            let _ = decode(&[tiny()], &b);
+            let _ = decode(&[tiny(), tiny_context(), shipped()], &b);
         }
     }
 }

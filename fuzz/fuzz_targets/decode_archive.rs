@@ -2,8 +2,8 @@
 //! recomputed) so that mutations of a valid archive reach the structural checks and then
 //! the lane decoders with corrupted payloads. Whatever parses must decode or fail with a
 //! typed error: no panic, no hang, no allocation beyond what the lanes actually decode.
-//! Seed it with `tests/data/golden-v1.vlz`, `tests/data/golden-v2.vlz` (tiny model) and
-//! `tests/data/golden-v3-context.vlz` (tiny context model).
+//! Seed it with the golden archives of `tests/data/golden/`; `context.vlz` is coded by the
+//! tiny context model.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -8,17 +8,15 @@
 //! N(0, 1): there the prior is exactly uniform, and because the flow is an autoregressive
 //! shift, the posterior of ε_i given the earlier dimensions is the Gaussian N(μ_i − T_i, σ_i).
 //!
-//! Version 2 chains push a lane's tiles last to first, so that they decode first to last
-//! and decompression can write images as they come. Each tile is preceded on the stack by
-//! its class (all white, all black, or coded by the model) under adaptive counts, so blank
-//! tiles cost almost nothing. From version 4 the counts are kept per context, the classes
-//! of the tiles above and left: text lines and margins make a tile's class predictable
-//! from its neighbours, and the classes of text pages then take under a third of the bits.
-//! Version 1 chains pushed whole 28×28 images first to last, with no classes; they are
-//! decoded, never written. From version 5 a lane may mix the page memory (`memory`) into
-//! its pixels' probabilities; nothing else about the chain changes.
+//! A chain pushes a lane's tiles last to first, so that they decode first to last and
+//! decompression can write images as they come. Each tile is preceded on the stack by its
+//! class (all white, all black, or coded by the model) under adaptive counts kept per
+//! context, the classes of the tiles above and left: text lines and margins make a tile's
+//! class predictable from its neighbours, so blank tiles cost almost nothing. A lane may
+//! mix the page memory (`memory`) into its pixels' probabilities (format-spec.md §3.8).
 #![forbid(unsafe_code)]
 
+use super::lane::{payload, words, CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
 use super::memory::{PageMemory, Recall};
 use super::model::{Bernoulli, Categorical, Coder, PRECISION};
 use super::quantize::{
@@ -55,15 +53,6 @@ pub fn seed_words() -> Vec<u32> {
 /// independent accumulator chains. Each lane's arithmetic is unchanged.
 pub const LANE_GROUP: usize = 4;
 
-/// A band of consecutive rows of one image, `width × rows` bytes of 0/1: lanes are made
-/// of these.
-#[derive(Clone, Copy, Debug)]
-pub struct Strip<'a> {
-    pub width: usize,
-    pub rows: usize,
-    pub pixels: &'a [u8],
-}
-
 /// A coded lane: its stack, bottom first, less the seed words at the bottom it kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainLane {
@@ -76,33 +65,6 @@ pub struct ChainLane {
 pub struct ChainInput {
     pub lane: ChainLane,
     pub shapes: Vec<(usize, usize)>,
-}
-
-/// How a chain lays out its tiles on the stack, by format version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ChainLayout {
-    /// Version 4: tiles pushed last to first, each with its class coded under the counts of
-    /// its context, the classes of the tiles above and left of it (§3.2); decoded in order.
-    NeighbourClasses,
-    /// Versions 2 and 3: the same, with one set of class counts for the whole lane.
-    LaneClasses,
-    /// Version 1: whole 28×28 images pushed first to last, no classes; decoded backwards.
-    ReversedV1,
-}
-
-/// Why coding failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    #[error("lane {lane}: the chain did not end at its seed; the archive is corrupt or was made by another model")]
-    ChainMismatch { lane: usize },
-    #[error("lane {lane}: the stack ran dry before tile {tile}; the archive is corrupt")]
-    Exhausted { lane: usize, tile: usize },
-    #[error("lane {lane}: invalid lane ({reason})")]
-    BadLane { lane: usize, reason: String },
-    #[error("this thread flushes subnormal floats to zero (FTZ/DAZ); the coder's probabilities would differ from other machines'")]
-    SubnormalsFlushed,
-    #[error("entropy coder failed: {0}")]
-    Coder(String),
 }
 
 impl CodecError {
@@ -160,30 +122,16 @@ struct ClassCounts {
 }
 
 impl ClassCounts {
-    fn new(layout: ChainLayout) -> Self {
-        let contexts = match layout {
-            ChainLayout::NeighbourClasses => CLASSES.len() * CLASSES.len(),
-            ChainLayout::LaneClasses | ChainLayout::ReversedV1 => 1,
-        };
+    fn new() -> Self {
         ClassCounts {
-            per_context: vec![[0; 3]; contexts],
+            per_context: vec![[0; 3]; CLASSES.len() * CLASSES.len()],
         }
     }
 
     /// The context of tile `j` of a lane, `t`, in a strip `width` pixels wide, given the
     /// classes of the lane's tiles before it: 3·above + left, where a neighbour outside
-    /// the strip counts as white. Zero under one set of counts.
-    fn context(
-        &self,
-        classes: &[TileClass],
-        j: usize,
-        t: &Tile,
-        width: usize,
-        side: usize,
-    ) -> usize {
-        if self.per_context.len() == 1 {
-            return 0;
-        }
+    /// the strip counts as white.
+    fn context(classes: &[TileClass], j: usize, t: &Tile, width: usize, side: usize) -> usize {
         let above = if t.y > 0 {
             classes[j - width.div_ceil(side)]
         } else {
@@ -940,12 +888,12 @@ impl<'n> BitsBack<'n> {
                         }
                     })
                     .collect();
-                let mut lane_counts = ClassCounts::new(ChainLayout::NeighbourClasses);
+                let mut lane_counts = ClassCounts::new();
                 let contexts = tiles
                     .iter()
                     .enumerate()
                     .map(|(j, t)| {
-                        let c = lane_counts.context(&classes, j, t, strips[t.strip].width, side);
+                        let c = ClassCounts::context(&classes, j, t, strips[t.strip].width, side);
                         lane_counts.add(c, classes[j]);
                         c
                     })
@@ -1055,7 +1003,6 @@ impl<'n> BitsBack<'n> {
     pub fn decompress_lanes(
         &self,
         lanes: &[ChainInput],
-        layout: ChainLayout,
         first_index: usize,
     ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
         let side = self.net.tile();
@@ -1073,12 +1020,6 @@ impl<'n> BitsBack<'n> {
             if elided > seed.len() {
                 return Err(bad(format!("{elided} elided seed words")));
             }
-            if layout == ChainLayout::ReversedV1 && input.shapes.iter().any(|&s| s != (side, side))
-            {
-                return Err(bad(format!(
-                    "version 1 lanes hold {side}×{side} images only"
-                )));
-            }
             let mut bulk = Vec::with_capacity(elided + lane.words.len());
             bulk.extend_from_slice(&seed[..elided]);
             bulk.extend_from_slice(&lane.words);
@@ -1091,7 +1032,7 @@ impl<'n> BitsBack<'n> {
             // the lane actually holds, not what it claims.
             out.push(vec![Vec::new(); input.shapes.len()]);
         }
-        let mut counts: Vec<ClassCounts> = lanes.iter().map(|_| ClassCounts::new(layout)).collect();
+        let mut counts: Vec<ClassCounts> = lanes.iter().map(|_| ClassCounts::new()).collect();
         let mut memories: Vec<Option<Remembering>> = lanes
             .iter()
             .map(|_| self.memory.then(Remembering::new))
@@ -1101,20 +1042,8 @@ impl<'n> BitsBack<'n> {
         let longest = plans.iter().map(|p| p.1).max().unwrap_or(0);
         for step in 0..longest {
             let mut modelled: Vec<(usize, Tile, Vec<u8>)> = Vec::new();
-            for (k, (cursor, n)) in plans.iter_mut().enumerate().filter(|(_, p)| step < p.1) {
-                let t = match layout {
-                    ChainLayout::NeighbourClasses | ChainLayout::LaneClasses => {
-                        cursor.next().expect("counted")
-                    }
-                    // Version 1 lanes hold one full tile per strip, decoded backwards.
-                    ChainLayout::ReversedV1 => Tile {
-                        strip: *n - 1 - step,
-                        y: 0,
-                        x: 0,
-                        rows: side,
-                        cols: side,
-                    },
-                };
+            for (k, (cursor, _)) in plans.iter_mut().enumerate().filter(|(_, p)| step < p.1) {
+                let t = cursor.next().expect("counted");
                 let j = step;
                 let strip = &mut out[k][t.strip];
                 if strip.is_empty() {
@@ -1124,25 +1053,20 @@ impl<'n> BitsBack<'n> {
                 if let Some(m) = &mut memories[k] {
                     m.reach(&t, lanes[k].shapes[t.strip]);
                 }
-                let class = match layout {
-                    ChainLayout::ReversedV1 => TileClass::Model,
-                    ChainLayout::NeighbourClasses | ChainLayout::LaneClasses => {
-                        let width = lanes[k].shapes[t.strip].0;
-                        let context = counts[k].context(&classes[k], j, &t, width, side);
-                        let c = coders[k]
-                            .decode_symbol(Categorical::new(&counts[k].cdf(context)))
-                            .map_err(coder_err)?;
-                        if ran_dry(&coders[k]) {
-                            return Err(CodecError::Exhausted {
-                                lane: first_index + k,
-                                tile: j,
-                            });
-                        }
-                        counts[k].add(context, CLASSES[c]);
-                        classes[k].push(CLASSES[c]);
-                        CLASSES[c]
-                    }
-                };
+                let width = lanes[k].shapes[t.strip].0;
+                let context = ClassCounts::context(&classes[k], j, &t, width, side);
+                let c = coders[k]
+                    .decode_symbol(Categorical::new(&counts[k].cdf(context)))
+                    .map_err(coder_err)?;
+                if ran_dry(&coders[k]) {
+                    return Err(CodecError::Exhausted {
+                        lane: first_index + k,
+                        tile: j,
+                    });
+                }
+                counts[k].add(context, CLASSES[c]);
+                classes[k].push(CLASSES[c]);
+                let class = CLASSES[c];
                 match class {
                     // Each lane decodes one tile a step, so its canvas can be cut now.
                     TileClass::Model => {
@@ -1235,6 +1159,45 @@ impl<'n> BitsBack<'n> {
     }
 }
 
+/// A bits-back chain over the VLAE, as a lane coder.
+pub struct Chain<'n> {
+    pub bits_back: BitsBack<'n>,
+}
+
+impl LaneCodec for Chain<'_> {
+    fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
+        Ok(self
+            .bits_back
+            .compress_lanes(lanes)?
+            .into_iter()
+            .map(|l| CodedLane {
+                seed_words_elided: l.seed_words_elided,
+                state: l.state,
+                payload: payload(&l.words),
+            })
+            .collect())
+    }
+
+    fn decode(
+        &self,
+        lanes: &[LaneToDecode],
+        first_index: usize,
+    ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
+        let inputs: Vec<ChainInput> = lanes
+            .iter()
+            .map(|l| ChainInput {
+                lane: ChainLane {
+                    seed_words_elided: l.seed_words_elided,
+                    state: l.state,
+                    words: words(l.payload),
+                },
+                shapes: l.shapes.clone(),
+            })
+            .collect();
+        self.bits_back.decompress_lanes(&inputs, first_index)
+    }
+}
+
 /// Copies a decoded `side × side` tile's inside into its strip.
 fn place(strip: &mut [u8], width: usize, t: &Tile, tile: &[u8], side: usize) {
     for r in 0..t.rows {
@@ -1247,21 +1210,18 @@ fn place(strip: &mut [u8], width: usize, t: &Tile, tile: &[u8], side: usize) {
 mod tests {
     use super::*;
 
-    /// Version 4 reads the classes above and left within the strip, white past its edges;
-    /// versions 2 and 3 have one context.
+    /// A tile's class context reads the classes above and left within the strip, white
+    /// past its edges.
     #[test]
     fn class_contexts_are_the_neighbours_classes() {
         use TileClass::{Black as B, Model as M, White as W};
         // One strip of 2 rows of 3 tiles of side 4, the last column 2 pixels wide.
         let classes = [W, M, B, M, W, M];
         let tiles = tiles(&[(10, 8)], 4);
-        let neighbours = ClassCounts::new(ChainLayout::NeighbourClasses);
         let contexts: Vec<usize> = (0..6)
-            .map(|j| neighbours.context(&classes, j, &tiles[j], 10, 4))
+            .map(|j| ClassCounts::context(&classes, j, &tiles[j], 10, 4))
             .collect();
         assert_eq!(contexts, [4, 4, 3, 4, 0, 7]);
-        let lane = ClassCounts::new(ChainLayout::LaneClasses);
-        assert!((0..6).all(|j| lane.context(&classes, j, &tiles[j], 10, 4) == 0));
     }
 
     #[test]

@@ -1,9 +1,32 @@
-//! The lane-coder abstraction: every kind of lane an archive can hold is one
-//! implementation of [`LaneCodec`], so adding a coder (a context-model fallback,
-//! importance-weighted bits-back) adds an implementation, not a branch.
+//! The lane-coder abstraction, at the bottom of the codec: what every coder takes and
+//! gives. Every kind of lane an archive can hold (a row of the container's coder
+//! registry) is one implementation of [`LaneCodec`], so adding a coder adds an
+//! implementation, not a branch.
 #![forbid(unsafe_code)]
 
-use super::bitsback::{BitsBack, ChainInput, ChainLane, ChainLayout, CodecError, Strip};
+/// A band of consecutive rows of one image, `width × rows` bytes of 0/1: lanes are made
+/// of these.
+#[derive(Clone, Copy, Debug)]
+pub struct Strip<'a> {
+    pub width: usize,
+    pub rows: usize,
+    pub pixels: &'a [u8],
+}
+
+/// Why coding failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("lane {lane}: the chain did not end at its seed; the archive is corrupt or was made by another model")]
+    ChainMismatch { lane: usize },
+    #[error("lane {lane}: the stack ran dry before tile {tile}; the archive is corrupt")]
+    Exhausted { lane: usize, tile: usize },
+    #[error("lane {lane}: invalid lane ({reason})")]
+    BadLane { lane: usize, reason: String },
+    #[error("this thread flushes subnormal floats to zero (FTZ/DAZ); the coder's probabilities would differ from other machines'")]
+    SubnormalsFlushed,
+    #[error("entropy coder failed: {0}")]
+    Coder(String),
+}
 
 /// A coded lane, ready for the container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,122 +69,4 @@ pub fn words(payload: &[u8]) -> Vec<u32> {
         .chunks_exact(4)
         .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
         .collect()
-}
-
-/// A bits-back chain over the VLAE.
-pub struct Chain<'n> {
-    pub bits_back: BitsBack<'n>,
-    pub layout: ChainLayout,
-}
-
-impl LaneCodec for Chain<'_> {
-    fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
-        if self.layout != ChainLayout::NeighbourClasses {
-            return Err(CodecError::Coder(
-                "chains of versions before 4 are decoded, never written".into(),
-            ));
-        }
-        Ok(self
-            .bits_back
-            .compress_lanes(lanes)?
-            .into_iter()
-            .map(|l| CodedLane {
-                seed_words_elided: l.seed_words_elided,
-                state: l.state,
-                payload: payload(&l.words),
-            })
-            .collect())
-    }
-
-    fn decode(
-        &self,
-        lanes: &[LaneToDecode],
-        first_index: usize,
-    ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
-        let inputs: Vec<ChainInput> = lanes
-            .iter()
-            .map(|l| ChainInput {
-                lane: ChainLane {
-                    seed_words_elided: l.seed_words_elided,
-                    state: l.state,
-                    words: words(l.payload),
-                },
-                shapes: l.shapes.clone(),
-            })
-            .collect();
-        self.bits_back
-            .decompress_lanes(&inputs, self.layout, first_index)
-    }
-}
-
-/// The last resort: the pixels' bits as they are, MSB first, with no padding between
-/// rows or strips and zero bits to the lane's last whole byte.
-pub struct Stored;
-
-/// The bytes a stored lane of `pixels` pixels takes.
-pub fn stored_len(pixels: u64) -> u64 {
-    pixels.div_ceil(8)
-}
-
-impl LaneCodec for Stored {
-    fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
-        Ok(lanes
-            .iter()
-            .map(|strips| {
-                let bits = strips.iter().flat_map(|s| s.pixels.iter().copied());
-                let mut payload = Vec::new();
-                let (mut byte, mut n) = (0u8, 0);
-                for b in bits {
-                    byte |= b << (7 - n);
-                    n += 1;
-                    if n == 8 {
-                        payload.push(byte);
-                        (byte, n) = (0, 0);
-                    }
-                }
-                if n > 0 {
-                    payload.push(byte);
-                }
-                CodedLane {
-                    seed_words_elided: 0,
-                    state: 0,
-                    payload,
-                }
-            })
-            .collect())
-    }
-
-    fn decode(
-        &self,
-        lanes: &[LaneToDecode],
-        first_index: usize,
-    ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
-        lanes
-            .iter()
-            .enumerate()
-            .map(|(k, lane)| {
-                let pixels: u64 = lane.shapes.iter().map(|&(w, r)| (w * r) as u64).sum();
-                if lane.payload.len() as u64 != stored_len(pixels) {
-                    return Err(CodecError::BadLane {
-                        lane: first_index + k,
-                        reason: format!("{} stored bytes for {pixels} pixels", lane.payload.len()),
-                    });
-                }
-                let mut bit = 0usize;
-                Ok(lane
-                    .shapes
-                    .iter()
-                    .map(|&(w, r)| {
-                        (0..w * r)
-                            .map(|_| {
-                                let v = (lane.payload[bit / 8] >> (7 - bit % 8)) & 1;
-                                bit += 1;
-                                v
-                            })
-                            .collect()
-                    })
-                    .collect())
-            })
-            .collect()
-    }
 }

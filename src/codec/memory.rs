@@ -18,7 +18,7 @@
 //! pixel and the narrower ones cut from them.
 #![forbid(unsafe_code)]
 
-use super::context::{Counts, COUNT_LIMIT};
+use super::counts::{Counts, COUNT_LIMIT};
 use super::mix_weights::MIX_WEIGHTS;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
@@ -594,7 +594,7 @@ pub fn mix(vlae: i32, recall: &Recall) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::context::TEMPLATES;
+    use crate::codec::template::TEMPLATES;
 
     /// Every neighbourhood is causal, lists no pixel twice and fits in the widest, whose
     /// rows are the ones `contexts` reads; the narrowest is the fallback's template.

@@ -6,17 +6,17 @@
 //! about as much. Adaptive counts over ten causal neighbourhoods, mixed by weights that
 //! themselves adapt to the page, code the pages smaller than the bits-back chain does, and
 //! an order of magnitude faster (models/README). Unlike the page memory's fixed mixer this
-//! one may learn, since everything it sees is pixels that both ends know. From the sixth
-//! edition on, one more count pair comes from glyph matching (`glyph_match.rs`), which
-//! follows an earlier copy of a glyph through a scan's noise.
+//! one may learn, since everything it sees is pixels that both ends know. One more count
+//! pair comes from glyph matching (`glyph_match.rs`), which follows an earlier copy of a
+//! glyph through a scan's noise.
 //!
 //! All arithmetic is in integers, so that both ends agree bit for bit: inputs and logits in
 //! 1/256 units ([`LOGIT_ONE`]), weights in 1/65536.
 #![forbid(unsafe_code)]
 
-use super::bitsback::Strip;
-use super::context::{Counts, PixelModel, COUNT_LIMIT};
+use super::counts::{decode_lane, encode_lane, Counts, PixelModel};
 use super::glyph_match::{Matcher, GROUP_BITS};
+use super::lane::{CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
 use super::memory::{
     estimate_12, hashed, stretch_table, total_class, Contexts, Memory, Mixing, LOGIT_ONE,
     TOTAL_CLASSES,
@@ -30,8 +30,7 @@ use std::sync::OnceLock;
 const CONTEXTS: usize = 10;
 const NARROW_CONTEXTS: usize = 6;
 
-/// Coarse contexts: [`Memory::coarse_views`] at phase 0, counted from the second edition
-/// on, then at phase 1, from the fourth.
+/// Coarse contexts: [`Memory::coarse_views`] at phase 0, then at phase 1.
 const COARSE: usize = 4;
 
 /// Count pairs of each coarse context: its contexts are hashed to 22 bits.
@@ -43,11 +42,10 @@ const COUNTED: usize = CONTEXTS + COARSE + 1;
 const MATCHED: usize = CONTEXTS + COARSE;
 
 /// Inputs to each first-layer mixer: every count pair's stretched estimate and its
-/// estimate's distance from ½, then a bias. Count pairs an edition does not keep give 0.
+/// estimate's distance from ½, then a bias.
 const INPUTS: usize = 2 * COUNTED + 1;
 
-/// First-layer mixers, each with its own choice of weight set (the first edition uses
-/// the first three).
+/// First-layer mixers, each with its own choice of weight set.
 const MIXERS: usize = 4;
 
 /// Weight sets of the fourth mixer, chosen by the low 12 bits of the 24-pixel
@@ -55,7 +53,7 @@ const MIXERS: usize = 4;
 const FOURTH_MIXER_SETS: usize = 1 << 12;
 
 /// The coarse context whose count total's class also chooses each of the first three
-/// mixers' weight sets, in an edition that crosses them: the other-phase blocks, the
+/// mixers' weight sets: the other-phase blocks, the
 /// blocks and the spaced view (measured, format-spec.md §3.9).
 const CROSSED_COARSE: [usize; 3] = [3, 1, 0];
 
@@ -65,130 +63,27 @@ const LOGIT_LIMIT: i32 = 12 * LOGIT_ONE;
 /// Weights are in units of 2^-16.
 const WEIGHT_ONE: i32 = 1 << 16;
 
-/// How an edition of page mixing learns (format-spec.md §3.9). All share the counts and
-/// the mixers' shape; the second learns faster, and adds coarse contexts, a fourth mixer
-/// and a refinement; the third's wide counts forget sooner; the fifth learns what each
-/// count pair means.
-pub struct Edition {
+/// How fast page mixing learns and forgets (format-spec.md §3.9, "Parameters"): the
+/// numbers a reader needs besides the shapes above, in one table.
+pub struct Params {
     /// Learning rates, as right shifts of input × error (1/256 × 1/4096 units): 2^-12
     /// gives a step of about 0.004 in real units.
-    first_rate_shift: u32,
-    second_rate_shift: u32,
-    /// The narrow neighbourhoods' counts are halved above this.
-    narrow_count_limit: u32,
+    pub first_rate_shift: u32,
+    pub second_rate_shift: u32,
+    /// The six narrow neighbourhoods' counts are halved above this, so that they follow
+    /// the last few dozen pixels of each context.
+    pub narrow_count_limit: u32,
     /// The page memory's four neighbourhoods' counts are halved above this.
-    wide_count_limit: u32,
-    /// First-layer mixers used: 3 or [`MIXERS`].
-    mixers: usize,
-    /// How many of the coarse contexts are counted: 0, 2 or [`COARSE`].
-    coarse: usize,
-    /// Whether a secondary estimate refines the mixed probability.
-    refines: bool,
-    /// Whether the first three mixers' weight sets are crossed with the classes of the
-    /// [`CROSSED_COARSE`] contexts' count totals.
-    crossed_sets: bool,
-    /// Whether the coarse contexts' stretched estimates start with the neighbourhoods'
-    /// weight rather than 0.
-    trusts_coarse: bool,
-    /// Whether the page memory's four neighbourhoods' estimates are what a [`CountMap`]
-    /// has learnt of their count pairs rather than the Krichevsky–Trofimov estimate.
-    maps_counts: bool,
-    /// Whether glyph matching adds a count pair.
-    matches_glyphs: bool,
+    pub wide_count_limit: u32,
 }
 
-/// Template 2, from version 6.
-pub const FIRST_EDITION: Edition = Edition {
-    first_rate_shift: 12,
-    second_rate_shift: 13,
-    narrow_count_limit: COUNT_LIMIT,
-    wide_count_limit: COUNT_LIMIT,
-    mixers: 3,
-    coarse: 0,
-    refines: false,
-    crossed_sets: false,
-    trusts_coarse: false,
-    maps_counts: false,
-    matches_glyphs: false,
-};
-
-/// Template 3, from version 7. Measured on page 3 of each of the 24 training documents
-/// (README, format-spec.md §3.9): learning 4 times faster in the first layer and 4 times in the second
-/// took them from 350,190 bytes to about 299,000 (the first edition's rates were chosen
-/// in a floating-point prototype, and are far too slow in integers); narrow counts that
-/// follow the last 64 pixels, the fourth mixer and the refinement then took another 3%,
-/// to 290,201, and the coarse contexts 5% more (7% on the scanned pages), to 275,580.
-pub const SECOND_EDITION: Edition = Edition {
+/// Page mixing's parameters. Why each has its value is in docs/experiments.md.
+pub const PARAMS: Params = Params {
     first_rate_shift: 10,
     second_rate_shift: 11,
     narrow_count_limit: 63,
-    wide_count_limit: COUNT_LIMIT,
-    mixers: MIXERS,
-    coarse: 2,
-    refines: true,
-    crossed_sets: false,
-    trusts_coarse: false,
-    maps_counts: false,
-    matches_glyphs: false,
-};
-
-/// Template 4, from version 8: the second edition with the page memory's four
-/// neighbourhoods' counts halved above 511, so that they follow the last few hundred
-/// pixels of each context rather than the last 4,096. Measured on the same 24 training
-/// pages, in bytes: 275,580 with 4,095; 274,644 with 127, 274,538 with 255, 274,382 with
-/// 511 (−0.4%), 274,523 with 1,023.
-pub const THIRD_EDITION: Edition = Edition {
     wide_count_limit: 511,
-    ..SECOND_EDITION
 };
-
-/// Template 5, from version 9: the third edition with the coarse contexts' views at the
-/// other phase too, the first three mixers' weight sets chosen by coarse counts as well,
-/// and the coarse estimates weighed from the start. Measured on the same 24 training
-/// pages, in archive bytes: 275,997 with the third edition; 269,848 with the other
-/// phase's views (−2.2%); 265,756 with the sets crossed too; 265,172 with the coarse
-/// weights starting as the neighbourhoods' (−3.9% in all).
-pub const FOURTH_EDITION: Edition = Edition {
-    coarse: COARSE,
-    crossed_sets: true,
-    trusts_coarse: true,
-    ..THIRD_EDITION
-};
-
-/// Template 6, from version 11: the fourth edition with the page memory's four
-/// neighbourhoods' estimates learnt rather than fixed. The KT estimate of a wide context
-/// seen 40 times white and never ink is 1/82, whether ink follows such contexts on this
-/// page one time in a thousand or one in twenty; a count map learns, for each class of
-/// count pair, how often it did. Measured on the 24 eval pages, in archive bytes: 247,966
-/// with the fourth edition, 244,706 with this one (−1.3%): the 18 clean pages −2.8%, the
-/// six scans +0.1%. Mapping all 14 counts' estimates took the clean pages −3.6% and the
-/// scans +0.4%, at 1.4–1.6 times the decoding time. Mapping the four takes 6–12% more
-/// time than the fourth edition (the test pages, and the groff page alone), less than
-/// their learning costs, as their estimates then need no division.
-pub const FIFTH_EDITION: Edition = Edition {
-    maps_counts: true,
-    ..FOURTH_EDITION
-};
-
-/// Template 7, from version 12: the fifth edition with glyph matching (`glyph_match.rs`),
-/// one more count pair, keyed by what an earlier place of a like neighbourhood held.
-/// Measured on the 24 eval pages, in archive bytes: 244,706 with the fifth edition,
-/// 218,709 with this one (−10.6%; the six scans −11.5%, the 18 clean pages −9.7%), at
-/// about 1.2 times the decoding time.
-pub const SIXTH_EDITION: Edition = Edition {
-    matches_glyphs: true,
-    ..FIFTH_EDITION
-};
-
-/// Every edition, oldest first: page-mixing templates name them in this order.
-pub const EDITIONS: [&Edition; 6] = [
-    &FIRST_EDITION,
-    &SECOND_EDITION,
-    &THIRD_EDITION,
-    &FOURTH_EDITION,
-    &FIFTH_EDITION,
-    &SIXTH_EDITION,
-];
 
 /// Σ w·x / 2^16, rounded toward −∞, kept within ±[`LOGIT_LIMIT`].
 #[inline]
@@ -441,38 +336,32 @@ struct Place {
 /// half of page mixing that depends on the pixels alone.
 struct PageCounts {
     memory: Memory<Mixing, CONTEXTS>,
-    /// Counts of the coarse contexts; none in the first edition.
-    coarse: Vec<Counts>,
-    /// Whether the first three mixers' sets are crossed with coarse count classes.
-    crossed_sets: bool,
+    /// Counts of the coarse contexts.
+    coarse: [Counts; COARSE],
     /// The place of a pixel amid white.
     blank: Place,
-    /// In the editions that match glyphs.
-    matcher: Option<Matcher>,
+    matcher: Matcher,
 }
 
 impl PageCounts {
-    fn new(edition: &Edition) -> Self {
+    fn new() -> Self {
         let limits = std::array::from_fn(|k| {
             if k < NARROW_CONTEXTS {
-                edition.narrow_count_limit
+                PARAMS.narrow_count_limit
             } else {
-                edition.wide_count_limit
+                PARAMS.wide_count_limit
             }
         });
         let mut counts = PageCounts {
             memory: Memory::with_limits(limits),
-            coarse: (0..edition.coarse)
-                .map(|_| Counts::new(1 << COARSE_BITS))
-                .collect(),
-            crossed_sets: edition.crossed_sets,
+            coarse: std::array::from_fn(|_| Counts::new(1 << COARSE_BITS)),
             blank: Place {
                 contexts: Memory::<Mixing, CONTEXTS>::blank_contexts(),
                 coarse: [0; COARSE],
                 nearest: 0,
                 widest: 0,
             },
-            matcher: edition.matches_glyphs.then(Matcher::new),
+            matcher: Matcher::new(),
         };
         counts.blank.coarse = counts.coarse_indices(|_| [0; 2]);
         counts
@@ -481,18 +370,15 @@ impl PageCounts {
     /// Begins a strip of `width × rows`; counts and remembered places carry over.
     fn start_strip(&mut self, width: usize, rows: usize) {
         self.memory.start_strip(width, rows);
-        if let Some(m) = &mut self.matcher {
-            m.start_strip(width);
-        }
+        self.matcher.start_strip(width);
     }
 
-    /// Where the counts of the coarse contexts that `views` gives, phase by phase, are:
-    /// 0 for those the edition does not count, whose phases `views` is not asked for.
+    /// Where the counts of the coarse contexts that `views` gives, phase by phase, are.
     #[inline(always)]
     fn coarse_indices(&self, views: impl Fn(usize) -> [u64; 2]) -> [usize; COARSE] {
         let mut at = [0; COARSE];
         // Over every phase, so that each call has its phase as a constant.
-        for phase in (0..COARSE / 2).filter(|p| 2 * p < self.coarse.len()) {
+        for phase in 0..COARSE / 2 {
             let [spaced, blocks] = views(phase);
             at[2 * phase] = hashed(u128::from(spaced), COARSE_BITS);
             at[2 * phase + 1] = hashed(u128::from(blocks), COARSE_BITS);
@@ -530,17 +416,16 @@ impl PageCounts {
     fn evidence(&mut self, place: &Place, at: (usize, usize)) -> Evidence {
         let mut counts = [[0; 2]; COUNTED];
         let (mut match_group, mut match_context) = (None, None);
-        if let Some(m) = &mut self.matcher {
-            if place.widest == 0 {
-                m.pass(at.1);
-            } else {
-                // The top bits of the hash of its phase 0 blocks view.
-                let group = place.coarse[1] >> (COARSE_BITS - GROUP_BITS);
-                match_group = Some(group);
-                match_context = m.find(&self.memory, at, place.widest, group, place.nearest);
-                if let Some(c) = match_context {
-                    counts[MATCHED] = m.counts(c);
-                }
+        let m = &mut self.matcher;
+        if place.widest == 0 {
+            m.pass(at.1);
+        } else {
+            // The top bits of the hash of its phase 0 blocks view.
+            let group = place.coarse[1] >> (COARSE_BITS - GROUP_BITS);
+            match_group = Some(group);
+            match_context = m.find(&self.memory, at, place.widest, group, place.nearest);
+            if let Some(c) = match_context {
+                counts[MATCHED] = m.counts(c);
             }
         }
         counts[..CONTEXTS].copy_from_slice(&self.memory.counts_at(&place.contexts));
@@ -553,17 +438,15 @@ impl PageCounts {
         }
         // Weight sets: by the 110-pixel count's total, the 4 nearest pixels, the 62-pixel
         // count's total, and the 24-pixel neighbourhood's index; the first three also by
-        // a coarse count's total where the edition crosses them.
+        // a coarse count's total.
         let mut sets = [
             total_class(counts[CONTEXTS - 1]),
             place.nearest,
             total_class(counts[CONTEXTS - 2]),
             place.contexts.index(5) % FOURTH_MIXER_SETS,
         ];
-        if self.crossed_sets {
-            for (set, c) in sets.iter_mut().zip(CROSSED_COARSE) {
-                *set = *set * TOTAL_CLASSES + total_class(counts[CONTEXTS + c]);
-            }
+        for (set, c) in sets.iter_mut().zip(CROSSED_COARSE) {
+            *set = *set * TOTAL_CLASSES + total_class(counts[CONTEXTS + c]);
         }
         Evidence {
             counts,
@@ -587,8 +470,8 @@ impl PageCounts {
     /// Pixel `at`, at `place` with evidence `e`, is `bit`: count it.
     #[inline(always)]
     fn count(&mut self, place: &Place, e: &Evidence, at: (usize, usize), bit: u8) {
-        if let (Some(m), Some(group)) = (&mut self.matcher, e.match_group) {
-            m.learn(at, group, e.match_context, bit);
+        if let Some(group) = e.match_group {
+            self.matcher.learn(at, group, e.match_context, bit);
         }
         for (counts, &k) in self.coarse.iter_mut().zip(&place.coarse) {
             counts.update(k, bit);
@@ -600,92 +483,64 @@ impl PageCounts {
 /// One pixel's mixing, kept until its value is known.
 struct Mixed {
     inputs: [i32; INPUTS],
-    /// Its [`CountMap`] cells, in the edition that maps counts.
+    /// Its [`CountMap`] cells.
     cells: Cells,
     first: [i32; MIXERS],
     logit: i32,
-    /// The refinement's point to learn, if it refines.
-    refined_at: Option<usize>,
+    /// The refinement's point to learn.
+    refined_at: usize,
 }
 
-/// Two layers of adaptive mixers and, from the second edition on, a refinement: the half
-/// of page mixing that learns from the counts' evidence.
+/// Two layers of adaptive mixers and a refinement: the half of page mixing that learns
+/// from the counts' evidence.
 struct Mixers {
-    edition: &'static Edition,
     /// First layer: mixer k's weight sets, chosen as [`PageCounts::evidence`] says.
     first: [Vec<[i32; INPUTS]>; MIXERS],
     /// Second layer: weights over the first layer's logits and a bias, one set per class
-    /// of the 16-pixel neighbourhood's count total. Logits of mixers an edition does not
-    /// use are 0.
+    /// of the 16-pixel neighbourhood's count total.
     second: Vec<[i32; MIXERS + 1]>,
-    refinement: Option<Refinement>,
-    /// From the fifth edition on.
-    count_map: Option<CountMap>,
+    refinement: Refinement,
+    count_map: CountMap,
 }
 
 impl Mixers {
     /// Equal trust in every neighbourhood's stretched estimate, and in every first-layer
     /// mixer.
-    fn new(edition: &'static Edition) -> Self {
+    fn new() -> Self {
         let mut start = [0; INPUTS];
-        let trusted = CONTEXTS
-            + if edition.trusts_coarse {
-                edition.coarse
-            } else {
-                0
-            };
         let trust = WEIGHT_ONE * 3 / (2 * CONTEXTS as i32);
-        for w in start.iter_mut().step_by(2).take(trusted) {
+        for w in start.iter_mut().step_by(2).take(CONTEXTS + COARSE) {
             *w = trust;
         }
-        if edition.matches_glyphs {
-            start[2 * MATCHED] = trust;
-        }
-        let crossed = if edition.crossed_sets {
-            TOTAL_CLASSES
-        } else {
-            1
-        };
+        start[2 * MATCHED] = trust;
         let mut second = [0; MIXERS + 1];
-        second[..edition.mixers].fill(WEIGHT_ONE / edition.mixers as i32);
+        second[..MIXERS].fill(WEIGHT_ONE / MIXERS as i32);
         Mixers {
-            edition,
             first: [
-                vec![start; TOTAL_CLASSES * crossed],
-                vec![start; 16 * crossed],
-                vec![start; TOTAL_CLASSES * crossed],
-                vec![
-                    start;
-                    if edition.mixers > 3 {
-                        FOURTH_MIXER_SETS
-                    } else {
-                        0
-                    }
-                ],
+                vec![start; TOTAL_CLASSES * TOTAL_CLASSES],
+                vec![start; 16 * TOTAL_CLASSES],
+                vec![start; TOTAL_CLASSES * TOTAL_CLASSES],
+                vec![start; FOURTH_MIXER_SETS],
             ],
             second: vec![second; TOTAL_CLASSES],
-            refinement: edition.refines.then(Refinement::new),
-            count_map: edition.maps_counts.then(CountMap::new),
+            refinement: Refinement::new(),
+            count_map: CountMap::new(),
         }
     }
 
     /// P(ink), to `PRECISION` bits, of a pixel of which the counts say `e`.
     #[inline(always)]
     fn predict(&self, e: &Evidence) -> (u32, Mixed) {
-        // Each edition's estimates in a body of its own, so that the KT editions' pixels
-        // take no branch on which estimate (measured 15% slower decoding with one body).
-        match &self.count_map {
-            None => self.predict_with(e, |_, n, _| estimate_12(n)),
-            Some(map) => self.predict_with(e, |k, n, cells| {
-                if MAPPED.contains(&k) {
-                    let cell = CountMap::cell(k - MAPPED.start, n);
-                    cells[k - MAPPED.start] = cell;
-                    map.q(cell)
-                } else {
-                    estimate_12(n)
-                }
-            }),
-        }
+        let map = &self.count_map;
+        self.predict_with(e, |k, n, cells| {
+            if MAPPED.contains(&k) {
+                let cell = CountMap::cell(k - MAPPED.start, n);
+                cells[k - MAPPED.start] = cell;
+                map.q(cell)
+            } else {
+                estimate_12(n)
+            }
+        })
     }
 
     /// The same, with `estimate(k, counts, cells)` the 12-bit estimate of context k's
@@ -712,19 +567,13 @@ impl Mixers {
             pair.copy_from_slice(&[s, d]);
         }
         let mut first = [0; MIXERS];
-        for (k, logit) in first.iter_mut().enumerate().take(self.edition.mixers) {
+        for (k, logit) in first.iter_mut().enumerate() {
             *logit = dot(&self.first[k][e.sets[k]], &inputs);
         }
         let logit = dot(&self.second[e.second_set], &second_inputs(&first));
         let mixed = probability(logit);
-        let (p, refined_at) = match &self.refinement {
-            None => (mixed, None),
-            Some(r) => {
-                let (refined, at) = r.estimate(e.refinement_context, logit);
-                let p = (mixed + (refined << (PRECISION - 16))) / 2;
-                (p.clamp(1, (1 << PRECISION) - 1), Some(at))
-            }
-        };
+        let (refined, refined_at) = self.refinement.estimate(e.refinement_context, logit);
+        let p = ((mixed + (refined << (PRECISION - 16))) / 2).clamp(1, (1 << PRECISION) - 1);
         (
             p,
             Mixed {
@@ -741,13 +590,13 @@ impl Mixers {
     #[inline(always)]
     fn learn(&mut self, e: &Evidence, m: &Mixed, bit: u8) {
         let target = i32::from(bit) << 12;
-        for k in 0..self.edition.mixers {
+        for k in 0..MIXERS {
             let err = target - probability_12(m.first[k]);
             train(
                 &mut self.first[k][e.sets[k]],
                 &m.inputs,
                 err,
-                self.edition.first_rate_shift,
+                PARAMS.first_rate_shift,
             );
         }
         let err = target - probability_12(m.logit);
@@ -755,14 +604,10 @@ impl Mixers {
             &mut self.second[e.second_set],
             &second_inputs(&m.first),
             err,
-            self.edition.second_rate_shift,
+            PARAMS.second_rate_shift,
         );
-        if let (Some(r), Some(at)) = (&mut self.refinement, m.refined_at) {
-            r.learn(at, bit);
-        }
-        if let Some(map) = &mut self.count_map {
-            map.learn(&m.cells, bit);
-        }
+        self.refinement.learn(m.refined_at, bit);
+        self.count_map.learn(&m.cells, bit);
     }
 }
 
@@ -775,11 +620,11 @@ pub struct PageMixer {
 }
 
 impl PageMixer {
-    /// A fresh model of `edition`.
-    pub fn new(edition: &'static Edition) -> Self {
+    /// A fresh model, which has seen no pixel.
+    pub fn new() -> Self {
         PageMixer {
-            counts: PageCounts::new(edition),
-            mixers: Mixers::new(edition),
+            counts: PageCounts::new(),
+            mixers: Mixers::new(),
             pending: None,
         }
     }
@@ -827,11 +672,11 @@ const PREFETCH_DISTANCE: usize = 8;
 /// thread of their own, which fetches the counts of the pixels a few ahead into the cache,
 /// while this thread mixes. With a core free, a page compresses in about 0.6 of the time
 /// it takes to decode (README).
-pub(crate) fn predict_lane(edition: &'static Edition, strips: &[Strip]) -> Vec<(u8, u32)> {
+pub(crate) fn predict_lane(strips: &[Strip]) -> Vec<(u8, u32)> {
     let (send, receive) = sync_channel::<Vec<Evidence>>(4);
     std::thread::scope(|scope| {
         scope.spawn(move || {
-            let mut counts = PageCounts::new(edition);
+            let mut counts = PageCounts::new();
             let mut chunk = Vec::with_capacity(PIPELINE_CHUNK);
             let mut places = Vec::new();
             for s in strips {
@@ -865,7 +710,7 @@ pub(crate) fn predict_lane(edition: &'static Edition, strips: &[Strip]) -> Vec<(
             // The receiver outlives this thread: it drains the channel to the end.
             let _ = send.send(chunk);
         });
-        let mut mixers = Mixers::new(edition);
+        let mut mixers = Mixers::new();
         let mut bits = strips.iter().flat_map(|s| s.pixels.iter().copied());
         let mut predicted = Vec::with_capacity(strips.iter().map(|s| s.pixels.len()).sum());
         for evidence in receive.iter().flatten() {
@@ -876,6 +721,30 @@ pub(crate) fn predict_lane(edition: &'static Edition, strips: &[Strip]) -> Vec<(
         }
         predicted
     })
+}
+
+/// Page mixing as a lane coder.
+pub struct PageMixing;
+
+impl LaneCodec for PageMixing {
+    fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
+        lanes
+            .iter()
+            .map(|strips| encode_lane(&predict_lane(strips)))
+            .collect()
+    }
+
+    fn decode(
+        &self,
+        lanes: &[LaneToDecode],
+        first_index: usize,
+    ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
+        lanes
+            .iter()
+            .enumerate()
+            .map(|(k, lane)| decode_lane(PageMixer::new(), lane, first_index + k))
+            .collect()
+    }
 }
 
 /// The second layer's inputs: the first layer's logits, then a bias.
@@ -889,6 +758,7 @@ fn second_inputs(first: &[i32; MIXERS]) -> [i32; MIXERS + 1] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::counts::COUNT_LIMIT;
 
     /// [`train`] multiplies in i32: every input it is given (stretched estimates,
     /// distances from ½, first-layer logits, biases) is within ±[`LOGIT_LIMIT`] and every
@@ -977,19 +847,17 @@ mod tests {
             },
         ];
         assert!(pixels.len() > PIPELINE_CHUNK && pixels.len() % PIPELINE_CHUNK != 0);
-        for edition in EDITIONS {
-            let mut model = PageMixer::new(edition);
-            let mut want = Vec::new();
-            for s in &strips {
-                model.start_strip(s.width, s.rows);
-                for (i, &bit) in s.pixels.iter().enumerate() {
-                    let (y, x) = (i / s.width, i % s.width);
-                    want.push((bit, model.predict(y, x)));
-                    model.learn(y, x, bit);
-                }
+        let mut model = PageMixer::new();
+        let mut want = Vec::new();
+        for s in &strips {
+            model.start_strip(s.width, s.rows);
+            for (i, &bit) in s.pixels.iter().enumerate() {
+                let (y, x) = (i / s.width, i % s.width);
+                want.push((bit, model.predict(y, x)));
+                model.learn(y, x, bit);
             }
-            assert_eq!(predict_lane(edition, &strips), want);
         }
+        assert_eq!(predict_lane(&strips), want);
     }
 
     /// A pixel amid white takes the blank place, the one its contexts would give; the
@@ -998,44 +866,40 @@ mod tests {
     fn blank_neighbourhoods_take_the_place_their_contexts_give() {
         let (width, rows) = (150, 60);
         let mut state = 11u32;
-        for edition in [&FIRST_EDITION, &SECOND_EDITION, &FOURTH_EDITION] {
-            let mut counts = PageCounts::new(edition);
-            counts.start_strip(width, rows);
-            let mut blank = 0;
-            for y in 0..rows {
-                for x in 0..width {
-                    let place = counts.gathered_place(y, x);
-                    assert_eq!(counts.place(y, x), place, "({y}, {x})");
-                    blank += usize::from(place == counts.blank);
-                    let bit = u8::from(next_random(&mut state) >> 24 == 0);
-                    let evidence = counts.evidence(&place, (y, x));
-                    counts.count(&place, &evidence, (y, x), bit);
-                    counts.memory.know(y, x, bit);
-                }
+        let mut counts = PageCounts::new();
+        counts.start_strip(width, rows);
+        let mut blank = 0;
+        for y in 0..rows {
+            for x in 0..width {
+                let place = counts.gathered_place(y, x);
+                assert_eq!(counts.place(y, x), place, "({y}, {x})");
+                blank += usize::from(place == counts.blank);
+                let bit = u8::from(next_random(&mut state) >> 24 == 0);
+                let evidence = counts.evidence(&place, (y, x));
+                counts.count(&place, &evidence, (y, x), bit);
+                counts.memory.know(y, x, bit);
             }
-            assert!(
-                blank > width * rows / 10 && blank < width * rows * 9 / 10,
-                "{blank}"
-            );
         }
+        assert!(
+            blank > width * rows / 10 && blank < width * rows * 9 / 10,
+            "{blank}"
+        );
     }
 
-    /// After a pattern repeats, the mixer is sure of it, in every edition.
+    /// After a pattern repeats, the mixer is sure of it.
     #[test]
     fn mixer_learns_what_it_sees() {
-        for edition in EDITIONS {
-            let mut m = PageMixer::new(edition);
-            m.start_strip(48, 48);
-            for y in 0..48 {
-                for x in 0..48 {
-                    let bit = u8::from((x / 3 + y / 3) % 2 == 0);
-                    let p = m.predict(y, x);
-                    if y > 40 {
-                        let sure = if bit == 1 { p } else { (1 << PRECISION) - p };
-                        assert!(sure > 15 << (PRECISION - 4), "({y}, {x}): {p}");
-                    }
-                    m.learn(y, x, bit);
+        let mut m = PageMixer::new();
+        m.start_strip(48, 48);
+        for y in 0..48 {
+            for x in 0..48 {
+                let bit = u8::from((x / 3 + y / 3) % 2 == 0);
+                let p = m.predict(y, x);
+                if y > 40 {
+                    let sure = if bit == 1 { p } else { (1 << PRECISION) - p };
+                    assert!(sure > 15 << (PRECISION - 4), "({y}, {x}): {p}");
                 }
+                m.learn(y, x, bit);
             }
         }
     }

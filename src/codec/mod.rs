@@ -1,9 +1,15 @@
 //! Entropy coding: bits-back over constriction's ANS, and the other lane coders. Sees
 //! probabilities, never tensors.
+//!
+//! At the bottom, imported by the rest and importing none of it: [`lane`] (what every
+//! coder takes and gives), [`model`] (the ANS adapter) and [`counts`] (adaptive counts and
+//! the pixel-model loop). Above them, one module per coder of the container's registry:
+//! [`bitsback`] (chains, with [`quantize`] and the page [`memory`]), [`template`],
+//! [`mixing`] (page mixing, with [`glyph_match`]) and [`stored`].
 #![forbid(unsafe_code)]
 
 pub mod bitsback;
-pub mod context;
+pub mod counts;
 pub mod glyph_match;
 pub mod lane;
 pub mod memory;
@@ -11,3 +17,5 @@ mod mix_weights;
 pub mod mixing;
 pub mod model;
 pub mod quantize;
+pub mod stored;
+pub mod template;

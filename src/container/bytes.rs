@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use super::ContainerError;
+use byteorder::{ByteOrder, LittleEndian, WriteBytesExt};
 
 /// Reads fields off a byte slice; every read fails cleanly past the end.
 pub(crate) struct Reader<'a> {
@@ -29,22 +30,8 @@ impl<'a> Reader<'a> {
         Ok(self.take(1, what)?[0])
     }
 
-    pub fn u16(&mut self, what: &'static str) -> Result<u16, ContainerError> {
-        Ok(u16::from_le_bytes(
-            self.take(2, what)?.try_into().expect("2"),
-        ))
-    }
-
-    pub fn u32(&mut self, what: &'static str) -> Result<u32, ContainerError> {
-        Ok(u32::from_le_bytes(
-            self.take(4, what)?.try_into().expect("4"),
-        ))
-    }
-
     pub fn u64(&mut self, what: &'static str) -> Result<u64, ContainerError> {
-        Ok(u64::from_le_bytes(
-            self.take(8, what)?.try_into().expect("8"),
-        ))
+        Ok(LittleEndian::read_u64(self.take(8, what)?))
     }
 
     /// An unsigned LEB128 varint in its shortest form (at most 10 bytes, no redundant
@@ -70,15 +57,19 @@ impl<'a> Reader<'a> {
         Err(ContainerError::Invalid(format!("{what} overflows 64 bits")))
     }
 
-    /// A signed value, zigzag-coded in a varint (see [`put_signed`]).
-    pub fn signed(&mut self, what: &'static str) -> Result<i64, ContainerError> {
-        let z = self.varint(what)?;
-        Ok((z >> 1) as i64 ^ -((z & 1) as i64))
-    }
-
     pub fn left(&self) -> usize {
         self.bytes.len() - self.at
     }
+}
+
+/// Appends `v`, little-endian.
+pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.write_u32::<LittleEndian>(v).expect("Vec write");
+}
+
+/// Appends `v`, little-endian.
+pub(crate) fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.write_u64::<LittleEndian>(v).expect("Vec write");
 }
 
 /// Appends `v` as an unsigned LEB128 varint.
@@ -88,12 +79,6 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
         v >>= 7;
     }
     out.push(v as u8);
-}
-
-/// Appends `v` zigzag-coded (0, −1, 1, −2, … as 0, 1, 2, 3, …) as a varint, so that small
-/// values of either sign take few bytes.
-pub(crate) fn put_signed(out: &mut Vec<u8>, v: i64) {
-    put_varint(out, (v << 1 ^ v >> 63) as u64);
 }
 
 #[cfg(test)]
@@ -112,15 +97,5 @@ mod tests {
         assert!(Reader::new(&[0x80, 0x00], 0).varint("v").is_err());
         assert!(Reader::new(&[0xff; 10], 0).varint("v").is_err());
         assert!(Reader::new(&[0x80], 0).varint("v").is_err());
-    }
-
-    #[test]
-    fn signed_values_round_trip() {
-        for v in [0i64, -1, 1, -64, 64, -10_799, i64::MIN, i64::MAX] {
-            let mut b = Vec::new();
-            put_signed(&mut b, v);
-            assert_eq!(b.len() == 1, (-64..64).contains(&v), "{v}");
-            assert_eq!(Reader::new(&b, 0).signed("v").unwrap(), v);
-        }
     }
 }

@@ -1,29 +1,27 @@
 //! The `.vlz` container, as specified in `format-spec.md`.
 //!
-//! [`parse`] is a pure function over bytes: it checks the magic, the version and the
+//! [`parse`] is a pure function over bytes: it checks the signature, the version and the
 //! whole-file checksum first, then every count and length against the bytes actually
 //! present and against the limits below, before allocating anything. The parsed
 //! [`Archive`] borrows the lanes' payloads from those bytes, so a memory-mapped archive is
 //! never copied. The container owns its types and knows nothing of models, coders or
-//! image files: it moves integers and byte strings.
+//! image files: it moves integers and byte strings. Which lane coders exist is the
+//! [`registry`]'s business; the container's version changes only with its byte layout.
 #![forbid(unsafe_code)]
 
 mod bytes;
+mod layout;
 mod names;
-pub mod v1;
-pub mod v2;
+pub mod registry;
 
+pub use layout::{write, NewArchive, MAX_SAMPLES, MODEL_ID_LEN, PRECISION, SIGNATURE, TRAILER_LEN};
 pub use names::{is_safe_name, successor};
 
-/// The first bytes of every version 1 and 2 archive (versions 3 and 4 have a shorter
-/// signature, [`v2::SIGNATURE`] and the version byte).
-pub const MAGIC: [u8; 8] = *b"VLAEZIP\0";
-/// The version this build writes. It reads every earlier version too.
-pub const VERSION: u16 = v2::VERSION_12;
+use byteorder::{ByteOrder, LittleEndian};
+pub use registry::{CoderInfo, REGISTRY};
 
-/// The steepest slope an entry may be straightened at (format-spec.md §1.7): 2^17 units of
-/// 2^−20, 1/8, about 7°.
-pub const MAX_SKEW: i32 = 1 << 17;
+/// The container version this build reads and writes: format 1.
+pub const VERSION: u8 = 1;
 
 /// Most images in one archive; the entry table and every per-image structure is bounded
 /// by it.
@@ -36,23 +34,11 @@ pub const MAX_NAME_LEN: usize = 4096;
 pub const MAX_SIDE: u32 = 1 << 15;
 /// Most pixels in one image (over 23,000 × 23,000).
 pub const MAX_IMAGE_PIXELS: u64 = 1 << 29;
-/// Most pixels in one lane of versions 2 to 5. A decoder holds a lane's pixels until the
-/// lane ends, a few lanes per thread, so this bounds decoding memory whatever the image
-/// count.
-pub const MAX_LANE_PIXELS_V5: u64 = 1 << 22;
-/// Most pixels in one lane from version 6, which this build writes: a 400-dpi page, so that
-/// page mixing learns each page in one lane (format-spec.md §3.9).
+/// Most pixels in one lane: a 400-dpi page, so that page mixing learns each page in one
+/// lane (format-spec.md §3.9). A decoder holds a lane's pixels until the lane ends, a few
+/// lanes per thread, so this bounds decoding memory whatever the image count.
 pub const MAX_LANE_PIXELS: u64 = 1 << 24;
-
-/// Most pixels in one lane of an archive of `version`.
-pub fn max_lane_pixels(version: u16) -> u64 {
-    if version >= v2::VERSION_6 {
-        MAX_LANE_PIXELS
-    } else {
-        MAX_LANE_PIXELS_V5
-    }
-}
-/// Most image segments (whole images or bands of one) in one version 2 lane: bounds a
+/// Most image segments (whole images or bands of one) in one lane: bounds a
 /// lane's bookkeeping for archives of many tiny images.
 pub const MAX_LANE_SEGMENTS: u64 = 1 << 16;
 /// Most models one archive may name.
@@ -100,6 +86,15 @@ impl ImageFormat {
     }
 }
 
+impl std::fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImageFormat::Pbm => write!(f, "PBM"),
+            ImageFormat::PngGray { bit_depth } => write!(f, "PNG grey {bit_depth}-bit"),
+        }
+    }
+}
+
 /// One image: its name (relative, `/`-separated), its format, its size, and how it is
 /// stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,9 +103,6 @@ pub struct Entry {
     pub format: ImageFormat,
     pub width: u32,
     pub height: u32,
-    /// The slope the image is stored straightened at, in units of 2^−20 (format-spec.md
-    /// §1.7); 0 where it is stored as it is.
-    pub skew: i32,
 }
 
 impl Entry {
@@ -119,61 +111,36 @@ impl Entry {
     }
 }
 
-/// Which model a bits-back lane was coded with, as the archive names it.
+/// Which model a bits-back lane was coded with, as the archive names it: the first 8
+/// bytes of the model's fingerprint (format-spec.md §1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ModelId {
-    /// Version 1: 16 bytes of SHA-256 over the config's JSON and the tensors.
-    V1([u8; 16]),
-    /// Version 2: the first 8 bytes of the model's fingerprint (format-spec.md §1.3).
-    V2([u8; 8]),
-}
+pub struct ModelId(pub [u8; MODEL_ID_LEN]);
 
 impl std::fmt::Display for ModelId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let bytes: &[u8] = match self {
-            ModelId::V1(b) => b,
-            ModelId::V2(b) => b,
-        };
-        bytes.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
     }
 }
 
-/// How a lane's rows are coded (format-spec.md §1.2).
+/// How a lane's rows are coded: a row of the coder [`registry`], with the parameters its
+/// record carries (format-spec.md §1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LaneCoder {
-    /// Bits-back chain with `models[model]`. Version 1 chains push images first to last
-    /// (`reversed`); version 2 chains push tiles last to first so that they decode in order.
-    /// `samples` > 1 is importance-weighted bits-back. From version 5, `memory` mixes the
-    /// page memory into every pixel's probability (format-spec.md §3.8).
+    /// Bits-back chain with `models[model]`; `samples` > 1 is importance-weighted
+    /// bits-back, and `memory` mixes the page memory into every pixel's probability
+    /// (format-spec.md §3.8).
     BitsBack {
         model: u16,
         samples: u32,
-        reversed: bool,
         memory: bool,
     },
-    /// The adaptive context model over template `template` (format-spec.md §3.6).
+    /// The adaptive context model over template `template`, 0 or 1 (format-spec.md §3.6).
     Context { template: u8 },
+    /// Page mixing (format-spec.md §3.9).
+    PageMixing,
     /// The rows' bits, packed, MSB first, with no padding between rows.
     Stored,
 }
-
-/// Lane coder codes (format-spec.md §1.2).
-pub const CODER_BITS_BACK: u8 = 0;
-pub const CODER_CONTEXT: u8 = 1;
-pub const CODER_STORED: u8 = 2;
-/// The first version of each context-model template a reader knows: 0 and 1 count over
-/// a template (§3.6), 2 to 7 are page mixing's six editions (§3.9). A lane's template
-/// must be one its archive's version has.
-pub const CONTEXT_TEMPLATE_SINCE: [u16; 8] = [
-    v2::VERSION,
-    v2::VERSION,
-    v2::VERSION_6,
-    v2::VERSION_7,
-    v2::VERSION_8,
-    v2::VERSION_9,
-    v2::VERSION_11,
-    v2::VERSION_12,
-];
 
 /// One lane as stored: an independent stream over a run of consecutive pixel rows.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -196,7 +163,6 @@ pub type LaneView<'a> = Lane<&'a [u8]>;
 /// [`Archive::entries`], so that a huge image count costs no memory per image.
 #[derive(Debug)]
 pub struct Archive<'a> {
-    pub version: u16,
     pub models: Vec<ModelId>,
     pub image_count: u64,
     pub latent_bits: u8,
@@ -206,22 +172,20 @@ pub struct Archive<'a> {
     pub pixel_crc: u32,
     /// The smallest and largest (width, height) among the images.
     pub size_range: ((u32, u32), (u32, u32)),
-    /// Images stored straightened (format-spec.md §1.7).
-    pub straightened: u64,
     entry_table: Vec<u8>,
 }
 
 impl Archive<'_> {
     /// The entries in archive order. They were validated by [`parse`].
     pub fn entries(&self) -> impl Iterator<Item = Entry> + '_ {
-        let mut walk = names::EntryWalk::new(&self.entry_table, self.version);
+        let mut walk = names::EntryWalk::new(&self.entry_table);
         (0..self.image_count)
             .map(move |_| walk.next_entry().expect("entry table validated by parse"))
     }
 
     /// The entries' (width, height) in archive order, without their names.
     pub fn entry_sizes(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
-        let mut walk = names::EntryWalk::new(&self.entry_table, self.version);
+        let mut walk = names::EntryWalk::new(&self.entry_table);
         (0..self.image_count)
             .map(move |_| walk.next_checked().expect("entry table validated by parse"))
     }
@@ -244,10 +208,12 @@ impl Archive<'_> {
 /// Why bytes are not a valid archive.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ContainerError {
-    #[error("not a vlae-zip archive (bad magic)")]
+    #[error("not a vlae-zip archive (bad signature)")]
     NotAnArchive,
-    #[error("archive format version {0} is not supported (this build reads versions 1 to 12)")]
-    UnsupportedVersion(u16),
+    #[error("archive container version {0} is not supported (this build reads version {VERSION})")]
+    UnsupportedVersion(u8),
+    #[error("lane {lane} uses coder {id}, which this build does not know (a later build may)")]
+    UnknownCoder { lane: u64, id: u8 },
     #[error("reserved {0} are set: the archive is corrupt or from a newer version")]
     ReservedBits(&'static str),
     #[error("archive is truncated: {0}")]
@@ -277,25 +243,15 @@ pub fn check_limit(what: &'static str, value: u64, max: u64) -> Result<(), Conta
     }
 }
 
-/// Parses and validates an archive of any supported version.
+/// Parses and validates an archive.
 pub fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
-    if bytes.starts_with(&v2::SIGNATURE) {
-        return match bytes.get(v2::SIGNATURE.len()).map(|&v| u16::from(v)) {
-            Some(v @ v2::VERSION_3..=v2::VERSION_12) => v2::parse(bytes, v),
-            Some(v) => Err(ContainerError::UnsupportedVersion(v)),
-            None => Err(ContainerError::Truncated("version")),
-        };
-    }
-    if bytes.len() < MAGIC.len() || bytes[..MAGIC.len()] != MAGIC {
+    if !bytes.starts_with(&SIGNATURE) {
         return Err(ContainerError::NotAnArchive);
     }
-    if bytes.len() < MAGIC.len() + 2 {
-        return Err(ContainerError::Truncated("version"));
-    }
-    match u16::from_le_bytes([bytes[8], bytes[9]]) {
-        v1::VERSION => v1::parse(bytes),
-        v2::VERSION => v2::parse(bytes, v2::VERSION),
-        v => Err(ContainerError::UnsupportedVersion(v)),
+    match bytes.get(SIGNATURE.len()) {
+        Some(&VERSION) => layout::parse(bytes),
+        Some(&v) => Err(ContainerError::UnsupportedVersion(v)),
+        None => Err(ContainerError::Truncated("version")),
     }
 }
 
@@ -305,13 +261,13 @@ fn check_crc(bytes: &[u8], min_len: usize) -> Result<(&[u8], u32), ContainerErro
         return Err(ContainerError::Truncated("header"));
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
-    let stored = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+    let stored = LittleEndian::read_u32(crc);
     let computed = crc32fast::hash(body);
     if stored != computed {
         return Err(ContainerError::Checksum { stored, computed });
     }
     let (body, pixel) = body.split_at(body.len() - 4);
-    Ok((body, u32::from_le_bytes(pixel.try_into().expect("4 bytes"))))
+    Ok((body, LittleEndian::read_u32(pixel)))
 }
 
 /// Inflates a raw-deflate stream that must yield exactly `len` bytes. The reservation is
@@ -349,7 +305,6 @@ fn deflate(raw: &[u8]) -> Vec<u8> {
 /// What one validating pass over an entry table learns.
 struct EntrySummary {
     size_range: ((u32, u32), (u32, u32)),
-    straightened: u64,
 }
 
 /// Validates an inflated entry table of `count` entries, calling `image` with each
@@ -357,18 +312,15 @@ struct EntrySummary {
 /// increase bytewise (so they are unique without a set) and be safe relative paths.
 fn validate_entries(
     table: &[u8],
-    version: u16,
     count: u64,
     mut image: impl FnMut(u32, u32) -> Result<(), ContainerError>,
 ) -> Result<EntrySummary, ContainerError> {
-    let mut walk = names::EntryWalk::new(table, version);
+    let mut walk = names::EntryWalk::new(table);
     let (mut smallest, mut largest) = ((u32::MAX, u32::MAX), (0, 0));
-    let mut straightened = 0;
     for _ in 0..count {
         let size = walk.next_checked()?;
         smallest = smallest.min(size);
         largest = largest.max(size);
-        straightened += u64::from(walk.straightened());
         image(size.0, size.1)?;
     }
     if !walk.finished() {
@@ -378,6 +330,5 @@ fn validate_entries(
     }
     Ok(EntrySummary {
         size_range: (smallest, largest),
-        straightened,
     })
 }

@@ -4,25 +4,15 @@
 
 use super::bytes::Reader;
 use super::{
-    check_limit, v2, ContainerError, Entry, ImageFormat, MAX_IMAGE_PIXELS, MAX_NAME_LEN, MAX_SIDE,
-    MAX_SKEW,
+    check_limit, ContainerError, Entry, ImageFormat, MAX_IMAGE_PIXELS, MAX_NAME_LEN, MAX_SIDE,
 };
 
-/// Version 1 entry name codes: the name is spelled out, or is the successor of the
-/// previous name.
-pub const NAME_EXPLICIT: u8 = 0;
-pub const NAME_SUCCESSOR: u8 = 1;
-
-/// Version 2 entry flags (format-spec.md §1.1): what an entry shares with the one before,
-/// and so does not store.
+/// Entry flags (format-spec.md §1.1): what an entry shares with the one before, and so
+/// does not store. The other bits are reserved and must be 0.
 pub const SAME_NAME_SUCCESSOR: u8 = 1;
 pub const SAME_FORMAT: u8 = 2;
 pub const SAME_SIZE: u8 = 4;
-/// From version 10: the image is stored straightened, and its slope ends the entry.
-pub const STRAIGHTENED: u8 = 8;
-
-/// Version 1 archives hold 28×28 images only.
-const V1_SIDE: u32 = 28;
+const KNOWN_FLAGS: u8 = SAME_NAME_SUCCESSOR | SAME_FORMAT | SAME_SIZE;
 
 /// Whether `name` is safe to create under an output folder: relative, `/`-separated,
 /// no empty, `.` or `..` components, no backslashes, colons or control characters.
@@ -75,28 +65,24 @@ pub fn successor(name: &str) -> Option<String> {
 /// A cursor over an inflated entry table (format-spec.md §1.1).
 pub(crate) struct EntryWalk<'a> {
     table: Reader<'a>,
-    version: u16,
     index: u64,
     name: Vec<u8>,
     previous: Vec<u8>,
     format: ImageFormat,
     width: u32,
     height: u32,
-    skew: i32,
 }
 
 impl<'a> EntryWalk<'a> {
-    pub fn new(table: &'a [u8], version: u16) -> Self {
+    pub fn new(table: &'a [u8]) -> Self {
         EntryWalk {
             table: Reader::new(table, 0),
-            version,
             index: 0,
             name: Vec::new(),
             previous: Vec::new(),
             format: ImageFormat::Pbm,
             width: 0,
             height: 0,
-            skew: 0,
         }
     }
 
@@ -106,38 +92,19 @@ impl<'a> EntryWalk<'a> {
 
     /// Reads and validates the next entry; returns its (width, height).
     pub fn next_checked(&mut self) -> Result<(u32, u32), ContainerError> {
-        let v1 = self.version == super::v1::VERSION;
         let t = &mut self.table;
         let flags = t.u8("entry flags")?;
-        let successor = if v1 {
-            match flags {
-                NAME_EXPLICIT => false,
-                NAME_SUCCESSOR => true,
-                _ => return Err(self.invalid(format!("has the invalid name code {flags}"))),
-            }
-        } else {
-            let known = SAME_NAME_SUCCESSOR
-                | SAME_FORMAT
-                | SAME_SIZE
-                | if self.version >= v2::VERSION_10 {
-                    STRAIGHTENED
-                } else {
-                    0
-                };
-            if flags & !known != 0 || (self.index == 0 && flags & !STRAIGHTENED != 0) {
-                return Err(self.invalid(format!("has the invalid flags {flags:#04x}")));
-            }
-            flags & SAME_NAME_SUCCESSOR != 0
-        };
-        let t = &mut self.table;
-        let (code, depth) = if !v1 && flags & SAME_FORMAT != 0 {
+        // The first entry has no entry before it to share anything with.
+        if flags & !KNOWN_FLAGS != 0 || (self.index == 0 && flags != 0) {
+            return Err(self.invalid(format!("has the invalid flags {flags:#04x}")));
+        }
+        let successor = flags & SAME_NAME_SUCCESSOR != 0;
+        let (code, depth) = if flags & SAME_FORMAT != 0 {
             self.format.code()
         } else {
             (t.u8("entry format")?, t.u8("entry bit depth")?)
         };
-        let (width, height) = if v1 {
-            (V1_SIDE, V1_SIDE)
-        } else if flags & SAME_SIZE != 0 {
+        let (width, height) = if flags & SAME_SIZE != 0 {
             (self.width, self.height)
         } else {
             (
@@ -156,27 +123,12 @@ impl<'a> EntryWalk<'a> {
                 return Err(self.invalid("follows a name without digits".into()));
             }
         } else {
-            let len = if v1 {
-                u64::from(self.table.u16("entry name length")?)
-            } else {
-                self.table.varint("entry name length")?
-            };
+            let len = self.table.varint("entry name length")?;
             check_limit("entry name length", len, MAX_NAME_LEN as u64)?;
             let bytes = self.table.take(len as usize, "entry name")?;
             self.name.clear();
             self.name.extend_from_slice(bytes);
         }
-        let skew = if !v1 && flags & STRAIGHTENED != 0 {
-            let skew = self.table.signed("entry slope")?;
-            if skew == 0 || skew.unsigned_abs() > MAX_SKEW as u64 {
-                return Err(self.invalid(format!(
-                    "is straightened at the slope {skew}; it must be 1..={MAX_SKEW} either way"
-                )));
-            }
-            skew as i32
-        } else {
-            0
-        };
         let format = ImageFormat::from_code(code, depth)
             .ok_or_else(|| self.invalid(format!("has unknown format {code}/{depth}")))?;
         if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
@@ -202,7 +154,7 @@ impl<'a> EntryWalk<'a> {
                 "name {name:?} does not sort after the previous name (names must strictly increase)"
             )));
         }
-        (self.format, self.width, self.height, self.skew) = (format, width, height, skew);
+        (self.format, self.width, self.height) = (format, width, height);
         self.index += 1;
         Ok((width, height))
     }
@@ -215,13 +167,7 @@ impl<'a> EntryWalk<'a> {
             format: self.format,
             width: self.width,
             height: self.height,
-            skew: self.skew,
         })
-    }
-
-    /// Whether the entry last read is stored straightened.
-    pub fn straightened(&self) -> bool {
-        self.skew != 0
     }
 
     pub fn finished(&self) -> bool {

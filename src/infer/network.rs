@@ -500,7 +500,7 @@ pub struct Network {
     prior: FlowPrior,
     cfg: VlaeConfig,
     fingerprint: Fingerprint,
-    ids: [ModelId; 2],
+    id: ModelId,
     parameters: usize,
 }
 
@@ -550,7 +550,7 @@ impl Network {
             prior,
             cfg: cfg.clone(),
             fingerprint: wts.fingerprint(),
-            ids: wts.ids(),
+            id: wts.id(),
             parameters: wts.parameters(),
         })
     }
@@ -572,17 +572,12 @@ impl Network {
 
     /// Whether an archive's model id names this model.
     pub fn is(&self, id: &ModelId) -> bool {
-        self.ids.contains(id)
+        self.id == *id
     }
 
-    /// The ids archives of each version record for this model.
-    pub fn ids(&self) -> [ModelId; 2] {
-        self.ids
-    }
-
-    /// The id version 2 archives record.
-    pub fn id(&self) -> [u8; 8] {
-        self.fingerprint[..8].try_into().expect("8 bytes")
+    /// The id archives record for this model.
+    pub fn id(&self) -> ModelId {
+        self.id
     }
 
     /// Number of weights, as trained (MADE masks not applied).

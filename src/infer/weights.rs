@@ -51,7 +51,6 @@ pub struct Weights {
     tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
     path: String,
     fingerprint: Fingerprint,
-    fingerprint_v1: [u8; 16],
 }
 
 impl Weights {
@@ -106,14 +105,10 @@ impl Weights {
             <[u8; 32]>::from(h.finalize())
         };
         let fingerprint = hash(&[FINGERPRINT_DOMAIN, &cfg.canonical_bytes()].concat());
-        let fingerprint_v1 = hash(cfg.to_json().as_bytes())[..16]
-            .try_into()
-            .expect("16 bytes");
         Ok(Weights {
             tensors,
             path: name.into(),
             fingerprint,
-            fingerprint_v1,
         })
     }
 
@@ -122,12 +117,9 @@ impl Weights {
         self.fingerprint
     }
 
-    /// The ids archives of each version record for this model.
-    pub fn ids(&self) -> [ModelId; 2] {
-        [
-            ModelId::V1(self.fingerprint_v1),
-            ModelId::V2(self.fingerprint[..8].try_into().expect("8 bytes")),
-        ]
+    /// The id archives record for this model: its fingerprint's first 8 bytes.
+    pub fn id(&self) -> ModelId {
+        ModelId(self.fingerprint[..8].try_into().expect("8 bytes"))
     }
 
     /// The number of values in all tensors.

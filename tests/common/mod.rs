@@ -133,7 +133,6 @@ pub fn digit_entries(n: usize) -> Vec<Entry> {
             format: ImageFormat::Pbm,
             width: 28,
             height: 28,
-            skew: 0,
         })
         .collect()
 }
@@ -148,7 +147,6 @@ pub fn entries_for(sizes: &[(u32, u32)]) -> Vec<Entry> {
             format: ImageFormat::Pbm,
             width,
             height,
-            skew: 0,
         })
         .collect()
 }

@@ -1,0 +1,151 @@
+//! Adaptive counts and the loop that drives a pixel model through a lane: what the
+//! context models (`template.rs`, `mixing.rs`) and the page memory share.
+#![forbid(unsafe_code)]
+
+use super::lane::{payload, words, CodecError, CodedLane, LaneToDecode, Strip};
+use super::model::{Bernoulli, Coder, PRECISION};
+use constriction::stream::{Decode, Encode};
+
+/// Counts are halved once their sum exceeds this, so the model follows local statistics.
+/// High enough that long white runs cost next to nothing (≈ 0.0002 bits a pixel): 255
+/// made text pages 20% larger.
+pub const COUNT_LIMIT: u32 = 4095;
+
+/// Adaptive counts (n0, n1) for every context; each pair is halved once its sum passes
+/// the limit, at most [`COUNT_LIMIT`], so 16 bits hold it.
+pub(crate) struct Counts {
+    pairs: Vec<[u16; 2]>,
+    limit: u32,
+}
+
+impl Counts {
+    /// Counts for `contexts` contexts, all zero, halved above [`COUNT_LIMIT`].
+    pub(crate) fn new(contexts: usize) -> Self {
+        Self::with_limit(contexts, COUNT_LIMIT)
+    }
+
+    /// Counts for `contexts` contexts, all zero, halved above `limit`: a low limit follows
+    /// the most recent statistics.
+    pub(crate) fn with_limit(contexts: usize, limit: u32) -> Self {
+        assert!(limit <= COUNT_LIMIT, "16-bit counts");
+        Counts {
+            pairs: vec![[0, 0]; contexts],
+            limit,
+        }
+    }
+
+    /// (n0, n1) of a context.
+    #[inline]
+    pub(crate) fn get(&self, ctx: usize) -> [u32; 2] {
+        self.pairs[ctx].map(u32::from)
+    }
+
+    /// P(ink) for a context, in fixed point: (2·n1 + 1) / (2·(n0 + n1) + 2), the
+    /// Krichevsky–Trofimov estimate, kept strictly inside (0, 1).
+    pub(crate) fn probability(&self, ctx: usize) -> u32 {
+        let [n0, n1] = self.get(ctx).map(u64::from);
+        let p = ((2 * n1 + 1) << PRECISION) / (2 * (n0 + n1) + 2);
+        (p as u32).clamp(1, (1 << PRECISION) - 1)
+    }
+
+    /// Asks the processor to bring a context's counts into its cache, for a pixel to be
+    /// counted shortly: a hint, which changes no result.
+    #[inline]
+    pub(crate) fn prefetch(&self, ctx: usize) {
+        if let Some(pair) = self.pairs.get(ctx) {
+            crate::prefetch::prefetch(pair);
+        }
+    }
+
+    #[inline]
+    pub(crate) fn update(&mut self, ctx: usize, bit: u8) {
+        let c = &mut self.pairs[ctx];
+        c[bit as usize] += 1;
+        if u32::from(c[0]) + u32::from(c[1]) > self.limit {
+            *c = c.map(|n| n.div_ceil(2));
+        }
+    }
+}
+
+/// What a context-model lane coder asks of its model, pixel by pixel in raster order
+/// through the lane's strips.
+pub(crate) trait PixelModel {
+    /// Begins a strip of `width × rows`: none of its pixels is known yet.
+    fn start_strip(&mut self, width: usize, rows: usize);
+    /// P(ink) of pixel (y, x), to `PRECISION` bits; [`Self::learn`] follows with its value.
+    fn predict(&mut self, y: usize, x: usize) -> u32;
+    /// Pixel (y, x), just predicted, is `bit`.
+    fn learn(&mut self, y: usize, x: usize, bit: u8);
+}
+
+/// Every pixel of a lane's `strips` with the P(ink) that `model`, fresh, gives it: the
+/// probabilities are computed forward, as the decoder will.
+pub(crate) fn predict_lane(mut model: impl PixelModel, strips: &[Strip]) -> Vec<(u8, u32)> {
+    let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
+    let mut predicted = Vec::with_capacity(total);
+    for s in strips {
+        model.start_strip(s.width, s.rows);
+        for y in 0..s.rows {
+            for x in 0..s.width {
+                let bit = s.pixels[y * s.width + x];
+                predicted.push((bit, model.predict(y, x)));
+                model.learn(y, x, bit);
+            }
+        }
+    }
+    predicted
+}
+
+/// Codes a lane's pixels with their P(ink): ANS is a stack, so they are pushed last first
+/// for the decoder to pop them in order.
+pub(crate) fn encode_lane(coded: &[(u8, u32)]) -> Result<CodedLane, CodecError> {
+    let mut coder = Coder::new();
+    for &(bit, p) in coded.iter().rev() {
+        coder
+            .encode_symbol(bit, Bernoulli::new(p))
+            .map_err(|e| CodecError::Coder(format!("{e:?}")))?;
+    }
+    let (words, state) = coder.into_raw_parts();
+    Ok(CodedLane {
+        seed_words_elided: 0,
+        state,
+        payload: payload(&words),
+    })
+}
+
+/// Decodes lane `index` with `model`, fresh.
+pub(crate) fn decode_lane(
+    mut model: impl PixelModel,
+    lane: &LaneToDecode,
+    index: usize,
+) -> Result<Vec<Vec<u8>>, CodecError> {
+    let mut coder = Coder::from_raw_parts(words(lane.payload), lane.state);
+    let mut out = Vec::with_capacity(lane.shapes.len());
+    for &(width, rows) in &lane.shapes {
+        // A strip's buffers are made when it is reached, and each row is decoded before
+        // the next: a lane that claims more rows than it holds fails at its checks having
+        // decoded only what it held.
+        model.start_strip(width, rows);
+        let mut pixels = Vec::with_capacity(width * rows);
+        for y in 0..rows {
+            for x in 0..width {
+                let p = model.predict(y, x);
+                let bit = coder
+                    .decode_symbol(Bernoulli::new(p))
+                    .map_err(|e| CodecError::Coder(format!("{e:?}")))?;
+                model.learn(y, x, bit);
+                pixels.push(bit);
+            }
+        }
+        out.push(pixels);
+    }
+    // Every pushed bit popped: the stack must be exactly empty again.
+    let (rest, state) = coder.into_raw_parts();
+    if !rest.is_empty() || state != 0 {
+        return Err(CodecError::BadLane {
+            lane: index,
+            reason: "the context-coded stream did not end where it should".into(),
+        });
+    }
+    Ok(out)
+}
