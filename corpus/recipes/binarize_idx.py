@@ -4,10 +4,11 @@ sampled once as Bernoulli(v/255), 1 = ink. Deterministic: a fixed seed per file.
 
 usage: binarize_idx.py IN.idx3-ubyte.gz OUT.idx3-ubyte.gz SEED
 
-Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package:
-  binarize_idx.py /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz \
+Fashion-MNIST comes from Debian's `dataset-fashion-mnist` package; with FASHION the
+folder where it installs its IDX files (`dpkg -L dataset-fashion-mnist` lists them):
+  binarize_idx.py "$FASHION"/t10k-images-idx3-ubyte.gz \
       corpus/fashion-mnist/test-images.idx3-ubyte.gz 2
-  binarize_idx.py /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \
+  binarize_idx.py "$FASHION"/train-images-idx3-ubyte.gz \
       corpus/fashion-mnist/train-images.idx3-ubyte.gz 1
 """
 import gzip
