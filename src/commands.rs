@@ -118,6 +118,8 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
             learning_rate,
             limit,
             validation_images,
+            shift,
+            mirror,
         } => {
             let data = data_path
                 .or(data)
@@ -167,6 +169,10 @@ pub fn run(command: Command, quiet: bool) -> Result<()> {
                 opts.learning_rate
             });
             opts.validation_images = held_out;
+            opts.augment = vlae_zip::nn::data::Augment {
+                shift: shift as usize,
+                mirror,
+            };
             let how = train::Invocation {
                 resume,
                 quiet,

@@ -206,6 +206,13 @@ enum Command {
         /// tenth of a folder].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         validation_images: Option<u32>,
+        /// Move single-tile training images by up to N pixels each way.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
+        shift: u32,
+        /// Mirror single-tile training images left to right half of the time (for data
+        /// whose mirror images are as likely, such as silhouettes; never characters).
+        #[arg(long)]
+        mirror: bool,
     },
     /// Report the model's −ELBO (and optionally IWAE NLL) on a folder of images or an
     /// IDX file.

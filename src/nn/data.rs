@@ -7,6 +7,47 @@
 
 use crate::geometry::{ink_and_paper, model_tiles, Canvas};
 use rand::{rngs::StdRng, Rng};
+use serde::{Deserialize, Serialize};
+
+/// How images that are a single tile (digits, characters, silhouettes) are varied in
+/// training. A few thousand such images are too few for the model not to learn them by
+/// heart; moved or mirrored copies are new images of the same kind, where the kind allows
+/// it (characters must not be mirrored; silhouettes may).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Augment {
+    /// Moves the image by up to this many pixels each way, white coming in at the edges.
+    pub shift: usize,
+    /// Mirrors the image left to right half of the time.
+    pub mirror: bool,
+}
+
+impl Augment {
+    /// `pixels` (`width × height`) moved and mirrored as `rng` draws.
+    fn apply(&self, pixels: &[u8], width: usize, height: usize, rng: &mut StdRng) -> Vec<u8> {
+        let s = self.shift as i64;
+        let (dy, dx) = (rng.random_range(-s..=s), rng.random_range(-s..=s));
+        let mirror = self.mirror && rng.random_bool(0.5);
+        let mut out = vec![0; width * height];
+        for (y, row) in out.chunks_exact_mut(width).enumerate() {
+            let from_y = y as i64 - dy;
+            if !(0..height as i64).contains(&from_y) {
+                continue;
+            }
+            for (x, pixel) in row.iter_mut().enumerate() {
+                let from_x = x as i64 - dx;
+                if (0..width as i64).contains(&from_x) {
+                    let from_x = if mirror {
+                        width - 1 - from_x as usize
+                    } else {
+                        from_x as usize
+                    };
+                    *pixel = pixels[from_y as usize * width + from_x];
+                }
+            }
+        }
+        out
+    }
+}
 
 /// One bi-level image: `width × height` bytes of 0/1.
 pub struct Image {
@@ -57,28 +98,39 @@ impl TileSet {
     /// Appends the canvas of tile `i` to `out`, with the image above and left of it as
     /// context. With `jitter`, the tile first moves by up to half a tile each way (staying
     /// inside the image, and only to where it still has ink and paper): training then sees
-    /// glyphs at every offset from the grid, as pages give them.
-    pub fn push_canvas(&self, i: usize, jitter: Option<&mut StdRng>, out: &mut Vec<u8>) {
+    /// glyphs at every offset from the grid, as pages give them. An image that is a single
+    /// tile cannot move so; `augment` varies it instead.
+    pub fn push_canvas(&self, i: usize, jitter: Option<(&mut StdRng, Augment)>, out: &mut Vec<u8>) {
         let (k, mut y, mut x) = self.tiles[i];
         let img = &self.images[k];
         let side = self.canvas.side;
-        if let Some(rng) = jitter {
-            let half = (side / 2) as i64;
-            let moved = |at: usize, dim: usize, d: i64| -> usize {
-                (at as i64 + d).clamp(0, dim.saturating_sub(side) as i64) as usize
-            };
-            let (dy, dx) = (
-                rng.random_range(-half..=half),
-                rng.random_range(-half..=half),
-            );
-            let (ny, nx) = (moved(y, img.height, dy), moved(x, img.width, dx));
-            let inside = (side.min(img.height - ny), side.min(img.width - nx));
-            if ink_and_paper(&img.pixels, img.width, (ny, nx), inside) == (true, true) {
-                (y, x) = (ny, nx);
-            }
-        }
         let start = out.len();
         out.resize(start + self.canvas.pixels(), 0);
+        let single = img.width <= side && img.height <= side;
+        match jitter {
+            Some((rng, augment)) if single && augment != Augment::default() => {
+                let varied = augment.apply(&img.pixels, img.width, img.height, rng);
+                self.canvas
+                    .fill(&varied, img.width, img.height, 0, 0, &mut out[start..]);
+                return;
+            }
+            Some((rng, _)) => {
+                let half = (side / 2) as i64;
+                let moved = |at: usize, dim: usize, d: i64| -> usize {
+                    (at as i64 + d).clamp(0, dim.saturating_sub(side) as i64) as usize
+                };
+                let (dy, dx) = (
+                    rng.random_range(-half..=half),
+                    rng.random_range(-half..=half),
+                );
+                let (ny, nx) = (moved(y, img.height, dy), moved(x, img.width, dx));
+                let inside = (side.min(img.height - ny), side.min(img.width - nx));
+                if ink_and_paper(&img.pixels, img.width, (ny, nx), inside) == (true, true) {
+                    (y, x) = (ny, nx);
+                }
+            }
+            None => {}
+        }
         self.canvas
             .fill(&img.pixels, img.width, img.height, y, x, &mut out[start..]);
     }
@@ -139,8 +191,43 @@ mod tests {
         let mut moved = Vec::new();
         for _ in 0..20 {
             moved.clear();
-            set.push_canvas(0, Some(&mut rng), &mut moved);
+            set.push_canvas(0, Some((&mut rng, Augment::default())), &mut moved);
             assert_eq!(moved, set.grid_canvases());
         }
+    }
+
+    /// Augmenting moves and mirrors a single-tile image's ink, keeping its count where
+    /// nothing leaves the frame; mirroring twice is the identity.
+    #[test]
+    fn augmenting_moves_and_mirrors_single_tiles() {
+        let (width, height) = (8, 8);
+        let mut pixels = vec![0u8; 64];
+        pixels[3 * 8 + 2] = 1; // (3, 2)
+        let mirror = Augment {
+            shift: 0,
+            mirror: true,
+        };
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut seen_mirrored = false;
+        for _ in 0..20 {
+            let out = mirror.apply(&pixels, width, height, &mut rng);
+            assert_eq!(out.iter().filter(|&&p| p == 1).count(), 1);
+            assert!(out[3 * 8 + 2] == 1 || out[3 * 8 + 5] == 1);
+            seen_mirrored |= out[3 * 8 + 5] == 1;
+        }
+        assert!(seen_mirrored);
+        let shift = Augment {
+            shift: 1,
+            mirror: false,
+        };
+        let mut moved = false;
+        for _ in 0..20 {
+            let out = shift.apply(&pixels, width, height, &mut rng);
+            let at = out.iter().position(|&p| p == 1).unwrap();
+            let (y, x) = (at / 8, at % 8);
+            assert!(y.abs_diff(3) <= 1 && x.abs_diff(2) <= 1, "({y}, {x})");
+            moved |= (y, x) != (3, 2);
+        }
+        assert!(moved);
     }
 }

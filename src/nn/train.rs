@@ -7,7 +7,7 @@
 //! validation −ELBO so far) and `train.log`.
 #![forbid(unsafe_code)]
 
-use super::data::TileSet;
+use super::data::{Augment, TileSet};
 use super::eval::{evaluate_elbo, normal_noise};
 use super::vlae::{pixels_tensor, Vlae};
 use crate::config::VlaeConfig;
@@ -37,6 +37,9 @@ pub struct TrainOptions {
     pub validation_images: usize,
     pub checkpoint_secs: u64,
     pub seed: u64,
+    /// How single-tile images are varied (runs before it existed had none).
+    #[serde(default)]
+    pub augment: Augment,
 }
 
 impl Default for TrainOptions {
@@ -52,6 +55,7 @@ impl Default for TrainOptions {
             validation_images: 10_000,
             checkpoint_secs: 240,
             seed: 1,
+            augment: Augment::default(),
         }
     }
 }
@@ -298,7 +302,7 @@ pub fn train(
             let mut batch = Vec::with_capacity(idx.len() * model.sample_pixels());
             let mut jitter = StdRng::seed_from_u64(opts.seed ^ JITTER_SEED ^ tr.state.step);
             for &i in idx {
-                train_set.push_canvas(i, Some(&mut jitter), &mut batch);
+                train_set.push_canvas(i, Some((&mut jitter, opts.augment)), &mut batch);
             }
             let mut rng = StdRng::seed_from_u64(
                 opts.seed
