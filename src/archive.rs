@@ -9,6 +9,7 @@
 
 use crate::codec::bitsback::{BitsBack, Chain, LANE_GROUP};
 use crate::codec::lane::{CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
+use crate::codec::memory::PageMemory;
 use crate::codec::mixing::PageMixing;
 use crate::codec::model::PRECISION;
 use crate::codec::stored::Stored;
@@ -951,6 +952,42 @@ fn lane_segments<'a>(
         }
         (k, segments)
     })
+}
+
+/// Bytes that decoding `archive` on `threads` threads holds at most, beyond what the sink
+/// keeps: for the wave of lanes decoded together that needs most, their pixels and their
+/// coders' tables (page mixing's, about 118 MiB a lane, and the page memory's), and the
+/// image being assembled. Known from the container alone, before anything is decoded, so
+/// that a caller's memory limit refuses an archive before it allocates.
+pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {
+    let threads = threads.max(1);
+    let per_task = lanes_per_task(archive.lanes.len(), threads);
+    let wave = per_task * threads;
+    let mut lanes = lane_segments(archive).map(|(k, segments)| {
+        let lane = &archive.lanes[k];
+        let strips = segments.iter().map(|(s, width)| (*width, s.rows));
+        let pixels: u64 = strips.clone().map(|(w, r)| (w * r) as u64).sum();
+        let tables = match lane.coder {
+            LaneCoder::PageMixing => {
+                let strip = strips.map(|(w, r)| PageMixing::strip_bytes(w, r)).max();
+                PageMixing::TABLE_BYTES + strip.unwrap_or(0)
+            }
+            LaneCoder::BitsBack { memory: true, .. } => PageMemory::TABLE_BYTES,
+            LaneCoder::Context { template } => 4 << COUNTING_MODELS[usize::from(template)].size(),
+            LaneCoder::BitsBack { .. } | LaneCoder::Stored => 0,
+        };
+        pixels + tables as u64
+    });
+    let mut most = 0u64;
+    loop {
+        let in_wave: Vec<u64> = lanes.by_ref().take(wave).collect();
+        if in_wave.is_empty() {
+            break;
+        }
+        most = most.max(in_wave.iter().sum());
+    }
+    let largest_image = archive.size_range.1;
+    most + u64::from(largest_image.0) * u64::from(largest_image.1)
 }
 
 /// Decodes every image of an archive, in order, handing each to `sink` with its entry

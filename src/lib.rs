@@ -5,7 +5,11 @@
 //! evaluation run the candle model in `nn` (feature `train`). Coding runs image I/O →
 //! deterministic inference ([`infer`]) → entropy coding ([`codec`], constriction; never
 //! sees a tensor) → container ([`container`], which knows nothing of the others).
+//!
+//! Most callers need only [`compress`] and [`decompress`], over [`Image`]s in memory, with
+//! [`Options`] and [`Limits`]; the modules below are for those who build their own jobs.
 
+mod api;
 pub mod arch;
 pub mod archive;
 pub mod codec;
@@ -23,3 +27,6 @@ pub mod models;
 #[cfg(feature = "train")]
 pub mod nn;
 mod prefetch;
+
+pub use api::{compress, decompress, model_names, Error, Image, Limits, Options};
+pub use container::ImageFormat;

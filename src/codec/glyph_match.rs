@@ -55,6 +55,9 @@ pub(super) struct Matcher {
 }
 
 impl Matcher {
+    /// Bytes of its tables: the remembered places and the counts.
+    pub(super) const TABLE_BYTES: usize = 4 * (WAYS << GROUP_BITS) + 4 * MATCH_CONTEXTS;
+
     pub(super) fn new() -> Self {
         Matcher {
             groups: vec![0; WAYS << GROUP_BITS],

@@ -337,6 +337,22 @@ impl<L: Layout<N>, const N: usize> Default for Memory<L, N> {
 }
 
 impl<L: Layout<N>, const N: usize> Memory<L, N> {
+    /// Bytes of its count tables (a pair of 16-bit counts per context), which a lane
+    /// holds from its start to its end, whatever its size.
+    pub const TABLE_BYTES: usize = {
+        let (mut bytes, mut k) = (0, 0);
+        while k < N {
+            bytes += 4 << L::NEIGHBOURHOODS[k].1;
+            k += 1;
+        }
+        bytes
+    };
+
+    /// Bytes of the known-pixel plane of a strip of `width × rows`.
+    pub fn strip_bytes(width: usize, rows: usize) -> usize {
+        8 * (ROWS_ABOVE + rows) * (width.div_ceil(64) + 2 * PAD_WORDS + 1)
+    }
+
     /// A memory whose k-th neighbourhood's counts are halved above `limits[k]`.
     pub fn with_limits(limits: [u32; N]) -> Self {
         Memory {

@@ -726,6 +726,25 @@ pub(crate) fn predict_lane(strips: &[Strip]) -> Vec<(u8, u32)> {
 /// Page mixing as a lane coder.
 pub struct PageMixing;
 
+impl PageMixing {
+    /// Bytes of the tables one page-mixing lane holds from its start to its end, whatever
+    /// its size: counts, glyph matching, mixers' weights, the refinement and the count
+    /// map (about 118 MiB). What grows with the lane's strips is not included.
+    pub const TABLE_BYTES: usize = Memory::<Mixing, CONTEXTS>::TABLE_BYTES
+        + COARSE * (4 << COARSE_BITS)
+        + Matcher::TABLE_BYTES
+        + 4 * INPUTS * (2 * TOTAL_CLASSES * TOTAL_CLASSES + 16 * TOTAL_CLASSES + FOURTH_MIXER_SETS)
+        + 4 * (MIXERS + 1) * TOTAL_CLASSES
+        + 2 * Refinement::POINTS * Refinement::CONTEXTS
+        + 4 * (CountMap::CELLS + 1);
+
+    /// Bytes that grow with a strip of `width × rows`: its known pixels, and the places
+    /// the encoder finds a row ahead.
+    pub fn strip_bytes(width: usize, rows: usize) -> usize {
+        Memory::<Mixing, CONTEXTS>::strip_bytes(width, rows) + 4 * width
+    }
+}
+
 impl LaneCodec for PageMixing {
     fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
         lanes

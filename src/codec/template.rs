@@ -140,6 +140,11 @@ impl ContextModel {
     fn template(&self) -> &'static [(isize, isize)] {
         TEMPLATES[usize::from(self.template)]
     }
+
+    /// Bits of its context: its table holds 2^size count pairs.
+    pub fn size(&self) -> usize {
+        self.template().len()
+    }
 }
 
 impl LaneCodec for ContextModel {
