@@ -846,8 +846,8 @@ fn mixes(pixels: usize, strips: usize) -> bool {
 /// 72 lanes of page 3 of each of the 24 training documents (no test page), every lane below
 /// 0.55 was coded 3–52% smaller by page mixing than by the chain, and above 0.58 the
 /// chain won nearly all (the scanned pages, whose noise does not repeat). That was
-/// measured with page mixing's first edition; the second codes lanes smaller still, so
-/// the rule errs toward trying the chain. The chain is the slow coder, so skipping it is
+/// measured with an early page mixing, which coded lanes larger than today's, so the rule
+/// errs toward trying the chain. The chain is the slow coder, so skipping it is
 /// most of the speed of compressing mixed inputs of pages.
 const MIXING_SKIPS_CHAIN: (u64, u64) = (14, 25);
 
@@ -855,7 +855,7 @@ const MIXING_SKIPS_CHAIN: (u64, u64) = (14, 25);
 /// at most this fraction of the context model's size under template 0. On page 3 of each
 /// of the 24 training documents (no test page), clean pages came to 0.26–0.39 of template
 /// 0 and scanned ones to 0.71–0.82, and page mixing coded every one of them smaller than
-/// the chains did (0.62–0.94 of the version 6 archive); a grid of 3,600 training digits
+/// the chains did (0.62–0.94 of the chains' archive); a grid of 3,600 training digits
 /// came to 0.97. Failing inputs are planned for the chains, and page mixing is not tried
 /// again lane by lane.
 const PAGES_ARE_MIXED: (u64, u64) = (9, 10);

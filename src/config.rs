@@ -30,8 +30,8 @@ pub struct VlaeConfig {
     /// Hidden units of each MADE.
     pub prior_hidden: usize,
     /// Side of the square tile the model codes (a multiple of 4: the encoder halves it
-    /// twice). Left out of the JSON when it is the MNIST model's 28, so that version 1
-    /// fingerprints, which hash that JSON, are unchanged.
+    /// twice). Left out of the JSON when it is the MNIST model's 28, as that model's
+    /// shipped config is written.
     #[serde(default = "mnist_tile", skip_serializing_if = "is_mnist_tile")]
     pub tile: usize,
     /// Whether the PixelCNN's input layer also reads the already-decoded pixels around the
@@ -86,12 +86,12 @@ impl VlaeConfig {
     }
 
     /// The config as JSON: two-space indented, one array element per line, no final
-    /// newline. Version 1 fingerprints hash exactly these bytes.
+    /// newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("config serializes")
     }
 
-    /// The config as the fixed binary encoding version 2 fingerprints hash: every field as
+    /// The config as the fixed binary encoding fingerprints hash: every field as
     /// a little-endian u32, in the order of format-spec.md §1.3.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut fields = self.fields().to_vec();

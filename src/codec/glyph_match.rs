@@ -1,4 +1,4 @@
-//! Glyph matching (format-spec.md §3.9, sixth edition): for each pixel, an earlier place
+//! Glyph matching (format-spec.md §3.9): for each pixel, an earlier place
 //! of the lane whose rows above are most like this one's, and what that place's pixel
 //! was.
 //!

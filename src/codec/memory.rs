@@ -524,9 +524,8 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
     /// Two coarse views of the rows above pixel (y, x) and of its own row, whose contexts
     /// keep their shape where a scan's edges are ragged or a high resolution's strokes are
-    /// thick (format-spec.md §3.9), at `phase` 0 (from the second edition) or 1, a row
-    /// and a column nearer (from the fourth), so that a stroke that falls between phase
-    /// 0's samples still shows. Each ends with (y − 1, x), then (y, x − 1); the first
+    /// thick (format-spec.md §3.9), at `phase` 0 or 1, a row and a column nearer, so that
+    /// a stroke that falls between phase 0's samples still shows. Each ends with (y − 1, x), then (y, x − 1); the first
     /// listed bit is the most significant.
     ///
     /// Phase 0:

@@ -43,7 +43,7 @@ pub const REGISTRY: [CoderInfo; 5] = [
     CoderInfo {
         id: BITS_BACK,
         name: "bits-back chain",
-        spec: "§2, §3.1–3.5, §3.7–3.8",
+        spec: "§2, §3.1–3.4, §3.7–3.8",
         record: Record::Chain,
         since: (1, 0),
     },
@@ -71,7 +71,7 @@ pub const REGISTRY: [CoderInfo; 5] = [
     CoderInfo {
         id: STORED,
         name: "stored",
-        spec: "§1.2",
+        spec: "§3.5",
         record: Record::Bits,
         since: (1, 0),
     },

@@ -18,7 +18,7 @@ use std::path::Path;
 /// (format-spec.md §1.3). Archives store its first 8 bytes.
 pub type Fingerprint = [u8; 32];
 
-/// Prefix hashed before a version 2 fingerprint's fields.
+/// Prefix hashed before a fingerprint's fields (format-spec.md §1.3).
 const FINGERPRINT_DOMAIN: &[u8] = b"vlae-zip model v2\0";
 
 /// Bytes as lowercase hex, as `vlae-zip info` and errors print them.
