@@ -139,15 +139,22 @@ fn a_lane_that_claims_millions_of_images_fails_within_a_few() {
     let bytes = v1_archive(shipped_v1_id(), 1 << 20, None, 1);
     let path = write_tmp(tmp.path(), "claims.vlz", &bytes);
     let out_dir = tmp.path().join("out");
-    let out = limited(&[
-        "decompress",
-        &path,
-        "-o",
-        out_dir.to_str().unwrap(),
-        "--model",
-        common::SHIPPED,
-    ]);
-    clean_failure(&out, "ran dry");
+    let decompress = |extra: &[&str]| {
+        let mut args = vec![
+            "decompress",
+            &path,
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--model",
+            common::SHIPPED,
+        ];
+        args.extend_from_slice(extra);
+        limited(&args)
+    };
+    // A million files is over the default limit: refused before decoding.
+    clean_failure(&decompress(&[]), "more than the limit of 100,000 files");
+    // Allowed, the lane is decoded, and found to hold far fewer images than it claims.
+    clean_failure(&decompress(&["--allow-large"]), "ran dry");
     assert!(!out_dir.exists());
 }
 
