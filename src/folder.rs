@@ -266,6 +266,21 @@ fn list_folder(dir: &Path, found: &mut Vec<(String, PathBuf)>) -> Result<(), Fol
     Ok(())
 }
 
+/// The image on standard input, which must not be a terminal (nobody types a PBM).
+fn read_stdin_image() -> Result<(BitImage, ImageFormat), FolderError> {
+    use std::io::IsTerminal;
+    let name = Path::new("standard input");
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(ImageError::Invalid {
+            path: name.display().to_string(),
+            reason: "is a terminal: pipe an image in, or name a file".into(),
+        }
+        .into());
+    }
+    Ok(image_io::read_image_from(stdin.lock(), name)?)
+}
+
 /// Reads `files` in parallel, [`STDIN`] from standard input. `progress` is called once per
 /// image. The image from standard input takes its format's extension, and the names are
 /// then checked again for order and duplicates.
@@ -275,7 +290,7 @@ pub fn read_images(
 ) -> Result<Vec<FolderImage>, FolderError> {
     let read = |name: &String, path: &PathBuf| -> Result<FolderImage, FolderError> {
         let (img, format) = if path == Path::new(STDIN) {
-            image_io::read_image_from(std::io::stdin().lock(), Path::new("standard input"))?
+            read_stdin_image()?
         } else {
             image_io::read_image(path)?
         };
@@ -966,6 +981,30 @@ mod tests {
             10,
         ));
         assert!(png >= 110, "{png}");
+    }
+
+    /// The default limits let the 60,000 MNIST training digits and 100 letter-size pages
+    /// at 600 dpi through, the pages even as 16-bit PNGs; one more file than the limit is
+    /// refused.
+    #[test]
+    fn the_default_limits_let_digits_and_pages_through() {
+        let limits = Limits::default();
+        let mut digits = ExpansionCounter::default();
+        for i in 0..60_000 {
+            digits.add(&entry(&format!("{i:05}.pbm"), ImageFormat::Pbm, 28, 28));
+        }
+        assert!(digits.total().check_limits(&limits).is_ok());
+        let mut pages = ExpansionCounter::default();
+        for i in 0..100 {
+            let png = ImageFormat::PngGray { bit_depth: 16 };
+            pages.add(&entry(&format!("{i:03}.png"), png, 5100, 6600));
+        }
+        assert!(pages.total().check_limits(&limits).is_ok());
+        let many = Expansion {
+            files: DEFAULT_MAX_FILES + 1,
+            ..Expansion::default()
+        };
+        assert!(many.check_limits(&limits).is_err());
     }
 
     #[test]

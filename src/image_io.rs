@@ -331,8 +331,9 @@ fn pbm_token(bytes: &[u8], mut at: usize) -> Option<(&[u8], usize)> {
     (at > start).then(|| (&bytes[start..at], at))
 }
 
-fn decode_pbm(path: &Path, bytes: &[u8]) -> Result<BitImage, ImageError> {
-    let raw = bytes.starts_with(b"P4");
+/// A PBM header's width and height, checked against the limits, and the offset just past
+/// the height.
+fn pbm_header(path: &Path, bytes: &[u8]) -> Result<(usize, usize, usize), ImageError> {
     let mut at = 2;
     let mut dims = [0usize; 2];
     for d in &mut dims {
@@ -359,12 +360,17 @@ fn decode_pbm(path: &Path, bytes: &[u8]) -> Result<BitImage, ImageError> {
             format!("{width}×{height} is more than {MAX_IMAGE_PIXELS} pixels"),
         ));
     }
+    Ok((width, height, at))
+}
+
+fn decode_pbm(path: &Path, bytes: &[u8]) -> Result<BitImage, ImageError> {
+    let raw = bytes.starts_with(b"P4");
+    let (width, height, at) = pbm_header(path, bytes)?;
     // Check the claimed size against the bytes present before reserving anything: P4
     // needs its whole raster, P1 at least one byte a pixel.
     let left = bytes.len().saturating_sub(at + 1);
     if raw {
-        let stride = width.div_ceil(8);
-        let need = stride * height;
+        let need = width.div_ceil(8) * height;
         if bytes.get(at..at + 2) == Some(&b"\r\n"[..]) {
             return Err(invalid(
                 path,
@@ -394,49 +400,53 @@ fn decode_pbm(path: &Path, bytes: &[u8]) -> Result<BitImage, ImageError> {
     reserve(&mut pixels, width * height, path, "its pixels")?;
     if raw {
         // Exactly one whitespace byte separates the header from the raster.
-        at += 1;
-        let stride = width.div_ceil(8);
-        let raster = &bytes[at..];
-        for row in raster.chunks_exact(stride) {
+        for row in bytes[at + 1..].chunks_exact(width.div_ceil(8)) {
             pixels.extend((0..width).map(|x| (row[x / 8] >> (7 - x % 8)) & 1));
         }
     } else {
-        for &b in &bytes[at..] {
-            match b {
-                b'0' | b'1' if pixels.len() < width * height => pixels.push(b - b'0'),
-                b'0' | b'1' => {
-                    return Err(invalid(
-                        path,
-                        "P1 raster has more pixels than its header says",
-                    ))
-                }
-                b if b.is_ascii_whitespace() => {}
-                _ => {
-                    return Err(invalid(
-                        path,
-                        format!(
-                            "P1 raster has the byte {b:#04x}; only 0, 1 and whitespace are allowed"
-                        ),
-                    ))
-                }
-            }
-        }
-        if pixels.len() != width * height {
-            return Err(invalid(
-                path,
-                format!(
-                    "P1 raster is truncated: {} of {} pixels",
-                    pixels.len(),
-                    width * height
-                ),
-            ));
-        }
+        read_p1_raster(path, &bytes[at..], width * height, &mut pixels)?;
     }
     Ok(BitImage {
         width,
         height,
         pixels,
     })
+}
+
+/// Reads a P1 raster's `count` pixels into `pixels` (reserved for them).
+fn read_p1_raster(
+    path: &Path,
+    raster: &[u8],
+    count: usize,
+    pixels: &mut Vec<u8>,
+) -> Result<(), ImageError> {
+    for &b in raster {
+        match b {
+            b'0' | b'1' if pixels.len() < count => pixels.push(b - b'0'),
+            b'0' | b'1' => {
+                return Err(invalid(
+                    path,
+                    "P1 raster has more pixels than its header says",
+                ))
+            }
+            b if b.is_ascii_whitespace() => {}
+            _ => {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "P1 raster has the byte {b:#04x}; only 0, 1 and whitespace are allowed"
+                    ),
+                ))
+            }
+        }
+    }
+    if pixels.len() != count {
+        return Err(invalid(
+            path,
+            format!("P1 raster is truncated: {} of {count} pixels", pixels.len()),
+        ));
+    }
+    Ok(())
 }
 
 fn encode_pbm(img: &BitImage, name: &Path) -> Result<Vec<u8>, ImageError> {
