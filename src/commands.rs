@@ -158,7 +158,7 @@ impl Selection {
         let mut unmatched = self.names.clone();
         for entry in arch.entries() {
             if self.wants(&entry.name) {
-                counter.add(&entry);
+                counter.add(&entry)?;
                 if !unmatched.is_empty() {
                     let mut prefix = entry.name.as_str();
                     loop {

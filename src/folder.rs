@@ -86,7 +86,7 @@ pub fn group_digits(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -823,7 +823,10 @@ pub struct ExpansionCounter {
 }
 
 impl ExpansionCounter {
-    pub fn add(&mut self, entry: &Entry) {
+    /// Counts one entry; fails on a name this system cannot create (an archive made on
+    /// a system with longer names), so that it is refused before anything is decoded.
+    pub fn add(&mut self, entry: &Entry) -> Result<(), FolderError> {
+        check_name_fits(&entry.name)?;
         self.total.files += 1;
         self.total.bytes = self.total.bytes.saturating_add(file_bytes(entry));
         let folder = entry.name.rsplit_once('/').map_or("", |(f, _)| f);
@@ -837,6 +840,7 @@ impl ExpansionCounter {
         self.total.folders += (parts(folder) - shared) as u64;
         self.folder.clear();
         self.folder.push_str(folder);
+        Ok(())
     }
 
     pub fn total(&self) -> Expansion {
@@ -969,7 +973,7 @@ mod tests {
             "x/z/e.pbm",
             "z.pbm",
         ] {
-            c.add(&entry(name, ImageFormat::Pbm, 28, 28));
+            c.add(&entry(name, ImageFormat::Pbm, 28, 28)).unwrap();
         }
         let e = c.total();
         assert_eq!((e.files, e.folders), (6, 3));
@@ -991,13 +995,17 @@ mod tests {
         let limits = Limits::default();
         let mut digits = ExpansionCounter::default();
         for i in 0..60_000 {
-            digits.add(&entry(&format!("{i:05}.pbm"), ImageFormat::Pbm, 28, 28));
+            digits
+                .add(&entry(&format!("{i:05}.pbm"), ImageFormat::Pbm, 28, 28))
+                .unwrap();
         }
         assert!(digits.total().check_limits(&limits).is_ok());
         let mut pages = ExpansionCounter::default();
         for i in 0..100 {
             let png = ImageFormat::PngGray { bit_depth: 16 };
-            pages.add(&entry(&format!("{i:03}.png"), png, 5100, 6600));
+            pages
+                .add(&entry(&format!("{i:03}.png"), png, 5100, 6600))
+                .unwrap();
         }
         assert!(pages.total().check_limits(&limits).is_ok());
         let many = Expansion {

@@ -406,3 +406,21 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::byte_count;
+
+    #[test]
+    fn byte_counts_take_units_of_1000_and_1024() {
+        assert_eq!(byte_count("1000"), Ok(1000));
+        assert_eq!(byte_count("8G"), Ok(8_000_000_000));
+        assert_eq!(byte_count("500MB"), Ok(500_000_000));
+        assert_eq!(byte_count("1k"), Ok(1000));
+        assert_eq!(byte_count("64KiB"), Ok(65_536));
+        assert_eq!(byte_count("2Gi"), Ok(2 << 30));
+        for bad in ["", "0", "G", "8X", "-1", "99999999999T"] {
+            assert!(byte_count(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -478,3 +478,21 @@ fn white_png(side: usize) -> Vec<u8> {
     png.extend(chunk(b"IEND", &[]));
     png
 }
+
+/// An archive whose name has a component longer than this system takes (made where names
+/// may be longer) is refused by name before anything is staged or decoded.
+#[test]
+fn a_name_this_system_cannot_create_is_refused_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut entries = common::entries_for(&[(28, 28)]);
+    entries[0].name = format!("{}.pbm", "n".repeat(300));
+    let bytes = context_lane_archive_of(&entries, 0).unwrap();
+    let path = write_tmp(tmp.path(), "long.vlz", &bytes);
+    let out = tmp.path().join("out");
+    clean_failure(
+        &limited(&["decompress", &path, "-o", out.to_str().unwrap()]),
+        "a component of 304 bytes is longer than 255 bytes",
+    );
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
+}
