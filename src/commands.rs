@@ -1,18 +1,22 @@
-//! What each subcommand does: arguments in, library calls, lines out.
+//! What each subcommand does: arguments in, library calls, lines out. [`run`] hands each
+//! command to one function of its own.
 
-use crate::{CodingArgs, Command, LaneCoderArg, ModelArgs};
+use crate::{
+    BenchArgs, CodingArgs, Command, CompressArgs, DecompressArgs, EvalArgs, ExtractArgs, InfoArgs,
+    LaneCoderArg, LimitArgs, ModelArgs, ShowArgs, TestArgs, TrainArgs,
+};
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use vlae_zip::archive::{CompressOptions, LaneCoders};
 use vlae_zip::config::VlaeConfig;
-use vlae_zip::container::{self, Entry, ImageFormat, LaneCoder};
-use vlae_zip::folder::{self, FolderImage};
+use vlae_zip::container::{self, Archive, Entry, ImageFormat, LaneCoder, ModelId};
+use vlae_zip::folder::{self, count, FolderImage};
 use vlae_zip::idx::PIXELS;
 use vlae_zip::infer::network::Network;
 use vlae_zip::job;
@@ -26,201 +30,757 @@ const LN2: f64 = std::f64::consts::LN_2;
 /// start is not forgotten in the first steps.
 const FINE_TUNING_RATE: f64 = 5e-4;
 
+/// Runs one command.
 pub fn run(command: Command, quiet: bool) -> Result<()> {
     match command {
-        Command::Compress {
-            inputs,
-            output,
-            force,
-            model,
-            coding,
-        } => compress(&inputs, &output, force, &model, &coding, quiet),
-        Command::Decompress {
-            archive,
-            output,
-            model,
-        } => decompress(&archive, &output, &model, quiet),
-        Command::Info { archive } => info(&archive),
+        Command::Compress(args) => compress(&args, quiet),
+        Command::Decompress(args) => decompress(&args, quiet),
+        Command::Test(args) => test(&args, quiet),
+        Command::List(args) => list(&args.archive),
+        Command::Info(args) => info(&args),
         Command::Models => list_models(),
-        Command::Bench {
-            path,
-            iwae,
-            json,
-            model,
-            coding,
-        } => bench(
-            &path,
-            iwae.map(|k| k as usize)
-                .or((coding.iw > 1).then_some(usize::from(coding.iw))),
-            json,
-            &model,
-            &coding,
-            quiet,
+        Command::Bench(args) => bench(&args, quiet),
+        Command::Show(args) => show(&args, quiet),
+        Command::Extract(args) => extract(&args, quiet),
+        Command::Train(args) => train(args, quiet),
+        Command::Eval(args) => evaluate(&args, quiet),
+    }
+}
+
+/// Prints an error as every command does: one line naming the problem, then its causes.
+pub fn print_error(err: &anyhow::Error) {
+    eprintln!("vlae-zip: error: {err}");
+    for cause in err.chain().skip(1) {
+        eprintln!("  caused by: {cause}");
+    }
+}
+
+/// `vlae-zip compress`: every check that needs no image runs before any is read.
+fn compress(args: &CompressArgs, quiet: bool) -> Result<()> {
+    let output = args.output.as_path();
+    let to_stdout = output == Path::new("-");
+    if to_stdout && std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "refusing to write an archive to a terminal: redirect standard output, or name a file with -o"
+        );
+    }
+    if !to_stdout {
+        folder::check_output_file(output, args.force)?;
+    }
+    let nets = coding_networks(&args.model)?;
+    let start = Instant::now();
+    let images = read_inputs(&args.inputs, quiet)?;
+    let rows: u64 = images.iter().map(|i| u64::from(i.entry.height)).sum();
+    let pb = bar(rows as usize, "compressing", quiet);
+    let refs: Vec<&Network> = nets.iter().collect();
+    let opts = coding_options(&args.coding);
+    let bytes = job::compress_images(&refs, &images, opts, &|n| pb.inc(n))?;
+    pb.finish_and_clear();
+    if to_stdout {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&bytes)
+            .and_then(|()| out.flush())
+            .context("cannot write the archive to standard output")?;
+    } else {
+        folder::write_file_atomic(output, &bytes, args.force)?;
+    }
+    if !quiet && !to_stdout {
+        let n = images.len() as u64;
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{} → {} ({:.2} bits/image) in {secs:.2} s ({:.0} images/s)",
+            count(n, "image"),
+            count(bytes.len() as u64, "byte"),
+            bytes.len() as f64 * 8.0 / n as f64,
+            n as f64 / secs
+        );
+    }
+    Ok(())
+}
+
+/// The folder `decompress` writes: `-o`, else the archive's path without `.vlz`.
+fn output_folder(args: &DecompressArgs) -> Result<PathBuf> {
+    if let Some(out) = &args.output {
+        return Ok(out.clone());
+    }
+    let archive = &args.archive;
+    if archive == Path::new("-") {
+        anyhow::bail!("the archive comes from standard input: name the output folder with -o");
+    }
+    match archive.extension() {
+        Some(ext) if ext == "vlz" && archive.file_stem().is_some() => {
+            Ok(archive.with_extension(""))
+        }
+        _ => anyhow::bail!(
+            "{}: the name does not end in .vlz, so no output folder follows from it: name one with -o",
+            archive.display()
         ),
-        Command::Show {
-            data,
-            output,
-            model,
-            scale,
-            seed,
-        } => {
-            let args = ModelArgs {
-                model,
-                config: None,
-            };
-            let net = network(&model_sources(&args)[0])?;
-            let images = load_any(&data, quiet)?;
-            if images.is_empty() {
-                anyhow::bail!("{}: no images", data.display());
-            }
-            let views: Vec<(usize, usize, &[u8])> = images
+    }
+}
+
+/// The images `decompress ARCHIVE NAME…` writes: every one when no name is given, else
+/// those named and those inside the folders named.
+struct Selection {
+    names: HashSet<String>,
+}
+
+impl Selection {
+    fn new(names: &[String]) -> Self {
+        Selection {
+            names: names
                 .iter()
-                .map(|i| {
-                    (
-                        i.entry.width as usize,
-                        i.entry.height as usize,
-                        i.pixels.as_slice(),
-                    )
-                })
-                .collect();
-            let panel = vlae_zip::figure::originals(&views, net.tile());
-            let scale = scale.map_or(if panel.width < 600 { 4 } else { 1 }, |s| s as usize);
-            let (w, h, grey) = vlae_zip::figure::figure(&net, &panel, seed, scale);
-            std::fs::write(&output, vlae_zip::figure::png(w, h, &grey))
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            println!("figure: {} ({w}×{h})", output.display());
-            Ok(())
-        }
-        Command::Extract { idx, output, limit } => {
-            let mut images = idx_images(&idx)?;
-            images.truncate(limit.map_or(usize::MAX, |n| n as usize));
-            let pb = bar(images.len(), "writing", quiet);
-            let staged = folder::StagedFolder::create(&output)?;
-            for img in images {
-                staged.write(&img.entry, img.pixels)?;
-                pb.inc(1);
-            }
-            staged.commit()?;
-            pb.finish_and_clear();
-            Ok(())
-        }
-        Command::Train {
-            data_path,
-            data,
-            config,
-            init,
-            run,
-            output,
-            resume,
-            minutes,
-            epochs,
-            batch_size,
-            learning_rate,
-            limit,
-            validation_images,
-            shift,
-            mirror,
-        } => {
-            let data = data_path
-                .or(data)
-                .unwrap_or_else(|| "corpus/binarized-mnist/train-images.idx3-ubyte.gz".into());
-            let (init, cfg) = match &init {
-                Some(name) => {
-                    let (tensors, cfg) = model_tensors(&ModelArgs {
-                        model: name.clone(),
-                        config: None,
-                    })?;
-                    if let Some(path) = &config {
-                        if VlaeConfig::load(path)? != cfg {
-                            anyhow::bail!(
-                                "--config {} differs from the config of the --init model {name}",
-                                path.display()
-                            );
-                        }
-                    }
-                    (Some(tensors), cfg)
-                }
-                None => (
-                    None,
-                    VlaeConfig::load(&config.unwrap_or_else(|| "models/vlae-mnist.json".into()))?,
-                ),
-            };
-            let mut images = load_any(&data, quiet)?;
-            images.truncate(limit.map_or(usize::MAX, |n| n as usize));
-            let held_out = match validation_images {
-                Some(v) => v as usize,
-                None if data.is_dir() => images.len().div_ceil(10),
-                None => 10_000,
-            };
-            if held_out >= images.len() {
-                anyhow::bail!(
-                    "{}: {} images, and {held_out} are held out for validation: none left to train on",
-                    data.display(),
-                    images.len()
-                );
-            }
-            let valid = images.split_off(images.len() - held_out);
-            let mut opts = train::TrainOptions::default();
-            opts.epochs = epochs.map_or(opts.epochs, |v| v as usize);
-            opts.batch_size = batch_size.map_or(opts.batch_size, |v| v as usize);
-            opts.learning_rate = learning_rate.unwrap_or(if init.is_some() {
-                FINE_TUNING_RATE
-            } else {
-                opts.learning_rate
-            });
-            opts.validation_images = held_out;
-            opts.augment = vlae_zip::nn::data::Augment {
-                shift: shift as usize,
-                mirror,
-            };
-            let how = train::Invocation {
-                resume,
-                quiet,
-                init,
-                minutes,
-            };
-            let best = train::train(
-                &tile_set(images, &cfg),
-                &tile_set(valid, &cfg),
-                &cfg,
-                &opts,
-                &run,
-                how,
-            )
-            .context("training failed")?;
-            let output = output.unwrap_or_else(|| {
-                let name = run.file_name().map_or("model".into(), |n| n.to_os_string());
-                run.join(name).with_extension("safetensors")
-            });
-            std::fs::copy(&best, &output)
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            let json = output.with_extension("json");
-            std::fs::write(&json, cfg.to_json())
-                .with_context(|| format!("cannot write {}", json.display()))?;
-            println!(
-                "model: {} (config {}); use it with --model {0}",
-                output.display(),
-                json.display()
-            );
-            Ok(())
-        }
-        Command::Eval {
-            path,
-            model,
-            iwae,
-            limit,
-            json,
-        } => {
-            let mut images = load_any(&path, quiet)?;
-            images.truncate(limit.map_or(usize::MAX, |n| n as usize));
-            // `auto` means the first built-in model.
-            let (m, cfg) = candle_model(&model_sources(&model)[0])?;
-            let (stats, iw) = model_figures(&m, &cfg, &images, iwae.map(|k| k as usize))?;
-            let iw = iw.map(|r| (iwae.unwrap_or(1) as usize, r));
-            print_eval(&stats, iw, json);
-            Ok(())
+                .map(|n| n.trim_end_matches('/').to_string())
+                .collect(),
         }
     }
+
+    /// The name itself, or a folder it is in, was asked for.
+    fn wants(&self, name: &str) -> bool {
+        if self.names.is_empty() {
+            return true;
+        }
+        let mut prefix = name;
+        loop {
+            if self.names.contains(prefix) {
+                return true;
+            }
+            match prefix.rfind('/') {
+                Some(slash) => prefix = &prefix[..slash],
+                None => return false,
+            }
+        }
+    }
+
+    /// Counts what the selected images will create, and fails on a name that matches no
+    /// image.
+    fn expansion(&self, arch: &Archive) -> Result<folder::Expansion> {
+        let mut counter = folder::ExpansionCounter::default();
+        let mut unmatched = self.names.clone();
+        for entry in arch.entries() {
+            if self.wants(&entry.name) {
+                counter.add(&entry)?;
+                if !unmatched.is_empty() {
+                    let mut prefix = entry.name.as_str();
+                    loop {
+                        unmatched.remove(prefix);
+                        match prefix.rfind('/') {
+                            Some(slash) => prefix = &prefix[..slash],
+                            None => break,
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(name) = unmatched.iter().min() {
+            anyhow::bail!("the archive has no image or folder named {name:?} (see vlae-zip list)");
+        }
+        Ok(counter.total())
+    }
+}
+
+/// Fails when the output is over the limits, or (unless `--allow-large`) does not fit the
+/// free space and inodes of the filesystem it goes to.
+fn check_expansion(
+    expansion: &folder::Expansion,
+    args: &LimitArgs,
+    target: &folder::OutputFolder,
+) -> Result<()> {
+    let limits = if args.allow_large {
+        folder::Limits {
+            max_files: None,
+            max_bytes: None,
+            check_room: false,
+        }
+    } else {
+        folder::Limits {
+            max_files: Some(args.max_files.unwrap_or(folder::DEFAULT_MAX_FILES)),
+            max_bytes: Some(args.max_bytes.unwrap_or(folder::DEFAULT_MAX_BYTES)),
+            check_room: true,
+        }
+    };
+    expansion.check_limits(&limits)?;
+    if limits.check_room {
+        if let Some(room) = folder::room(target.filesystem())? {
+            expansion.check_room(&room, target.filesystem())?;
+        }
+    }
+    Ok(())
+}
+
+/// `vlae-zip decompress`: the output is checked before the archive is read, the archive
+/// and what it will create before the staging folder is made, all before decoding.
+fn decompress(args: &DecompressArgs, quiet: bool) -> Result<()> {
+    let output = output_folder(args)?;
+    let target = folder::OutputFolder::check(&output)?;
+    let nets = decoding_networks(&args.model)?;
+    let refs: Vec<&Network> = nets.iter().collect();
+    let start = Instant::now();
+    let bytes = open_archive(&args.archive)?;
+    let context = || format!("cannot decompress {}", args.archive.display());
+    let arch = container::parse(&bytes).with_context(context)?;
+    let selection = Selection::new(&args.names);
+    let expansion = selection.expansion(&arch).with_context(context)?;
+    check_expansion(&expansion, &args.limits, &target).with_context(context)?;
+    let staged = target.stage()?;
+    let pb = bar(arch.total_rows() as usize, "decompressing", quiet);
+    let wanted = |e: &Entry| selection.wants(&e.name);
+    let images = job::decompress_into(&refs, &arch, staged, &wanted, &|n| pb.inc(n))
+        .with_context(context)?;
+    pb.finish_and_clear();
+    if !quiet {
+        println!(
+            "{} → {} in {:.2} s",
+            count(images, "image"),
+            output.display(),
+            start.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// `vlae-zip test`: decodes each archive and checks it, writing nothing; goes on past a
+/// faulty archive and fails at the end if any was.
+fn test(args: &TestArgs, quiet: bool) -> Result<()> {
+    let nets = decoding_networks(&args.model)?;
+    let refs: Vec<&Network> = nets.iter().collect();
+    let mut failed = 0u64;
+    for path in &args.archives {
+        let tested = open_archive(path).and_then(|bytes| {
+            let arch = container::parse(&bytes)?;
+            let pb = bar(arch.total_rows() as usize, "testing", quiet);
+            let images = job::verify(&refs, &arch, &|n| pb.inc(n))?;
+            pb.finish_and_clear();
+            Ok(images)
+        });
+        match tested.with_context(|| format!("{} failed the test", path.display())) {
+            Ok(images) if !quiet => println!("{}: ok, {}", path.display(), count(images, "image")),
+            Ok(_) => {}
+            Err(err) => {
+                print_error(&err);
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} of {} failed the test",
+            count(args.archives.len() as u64, "archive")
+        );
+    }
+    Ok(())
+}
+
+/// A format as people name it: "PBM", "PNG, 8-bit grey".
+fn format_words(format: ImageFormat) -> String {
+    match format {
+        ImageFormat::Pbm => "PBM".into(),
+        ImageFormat::PngGray { bit_depth } => format!("PNG, {bit_depth}-bit grey"),
+    }
+}
+
+/// The built-in models' names by the ids archives know them by.
+fn built_in_names() -> Vec<(&'static str, Network)> {
+    models::BUILT_IN
+        .iter()
+        .filter_map(|m| Some((m.name, m.network().ok()?)))
+        .collect()
+}
+
+/// A model id, with its built-in name when it has one.
+fn model_words(id: &ModelId, names: &[(&str, Network)]) -> String {
+    match names.iter().find(|(_, net)| net.is(id)) {
+        Some((name, _)) => format!("{id} ({name})"),
+        None => format!("{id} (not built in)"),
+    }
+}
+
+/// How a lane is coded, in words.
+fn coder_words(coder: LaneCoder, models: &[ModelId], names: &[(&str, Network)]) -> String {
+    match coder {
+        LaneCoder::BitsBack {
+            model,
+            samples,
+            memory,
+            ..
+        } => {
+            let mut words = format!(
+                "bits-back chain, model {}",
+                model_words(&models[model as usize], names)
+            );
+            if samples > 1 {
+                words += &format!(", {}", count(samples.into(), "importance sample"));
+            }
+            if memory {
+                words += ", page memory";
+            }
+            words
+        }
+        other => other.info().name.into(),
+    }
+}
+
+/// A lane's coded bytes: its payload and, for an ANS lane, its 8-byte head.
+fn lane_bytes(lane: &container::LaneView) -> u64 {
+    let head = if lane.coder == LaneCoder::Stored {
+        0
+    } else {
+        8
+    };
+    lane.payload.len() as u64 + head
+}
+
+/// `vlae-zip list`: every lane, then every image with its size, format, the lanes that
+/// hold it and its share of their bytes (by rows).
+fn list(path: &Path) -> Result<()> {
+    let bytes = open_archive(path)?;
+    let arch = container::parse(&bytes)
+        .with_context(|| format!("{} is not a valid archive", path.display()))?;
+    let names = built_in_names();
+    println!("{:>5}  {:>8}  {:>10}  coder", "lane", "rows", "bytes");
+    for (i, lane) in arch.lanes.iter().enumerate() {
+        println!(
+            "{:>5}  {:>8}  {:>10}  {}",
+            i + 1,
+            lane.rows,
+            lane_bytes(lane),
+            coder_words(lane.coder, &arch.models, &names)
+        );
+    }
+    println!();
+    println!(
+        "{:>10}  {:<13}  {:<16}  {:<11}  name",
+        "bytes", "size", "format", "lanes"
+    );
+    let mut lanes = arch.lanes.iter().enumerate().filter(|(_, l)| l.rows > 0);
+    let mut current = lanes.next();
+    let mut left = current.map_or(0, |(_, l)| l.rows);
+    for entry in arch.entries() {
+        let (mut rows, mut share) = (u64::from(entry.height), 0.0);
+        let first = current.map_or(0, |(i, _)| i);
+        let mut last = first;
+        while rows > 0 {
+            let Some((i, lane)) = current else { break };
+            let take = rows.min(left);
+            share += lane_bytes(lane) as f64 * take as f64 / lane.rows as f64;
+            (rows, left, last) = (rows - take, left - take, i);
+            if left == 0 {
+                current = lanes.next();
+                left = current.map_or(0, |(_, l)| l.rows);
+            }
+        }
+        let held_by = if first == last {
+            format!("{}", first + 1)
+        } else {
+            format!("{}-{}", first + 1, last + 1)
+        };
+        println!(
+            "{:>10.0}  {:<13}  {:<16}  {held_by:<11}  {}",
+            share,
+            format!("{}×{}", entry.width, entry.height),
+            format_words(entry.format),
+            entry.name
+        );
+    }
+    Ok(())
+}
+
+/// The lanes line of `info`: how many, and by which coder.
+fn lanes_summary(arch: &Archive) -> String {
+    let lanes = &arch.lanes;
+    let context = lanes
+        .iter()
+        .filter(|l| matches!(l.coder, LaneCoder::Context { .. }))
+        .count();
+    let mixing = lanes
+        .iter()
+        .filter(|l| l.coder == LaneCoder::PageMixing)
+        .count();
+    let stored = lanes
+        .iter()
+        .filter(|l| l.coder == LaneCoder::Stored)
+        .count();
+    let remembering = lanes
+        .iter()
+        .filter(|l| matches!(l.coder, LaneCoder::BitsBack { memory: true, .. }))
+        .count();
+    let with_memory = if remembering > 0 {
+        format!(", {remembering} of them with page memory")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} ({} bits-back{with_memory}, {context} context model, {mixing} page mixing, {stored} stored)",
+        lanes.len(),
+        lanes.len() - context - mixing - stored
+    )
+}
+
+/// `vlae-zip info`.
+fn info(args: &InfoArgs) -> Result<()> {
+    let path = &args.archive;
+    let bytes = open_archive(path)?;
+    let arch = container::parse(&bytes)
+        .with_context(|| format!("{} is not a valid archive", path.display()))?;
+    let n = arch.image_count;
+    let (smallest, largest) = arch.size_range;
+    println!("archive        {}", path.display());
+    println!("format         {}", container::VERSION);
+    let names = built_in_names();
+    for m in &arch.models {
+        println!("model          {}", model_words(m, &names));
+    }
+    if smallest == largest {
+        println!("images         {n} of {}×{}", largest.0, largest.1);
+    } else {
+        println!(
+            "images         {n} of mixed sizes ({}×{} to {}×{})",
+            smallest.0, smallest.1, largest.0, largest.1
+        );
+    }
+    println!("lanes          {}", lanes_summary(&arch));
+    // Importance samples per bits-back lane, when any lane has more than one: a lane may
+    // record fewer than `--iw` asked for (format-spec.md §3.4).
+    let samples: Vec<String> = arch
+        .lanes
+        .iter()
+        .filter_map(|l| match l.coder {
+            LaneCoder::BitsBack { samples, .. } => Some(samples.to_string()),
+            _ => None,
+        })
+        .collect();
+    if samples.iter().any(|s| s != "1") {
+        println!(
+            "samples        {} (importance samples per bits-back lane)",
+            samples.join(", ")
+        );
+    }
+    println!(
+        "latent buckets 2^{}, probabilities {} bits",
+        arch.latent_bits, arch.precision
+    );
+    println!(
+        "size           {} = {:.2} bits/image ({:.2} in lane payloads)",
+        count(bytes.len() as u64, "byte"),
+        bytes.len() as f64 * 8.0 / n.max(1) as f64,
+        arch.payload_bytes() as f64 * 8.0 / n.max(1) as f64
+    );
+    info_entries(&arch);
+    if args.list {
+        println!();
+        list(path)?;
+    }
+    Ok(())
+}
+
+/// The first entries, for `info`.
+fn info_entries(arch: &Archive) {
+    let n = arch.image_count;
+    for e in arch.entries().take(3) {
+        println!(
+            "  {} ({}, {}×{})",
+            e.name,
+            format_words(e.format),
+            e.width,
+            e.height
+        );
+    }
+    if n > 3 {
+        println!("  … {} more", n - 3);
+    }
+}
+
+/// `vlae-zip bench`.
+fn bench(args: &BenchArgs, quiet: bool) -> Result<()> {
+    let (model, coding) = (&args.model, &args.coding);
+    let iwae = args
+        .iwae
+        .map(|k| k as usize)
+        .or((coding.iw > 1).then_some(usize::from(coding.iw)));
+    let nets = coding_networks(model)?;
+    let refs: Vec<&Network> = nets.iter().collect();
+    let images = load_any(&args.path, quiet)?;
+    let work = tempfile::tempdir().context("cannot create a temporary folder")?;
+    let rt = job::round_trip(&refs, &images, coding_options(coding), work.path())?;
+
+    // Under `auto`, the rate is compared with the model that coded most of the rows.
+    let main = rt
+        .main_model
+        .and_then(|id| nets.iter().position(|n| n.is(&id)))
+        .unwrap_or(0);
+    let source = &model_sources(model)[main];
+    let (m, cfg) = candle_model(source)?;
+    let pb = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner().with_message("evaluating the model's -ELBO")
+    };
+    let (stats, iw) = model_figures(&m, &cfg, &images, iwae)?;
+    pb.finish_and_clear();
+    let figures = BenchFigures {
+        rt: &rt,
+        stats: &stats,
+        iw: iw.map(|r| (iwae.unwrap_or(0), r)),
+        model_name: source.name(),
+    };
+    if args.json {
+        figures.print_json();
+    } else {
+        figures.print_text();
+    }
+    if !rt.ok {
+        anyhow::bail!("decompressed images differ from the originals");
+    }
+    Ok(())
+}
+
+/// What `bench` measured, to print.
+struct BenchFigures<'a> {
+    rt: &'a job::RoundTrip,
+    stats: &'a eval::ElboStats,
+    /// Importance samples and the IWAE NLL (mean, standard error), in nats per image.
+    iw: Option<(usize, (f64, f64))>,
+    model_name: String,
+}
+
+impl BenchFigures<'_> {
+    fn achieved(&self) -> f64 {
+        self.rt.archive_bytes as f64 * 8.0 / self.rt.images as f64
+    }
+
+    fn elbo(&self) -> f64 {
+        self.stats.neg_elbo_nats() / LN2
+    }
+
+    fn print_json(&self) {
+        let (rt, n) = (self.rt, self.rt.images as f64);
+        // Pages are timed by their pixels, in megapixels a second.
+        let megapixels = rt.pixels as f64 / 1e6;
+        let mut obj = serde_json::json!({
+            "images": rt.images,
+            "lanes": rt.lanes,
+            "stored_lanes": rt.stored_lanes,
+            "latent_bits": rt.latent_bits,
+            "archive_bytes": rt.archive_bytes,
+            "achieved_bits_per_image": self.achieved(),
+            "payload_bits_per_image": rt.payload_bytes as f64 * 8.0 / n,
+            "neg_elbo_bits_per_image": self.elbo(),
+            "model": self.model_name,
+            "model_coded_any_lane": rt.main_model.is_some(),
+            "kl_bits_per_image": self.stats.kl_nats / LN2,
+            "gap_bits_per_image": self.achieved() - self.elbo(),
+            "compress_images_per_sec": n / rt.compress_secs,
+            "decompress_images_per_sec": n / rt.decompress_secs,
+            "compress_megapixels_per_sec": megapixels / rt.compress_secs,
+            "decompress_megapixels_per_sec": megapixels / rt.decompress_secs,
+            "threads": rt.threads,
+            "decode_tasks": rt.decode_tasks,
+            "roundtrip_ok": rt.ok,
+        });
+        if let Some((k, (nll, se))) = self.iw {
+            obj["iwae_samples"] = k.into();
+            obj["iwae_nll_bits_per_image"] = (nll / LN2).into();
+            obj["iwae_nll_stderr_bits"] = (se / LN2).into();
+        }
+        println!("{obj}");
+    }
+
+    fn print_text(&self) {
+        let (rt, n) = (self.rt, self.rt.images as f64);
+        let (achieved, elbo) = (self.achieved(), self.elbo());
+        println!("images                 {}", rt.images);
+        println!(
+            "lanes                  {} ({} stored); {} on {}",
+            rt.lanes,
+            rt.stored_lanes,
+            count(rt.decode_tasks as u64, "decoding task"),
+            count(rt.threads as u64, "thread")
+        );
+        let payload_bits = rt.payload_bytes as f64 * 8.0 / n;
+        println!("achieved               {achieved:9.3} bits/image  ({}; lane payloads {payload_bits:.3})", count(rt.archive_bytes as u64, "byte"));
+        // Page mixing, the context templates and stored lanes use no model: the gap is then
+        // no model's.
+        let coder = if rt.main_model.is_some() {
+            ""
+        } else {
+            "; it coded no lane"
+        };
+        println!(
+            "model -ELBO            {elbo:9.3} bits/image  ({}; KL {:.3}{coder})",
+            self.model_name,
+            self.stats.kl_nats / LN2
+        );
+        if let Some((k, (nll, se))) = self.iw {
+            println!(
+                "model IWAE NLL (K={k})  {:9.3} ± {:.3} bits/image",
+                nll / LN2,
+                se / LN2
+            );
+        }
+        println!(
+            "gap                    {:+9.3} bits/image  ({:+.3}%)",
+            achieved - elbo,
+            100.0 * (achieved / elbo - 1.0)
+        );
+        let megapixels = rt.pixels as f64 / 1e6;
+        for (way, secs) in [
+            ("compress", rt.compress_secs),
+            ("decompress", rt.decompress_secs),
+        ] {
+            println!(
+                "{way:<23}{:9.1} images/s  ({:.2} Mpx/s)",
+                n / secs,
+                megapixels / secs
+            );
+        }
+        let verdict = if rt.ok { "ok" } else { "FAILED" };
+        println!("round trip             {verdict}");
+    }
+}
+
+/// `vlae-zip show`.
+fn show(args: &ShowArgs, quiet: bool) -> Result<()> {
+    let model = ModelArgs {
+        model: args.model.clone(),
+        config: None,
+    };
+    let net = network(&model_sources(&model)[0])?;
+    let images = load_any(&args.data, quiet)?;
+    if images.is_empty() {
+        anyhow::bail!("{}: no images", args.data.display());
+    }
+    let views: Vec<(usize, usize, &[u8])> = images
+        .iter()
+        .map(|i| {
+            (
+                i.entry.width as usize,
+                i.entry.height as usize,
+                i.pixels.as_slice(),
+            )
+        })
+        .collect();
+    let panel = vlae_zip::figure::originals(&views, net.tile());
+    let scale = args
+        .scale
+        .map_or(if panel.width < 600 { 4 } else { 1 }, |s| s as usize);
+    let (w, h, grey) = vlae_zip::figure::figure(&net, &panel, args.seed, scale);
+    let output = &args.output;
+    std::fs::write(output, vlae_zip::figure::png(w, h, &grey))
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    println!("figure: {} ({w}×{h})", output.display());
+    Ok(())
+}
+
+/// `vlae-zip extract`.
+fn extract(args: &ExtractArgs, quiet: bool) -> Result<()> {
+    let mut images = idx_images(&args.idx)?;
+    images.truncate(args.limit.map_or(usize::MAX, |n| n as usize));
+    let staged = folder::StagedFolder::create(&args.output)?;
+    let pb = bar(images.len(), "writing", quiet);
+    for img in images {
+        staged.write(&img.entry, img.pixels)?;
+        pb.inc(1);
+    }
+    staged.commit()?;
+    pb.finish_and_clear();
+    Ok(())
+}
+
+/// The weights to start training from, if `--init` names a model, and the config: the
+/// `--init` model's (which `--config`, if given, must equal), else `--config`'s, else the
+/// MNIST one's.
+fn training_start(args: &TrainArgs) -> Result<(Option<HashMap<String, Tensor>>, VlaeConfig)> {
+    let Some(name) = &args.init else {
+        let config = args
+            .config
+            .clone()
+            .unwrap_or_else(|| "models/vlae-mnist.json".into());
+        return Ok((None, VlaeConfig::load(&config)?));
+    };
+    let (tensors, cfg) = model_tensors(&ModelArgs {
+        model: name.clone(),
+        config: None,
+    })?;
+    if let Some(path) = &args.config {
+        if VlaeConfig::load(path)? != cfg {
+            anyhow::bail!(
+                "--config {} differs from the config of the --init model {name}",
+                path.display()
+            );
+        }
+    }
+    Ok((Some(tensors), cfg))
+}
+
+/// `vlae-zip train`.
+fn train(args: TrainArgs, quiet: bool) -> Result<()> {
+    let (init, cfg) = training_start(&args)?;
+    let data = args
+        .data_path
+        .or(args.data)
+        .unwrap_or_else(|| "corpus/binarized-mnist/train-images.idx3-ubyte.gz".into());
+    let mut images = load_any(&data, quiet)?;
+    images.truncate(args.limit.map_or(usize::MAX, |n| n as usize));
+    let held_out = match args.validation_images {
+        Some(v) => v as usize,
+        None if data.is_dir() => images.len().div_ceil(10),
+        None => 10_000,
+    };
+    if held_out >= images.len() {
+        anyhow::bail!(
+            "{}: {}, and {held_out} are held out for validation: none left to train on",
+            data.display(),
+            count(images.len() as u64, "image")
+        );
+    }
+    let valid = images.split_off(images.len() - held_out);
+    let mut opts = train::TrainOptions::default();
+    opts.epochs = args.epochs.map_or(opts.epochs, |v| v as usize);
+    opts.batch_size = args.batch_size.map_or(opts.batch_size, |v| v as usize);
+    opts.learning_rate = args.learning_rate.unwrap_or(if init.is_some() {
+        FINE_TUNING_RATE
+    } else {
+        opts.learning_rate
+    });
+    opts.validation_images = held_out;
+    let how = train::Invocation {
+        resume: args.resume,
+        quiet,
+        init,
+        minutes: args.minutes,
+    };
+    let (train_set, valid_set) = (tile_set(images, &cfg), tile_set(valid, &cfg));
+    let best = train::train(&train_set, &valid_set, &cfg, &opts, &args.run, how)
+        .context("training failed")?;
+    let output = args.output.unwrap_or_else(|| {
+        let name = args
+            .run
+            .file_name()
+            .map_or("model".into(), |n| n.to_os_string());
+        args.run.join(name).with_extension("safetensors")
+    });
+    std::fs::copy(&best, &output).with_context(|| format!("cannot write {}", output.display()))?;
+    let json = output.with_extension("json");
+    std::fs::write(&json, cfg.to_json())
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    println!(
+        "model: {} (config {}); use it with --model {0}",
+        output.display(),
+        json.display()
+    );
+    Ok(())
+}
+
+/// `vlae-zip eval`.
+fn evaluate(args: &EvalArgs, quiet: bool) -> Result<()> {
+    let mut images = load_any(&args.path, quiet)?;
+    images.truncate(args.limit.map_or(usize::MAX, |n| n as usize));
+    // `auto` means the first built-in model.
+    let (m, cfg) = candle_model(&model_sources(&args.model)[0])?;
+    let iwae = args.iwae.map(|k| k as usize);
+    let (stats, iw) = model_figures(&m, &cfg, &images, iwae)?;
+    let iw = iw.map(|r| (iwae.unwrap_or(1), r));
+    print_eval(&stats, iw, args.json);
+    Ok(())
 }
 
 /// Where a model named by `--model` comes from.
@@ -465,13 +1025,14 @@ fn coding_options(coding: &CodingArgs) -> CompressOptions {
     }
 }
 
-/// Archive bytes from a file or standard input.
+/// Archive bytes from a file, a pipe or standard input.
 ///
 /// Files are memory-mapped and parsed in place: the lanes' payloads are never copied.
 /// Modifying or truncating an archive while vlae-zip reads it is not supported. A
 /// modification is caught by the checksum, but a truncation under the mapping makes the
-/// read fault (SIGBUS) and ends the process at once; the output folder is renamed into
+/// read fault (SIGBUS) and ends the process at once; the output folder is moved into
 /// place only after every image decoded and checked, so no partial output ever appears.
+/// Pipes (`<(cat x.vlz)`) and sockets, which cannot be mapped, are read as streams.
 enum ArchiveBytes {
     Mapped(memmap2::Mmap),
     Read(Vec<u8>),
@@ -487,280 +1048,66 @@ impl std::ops::Deref for ArchiveBytes {
     }
 }
 
+/// Reads a stream to its end, growing the buffer by fallible reservations: running out of
+/// memory is an error naming the stream, not an abort.
+fn read_stream(mut stream: impl Read, name: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot read the archive from {name}"))
+            }
+        };
+        bytes.try_reserve(n).map_err(|_| {
+            anyhow::anyhow!(
+                "{name}: not enough memory to hold the archive ({} read so far)",
+                folder::human_bytes(bytes.len() as u64)
+            )
+        })?;
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
 fn open_archive(path: &Path) -> Result<ArchiveBytes> {
     if path == Path::new("-") {
-        let mut v = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut v)
-            .context("cannot read the archive from standard input")?;
-        return Ok(ArchiveBytes::Read(v));
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            anyhow::bail!(
+                "standard input is a terminal: an archive must come from a file or a pipe"
+            );
+        }
+        return Ok(ArchiveBytes::Read(read_stream(
+            stdin.lock(),
+            "standard input",
+        )?));
     }
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot open {shown}"))?;
+    if meta.is_dir() {
+        anyhow::bail!("{shown}: is a folder, not an archive");
+    }
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {shown}"))?;
+    if !meta.is_file() {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = meta.file_type();
+            if kind.is_fifo() || kind.is_socket() {
+                return Ok(ArchiveBytes::Read(read_stream(file, &shown.to_string())?));
+            }
+        }
+        let kind = vlae_zip::image_io::special_kind(&meta.file_type()).unwrap_or("not a file");
+        anyhow::bail!("{shown}: is {kind}, not an archive file or a pipe");
+    }
     // SAFETY: a read-only mapping of a file this process does not write; see the stance
     // on concurrent modification above.
-    let map = unsafe { memmap2::Mmap::map(&file) }
-        .with_context(|| format!("cannot map {}", path.display()))?;
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot map {shown}"))?;
     Ok(ArchiveBytes::Mapped(map))
-}
-
-fn compress(
-    inputs: &[PathBuf],
-    output: &Path,
-    force: bool,
-    model: &ModelArgs,
-    coding: &CodingArgs,
-    quiet: bool,
-) -> Result<()> {
-    let to_stdout = output == Path::new("-");
-    if !to_stdout && output.exists() && !force {
-        anyhow::bail!(
-            "{}: output file exists (use --force to overwrite)",
-            output.display()
-        );
-    }
-    let nets = coding_networks(model)?;
-    let start = Instant::now();
-    let images = read_inputs(inputs, quiet)?;
-    let rows: u64 = images.iter().map(|i| u64::from(i.entry.height)).sum();
-    let pb = bar(rows as usize, "compressing", quiet);
-    let refs: Vec<&Network> = nets.iter().collect();
-    let bytes = job::compress_images(&refs, &images, coding_options(coding), &|n| pb.inc(n))?;
-    pb.finish_and_clear();
-    if to_stdout {
-        let mut out = std::io::stdout().lock();
-        out.write_all(&bytes)
-            .and_then(|()| out.flush())
-            .context("cannot write the archive to standard output")?;
-    } else {
-        folder::write_file_atomic(output, &bytes, force)?;
-    }
-    if !quiet && !to_stdout {
-        let n = images.len();
-        println!(
-            "{n} images → {} bytes ({:.2} bits/image) in {:.2} s ({:.0} images/s)",
-            bytes.len(),
-            bytes.len() as f64 * 8.0 / n as f64,
-            start.elapsed().as_secs_f64(),
-            n as f64 / start.elapsed().as_secs_f64()
-        );
-    }
-    Ok(())
-}
-
-fn decompress(archive_path: &Path, output: &Path, model: &ModelArgs, quiet: bool) -> Result<()> {
-    let nets = decoding_networks(model)?;
-    let refs: Vec<&Network> = nets.iter().collect();
-    let start = Instant::now();
-    let staged = folder::StagedFolder::create(output)?;
-    let bytes = open_archive(archive_path)?;
-    let context = || format!("cannot decompress {}", archive_path.display());
-    let arch = container::parse(&bytes).with_context(context)?;
-    let pb = bar(arch.total_rows() as usize, "decompressing", quiet);
-    let images =
-        job::decompress_into(&refs, &arch, staged, &|n| pb.inc(n)).with_context(context)?;
-    pb.finish_and_clear();
-    if !quiet {
-        println!(
-            "{images} images → {} in {:.2} s",
-            output.display(),
-            start.elapsed().as_secs_f64()
-        );
-    }
-    Ok(())
-}
-
-fn info(path: &Path) -> Result<()> {
-    let bytes = open_archive(path)?;
-    let arch = container::parse(&bytes)
-        .with_context(|| format!("{} is not a valid archive", path.display()))?;
-    let n = arch.image_count;
-    let (smallest, largest) = arch.size_range;
-    let count = |kind: LaneCoder| arch.lanes.iter().filter(|l| l.coder == kind).count();
-    let context = arch
-        .lanes
-        .iter()
-        .filter(|l| matches!(l.coder, LaneCoder::Context { .. } | LaneCoder::PageMixing))
-        .count();
-    let stored = count(LaneCoder::Stored);
-    println!("archive        {}", path.display());
-    println!("format         {}", container::VERSION);
-    for m in &arch.models {
-        println!("model          {m}");
-    }
-    if smallest == largest {
-        println!("images         {n} of {}×{}", largest.0, largest.1);
-    } else {
-        println!(
-            "images         {n} of mixed sizes ({}×{} to {}×{})",
-            smallest.0, smallest.1, largest.0, largest.1
-        );
-    }
-    let remembering = arch
-        .lanes
-        .iter()
-        .filter(|l| matches!(l.coder, LaneCoder::BitsBack { memory: true, .. }))
-        .count();
-    let with_memory = if remembering > 0 {
-        format!(", {remembering} of them with page memory")
-    } else {
-        String::new()
-    };
-    println!(
-        "lanes          {} ({} bits-back{with_memory}, {context} context model, {stored} stored)",
-        arch.lanes.len(),
-        arch.lanes.len() - context - stored
-    );
-    // Importance samples per bits-back lane, when any lane has more than one: a lane may
-    // record fewer than `--iw` asked for (format-spec.md §3.4).
-    let samples: Vec<String> = arch
-        .lanes
-        .iter()
-        .filter_map(|l| match l.coder {
-            LaneCoder::BitsBack { samples, .. } => Some(samples.to_string()),
-            _ => None,
-        })
-        .collect();
-    if samples.iter().any(|s| s != "1") {
-        println!(
-            "samples        {} (importance samples per bits-back lane)",
-            samples.join(", ")
-        );
-    }
-    println!(
-        "latent buckets 2^{}, probabilities {} bits",
-        arch.latent_bits, arch.precision
-    );
-    println!(
-        "size           {} bytes = {:.2} bits/image ({:.2} in lane payloads)",
-        bytes.len(),
-        bytes.len() as f64 * 8.0 / n.max(1) as f64,
-        arch.payload_bytes() as f64 * 8.0 / n.max(1) as f64
-    );
-    for e in arch.entries().take(3) {
-        println!("  {} ({}, {}×{})", e.name, e.format, e.width, e.height);
-    }
-    if n > 3 {
-        println!("  … {} more", n - 3);
-    }
-    Ok(())
-}
-
-fn bench(
-    path: &Path,
-    iwae: Option<usize>,
-    json: bool,
-    model: &ModelArgs,
-    coding: &CodingArgs,
-    quiet: bool,
-) -> Result<()> {
-    let nets = coding_networks(model)?;
-    let refs: Vec<&Network> = nets.iter().collect();
-    let images = load_any(path, quiet)?;
-    let work = tempfile::tempdir().context("cannot create a temporary folder")?;
-    let rt = job::round_trip(&refs, &images, coding_options(coding), work.path())?;
-
-    // Under `auto`, the rate is compared with the model that coded most of the rows.
-    let main = rt
-        .main_model
-        .and_then(|id| nets.iter().position(|n| n.is(&id)))
-        .unwrap_or(0);
-    let source = &model_sources(model)[main];
-    let model_name = source.name();
-    let (m, cfg) = candle_model(source)?;
-    let pb = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner().with_message("evaluating the model's -ELBO")
-    };
-    let (stats, iw) = model_figures(&m, &cfg, &images, iwae)?;
-    pb.finish_and_clear();
-
-    let n = rt.images as f64;
-    // Pages are timed by their pixels (issue 8's bar is in megapixels a second).
-    let megapixels = rt.pixels as f64 / 1e6;
-    let achieved = rt.archive_bytes as f64 * 8.0 / n;
-    let payload_bits = rt.payload_bytes as f64 * 8.0 / n;
-    let elbo = stats.neg_elbo_nats() / LN2;
-    if json {
-        let mut obj = serde_json::json!({
-            "images": rt.images,
-            "lanes": rt.lanes,
-            "stored_lanes": rt.stored_lanes,
-            "latent_bits": rt.latent_bits,
-            "archive_bytes": rt.archive_bytes,
-            "achieved_bits_per_image": achieved,
-            "payload_bits_per_image": payload_bits,
-            "neg_elbo_bits_per_image": elbo,
-            "model": model_name,
-            "model_coded_any_lane": rt.main_model.is_some(),
-            "kl_bits_per_image": stats.kl_nats / LN2,
-            "gap_bits_per_image": achieved - elbo,
-            "compress_images_per_sec": n / rt.compress_secs,
-            "decompress_images_per_sec": n / rt.decompress_secs,
-            "compress_megapixels_per_sec": megapixels / rt.compress_secs,
-            "decompress_megapixels_per_sec": megapixels / rt.decompress_secs,
-            "threads": rt.threads,
-            "decode_tasks": rt.decode_tasks,
-            "roundtrip_ok": rt.ok,
-        });
-        if let Some((nll, se)) = iw {
-            obj["iwae_samples"] = iwae.into();
-            obj["iwae_nll_bits_per_image"] = (nll / LN2).into();
-            obj["iwae_nll_stderr_bits"] = (se / LN2).into();
-        }
-        println!("{obj}");
-    } else {
-        println!("images                 {}", rt.images);
-        println!(
-            "lanes                  {} ({} stored); {} decoding tasks on {} threads",
-            rt.lanes, rt.stored_lanes, rt.decode_tasks, rt.threads
-        );
-        println!("achieved               {achieved:9.3} bits/image  ({} bytes; lane payloads {payload_bits:.3})", rt.archive_bytes);
-        // Page mixing, the context templates and stored lanes use no model: the gap is then
-        // no model's.
-        let coder = if rt.main_model.is_some() {
-            ""
-        } else {
-            "; it coded no lane"
-        };
-        println!(
-            "model -ELBO            {elbo:9.3} bits/image  ({model_name}; KL {:.3}{coder})",
-            stats.kl_nats / LN2
-        );
-        if let Some((nll, se)) = iw {
-            println!(
-                "model IWAE NLL (K={})  {:9.3} ± {:.3} bits/image",
-                iwae.unwrap_or(0),
-                nll / LN2,
-                se / LN2
-            );
-        }
-        println!(
-            "gap                    {:+9.3} bits/image  ({:+.3}%)",
-            achieved - elbo,
-            100.0 * (achieved / elbo - 1.0)
-        );
-        for (way, secs) in [
-            ("compress", rt.compress_secs),
-            ("decompress", rt.decompress_secs),
-        ] {
-            println!(
-                "{way:<23}{:9.1} images/s  ({:.2} Mpx/s)",
-                n / secs,
-                megapixels / secs
-            );
-        }
-        println!(
-            "round trip             {}",
-            if rt.ok { "ok" } else { "FAILED" }
-        );
-    }
-    if !rt.ok {
-        anyhow::bail!("decompressed images differ from the originals");
-    }
-    Ok(())
 }
 
 fn print_eval(stats: &eval::ElboStats, iwae: Option<(usize, (f64, f64))>, json: bool) {

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use crate::archive::{self, lanes_per_task, ArchiveError, CompressOptions};
-use crate::container::{self, ContainerError, LaneCoder, ModelId};
+use crate::container::{self, ContainerError, Entry, LaneCoder, ModelId};
 use crate::folder::{self, FolderError, FolderImage, StagedFolder};
 use crate::infer::network::Network;
 use std::path::Path;
@@ -35,13 +35,15 @@ pub fn compress_images(
     )?)
 }
 
-/// Decodes an archive into a staged output folder (made, and so checked, before the
-/// archive was even parsed), which appears only once every image decoded and the pixel
-/// checksum matched. Returns the number of images.
+/// Decodes an archive into a staged output folder (made, and so checked, before anything
+/// was decoded), which appears only once every image decoded and the pixel checksum
+/// matched. Only the images `wanted` accepts are written; every lane is decoded all the
+/// same, since the checksum covers all pixels. Returns the number of images written.
 pub fn decompress_into(
     models: &[&Network],
     arch: &container::Archive,
     staged: StagedFolder,
+    wanted: &dyn Fn(&Entry) -> bool,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, JobError> {
     let mut images = 0u64;
@@ -49,13 +51,44 @@ pub fn decompress_into(
         models,
         arch,
         &mut |entry, pixels| -> Result<(), JobError> {
-            staged.write(&entry, pixels)?;
-            images += 1;
+            if wanted(&entry) {
+                staged.write(&entry, pixels)?;
+                images += 1;
+            }
             Ok(())
         },
         progress,
     )?;
     staged.commit()?;
+    Ok(images)
+}
+
+/// Decodes every image of an archive and checks the pixel checksum, writing nothing:
+/// `vlae-zip test`. Returns the number of images.
+pub fn verify(
+    models: &[&Network],
+    arch: &container::Archive,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u64, JobError> {
+    let mut images = 0u64;
+    archive::decompress(
+        models,
+        arch,
+        &mut |entry, pixels| -> Result<(), JobError> {
+            if pixels.len() as u64 != entry.pixels() {
+                return Err(ArchiveError::Input(format!(
+                    "{}: decoded {} pixels, its entry says {}",
+                    entry.name,
+                    pixels.len(),
+                    entry.pixels()
+                ))
+                .into());
+            }
+            images += 1;
+            Ok(())
+        },
+        progress,
+    )?;
     Ok(images)
 }
 
@@ -100,9 +133,9 @@ pub fn round_trip(
         path: archive_path.display().to_string(),
         reason,
     })?;
-    let staged = StagedFolder::create(&out_dir)?;
     let arch = container::parse(&read)?;
-    decompress_into(models, &arch, staged, &|_| {})?;
+    let staged = StagedFolder::create(&out_dir)?;
+    decompress_into(models, &arch, staged, &|_| true, &|_| {})?;
     let decompress_secs = t.elapsed().as_secs_f64();
 
     let reread = folder::read_images(&folder::list_inputs(&[out_dir])?, &|_| {})?;

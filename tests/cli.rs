@@ -758,3 +758,673 @@ fn auto_picks_the_documents_model_for_a_page_and_mnist_for_digits() {
         std::fs::remove_dir_all(&out).unwrap();
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Files and processes.
+
+/// The entries of `dir` whose names mark them as staging paths.
+fn staging_in(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("vlae-zip-partial"))
+        .collect()
+}
+
+/// A process id that no process has: a child's, after it was reaped.
+fn dead_pid() -> u32 {
+    let mut child = Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+/// A page whose decoding takes seconds (a bits-back lane with page memory), so that a
+/// signal finds the decompression under way.
+const SLOW_PAGE: &str = "tests/data/golden/memory.vlz";
+
+/// SIGTERM or SIGINT during decoding: the process ends by that signal, and neither the
+/// staging folder nor the output is left.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_decompress_leaves_nothing_behind() {
+    use std::os::unix::process::ExitStatusExt;
+    for (signal, number) in [("TERM", 15), ("INT", 2)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+            .args(["-q", "decompress", SLOW_PAGE, "-o", out.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        // The staging folder appears once the archive is parsed; decoding goes on after.
+        while staging_in(tmp.path()).is_empty() {
+            assert!(child.try_wait().unwrap().is_none(), "ended before staging");
+            std::thread::yield_now();
+        }
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(number), "{signal}: {status:?}");
+        assert!(staging_in(tmp.path()).is_empty(), "{signal}: staging left");
+        assert!(!out.exists(), "{signal}: output left");
+    }
+}
+
+/// Staging paths of processes that no longer run (a run killed with SIGKILL) are removed
+/// by the next run that stages in the same folder, whatever output they were for and in
+/// either naming; a live process's are kept.
+#[test]
+fn stale_staging_of_dead_runs_is_removed_and_live_ones_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dead, live) = (dead_pid(), std::process::id());
+    let leftovers = [
+        format!(".out.vlae-zip-partial-{dead}-a1B2c3D4"),
+        format!(".out.vlae-zip-partial-{dead}"),
+        format!(".other.vlae-zip-partial-{dead}-zz"),
+    ];
+    for name in &leftovers {
+        std::fs::create_dir(tmp.path().join(name)).unwrap();
+        std::fs::write(tmp.path().join(name).join("00000.pbm"), "partial").unwrap();
+    }
+    let kept = format!(".out.vlae-zip-partial-{live}-x");
+    std::fs::create_dir(tmp.path().join(&kept)).unwrap();
+    let out = tmp.path().join("out");
+    ok(&[
+        "decompress",
+        "tests/data/golden/mnist.vlz",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(staging_in(tmp.path()), [kept]);
+    assert!(std::fs::read_dir(&out).unwrap().count() > 0);
+
+    // Inside an empty output folder: a dead run's staging does not make it non-empty.
+    let inside = tmp.path().join("inside");
+    std::fs::create_dir_all(inside.join(format!(".vlae-zip-partial-{dead}-q"))).unwrap();
+    ok(&[
+        "decompress",
+        "tests/data/golden/mnist.vlz",
+        "-o",
+        inside.to_str().unwrap(),
+    ]);
+    assert!(staging_in(&inside).is_empty());
+}
+
+/// The staging folder is made only once the archive has been read and checked: while the
+/// archive, a FIFO, has been opened but not yet written, nothing is staged. The FIFO is
+/// then read as a stream.
+#[cfg(unix)]
+#[test]
+fn nothing_is_staged_before_the_archive_is_read_and_a_fifo_archive_works() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("x.vlz");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let out = tmp.path().join("out");
+    let child = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+        .args([
+            "-q",
+            "decompress",
+            fifo.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Opening the write end returns once the binary has opened the read end.
+    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    assert!(staging_in(tmp.path()).is_empty(), "staged before reading");
+    use std::io::Write;
+    writer
+        .write_all(&std::fs::read("tests/data/golden/mnist.vlz").unwrap())
+        .unwrap();
+    drop(writer);
+    let done = child.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(std::fs::read_dir(&out).unwrap().count() > 0);
+    // A path that names standard input, a pipe, is read as a stream too.
+    let piped = tmp.path().join("piped");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+        .args([
+            "-q",
+            "decompress",
+            "/dev/stdin",
+            "-o",
+            piped.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read("tests/data/golden/mnist.vlz").unwrap())
+        .unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(read_all(&piped), read_all(&out));
+}
+
+/// Any empty folder takes the output: `.`, a symbolic link to one (which stays a link),
+/// a plain one; the images land in it and no staging is left.
+#[cfg(unix)]
+#[test]
+fn any_empty_folder_is_an_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let archive = std::fs::canonicalize("tests/data/golden/mnist.vlz").unwrap();
+    let reference = tmp.path().join("reference");
+    ok(&[
+        "decompress",
+        archive.to_str().unwrap(),
+        "-o",
+        reference.to_str().unwrap(),
+    ]);
+    let want = read_all(&reference);
+
+    let here = tmp.path().join("here");
+    std::fs::create_dir(&here).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+        .args(["-q", "decompress", archive.to_str().unwrap(), "-o", "."])
+        .current_dir(&here)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(read_all(&here), want);
+
+    let target = tmp.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    let link = tmp.path().join("link");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    ok(&[
+        "decompress",
+        archive.to_str().unwrap(),
+        "-o",
+        link.to_str().unwrap(),
+    ]);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(read_all(&target), want);
+
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    ok(&[
+        "decompress",
+        archive.to_str().unwrap(),
+        "-o",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(read_all(&empty), want);
+    for dir in [tmp.path(), &here, &target, &empty] {
+        assert!(staging_in(dir).is_empty(), "{}", dir.display());
+    }
+}
+
+/// Without `-o`, the output is the archive's path without `.vlz`; an existing non-empty
+/// folder there is refused, and an archive from standard input or of another name needs
+/// `-o`.
+#[test]
+fn decompress_without_an_output_writes_beside_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arc = tmp.path().join("digits.vlz");
+    std::fs::copy("tests/data/golden/mnist.vlz", &arc).unwrap();
+    ok(&["decompress", arc.to_str().unwrap()]);
+    let out = tmp.path().join("digits");
+    assert!(std::fs::read_dir(&out).unwrap().count() > 0);
+    assert!(fails(&["decompress", arc.to_str().unwrap()]).contains("not empty"));
+    let other = tmp.path().join("digits.bin");
+    std::fs::copy(&arc, &other).unwrap();
+    assert!(fails(&["decompress", other.to_str().unwrap()]).contains("-o"));
+    assert!(fails(&["decompress", "-"]).contains("-o"));
+}
+
+/// `-o` of compress never replaces what is there without --force, not even a symbolic
+/// link to nothing (which the old check, `exists`, took for nothing); a folder is never
+/// replaced. The archive gets the mode a new file gets under the umask.
+#[cfg(unix)]
+#[test]
+fn compress_replaces_an_output_only_with_force() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let one = tmp.path().join("one.pbm");
+    std::fs::write(&one, encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    let link = tmp.path().join("link.vlz");
+    let nowhere = tmp.path().join("nowhere.vlz");
+    std::os::unix::fs::symlink(&nowhere, &link).unwrap();
+    let err = fails(&tiny(
+        "compress",
+        one.to_str().unwrap(),
+        link.to_str().unwrap(),
+    ));
+    assert!(err.contains("link.vlz") && err.contains("--force"), "{err}");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(!nowhere.exists());
+    let mut forced = tiny("compress", one.to_str().unwrap(), link.to_str().unwrap()).to_vec();
+    forced.push("--force");
+    ok(&forced);
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_file());
+
+    let folder = tmp.path().join("folder.vlz");
+    std::fs::create_dir(&folder).unwrap();
+    let mut into_folder =
+        tiny("compress", one.to_str().unwrap(), folder.to_str().unwrap()).to_vec();
+    into_folder.push("--force");
+    assert!(fails(&into_folder).contains("is a folder"));
+
+    let plain = tmp.path().join("plain.vlz");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 022 && exec '{}' -q compress '{}' -o '{}'",
+            env!("CARGO_BIN_EXE_vlae-zip"),
+            one.display(),
+            plain.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mode = std::fs::metadata(&plain).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o644);
+    assert!(staging_in(tmp.path()).is_empty());
+}
+
+/// Inputs are regular files or `-`: a FIFO (in a folder or named), a device or a socket
+/// is refused by name before it is read; `-` reads one image from standard input, stored
+/// as stdin.pbm.
+#[cfg(unix)]
+#[test]
+fn inputs_must_be_regular_files_or_standard_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("a.pbm"), encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    let fifo = dir.join("f.pbm");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let arc = tmp.path().join("x.vlz");
+    // `timeout` ends a binary that would wait on the FIFO for a writer forever.
+    let guarded = |input: &Path| {
+        Command::new("timeout")
+            .args(["60", env!("CARGO_BIN_EXE_vlae-zip"), "-q", "compress"])
+            .arg(input)
+            .args(["-o", arc.to_str().unwrap(), "--model", TINY])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    for input in [dir.as_path(), fifo.as_path(), Path::new("/dev/zero")] {
+        let out = guarded(input);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {err}", input.display());
+        assert!(err.contains("not a regular file"), "{err}");
+        let named = if input == dir { fifo.as_path() } else { input };
+        assert!(err.contains(named.to_str().unwrap()), "{err}");
+    }
+    assert!(!arc.exists());
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+        .args([
+            "-q",
+            "compress",
+            "-",
+            "-o",
+            arc.to_str().unwrap(),
+            "--model",
+            TINY,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&encode_image(&digit(3), ImageFormat::Pbm))
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = tmp.path().join("out");
+    ok(&tiny(
+        "decompress",
+        arc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    assert_eq!(read_all(&out), vec![("stdin.pbm".to_string(), digit(3))]);
+}
+
+/// What an archive would create is checked against the limits before anything is
+/// staged or decoded; the limits can be raised or lifted.
+#[test]
+fn decompress_refuses_more_than_its_limits_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = mixed_folder(tmp.path());
+    let arc = tmp.path().join("x.vlz");
+    ok(&tiny(
+        "compress",
+        dir.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    let out = tmp.path().join("out");
+    let (arc_s, out_s) = (arc.to_str().unwrap(), out.to_str().unwrap());
+    let run = |extra: &[&'static str]| {
+        let mut args = tiny("decompress", arc_s, out_s).to_vec();
+        args.extend_from_slice(extra);
+        args
+    };
+    let err = fails(&run(&["--max-files", "5"]));
+    assert!(
+        err.contains("6 files, more than the limit of 5 files"),
+        "{err}"
+    );
+    assert!(err.contains("x.vlz"), "{err}");
+    let err = fails(&run(&["--max-bytes", "1k"]));
+    assert!(err.contains("more than the limit of 1,000 bytes"), "{err}");
+    assert!(!out.exists() && staging_in(tmp.path()).is_empty());
+    ok(&run(&["--max-files", "6", "--max-bytes", "1MB"]));
+    std::fs::remove_dir_all(&out).unwrap();
+    ok(&run(&["--allow-large"]));
+    assert_eq!(read_all(&out), read_all(&dir));
+    // `info` writes nothing and is under no limit.
+    ok(&["info", arc.to_str().unwrap()]);
+}
+
+/// A stored name that decompress could not create (longer, with the staging folder's
+/// name before it, than the kernel takes) is refused when compressing, by name.
+#[test]
+fn names_too_long_to_decompress_are_refused_by_compress() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    let deep: PathBuf = (0..16)
+        .map(|i| format!("{i:02}{}", "d".repeat(238)))
+        .collect();
+    std::fs::create_dir_all(dir.join(&deep)).unwrap();
+    std::fs::write(
+        dir.join(&deep).join("x.pbm"),
+        encode_image(&digit(0), ImageFormat::Pbm),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+        .args(["-q", "compress", "in", "-o", "x.vlz", "--model"])
+        .arg(std::fs::canonicalize(TINY).unwrap())
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("x.pbm") && err.contains("longer than the 3839 bytes"),
+        "{err}"
+    );
+    assert!(!tmp.path().join("x.vlz").exists());
+}
+
+// ---------------------------------------------------------------------------------------
+// Conventions of compression tools.
+
+/// `test` decodes and checks every archive named, writes nothing, reports each, and
+/// fails if any is faulty.
+#[test]
+fn test_checks_archives_and_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = std::fs::canonicalize("tests/data/golden/mnist.vlz").unwrap();
+    let mut bytes = std::fs::read(&good).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x10;
+    let bad = tmp.path().join("bad.vlz");
+    std::fs::write(&bad, &bytes).unwrap();
+    let run = |args: &[&Path]| {
+        Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+            .arg("test")
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[&good]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("mnist.vlz: ok, "), "{said}");
+    let out = run(&[&bad, &good]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bad.vlz failed the test") && err.contains("checksum"),
+        "{err}"
+    );
+    assert!(err.contains("1 of 2 archives failed"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mnist.vlz: ok"));
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "test wrote something");
+}
+
+/// `list` and `info` speak in words: formats as "PNG, 16-bit grey", coders by name, the
+/// model by its built-in name; no Rust debug text.
+#[test]
+fn list_and_info_describe_in_words() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = mixed_folder(tmp.path());
+    let arc = tmp.path().join("x.vlz");
+    ok(&tiny(
+        "compress",
+        dir.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    let list = String::from_utf8(ok(&["list", arc.to_str().unwrap()]).stdout).unwrap();
+    let info = String::from_utf8(ok(&["info", arc.to_str().unwrap()]).stdout).unwrap();
+    for text in [&list, &info] {
+        for debug in ["PngGray", "Pbm,", "bit_depth", "{", "BitsBack", "Context {"] {
+            assert!(!text.contains(debug), "{debug:?} in:\n{text}");
+        }
+    }
+    assert!(
+        list.contains("PNG, 16-bit grey") && list.contains("nested/c16.png"),
+        "{list}"
+    );
+    assert!(list.contains("PBM") && list.contains("28×28"), "{list}");
+    assert!(info.contains("a.pbm (PBM, 28×28)"), "{info}");
+    let images: Vec<&str> = list
+        .lines()
+        .filter(|l| l.ends_with(".pbm") || l.ends_with(".png"))
+        .collect();
+    assert_eq!(images.len(), 6, "{list}");
+    let listed = String::from_utf8(ok(&["info", "--list", arc.to_str().unwrap()]).stdout).unwrap();
+    assert!(listed.contains("nested/deeper/d.pbm"), "{listed}");
+    let pages = String::from_utf8(ok(&["list", "tests/data/golden/memory.vlz"]).stdout).unwrap();
+    assert!(
+        pages.contains("bits-back chain, model") && pages.contains("page memory"),
+        "{pages}"
+    );
+    let mixing = String::from_utf8(ok(&["list", "tests/data/golden/mixing.vlz"]).stdout).unwrap();
+    assert!(mixing.contains("page mixing"), "{mixing}");
+}
+
+/// `decompress ARCHIVE NAME…` writes only the images named, and those in the folders
+/// named; a name the archive lacks is an error before anything is written.
+#[test]
+fn decompress_writes_only_the_images_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = mixed_folder(tmp.path());
+    let arc = tmp.path().join("x.vlz");
+    ok(&tiny(
+        "compress",
+        dir.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    let out = tmp.path().join("out");
+    let mut args = tiny("decompress", arc.to_str().unwrap(), out.to_str().unwrap()).to_vec();
+    args.extend(["a.pbm", "nested/deeper"]);
+    ok(&args);
+    let names: Vec<String> = read_all(&out).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["a.pbm", "nested/deeper/d.pbm"]);
+    let want: Vec<_> = read_all(&dir)
+        .into_iter()
+        .filter(|(n, _)| names.contains(n))
+        .collect();
+    assert_eq!(read_all(&out), want);
+    let other = tmp.path().join("other");
+    let mut args = tiny("decompress", arc.to_str().unwrap(), other.to_str().unwrap()).to_vec();
+    args.push("nested/missing.png");
+    assert!(fails(&args).contains("nested/missing.png"));
+    assert!(!other.exists());
+}
+
+/// `-T N` sizes the thread pool, and 0 is a usage error.
+#[test]
+fn threads_option_sizes_the_pool() {
+    let out = ok(&[
+        "-T",
+        "3",
+        "bench",
+        "tests/data/page-crop.pbm",
+        "--json",
+        "--model",
+        TINY,
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["threads"], 3);
+    assert_eq!(vlae(&["--threads", "0", "models"]).status.code(), Some(2));
+}
+
+/// An archive is never written to a terminal (a pseudo-terminal from `script` here).
+#[test]
+fn archives_are_never_written_to_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = tmp.path().join("one.pbm");
+    std::fs::write(&one, encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    let line = format!(
+        "'{}' -q compress '{}' -o - --model {TINY}; echo \"status $?\"",
+        env!("CARGO_BIN_EXE_vlae-zip"),
+        one.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        screen.contains("refusing to write an archive to a terminal"),
+        "{screen}"
+    );
+    assert!(screen.contains("status 1"), "{screen}");
+    assert!(!screen.contains("VLZ"), "{screen}");
+}
+
+/// 0, 1 and 2 as `--help` says: success, an error, a usage error.
+#[test]
+fn exit_status_is_documented_and_kept() {
+    for help in [
+        &["--help"][..],
+        &["decompress", "--help"],
+        &["test", "--help"],
+    ] {
+        let text = String::from_utf8(ok(help).stdout).unwrap();
+        assert!(
+            text.contains("Exit status: 0 when everything succeeded; 1 on an error"),
+            "{text}"
+        );
+        assert!(text.contains("2 on a usage error"), "{text}");
+    }
+    assert_eq!(
+        vlae(&["compress", "--no-such-option"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(vlae(&["info", "/no/such.vlz"]).status.code(), Some(1));
+}
+
+/// Messages count in words: one image, not "1 images".
+#[test]
+fn messages_use_the_singular_for_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one = tmp.path().join("one.pbm");
+    std::fs::write(&one, encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    let arc = tmp.path().join("x.vlz");
+    let out = tmp.path().join("out");
+    let talk = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let said = talk(&tiny(
+        "compress",
+        one.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    assert!(
+        said.starts_with("1 image → ") && said.contains(" bytes"),
+        "{said}"
+    );
+    let said = talk(&tiny(
+        "decompress",
+        arc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    assert!(said.starts_with("1 image → "), "{said}");
+    let said = talk(&["test", arc.to_str().unwrap()]);
+    assert!(said.contains("ok, 1 image\n"), "{said}");
+}
+
+/// Progress bars are drawn on a terminal only: with standard error a pipe, and without
+/// -q, nothing is written there.
+#[test]
+fn progress_bars_stay_off_pipes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arc = tmp.path().join("x.vlz");
+    let out = tmp.path().join("out");
+    for args in [
+        &tiny("compress", "corpus/test-1000", arc.to_str().unwrap())[..],
+        &tiny("decompress", arc.to_str().unwrap(), out.to_str().unwrap()),
+        &["test", arc.to_str().unwrap()],
+    ] {
+        let run = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(run.status.success());
+        assert!(
+            run.stderr.is_empty(),
+            "{args:?}: {:?}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+    }
+}

@@ -135,15 +135,20 @@ fn a_lane_that_claims_millions_of_images_fails_within_a_few() {
     let bytes = hand_archive(common::shipped().id(), 21_000, None, 1, 7);
     let path = write_tmp(tmp.path(), "claims.vlz", &bytes);
     let out_dir = tmp.path().join("out");
-    let out = limited(&[
-        "decompress",
-        &path,
-        "-o",
-        out_dir.to_str().unwrap(),
-        "--model",
-        common::SHIPPED,
-    ]);
-    clean_failure(&out, "ran dry");
+    let decompress = |extra: &[&str]| {
+        let mut args = vec![
+            "decompress",
+            &path,
+            "-o",
+            out_dir.to_str().unwrap(),
+            "--model",
+            common::SHIPPED,
+        ];
+        args.extend_from_slice(extra);
+        limited(&args)
+    };
+    // The lane is decoded, and found to hold far fewer images than it claims.
+    clean_failure(&decompress(&[]), "ran dry");
     assert!(!out_dir.exists());
 }
 
@@ -349,4 +354,136 @@ fn one_lane_archive(
         }],
         pixel_crc: 0,
     })
+}
+
+/// Runs `line` under `sh` with the address-space limit, `BIN` standing for the binary.
+fn limited_shell(line: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {ADDRESS_SPACE_KIB} && BIN='{}' && {line}",
+            env!("CARGO_BIN_EXE_vlae-zip")
+        ))
+        .output()
+        .expect("sh runs")
+}
+
+/// A 28×28 PBM followed by four gigabytes (a sparse file, which costs no disk) is refused
+/// from its size, unread; the same image followed by an endless stream on standard input is
+/// refused after the bytes its header allows; /dev/zero is no image file.
+#[test]
+fn image_files_are_read_no_further_than_their_header_allows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let digit = vlae_zip::image_io::encode_image(
+        &vlae_zip::image_io::BitImage {
+            width: 28,
+            height: 28,
+            pixels: common::digits(0, 1).remove(0),
+        },
+        vlae_zip::image_io::ImageFormat::Pbm,
+    );
+    let path = tmp.path().join("huge.pbm");
+    std::fs::write(&path, &digit).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4 << 30)
+        .unwrap();
+    let arc = tmp.path().join("x.vlz");
+    let compress = |input: &str| {
+        limited(&[
+            "compress",
+            input,
+            "-o",
+            arc.to_str().unwrap(),
+            "--model",
+            common::TINY,
+        ])
+    };
+    clean_failure(
+        &compress(path.to_str().unwrap()),
+        "huge.pbm: file is 4294967296 bytes",
+    );
+    clean_failure(&compress("/dev/zero"), "/dev/zero: is a character device");
+    let small = tmp.path().join("small.pbm");
+    std::fs::write(&small, &digit).unwrap();
+    let endless = limited_shell(&format!(
+        "(cat '{}'; cat /dev/zero) | \"$BIN\" -q compress - -o '{}' --model '{}'",
+        small.display(),
+        arc.display(),
+        common::TINY
+    ));
+    clean_failure(&endless, "standard input: file has more than");
+    assert!(!arc.exists());
+}
+
+/// An image whose pixels do not fit in memory (a 23,000 × 23,000 8-bit PNG: 529 MB of
+/// rows, then as many of pixels, under the 1 GB limit) is a clean error naming it and the
+/// bytes needed, not the allocator's abort.
+#[test]
+fn an_image_too_large_for_memory_is_a_clean_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let side = 23_000usize;
+    let path = tmp.path().join("wide.png");
+    std::fs::write(&path, white_png(side)).unwrap();
+    let arc = tmp.path().join("x.vlz");
+    let out = limited(&[
+        "compress",
+        path.to_str().unwrap(),
+        "-o",
+        arc.to_str().unwrap(),
+        "--model",
+        common::TINY,
+    ]);
+    clean_failure(&out, "wide.png: not enough memory: 529000000 bytes");
+    assert!(!arc.exists());
+}
+
+/// A white `side × side` 8-bit grey PNG: the first row white, every other one the same
+/// (PNG's "up" filter, all zeros), deflated fast.
+fn white_png(side: usize) -> Vec<u8> {
+    let chunk = |kind: &[u8], data: &[u8]| {
+        let mut c = (data.len() as u32).to_be_bytes().to_vec();
+        c.extend_from_slice(kind);
+        c.extend_from_slice(data);
+        let crc = crc32fast::hash(&c[4..]);
+        c.extend_from_slice(&crc.to_be_bytes());
+        c
+    };
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut row = vec![0xffu8; side + 1];
+    row[0] = 0;
+    z.write_all(&row).unwrap();
+    let mut up = vec![0u8; side + 1];
+    up[0] = 2;
+    for _ in 1..side {
+        z.write_all(&up).unwrap();
+    }
+    let mut header = (side as u32).to_be_bytes().to_vec();
+    header.extend_from_slice(&(side as u32).to_be_bytes());
+    header.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend(chunk(b"IHDR", &header));
+    png.extend(chunk(b"IDAT", &z.finish().unwrap()));
+    png.extend(chunk(b"IEND", &[]));
+    png
+}
+
+/// An archive whose name has a component longer than this system takes (made where names
+/// may be longer) is refused by name before anything is staged or decoded.
+#[test]
+fn a_name_this_system_cannot_create_is_refused_before_decoding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut entries = common::entries_for(&[(28, 28)]);
+    entries[0].name = format!("{}.pbm", "n".repeat(300));
+    let bytes = one_lane_archive(&entries, LaneCoder::Context { template: 0 }).unwrap();
+    let path = write_tmp(tmp.path(), "long.vlz", &bytes);
+    let out = tmp.path().join("out");
+    clean_failure(
+        &limited(&["decompress", &path, "-o", out.to_str().unwrap()]),
+        "a component of 304 bytes is longer than 255 bytes",
+    );
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
