@@ -17,7 +17,6 @@ use vlae_zip::archive::{CompressOptions, LaneCoders};
 use vlae_zip::config::VlaeConfig;
 use vlae_zip::container::{self, Archive, Entry, ImageFormat, LaneCoder, ModelId};
 use vlae_zip::folder::{self, count, FolderImage};
-use vlae_zip::idx::PIXELS;
 use vlae_zip::infer::network::Network;
 use vlae_zip::job;
 use vlae_zip::models;
@@ -687,14 +686,16 @@ fn extract(args: &ExtractArgs, quiet: bool) -> Result<()> {
 
 /// The weights to start training from, if `--init` names a model, and the config: the
 /// `--init` model's (which `--config`, if given, must equal), else `--config`'s, else the
-/// MNIST one's.
+/// built-in MNIST model's (so that `train` runs from any folder).
 fn training_start(args: &TrainArgs) -> Result<(Option<HashMap<String, Tensor>>, VlaeConfig)> {
     let Some(name) = &args.init else {
-        let config = args
-            .config
-            .clone()
-            .unwrap_or_else(|| "models/vlae-mnist.json".into());
-        return Ok((None, VlaeConfig::load(&config)?));
+        let config = match &args.config {
+            Some(path) => VlaeConfig::load(path)?,
+            None => vlae_zip::models::built_in("mnist")
+                .expect("the mnist model is built in")
+                .vlae_config()?,
+        };
+        return Ok((None, config));
     };
     let (tensors, cfg) = model_tensors(&ModelArgs {
         model: name.clone(),
@@ -933,21 +934,23 @@ fn read_inputs(inputs: &[PathBuf], quiet: bool) -> Result<Vec<FolderImage>> {
 
 /// The images of an IDX file, named `00000.pbm`, `00001.pbm`, …
 fn idx_images(path: &Path) -> Result<Vec<FolderImage>> {
-    let flat = vlae_zip::idx::read_idx_images(path)?;
-    let width = (flat.len() / PIXELS)
+    let idx = vlae_zip::idx::read_idx(path)?;
+    let pixels = idx.rows * idx.cols;
+    let width = (idx.pixels.len() / pixels)
         .saturating_sub(1)
         .to_string()
         .len()
         .max(5);
-    Ok(flat
-        .chunks(PIXELS)
+    Ok(idx
+        .pixels
+        .chunks(pixels)
         .enumerate()
         .map(|(i, p)| FolderImage {
             entry: Entry {
                 name: format!("{i:0width$}.pbm"),
                 format: ImageFormat::Pbm,
-                width: 28,
-                height: 28,
+                width: idx.cols as u32,
+                height: idx.rows as u32,
             },
             pixels: p.to_vec(),
         })

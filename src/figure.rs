@@ -172,6 +172,33 @@ pub fn figure(net: &Network, original: &Panel, seed: u64, scale: usize) -> (usiz
     (width, height, grey)
 }
 
+/// `count` images of one tile each, sampled from `net` with z ~ p(z): images the model
+/// finds typical, for tests and figures that need its kind of data without the data.
+pub fn prior_samples(net: &Network, count: usize, seed: u64) -> Vec<Vec<u8>> {
+    let side = net.tile();
+    let shape = Panel {
+        width: count * side,
+        height: side,
+        pixels: vec![0; count * side * side],
+    };
+    let panel = sample_panel(
+        net,
+        &shape,
+        Latents::Prior,
+        &mut StdRng::seed_from_u64(seed),
+    );
+    (0..count)
+        .map(|i| {
+            (0..side)
+                .flat_map(|y| {
+                    let at = y * panel.width + i * side;
+                    panel.pixels[at..at + side].iter().copied()
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// PNG bytes of 8-bit greyscale rows.
 pub fn png(width: usize, height: usize, grey: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();

@@ -1,12 +1,22 @@
-//! Reading the binarized-MNIST IDX3 files (optionally gzipped) the corpus ships in.
+//! Reading IDX3 files (optionally gzipped) of bi-level images: the binarized MNIST the
+//! corpus ships in, and data sets of any image size in the same layout.
 
 #![forbid(unsafe_code)]
 
-/// Side of the MNIST-style images these files hold.
+/// Side of the MNIST images.
 const HEIGHT: usize = 28;
 const WIDTH: usize = 28;
-/// Pixels per image.
+/// Pixels per MNIST image.
 pub const PIXELS: usize = HEIGHT * WIDTH;
+
+/// The images of an IDX3 file, all `rows × cols`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdxImages {
+    pub rows: usize,
+    pub cols: usize,
+    /// Every image's pixels in turn, 0 or 1, `rows × cols` each.
+    pub pixels: Vec<u8>,
+}
 use std::io::Read;
 use std::path::Path;
 
@@ -27,8 +37,24 @@ pub enum IdxError {
     Format { path: String, reason: String },
 }
 
-/// Reads all images of an IDX3 file as one flat buffer of 0/1 bytes, `PIXELS` per image.
+/// Reads all images of an IDX3 file of 28×28 images as one flat buffer of 0/1 bytes,
+/// `PIXELS` per image.
 pub fn read_idx_images(path: &Path) -> Result<Vec<u8>, IdxError> {
+    let images = read_idx(path)?;
+    if (images.rows, images.cols) != (HEIGHT, WIDTH) {
+        return Err(IdxError::Format {
+            path: path.display().to_string(),
+            reason: format!(
+                "images are {}×{}, not MNIST's {HEIGHT}×{WIDTH}",
+                images.rows, images.cols
+            ),
+        });
+    }
+    Ok(images.pixels)
+}
+
+/// Reads all images of an IDX3 file, of any size.
+pub fn read_idx(path: &Path) -> Result<IdxImages, IdxError> {
     let name = path.display().to_string();
     let io = |reason| IdxError::Io {
         path: name.clone(),
@@ -47,8 +73,8 @@ pub fn read_idx_images(path: &Path) -> Result<Vec<u8>, IdxError> {
     parse_idx_images(&bytes).map_err(|reason| IdxError::Format { path: name, reason })
 }
 
-/// Parses an uncompressed IDX3 buffer of 28×28 binary images.
-pub fn parse_idx_images(bytes: &[u8]) -> Result<Vec<u8>, String> {
+/// Parses an uncompressed IDX3 buffer of binary images.
+pub fn parse_idx_images(bytes: &[u8]) -> Result<IdxImages, String> {
     if bytes.len() < 16 {
         return Err("too short for an IDX3 header".into());
     }
@@ -60,13 +86,12 @@ pub fn parse_idx_images(bytes: &[u8]) -> Result<Vec<u8>, String> {
         ));
     }
     let (count, rows, cols) = (word(4) as usize, word(8) as usize, word(12) as usize);
-    if (rows, cols) != (HEIGHT, WIDTH) {
-        return Err(format!(
-            "images are {rows}×{cols}, the model handles {HEIGHT}×{WIDTH}"
-        ));
+    if rows == 0 || cols == 0 {
+        return Err(format!("images are {rows}×{cols}"));
     }
     let body = &bytes[16..];
-    if body.len() != count * PIXELS {
+    let pixels = rows * cols;
+    if Some(body.len()) != count.checked_mul(pixels) {
         return Err(format!(
             "header promises {count} images but the file holds {} bytes of pixels",
             body.len()
@@ -75,10 +100,14 @@ pub fn parse_idx_images(bytes: &[u8]) -> Result<Vec<u8>, String> {
     if let Some(i) = body.iter().position(|&b| b > 1) {
         return Err(format!(
             "image {} pixel {} has value {}; only 0 and 1 are bi-level",
-            i / PIXELS,
-            i % PIXELS,
+            i / pixels,
+            i % pixels,
             body[i]
         ));
     }
-    Ok(body.to_vec())
+    Ok(IdxImages {
+        rows,
+        cols,
+        pixels: body.to_vec(),
+    })
 }

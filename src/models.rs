@@ -47,6 +47,18 @@ pub const BUILT_IN: &[BuiltIn] = &[
         "64 text pages rendered from 24 man pages (6 fonts, 8-14 pt, 150-400 dpi, some scan-like), 32×32 tiles with context, 8 epochs",
         auto: true
     ),
+    built_in!(
+        "caltech",
+        "vlae-caltech",
+        "Caltech-101 Silhouettes 28×28, 5,728 training images, fine-tuned from mnist, 37 epochs",
+        auto: true
+    ),
+    built_in!(
+        "omniglot",
+        "vlae-omniglot",
+        "OMNIGLOT characters reduced to 28×28, 4,356 training images moved by up to 2 pixels, fine-tuned from mnist",
+        auto: true
+    ),
 ];
 
 impl BuiltIn {
@@ -72,7 +84,12 @@ mod tests {
 
     #[test]
     fn built_in_models_load_and_are_the_shipped_files() {
-        let files = ["vlae-mnist", "vlae-documents"];
+        let files = [
+            "vlae-mnist",
+            "vlae-documents",
+            "vlae-caltech",
+            "vlae-omniglot",
+        ];
         assert_eq!(BUILT_IN.len(), files.len());
         for (m, file) in BUILT_IN.iter().zip(files) {
             let net = m.network().unwrap();

@@ -191,3 +191,117 @@ fn train_learns_from_a_folder_and_fine_tunes_with_init() {
     let after = valid(&std::fs::read_to_string(tuned.join("train.log")).unwrap());
     assert!(after <= before + 0.05 * before.abs(), "{after} vs {before}");
 }
+
+/// An IDX3 file of `count` images `side × side`, each a few random strokes.
+fn stroke_idx(count: usize, side: usize) -> Vec<u8> {
+    let mut idx = vec![0, 0, 8, 3];
+    for v in [count, side, side] {
+        idx.extend_from_slice(&(v as u32).to_be_bytes());
+    }
+    let mut state = 17u64;
+    let mut next = move |n: usize| {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize % n
+    };
+    for _ in 0..count {
+        let mut img = vec![0u8; side * side];
+        for _ in 0..4 {
+            let (mut y, mut x) = (next(side), next(side));
+            let (dy, dx) = (next(3) as isize - 1, next(3) as isize - 1);
+            for _ in 0..side / 2 {
+                img[y * side + x] = 1;
+                y = (y as isize + dy).clamp(0, side as isize - 1) as usize;
+                x = (x as isize + dx).clamp(0, side as isize - 1) as usize;
+            }
+        }
+        idx.extend(img);
+    }
+    idx
+}
+
+/// `train` runs from an empty folder (no `models/` beside it: the built-in config) on an
+/// IDX file of 105×105 images, and `extract` writes them at their size.
+#[test]
+fn train_takes_an_idx_of_any_size_from_an_empty_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("chars.idx3-ubyte");
+    std::fs::write(&idx, stroke_idx(12, 105)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vlae-zip"))
+        .current_dir(tmp.path())
+        .args([
+            "train",
+            "chars.idx3-ubyte",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--validation-images",
+            "3",
+            "--run",
+            "run",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(tmp.path().join("run/run.safetensors").exists());
+    assert!(tmp.path().join("run/run.json").exists());
+    let extracted = tmp.path().join("x");
+    vlae(&[
+        "extract",
+        idx.to_str().unwrap(),
+        "-o",
+        extracted.to_str().unwrap(),
+    ]);
+    let (first, _) =
+        vlae_zip::image_io::read_image(&extracted.join("00000.pbm")).expect("a 105×105 image");
+    assert_eq!((first.width, first.height), (105, 105));
+}
+
+/// `auto` codes images of each built-in 28×28 model's kind (samples from its prior) with
+/// that model: the models for Caltech-101 Silhouettes and OMNIGLOT are chosen for their
+/// own data, and MNIST's for digits.
+#[test]
+fn auto_picks_each_model_for_its_own_kind_of_image() {
+    use vlae_zip::container::{self, LaneCoder};
+    for name in ["mnist", "caltech", "omniglot"] {
+        let net = vlae_zip::models::built_in(name).unwrap().network().unwrap();
+        let images = vlae_zip::figure::prior_samples(&net, 40, 3);
+        let entries = common::entries_for(&[(28, 28); 40]);
+        let models: Vec<_> = vlae_zip::models::BUILT_IN
+            .iter()
+            .map(|m| m.network().unwrap())
+            .collect();
+        let nets: Vec<_> = models.iter().collect();
+        let bytes = vlae_zip::archive::compress(
+            &nets,
+            &entries,
+            &images,
+            vlae_zip::archive::CompressOptions {
+                latent_bits: vlae_zip::archive::DEFAULT_LATENT_BITS,
+                adapt_latent_bits: false,
+                lanes: Some(1),
+                coders: vlae_zip::archive::LaneCoders::BitsBack,
+                samples: 1,
+            },
+            &|_| {},
+        )
+        .unwrap();
+        let arch = container::parse(&bytes).unwrap();
+        let used: Vec<_> = arch
+            .lanes
+            .iter()
+            .map(|l| match l.coder {
+                LaneCoder::BitsBack { model, .. } => arch.models[model as usize],
+                other => panic!("{name}: a lane coded by {other:?}"),
+            })
+            .collect();
+        assert_eq!(used, [net.id()], "{name}");
+    }
+}
