@@ -532,9 +532,8 @@ fn code_run<P: AsRef<[u8]> + Sync>(
     opts: CompressOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<Lane<Vec<u8>>>, ArchiveError> {
-    let (models, band, cut) = (coders.models, coders.band, coders.cut);
-    let (sample_counts, chain_sets) = (&coders.sample_counts, &coders.chain_sets);
-    let chains = chain_sets.last().expect("plain chains");
+    let (band, cut) = (coders.band, coders.cut);
+    let chains = coders.chain_sets.last().expect("plain chains");
     let unlearnt = match mixed_pages(shapes, images, cut, chains, opts, progress)? {
         MixedPages::Coded(lanes) => return Ok(lanes),
         MixedPages::Unlearnt => true,
@@ -588,67 +587,7 @@ fn code_run<P: AsRef<[u8]> + Sync>(
                         .is_none_or(|m| !mixing_skips_chain(m, &context[0].1[k]))
                 })
                 .collect();
-            // Each lane's chain with its model and its sample count. A chain that cannot be
-            // coded (see `BitsBack::compress_lanes`) is left out. With importance samples,
-            // fewer are then tried lane by lane: a lane whose first pushed tiles follow a
-            // blank margin has too few bits on its stack for the samples its ramp asks for.
-            let mut chained: Vec<Option<(usize, CodedLane)>> = vec![None; views.len()];
-            for m in 0..models.len() {
-                let mine: Vec<usize> = (0..views.len())
-                    .filter(|&k| choice[k] == m && chain_wanted[k])
-                    .collect();
-                if mine.is_empty() {
-                    continue;
-                }
-                let lanes: Vec<&[Strip]> = mine.iter().map(|&k| views[k]).collect();
-                let tries: Vec<(usize, &Chain)> = sample_counts
-                    .iter()
-                    .zip(chain_sets)
-                    .map(|(&k, set)| (k, &set[m]))
-                    .collect();
-                if let Ok(coded) = tries[0].1.encode(&lanes) {
-                    for (k, lane) in mine.into_iter().zip(coded) {
-                        chained[k] = Some((tries[0].0, lane));
-                    }
-                    continue;
-                }
-                // A lone lane has just failed the first try.
-                let retries = if lanes.len() == 1 {
-                    &tries[1..]
-                } else {
-                    &tries[..]
-                };
-                for (k, lane) in mine.into_iter().zip(lanes) {
-                    chained[k] = retries.iter().find_map(|&(samples, c)| {
-                        c.encode(&[lane])
-                            .ok()
-                            .map(|mut coded| (samples, coded.remove(0)))
-                    });
-                }
-            }
-            // A small lane of a remembering model is also coded without the page memory,
-            // and the smaller kept: there the counts learn too little to make up for the
-            // fixed mixer's caution while they are still empty (format-spec.md §3.8).
-            let mut memory: Vec<bool> = choice.iter().map(|&m| remembers(models[m])).collect();
-            for (k, lane) in views.iter().enumerate() {
-                let pixels: usize = lane.iter().map(|s| s.pixels.len()).sum();
-                let Some((samples, coded)) = &chained[k] else {
-                    continue;
-                };
-                if !memory[k] || pixels > SMALL_LANE_PIXELS {
-                    continue;
-                }
-                let at = sample_counts
-                    .iter()
-                    .position(|s| s == samples)
-                    .expect("tried");
-                if let Ok(mut plain) = coders.forgetful_sets[at][choice[k]].encode(&[lane]) {
-                    if plain[0].payload.len() < coded.payload.len() {
-                        chained[k] = Some((*samples, plain.remove(0)));
-                        memory[k] = false;
-                    }
-                }
-            }
+            let (chained, memory) = chain_group(coders, &views, choice, &chain_wanted);
             let stored = Stored.encode(&views)?;
             let lanes = group
                 .iter()
@@ -685,6 +624,80 @@ fn code_run<P: AsRef<[u8]> + Sync>(
         .collect::<Result<Vec<_>, CodecError>>()?
         .concat();
     Ok(coded)
+}
+
+/// Each lane of a group coded by its chosen model's chain (`choice`), where `wanted`, with
+/// the sample count that could be coded, and whether it kept the page memory.
+fn chain_group(
+    coders: &Coders,
+    views: &[&[Strip]],
+    choice: &[usize],
+    wanted: &[bool],
+) -> (Vec<Option<(usize, CodedLane)>>, Vec<bool>) {
+    let models = coders.models;
+    let (sample_counts, chain_sets) = (&coders.sample_counts, &coders.chain_sets);
+    // Each lane's chain with its model and its sample count. A chain that cannot be
+    // coded (see `BitsBack::compress_lanes`) is left out. With importance samples,
+    // fewer are then tried lane by lane: a lane whose first pushed tiles follow a
+    // blank margin has too few bits on its stack for the samples its ramp asks for.
+    let mut chained: Vec<Option<(usize, CodedLane)>> = vec![None; views.len()];
+    for m in 0..models.len() {
+        let mine: Vec<usize> = (0..views.len())
+            .filter(|&k| choice[k] == m && wanted[k])
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let lanes: Vec<&[Strip]> = mine.iter().map(|&k| views[k]).collect();
+        let tries: Vec<(usize, &Chain)> = sample_counts
+            .iter()
+            .zip(chain_sets)
+            .map(|(&k, set)| (k, &set[m]))
+            .collect();
+        if let Ok(coded) = tries[0].1.encode(&lanes) {
+            for (k, lane) in mine.into_iter().zip(coded) {
+                chained[k] = Some((tries[0].0, lane));
+            }
+            continue;
+        }
+        // A lone lane has just failed the first try.
+        let retries = if lanes.len() == 1 {
+            &tries[1..]
+        } else {
+            &tries[..]
+        };
+        for (k, lane) in mine.into_iter().zip(lanes) {
+            chained[k] = retries.iter().find_map(|&(samples, c)| {
+                c.encode(&[lane])
+                    .ok()
+                    .map(|mut coded| (samples, coded.remove(0)))
+            });
+        }
+    }
+    // A small lane of a remembering model is also coded without the page memory,
+    // and the smaller kept: there the counts learn too little to make up for the
+    // fixed mixer's caution while they are still empty (format-spec.md §3.8).
+    let mut memory: Vec<bool> = choice.iter().map(|&m| remembers(models[m])).collect();
+    for (k, lane) in views.iter().enumerate() {
+        let pixels: usize = lane.iter().map(|s| s.pixels.len()).sum();
+        let Some((samples, coded)) = &chained[k] else {
+            continue;
+        };
+        if !memory[k] || pixels > SMALL_LANE_PIXELS {
+            continue;
+        }
+        let at = sample_counts
+            .iter()
+            .position(|s| s == samples)
+            .expect("tried");
+        if let Ok(mut plain) = coders.forgetful_sets[at][choice[k]].encode(&[lane]) {
+            if plain[0].payload.len() < coded.payload.len() {
+                chained[k] = Some((*samples, plain.remove(0)));
+                memory[k] = false;
+            }
+        }
+    }
+    (chained, memory)
 }
 
 /// Rows of a lane between two places where every model codes a sample to choose the
@@ -1004,46 +1017,7 @@ pub fn decompress<E: From<ArchiveError>>(
     if archive.precision as usize != PRECISION {
         return Err(ArchiveError::Precision(archive.precision).into());
     }
-    // The coder of every lane, one chain per (model, samples) pair, resolved before
-    // anything is decoded.
-    let mut chains: Vec<(LaneCoder, Chain)> = Vec::new();
-    for lane in &archive.lanes {
-        if let LaneCoder::BitsBack {
-            model,
-            samples,
-            memory,
-        } = lane.coder
-        {
-            if chains.iter().any(|(c, _)| *c == lane.coder) {
-                continue;
-            }
-            let id = archive.models[model as usize];
-            let net = models
-                .iter()
-                .find(|n| n.is(&id))
-                .ok_or(ArchiveError::MissingModel(id))?;
-            let bits_back = BitsBack::new(net, archive.latent_bits.into())
-                .map_err(ArchiveError::from)?
-                .with_samples(samples as usize)
-                .with_memory(memory);
-            chains.push((lane.coder, Chain { bits_back }));
-        }
-    }
-    let codec_of = |coder: LaneCoder| -> &dyn LaneCodec {
-        match coder {
-            LaneCoder::BitsBack { .. } => {
-                &chains
-                    .iter()
-                    .find(|(c, _)| *c == coder)
-                    .expect("resolved above")
-                    .1
-            }
-            LaneCoder::Context { template } => &COUNTING_MODELS[usize::from(template)],
-            LaneCoder::PageMixing => &PageMixing,
-            LaneCoder::Stored => &Stored,
-        }
-    };
-
+    let coders = DecodingCoders::resolve(models, archive)?;
     let threads = rayon::current_num_threads();
     let per_task = lanes_per_task(archive.lanes.len(), threads);
     let wave = per_task * threads;
@@ -1056,52 +1030,7 @@ pub fn decompress<E: From<ArchiveError>>(
         let last = (first + wave).min(archive.lanes.len());
         let planned: Vec<(usize, Vec<(Segment, usize)>)> =
             segments.by_ref().take(last - first).collect();
-        // Widths of the images the wave touches, for the strips' shapes.
-        let tasks: Vec<Vec<usize>> = (first..last)
-            .collect::<Vec<_>>()
-            .chunks(per_task)
-            .map(<[usize]>::to_vec)
-            .collect();
-        let decoded: Vec<Vec<Vec<u8>>> = tasks
-            .par_iter()
-            .map(|task| {
-                let inputs: Vec<LaneToDecode> = task
-                    .iter()
-                    .map(|&k| {
-                        let lane = &archive.lanes[k];
-                        LaneToDecode {
-                            seed_words_elided: lane.seed_words_elided,
-                            state: lane.state,
-                            payload: lane.payload,
-                            shapes: planned[k - first]
-                                .1
-                                .iter()
-                                .map(|(s, width)| (*width, s.rows))
-                                .collect(),
-                        }
-                    })
-                    .collect();
-                // Lanes of one task share a coder kind when they can; otherwise each
-                // goes alone.
-                let coder = archive.lanes[task[0]].coder;
-                if task.iter().all(|&k| archive.lanes[k].coder == coder) {
-                    codec_of(coder).decode(&inputs, task[0])
-                } else {
-                    let mut out = Vec::with_capacity(task.len());
-                    for (input, &k) in inputs.iter().zip(task) {
-                        out.extend(
-                            codec_of(archive.lanes[k].coder)
-                                .decode(std::slice::from_ref(input), k)?,
-                        );
-                    }
-                    Ok(out)
-                }
-            })
-            .collect::<Result<Vec<_>, CodecError>>()
-            .map_err(ArchiveError::from)?
-            .into_iter()
-            .flatten()
-            .collect();
+        let decoded = decode_wave(archive, &coders, &planned, first, per_task)?;
         for ((_, segs), strips) in planned.iter().zip(decoded) {
             for ((seg, _), pixels) in segs.iter().zip(strips) {
                 if pending.is_none() {
@@ -1130,6 +1059,111 @@ pub fn decompress<E: From<ArchiveError>>(
         .into());
     }
     Ok(())
+}
+
+/// The coder of every lane of an archive, one chain per (model, samples, memory), resolved
+/// before anything is decoded.
+struct DecodingCoders<'n> {
+    chains: Vec<(LaneCoder, Chain<'n>)>,
+}
+
+impl<'n> DecodingCoders<'n> {
+    fn resolve(models: &[&'n Network], archive: &Archive) -> Result<Self, ArchiveError> {
+        let mut chains: Vec<(LaneCoder, Chain)> = Vec::new();
+        for lane in &archive.lanes {
+            let LaneCoder::BitsBack {
+                model,
+                samples,
+                memory,
+            } = lane.coder
+            else {
+                continue;
+            };
+            if chains.iter().any(|(c, _)| *c == lane.coder) {
+                continue;
+            }
+            let id = archive.models[model as usize];
+            let net = models
+                .iter()
+                .find(|n| n.is(&id))
+                .ok_or(ArchiveError::MissingModel(id))?;
+            let bits_back = BitsBack::new(net, archive.latent_bits.into())?
+                .with_samples(samples as usize)
+                .with_memory(memory);
+            chains.push((lane.coder, Chain { bits_back }));
+        }
+        Ok(DecodingCoders { chains })
+    }
+
+    fn of(&self, coder: LaneCoder) -> &dyn LaneCodec {
+        match coder {
+            LaneCoder::BitsBack { .. } => {
+                &self
+                    .chains
+                    .iter()
+                    .find(|(c, _)| *c == coder)
+                    .expect("resolved with the archive")
+                    .1
+            }
+            LaneCoder::Context { template } => &COUNTING_MODELS[usize::from(template)],
+            LaneCoder::PageMixing => &PageMixing,
+            LaneCoder::Stored => &Stored,
+        }
+    }
+}
+
+/// Decodes the lanes `first..first + planned.len()` in parallel, `per_task` a task: each
+/// lane's strips' pixels, in order.
+fn decode_wave(
+    archive: &Archive,
+    coders: &DecodingCoders,
+    planned: &[(usize, Vec<(Segment, usize)>)],
+    first: usize,
+    per_task: usize,
+) -> Result<Vec<Vec<Vec<u8>>>, ArchiveError> {
+    let tasks: Vec<Vec<usize>> = (first..first + planned.len())
+        .collect::<Vec<_>>()
+        .chunks(per_task)
+        .map(<[usize]>::to_vec)
+        .collect();
+    let decoded = tasks
+        .par_iter()
+        .map(|task| {
+            let inputs: Vec<LaneToDecode> = task
+                .iter()
+                .map(|&k| {
+                    let lane = &archive.lanes[k];
+                    LaneToDecode {
+                        seed_words_elided: lane.seed_words_elided,
+                        state: lane.state,
+                        payload: lane.payload,
+                        shapes: planned[k - first]
+                            .1
+                            .iter()
+                            .map(|(s, width)| (*width, s.rows))
+                            .collect(),
+                    }
+                })
+                .collect();
+            // Lanes of one task share a coder kind when they can; otherwise each goes
+            // alone.
+            let coder = archive.lanes[task[0]].coder;
+            if task.iter().all(|&k| archive.lanes[k].coder == coder) {
+                coders.of(coder).decode(&inputs, task[0])
+            } else {
+                let mut out = Vec::with_capacity(task.len());
+                for (input, &k) in inputs.iter().zip(task) {
+                    out.extend(
+                        coders
+                            .of(archive.lanes[k].coder)
+                            .decode(std::slice::from_ref(input), k)?,
+                    );
+                }
+                Ok(out)
+            }
+        })
+        .collect::<Result<Vec<_>, CodecError>>()?;
+    Ok(decoded.into_iter().flatten().collect())
 }
 
 #[cfg(test)]

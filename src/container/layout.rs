@@ -126,10 +126,55 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
     Ok(out)
 }
 
-/// Parses an archive whose signature and version the caller has checked.
+/// Parses an archive whose signature and version the caller has checked: the header,
+/// the entry table, the lane records, then the payloads, each read by its own function
+/// in the order `write` emits them.
 pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
     let (body, pixel_crc) = check_crc(bytes, MIN_LEN)?;
     let mut r = Reader::new(body, SIGNATURE.len() + 1);
+    let header = read_header(&mut r)?;
+    let entry_table = read_entry_table(&mut r, header.image_count)?;
+    let records = read_lane_records(&mut r, header.models.len())?;
+    let payload_total: u64 = records.iter().map(|l| l.len).sum();
+    if payload_total != r.left() as u64 {
+        return Err(ContainerError::Invalid(format!(
+            "lanes need {payload_total} payload bytes, the archive has {}",
+            r.left()
+        )));
+    }
+    let summary = check_lane_rows(&entry_table, header.image_count, &records)?;
+    let lanes = records
+        .into_iter()
+        .map(|l| {
+            Ok(Lane {
+                coder: l.coder,
+                rows: l.rows,
+                seed_words_elided: l.seed_words_elided,
+                state: l.state,
+                payload: r.take(l.len as usize, "payload")?,
+            })
+        })
+        .collect::<Result<_, ContainerError>>()?;
+    Ok(Archive {
+        models: header.models,
+        image_count: header.image_count,
+        latent_bits: header.latent_bits,
+        precision: PRECISION,
+        lanes,
+        pixel_crc,
+        size_range: summary.size_range,
+        entry_table,
+    })
+}
+
+/// The header's fields after the signature and version.
+struct Header {
+    image_count: u64,
+    models: Vec<ModelId>,
+    latent_bits: u8,
+}
+
+fn read_header(r: &mut Reader) -> Result<Header, ContainerError> {
     let image_count = r.varint("image count")?;
     check_limit("image count", image_count, MAX_IMAGES)?;
     if image_count == 0 {
@@ -152,6 +197,16 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
             "latent bucket bits {latent_bits} outside 1..={MAX_LATENT_BITS}"
         )));
     }
+    Ok(Header {
+        image_count,
+        models,
+        latent_bits,
+    })
+}
+
+/// The inflated entry table of `image_count` entries, its claimed length checked before
+/// anything is reserved.
+fn read_entry_table(r: &mut Reader, image_count: u64) -> Result<Vec<u8>, ContainerError> {
     let raw_len = r.varint("entry table length")?;
     let names_len = r.varint("deflated entry table length")?;
     if names_len > r.left() as u64 {
@@ -163,99 +218,100 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
             "entry table of {raw_len} bytes for {image_count} images"
         )));
     }
-    let entry_table = inflate_exact(r.take(names_len as usize, "entry table")?, raw_len as usize)?;
+    inflate_exact(r.take(names_len as usize, "entry table")?, raw_len as usize)
+}
 
+/// A lane record as read, before its payload is cut.
+struct LaneRecord {
+    coder: LaneCoder,
+    rows: u64,
+    len: u64,
+    seed_words_elided: u32,
+    state: u64,
+}
+
+/// The lane count and every lane record.
+fn read_lane_records(
+    r: &mut Reader,
+    model_count: usize,
+) -> Result<Vec<LaneRecord>, ContainerError> {
     let lane_count = r.varint("lane count")?;
     check_limit("lane count", lane_count, MAX_LANES)?;
     if lane_count == 0 || lane_count * MIN_LANE_RECORD_LEN > r.left() as u64 {
         return Err(ContainerError::Truncated("lane table"));
     }
     let mut records = Vec::with_capacity(lane_count as usize);
-    let mut payload_total = 0u64;
     for i in 0..lane_count {
-        let bad = |what: String| ContainerError::Invalid(format!("lane {i} {what}"));
-        let code = r.u8("lane coder")?;
-        let rows = r.varint("lane rows")?;
-        let len = r.varint("lane payload length")?;
-        if rows == 0 {
-            return Err(bad("has no rows".into()));
-        }
-        let row =
-            registry::coder(code).ok_or(ContainerError::UnknownCoder { lane: i, id: code })?;
-        let (coder, seed_words_elided, state) = match row.record {
-            Record::Chain => {
-                let model = r.varint("lane model")?;
-                let mode = r.varint("lane mode")?;
-                let (samples, memory) = (mode >> 1, mode & 1 == 1);
-                let elided = u32::from(r.u8("lane seed")?);
-                let state = r.u64("lane state")?;
-                if model >= model_count as u64 {
-                    return Err(bad(format!("names model {model} of {model_count}")));
-                }
-                if samples == 0 || samples > MAX_SAMPLES {
-                    return Err(bad(format!("has {samples} samples, not 1..={MAX_SAMPLES}")));
-                }
-                if elided > SEED_WORDS {
-                    return Err(bad(format!("has {elided} elided seed words")));
-                }
-                let coder = LaneCoder::BitsBack {
-                    model: model as u16,
-                    samples: samples as u32,
-                    memory,
-                };
-                (coder, elided, state)
-            }
-            Record::Head => {
-                let coder = LaneCoder::without_fields(code).expect("a row without fields");
-                (coder, 0, r.u64("lane state")?)
-            }
-            Record::Bits => (LaneCoder::Stored, 0, 0),
-        };
-        if row.record != Record::Bits {
-            if len % 4 != 0 {
-                return Err(bad(format!("has {len} payload bytes, not whole words")));
-            }
-            if (seed_words_elided > 0 || len > 0) && state < 1 << 32 {
-                return Err(bad(format!(
-                    "head {state:#x} is below 2^32 while words follow"
-                )));
-            }
-        }
-        // Each payload lies within the bytes left, so the total cannot overflow.
-        if len > r.left() as u64 {
+        let record = read_lane_record(r, i, model_count)?;
+        // Each payload lies within the bytes left, so their total cannot overflow.
+        if record.len > r.left() as u64 {
             return Err(ContainerError::Truncated("lane payload"));
         }
-        payload_total += len;
-        records.push((coder, rows, len, seed_words_elided, state));
+        records.push(record);
     }
-    if payload_total != r.left() as u64 {
-        return Err(ContainerError::Invalid(format!(
-            "lanes need {payload_total} payload bytes, the archive has {}",
-            r.left()
-        )));
+    Ok(records)
+}
+
+/// Lane record `i`: its coder's registry id, rows and payload length, then what the
+/// registry row says the record carries.
+fn read_lane_record(
+    r: &mut Reader,
+    i: u64,
+    model_count: usize,
+) -> Result<LaneRecord, ContainerError> {
+    let bad = |what: String| ContainerError::Invalid(format!("lane {i} {what}"));
+    let code = r.u8("lane coder")?;
+    let rows = r.varint("lane rows")?;
+    let len = r.varint("lane payload length")?;
+    if rows == 0 {
+        return Err(bad("has no rows".into()));
     }
-    let summary = check_lane_rows(&entry_table, image_count, &records)?;
-    let lanes = records
-        .into_iter()
-        .map(|(coder, rows, len, seed_words_elided, state)| {
-            Ok(Lane {
-                coder,
-                rows,
-                seed_words_elided,
-                state,
-                payload: r.take(len as usize, "payload")?,
-            })
-        })
-        .collect::<Result<_, ContainerError>>()?;
-    Ok(Archive {
-        models,
-        image_count,
-        latent_bits,
-        precision: PRECISION,
-        lanes,
-        pixel_crc,
-        size_range: summary.size_range,
-        entry_table,
+    let row = registry::coder(code).ok_or(ContainerError::UnknownCoder { lane: i, id: code })?;
+    let (coder, seed_words_elided, state) = match row.record {
+        Record::Chain => {
+            let model = r.varint("lane model")?;
+            let mode = r.varint("lane mode")?;
+            let (samples, memory) = (mode >> 1, mode & 1 == 1);
+            let elided = u32::from(r.u8("lane seed")?);
+            let state = r.u64("lane state")?;
+            if model >= model_count as u64 {
+                return Err(bad(format!("names model {model} of {model_count}")));
+            }
+            if samples == 0 || samples > MAX_SAMPLES {
+                return Err(bad(format!("has {samples} samples, not 1..={MAX_SAMPLES}")));
+            }
+            if elided > SEED_WORDS {
+                return Err(bad(format!("has {elided} elided seed words")));
+            }
+            let coder = LaneCoder::BitsBack {
+                model: model as u16,
+                samples: samples as u32,
+                memory,
+            };
+            (coder, elided, state)
+        }
+        Record::Head => {
+            let coder = LaneCoder::without_fields(code).expect("a row without fields");
+            (coder, 0, r.u64("lane state")?)
+        }
+        Record::Bits => (LaneCoder::Stored, 0, 0),
+    };
+    if row.record != Record::Bits {
+        if len % 4 != 0 {
+            return Err(bad(format!("has {len} payload bytes, not whole words")));
+        }
+        if (seed_words_elided > 0 || len > 0) && state < 1 << 32 {
+            return Err(bad(format!(
+                "head {state:#x} is below 2^32 while words follow"
+            )));
+        }
+    }
+    Ok(LaneRecord {
+        coder,
+        rows,
+        len,
+        seed_words_elided,
+        state,
     })
 }
 
@@ -264,14 +320,14 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Archive<'_>, ContainerError> {
 fn check_lane_rows(
     table: &[u8],
     image_count: u64,
-    lanes: &[(LaneCoder, u64, u64, u32, u64)],
+    lanes: &[LaneRecord],
 ) -> Result<super::EntrySummary, ContainerError> {
     let mut lane = 0usize;
-    let (mut lane_rows_left, mut lane_pixels, mut lane_segments) = (lanes[0].1, 0u64, 0u64);
+    let (mut lane_rows_left, mut lane_pixels, mut lane_segments) = (lanes[0].rows, 0u64, 0u64);
     let finish_lane = |lane: usize, pixels: u64, segments: u64| -> Result<(), ContainerError> {
         check_limit("lane pixels", pixels, MAX_LANE_PIXELS)?;
         check_limit("lane image segments", segments, MAX_LANE_SEGMENTS)?;
-        let (coder, _, len, _, _) = lanes[lane];
+        let (coder, len) = (lanes[lane].coder, lanes[lane].len);
         if coder == LaneCoder::Stored && len != pixels.div_ceil(8) {
             return Err(ContainerError::Invalid(format!(
                 "stored lane {lane} holds {len} bytes for {pixels} pixels"
@@ -288,7 +344,7 @@ fn check_lane_rows(
                 let next = lanes.get(lane).ok_or_else(|| {
                     ContainerError::Invalid("the lanes hold fewer rows than the images".into())
                 })?;
-                (lane_rows_left, lane_pixels, lane_segments) = (next.1, 0, 0);
+                (lane_rows_left, lane_pixels, lane_segments) = (next.rows, 0, 0);
             }
             let take = rows.min(lane_rows_left);
             lane_pixels += take * u64::from(width);
