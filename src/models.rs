@@ -50,7 +50,7 @@ pub const BUILT_IN: &[BuiltIn] = &[
     built_in!(
         "caltech",
         "vlae-caltech",
-        "Caltech-101 Silhouettes 28×28, 5,728 training images, fine-tuned from mnist, 37 epochs",
+        "Caltech-101 Silhouettes 28×28, 5,728 training images, fine-tuned from mnist, 38 epochs",
         auto: true
     ),
     built_in!(

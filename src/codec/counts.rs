@@ -2,7 +2,7 @@
 //! context models (`template.rs`, `mixing.rs`) and the page memory share.
 #![forbid(unsafe_code)]
 
-use super::lane::{payload, words, CodecError, CodedLane, LaneToDecode, Strip};
+use super::lane::{payload, words, CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
 use super::model::{Bernoulli, Coder, PRECISION};
 use constriction::stream::{Decode, Encode};
 
@@ -80,7 +80,7 @@ pub(crate) trait PixelModel {
 
 /// Every pixel of a lane's `strips` with the P(ink) that `model`, fresh, gives it: the
 /// probabilities are computed forward, as the decoder will.
-pub(crate) fn predict_lane(mut model: impl PixelModel, strips: &[Strip]) -> Vec<(u8, u32)> {
+fn predict_lane(mut model: impl PixelModel, strips: &[Strip]) -> Vec<(u8, u32)> {
     let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
     let mut predicted = Vec::with_capacity(total);
     for s in strips {
@@ -98,7 +98,7 @@ pub(crate) fn predict_lane(mut model: impl PixelModel, strips: &[Strip]) -> Vec<
 
 /// Codes a lane's pixels with their P(ink): ANS is a stack, so they are pushed last first
 /// for the decoder to pop them in order.
-pub(crate) fn encode_lane(coded: &[(u8, u32)]) -> Result<CodedLane, CodecError> {
+fn encode_lane(coded: &[(u8, u32)]) -> Result<CodedLane, CodecError> {
     let mut coder = Coder::new();
     for &(bit, p) in coded.iter().rev() {
         coder
@@ -114,7 +114,7 @@ pub(crate) fn encode_lane(coded: &[(u8, u32)]) -> Result<CodedLane, CodecError> 
 }
 
 /// Decodes lane `index` with `model`, fresh.
-pub(crate) fn decode_lane(
+fn decode_lane(
     mut model: impl PixelModel,
     lane: &LaneToDecode,
     index: usize,
@@ -148,4 +148,41 @@ pub(crate) fn decode_lane(
         });
     }
     Ok(out)
+}
+
+/// A lane coder that is a pixel model, fresh at each lane's start, driving one ANS stack:
+/// the context model and page mixing. Every such coder is a [`LaneCodec`] through the
+/// loop above.
+pub(crate) trait ModelledLanes: Sync {
+    type Model: PixelModel;
+
+    /// The model as a lane starts, having seen no pixel.
+    fn fresh(&self) -> Self::Model;
+
+    /// Every pixel of a lane with its P(ink), as a fresh model predicts them one by one
+    /// (an encoder may find them faster, as long as it finds the same).
+    fn predict(&self, strips: &[Strip]) -> Vec<(u8, u32)> {
+        predict_lane(self.fresh(), strips)
+    }
+}
+
+impl<T: ModelledLanes> LaneCodec for T {
+    fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
+        lanes
+            .iter()
+            .map(|strips| encode_lane(&self.predict(strips)))
+            .collect()
+    }
+
+    fn decode(
+        &self,
+        lanes: &[LaneToDecode],
+        first_index: usize,
+    ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
+        lanes
+            .iter()
+            .enumerate()
+            .map(|(k, lane)| decode_lane(self.fresh(), lane, first_index + k))
+            .collect()
+    }
 }

@@ -14,9 +14,9 @@
 //! 1/256 units ([`LOGIT_ONE`]), weights in 1/65536.
 #![forbid(unsafe_code)]
 
-use super::counts::{decode_lane, encode_lane, Counts, PixelModel};
+use super::counts::{Counts, ModelledLanes, PixelModel};
 use super::glyph_match::{Matcher, GROUP_BITS};
-use super::lane::{CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
+use super::lane::Strip;
 use super::memory::{
     estimate_12, hashed, stretch_table, total_class, Contexts, Memory, Mixing, LOGIT_ONE,
     TOTAL_CLASSES,
@@ -745,24 +745,16 @@ impl PageMixing {
     }
 }
 
-impl LaneCodec for PageMixing {
-    fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
-        lanes
-            .iter()
-            .map(|strips| encode_lane(&predict_lane(strips)))
-            .collect()
+impl ModelledLanes for PageMixing {
+    type Model = PageMixer;
+
+    fn fresh(&self) -> PageMixer {
+        PageMixer::new()
     }
 
-    fn decode(
-        &self,
-        lanes: &[LaneToDecode],
-        first_index: usize,
-    ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
-        lanes
-            .iter()
-            .enumerate()
-            .map(|(k, lane)| decode_lane(PageMixer::new(), lane, first_index + k))
-            .collect()
+    /// The pipelined encoder: the same predictions, on two threads.
+    fn predict(&self, strips: &[Strip]) -> Vec<(u8, u32)> {
+        predict_lane(strips)
     }
 }
 

@@ -8,8 +8,7 @@
 //! (noise, text, drawings) about as well as JBIG does.
 #![forbid(unsafe_code)]
 
-use super::counts::{decode_lane, encode_lane, predict_lane, Counts, PixelModel};
-use super::lane::{CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
+use super::counts::{Counts, ModelledLanes, PixelModel};
 
 /// The templates: (row, column) offsets of the causal neighbours whose values, bit k for
 /// offset k, index a pixel's context. Positions outside the strip read 0. A lane records
@@ -95,7 +94,7 @@ impl Padded {
 }
 
 /// Counts over one of the [`TEMPLATES`] (format-spec.md §3.6).
-struct TemplateCounts {
+pub(crate) struct TemplateCounts {
     template: &'static [(isize, isize)],
     counts: Counts,
     known: Padded,
@@ -147,25 +146,10 @@ impl ContextModel {
     }
 }
 
-impl LaneCodec for ContextModel {
-    fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
-        lanes
-            .iter()
-            .map(|strips| encode_lane(&predict_lane(TemplateCounts::new(self.template()), strips)))
-            .collect()
-    }
+impl ModelledLanes for ContextModel {
+    type Model = TemplateCounts;
 
-    fn decode(
-        &self,
-        lanes: &[LaneToDecode],
-        first_index: usize,
-    ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
-        lanes
-            .iter()
-            .enumerate()
-            .map(|(k, lane)| {
-                decode_lane(TemplateCounts::new(self.template()), lane, first_index + k)
-            })
-            .collect()
+    fn fresh(&self) -> TemplateCounts {
+        TemplateCounts::new(self.template())
     }
 }
