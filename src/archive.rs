@@ -525,6 +525,8 @@ const MAX_RUNS: usize = 16;
 
 /// The lanes of one run of images (see [`image_runs`]), bits-back lanes naming their model
 /// by its index in `coders.models`.
+// Longer than 80 lines: each group of lanes tries every coder, and the smallest
+// coding is chosen from all of their results at once.
 fn code_run<P: AsRef<[u8]> + Sync>(
     coders: &Coders,
     shapes: &[(usize, usize)],

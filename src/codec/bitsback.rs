@@ -866,6 +866,7 @@ impl<'n> BitsBack<'n> {
     /// in lockstep. Fails with [`CodecError::Exhausted`] in the (never observed) case where
     /// a chain's stack would hold no word between two tiles, which a decoder treats as
     /// corruption; the caller then stores that lane instead.
+    // Longer than 80 lines for the same reason as `decompress_lanes`, its mirror.
     pub fn compress_lanes(&self, lanes: &[&[Strip]]) -> Result<Vec<ChainLane>, CodecError> {
         let side = self.net.tile();
         let seed = seed_words();
@@ -1000,6 +1001,9 @@ impl<'n> BitsBack<'n> {
     /// Decompresses lanes, each into its strips' pixels in order. `first_index` numbers the
     /// lanes in errors. Decoding fails as soon as a lane's stack runs dry between tiles,
     /// so a lane that claims more than it holds fails within a few tiles.
+    // Longer than 80 lines: the lanes advance in lockstep, one tile each a step, and the
+    // step's state (coders, class counts, memories, canvases) is shared by every lane's
+    // tile; split further, it would be passed around in pieces.
     pub fn decompress_lanes(
         &self,
         lanes: &[ChainInput],

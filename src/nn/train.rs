@@ -163,6 +163,8 @@ pub struct Invocation {
 /// Trains on the tiles of `train_set`, validating on those of `valid_set`, in `run_dir`.
 /// Logs to `run_dir/train.log` and shows a progress bar unless quiet. Returns the path
 /// of the best weights so far.
+// Longer than 80 lines: the epoch loop logs, checkpoints and stops on time between
+// batches, from state the loop itself holds.
 pub fn train(
     train_set: &TileSet,
     valid_set: &TileSet,
@@ -178,25 +180,7 @@ pub fn train(
         minutes,
     } = how;
     let started = Instant::now();
-    std::fs::create_dir_all(run_dir)?;
-    let ckpt_path = run_dir.join(CHECKPOINT);
-    if resume {
-        let saved = VlaeConfig::load(&run_dir.join("config.json"))
-            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
-        if &saved != cfg {
-            candle_core::bail!("{} was trained with a different config", run_dir.display())
-        }
-    } else if ckpt_path.exists() {
-        candle_core::bail!(
-            "{} already holds a run: pass --resume to continue it",
-            run_dir.display()
-        )
-    }
-    std::fs::write(run_dir.join("config.json"), cfg.to_json())?;
-    std::fs::write(
-        run_dir.join("options.json"),
-        serde_json::to_string_pretty(opts).expect("options serialize"),
-    )?;
+    let ckpt_path = prepare_run_dir(run_dir, cfg, opts, resume)?;
 
     let pixels = cfg.tile_pixels();
     let n_train = train_set.len();
@@ -214,39 +198,11 @@ pub fn train(
         VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
         cfg,
     )?;
-    let mut named: Vec<(String, Var)> = varmap
-        .data()
-        .lock()
-        .expect("varmap lock")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    let (names, vars): (Vec<_>, Vec<_>) = named.into_iter().unzip();
-    let zeros = |v: &Var| v.as_tensor().detach().zeros_like();
-    let mut tr = Trainer {
-        ema: vars
-            .iter()
-            .map(|v| v.as_tensor().detach().copy())
-            .collect::<Result<_>>()?,
-        adam: Adam {
-            m: vars.iter().map(zeros).collect::<Result<_>>()?,
-            v: vars.iter().map(zeros).collect::<Result<_>>()?,
-        },
-        names,
-        vars,
-        state: RunState::default(),
-    };
+    let mut tr = Trainer::new(&varmap)?;
     if resume && ckpt_path.exists() {
         tr.restore(&ckpt_path)?;
     } else if let Some(init) = init {
-        for (i, name) in tr.names.iter().enumerate() {
-            let t = init.get(name).ok_or_else(|| {
-                candle_core::Error::Msg(format!("the initial model lacks {name}"))
-            })?;
-            tr.vars[i].set(t)?;
-            tr.ema[i] = t.clone();
-        }
+        tr.start_from(&init)?;
     }
     let params: usize = tr.vars.iter().map(|v| v.elem_count()).sum();
 
@@ -279,47 +235,22 @@ pub fn train(
         order.shuffle(&mut StdRng::seed_from_u64(
             opts.seed ^ (tr.state.epoch as u64) << 20,
         ));
-        let bar = if quiet {
-            indicatif::ProgressBar::hidden()
-        } else {
-            indicatif::ProgressBar::new(batches as u64)
-        };
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
-            )
-            .expect("template")
-            .progress_chars("=> "),
-        );
-        bar.set_prefix(tr.state.epoch.to_string());
-        bar.set_position(tr.state.batch as u64);
+        let bar = epoch_bar(quiet, batches, &tr.state);
         let (mut sum_loss, mut sum_kl, mut seen) = (0f64, 0f64, 0usize);
         let epoch_start = Instant::now();
         while tr.state.batch < batches {
             let t0 = Instant::now();
             let idx =
                 &order[tr.state.batch * opts.batch_size..(tr.state.batch + 1) * opts.batch_size];
-            let mut batch = Vec::with_capacity(idx.len() * model.sample_pixels());
-            let mut jitter = StdRng::seed_from_u64(opts.seed ^ JITTER_SEED ^ tr.state.step);
-            for &i in idx {
-                train_set.push_canvas(i, Some((&mut jitter, opts.augment)), &mut batch);
-            }
-            let mut rng = StdRng::seed_from_u64(
-                opts.seed
-                    .wrapping_mul(0x9e37_79b9)
-                    .wrapping_add(tr.state.step),
-            );
-            let noise = normal_noise(&mut rng, idx.len(), cfg.latent_dim)?;
-            let terms = model.elbo_terms(&pixels_tensor(&batch, &Device::Cpu)?, &noise)?;
-            let recon = terms.recon.mean_all()?;
-            let kl_groups = terms
-                .kl_per_dim
-                .mean(0)?
-                .reshape((cfg.latent_dim / group, group))?
-                .sum(1)?;
-            let loss = (&recon + kl_groups.maximum(free_nats)?.sum_all()?)?;
-            let kl = kl_groups.sum_all()?.to_scalar::<f32>()? as f64;
-            let neg_elbo = recon.to_scalar::<f32>()? as f64 + kl;
+            let (loss, neg_elbo, kl) = batch_loss(
+                &model,
+                train_set,
+                idx,
+                opts,
+                tr.state.step,
+                cfg.latent_dim,
+                (group, free_nats),
+            )?;
             if !neg_elbo.is_finite() {
                 say(format!(
                     "step {}: non-finite loss, batch skipped",
@@ -395,6 +326,128 @@ pub fn train(
 const JITTER_SEED: u64 = 0x6a09_e667_f3bc_c908;
 
 /// Validates the EMA weights on `canvases`, keeping them as `best.safetensors` when they
+/// Makes the run folder, refusing to overwrite a run unless resuming one of the same
+/// config, and records the config and options; returns the checkpoint's path.
+fn prepare_run_dir(
+    run_dir: &Path,
+    cfg: &VlaeConfig,
+    opts: &TrainOptions,
+    resume: bool,
+) -> Result<PathBuf> {
+    std::fs::create_dir_all(run_dir)?;
+    let ckpt_path = run_dir.join(CHECKPOINT);
+    if resume {
+        let saved = VlaeConfig::load(&run_dir.join("config.json"))
+            .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
+        if &saved != cfg {
+            candle_core::bail!("{} was trained with a different config", run_dir.display())
+        }
+    } else if ckpt_path.exists() {
+        candle_core::bail!(
+            "{} already holds a run: pass --resume to continue it",
+            run_dir.display()
+        )
+    }
+    std::fs::write(run_dir.join("config.json"), cfg.to_json())?;
+    std::fs::write(
+        run_dir.join("options.json"),
+        serde_json::to_string_pretty(opts).expect("options serialize"),
+    )?;
+    Ok(ckpt_path)
+}
+
+impl Trainer {
+    /// The variables of `varmap`, sorted by name, with their EMA and zero Adam moments.
+    fn new(varmap: &VarMap) -> Result<Self> {
+        let mut named: Vec<(String, Var)> = varmap
+            .data()
+            .lock()
+            .expect("varmap lock")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let (names, vars): (Vec<_>, Vec<_>) = named.into_iter().unzip();
+        let zeros = |v: &Var| v.as_tensor().detach().zeros_like();
+        Ok(Trainer {
+            ema: vars
+                .iter()
+                .map(|v| v.as_tensor().detach().copy())
+                .collect::<Result<_>>()?,
+            adam: Adam {
+                m: vars.iter().map(zeros).collect::<Result<_>>()?,
+                v: vars.iter().map(zeros).collect::<Result<_>>()?,
+            },
+            names,
+            vars,
+            state: RunState::default(),
+        })
+    }
+
+    /// Sets every variable, and its EMA, to `init`'s tensor of the same name.
+    fn start_from(&mut self, init: &HashMap<String, Tensor>) -> Result<()> {
+        for (i, name) in self.names.iter().enumerate() {
+            let t = init.get(name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("the initial model lacks {name}"))
+            })?;
+            self.vars[i].set(t)?;
+            self.ema[i] = t.clone();
+        }
+        Ok(())
+    }
+}
+
+/// An epoch's progress bar, hidden when quiet.
+fn epoch_bar(quiet: bool, batches: usize, state: &RunState) -> indicatif::ProgressBar {
+    let bar = if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(batches as u64)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+        )
+        .expect("template")
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(state.epoch.to_string());
+    bar.set_position(state.batch as u64);
+    bar
+}
+
+/// The loss of the batch of tiles `idx` at step `step` (its jitter and noise seeded by the
+/// step, so a resumed run draws what the uninterrupted one would), with its −ELBO and KL
+/// in nats. `(group, free_nats)`: the latent groups' size and their free nats.
+fn batch_loss(
+    model: &Vlae,
+    train_set: &TileSet,
+    idx: &[usize],
+    opts: &TrainOptions,
+    step: u64,
+    latent_dim: usize,
+    (group, free_nats): (usize, f64),
+) -> Result<(Tensor, f64, f64)> {
+    let mut batch = Vec::with_capacity(idx.len() * model.sample_pixels());
+    let mut jitter = StdRng::seed_from_u64(opts.seed ^ JITTER_SEED ^ step);
+    for &i in idx {
+        train_set.push_canvas(i, Some((&mut jitter, opts.augment)), &mut batch);
+    }
+    let mut rng = StdRng::seed_from_u64(opts.seed.wrapping_mul(0x9e37_79b9).wrapping_add(step));
+    let noise = normal_noise(&mut rng, idx.len(), latent_dim)?;
+    let terms = model.elbo_terms(&pixels_tensor(&batch, &Device::Cpu)?, &noise)?;
+    let recon = terms.recon.mean_all()?;
+    let kl_groups = terms
+        .kl_per_dim
+        .mean(0)?
+        .reshape((latent_dim / group, group))?
+        .sum(1)?;
+    let loss = (&recon + kl_groups.maximum(free_nats)?.sum_all()?)?;
+    let kl = kl_groups.sum_all()?.to_scalar::<f32>()? as f64;
+    let neg_elbo = recon.to_scalar::<f32>()? as f64 + kl;
+    Ok((loss, neg_elbo, kl))
+}
+
 /// beat every validation so far: (−ELBO, KL) in nats per tile, and whether they did.
 fn validate(
     tr: &mut Trainer,
