@@ -206,6 +206,19 @@ fn check_expansion(
     Ok(())
 }
 
+/// Fails when decoding `arch` would hold more memory than `limit`.
+fn check_memory(arch: &container::Archive, limit: Option<u64>) -> Result<()> {
+    let needed = vlae_zip::archive::decode_bytes(arch, rayon::current_num_threads());
+    match limit {
+        Some(limit) if needed > limit => anyhow::bail!(
+            "decoding needs {} of memory, above the --memory-limit of {}",
+            count(needed, "byte"),
+            count(limit, "byte")
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// `vlae-zip decompress`: the output is checked before the archive is read, the archive
 /// and what it will create before the staging folder is made, all before decoding.
 fn decompress(args: &DecompressArgs, quiet: bool) -> Result<()> {
@@ -220,6 +233,7 @@ fn decompress(args: &DecompressArgs, quiet: bool) -> Result<()> {
     let selection = Selection::new(&args.names);
     let expansion = selection.expansion(&arch).with_context(context)?;
     check_expansion(&expansion, &args.limits, &target).with_context(context)?;
+    check_memory(&arch, args.limits.memory_limit).with_context(context)?;
     let staged = target.stage()?;
     let pb = bar(arch.total_rows() as usize, "decompressing", quiet);
     let wanted = |e: &Entry| selection.wants(&e.name);

@@ -105,6 +105,11 @@ pub struct LimitArgs {
     /// their largest too).
     #[arg(long, conflicts_with_all = ["max_files", "max_bytes"])]
     pub allow_large: bool,
+    /// Most memory decoding may hold at once (the coders' tables and the lanes decoded
+    /// together), in the units of --max-bytes; an archive that needs more is refused
+    /// before decoding [default: no limit].
+    #[arg(long, value_parser = byte_count)]
+    pub memory_limit: Option<u64>,
 }
 
 #[derive(Args)]

@@ -1428,3 +1428,32 @@ fn progress_bars_stay_off_pipes() {
         );
     }
 }
+
+/// `--memory-limit` refuses, before anything is staged, an archive whose decoding needs
+/// more (a page-mixing lane holds about 118 MiB of tables), and lets it through above that.
+#[test]
+fn decompress_keeps_within_its_memory_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let archive = "tests/data/golden/mixing.vlz";
+    let refused = fails(&[
+        "decompress",
+        archive,
+        "-o",
+        out.to_str().unwrap(),
+        "--memory-limit",
+        "64MiB",
+    ]);
+    assert!(refused.contains("--memory-limit"), "{refused}");
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+    ok(&[
+        "decompress",
+        archive,
+        "-o",
+        out.to_str().unwrap(),
+        "--memory-limit",
+        "1GiB",
+    ]);
+    assert!(out.join("page.pbm").exists());
+}
