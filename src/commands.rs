@@ -274,6 +274,8 @@ fn format_words(format: ImageFormat) -> String {
     match format {
         ImageFormat::Pbm => "PBM".into(),
         ImageFormat::PngGray { bit_depth } => format!("PNG, {bit_depth}-bit grey"),
+        ImageFormat::TiffPage => "TIFF page, CCITT Group 4".into(),
+        ImageFormat::PngPalette { bit_depth } => format!("PNG, {bit_depth}-bit palette"),
     }
 }
 
