@@ -800,7 +800,7 @@ fn decode_tiff<R: Read + Seek>(path: &Path, reader: R) -> Result<Pages, ImageErr
     limits.decoding_buffer_size = TIFF_PAGE_BYTES;
     limits.intermediate_buffer_size = TIFF_PAGE_BYTES;
     let page_error =
-        |page: usize, e: tiff::TiffError| invalid(path, format!("TIFF page {page}: {e}"));
+        |page: usize, e| invalid(path, format!("TIFF page {page}: {}", tiff_reason(e)));
     let mut decoder = Decoder::new(reader)
         .map_err(|e| invalid(path, format!("TIFF: {e}")))?
         .with_limits(limits);
@@ -822,6 +822,23 @@ fn decode_tiff<R: Read + Seek>(path: &Path, reader: R) -> Result<Pages, ImageErr
     }
 }
 
+/// What a TIFF decoding error means, in words: the decoder's own words for most, the cause
+/// for those it words vaguely.
+fn tiff_reason(e: tiff::TiffError) -> String {
+    use tiff::TiffError;
+    match e {
+        TiffError::LimitsExceeded => format!(
+            "a table, strip or tile claims more than the largest page takes ({TIFF_PAGE_BYTES} bytes)"
+        ),
+        TiffError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "is truncated: its data ends before its last row".into()
+        }
+        TiffError::IoError(e) => format!("its data is corrupt or truncated ({e})"),
+        TiffError::UnsupportedError(e) => format!("is not supported: {e}"),
+        e => e.to_string(),
+    }
+}
+
 /// Decodes the decoder's current page, `page` (1-based, for errors).
 fn decode_tiff_page<R: Read + Seek>(
     decoder: &mut tiff::decoder::Decoder<R>,
@@ -830,7 +847,7 @@ fn decode_tiff_page<R: Read + Seek>(
 ) -> Result<BitImage, ImageError> {
     use tiff::decoder::DecodingResult;
     let page_invalid = |reason: String| invalid(path, format!("TIFF page {page}: {reason}"));
-    let page_error = |e: tiff::TiffError| page_invalid(e.to_string());
+    let page_error = |e| page_invalid(tiff_reason(e));
     let (width, height) = decoder.dimensions().map_err(page_error)?;
     if width == 0
         || height == 0
