@@ -1496,12 +1496,13 @@ fn tiff_compressions(path: &Path) -> Vec<u16> {
 /// tiffcp -c lzw -r 40 w1.tif w2.tif w3.tif pages-lzw.tif
 /// tiffcp -c packbits b1.tif b2.tif b3.tif pages-packbits.tif
 /// tiffcp -c none w1.tif w2.tif w3.tif pages-none.tif
+/// tiffcp -c zip w2.tif w3.tif pages-deflate.tif
 /// tiffcp -c g4 -t -w 64 -l 64 b1.tif tiled-g4.tif
 /// tiffcp -c g3 w3.tif page3-g3.tif
 /// ```
 ///
-/// So: Group 4, LZW in strips of 40 rows, PackBits and uncompressed, WhiteIsZero but for
-/// PackBits and the tiled Group 4 page (BlackIsZero).
+/// So: Group 4, LZW in strips of 40 rows, PackBits, uncompressed and Deflate (pages 2
+/// and 3 only), WhiteIsZero but for PackBits and the tiled Group 4 page (BlackIsZero).
 #[test]
 fn multi_page_tiffs_of_every_compression_round_trip_as_group_4() {
     let pages = tiff_test_pages();
@@ -1519,6 +1520,10 @@ fn multi_page_tiffs_of_every_compression_round_trip_as_group_4() {
         std::fs::copy(&from, dir.join(name)).unwrap();
     }
     assert_eq!(tiff_pages(Path::new("tests/data/tiled-g4.tif")), pages[..1]);
+    assert_eq!(
+        tiff_pages(Path::new("tests/data/pages-deflate.tif")),
+        pages[1..]
+    );
     std::fs::copy("tests/data/tiled-g4.tif", dir.join("tiled-g4.tiff")).unwrap();
     std::fs::copy("tests/data/page-crop.pbm", dir.join("pages-g4.tif.pbm")).unwrap();
     let arc = tmp.path().join("x.vlz");
