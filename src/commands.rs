@@ -283,11 +283,15 @@ fn test(args: &TestArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// A format as people name it: "PBM", "PNG, 8-bit grey".
+/// A format as people name it: "PBM", "PNG, 8-bit grey", "TIFF page", "PNG, 1-bit index"
+/// (a palette PNG).
 fn format_words(format: ImageFormat) -> String {
     match format {
         ImageFormat::Pbm => "PBM".into(),
         ImageFormat::PngGray { bit_depth } => format!("PNG, {bit_depth}-bit grey"),
+        ImageFormat::TiffPage => "TIFF page".into(),
+        // "Indexed", PNG's own word for a palette image: it fits `list`'s format column.
+        ImageFormat::PngPalette { bit_depth } => format!("PNG, {bit_depth}-bit index"),
     }
 }
 

@@ -32,7 +32,7 @@ pub enum FolderError {
     BadName(String),
     #[error("{name}: {reason}; decompressing would fail, so it is not stored")]
     NameTooLong { name: String, reason: String },
-    #[error("{0}: no .pbm or .png images found")]
+    #[error("{0}: no .pbm, .png or .tif images found")]
     Empty(String),
     #[error("{name}: two inputs would be stored under this name ({first} and {second})")]
     Duplicate {
@@ -165,11 +165,12 @@ fn refuse_special(path: &Path, meta: &std::fs::Metadata) -> Result<(), FolderErr
     }
 }
 
-/// The images to compress, as (stored name, path), sorted by name so that archives do not
-/// depend on directory order or argument order. A file argument is stored under its file
-/// name; a folder's `.pbm` and `.png` files, found recursively, under their paths relative
-/// to it; [`STDIN`] under `stdin.pbm` or `stdin.png` (its format is known once read, see
-/// [`read_images`]). Symbolic links to folders are not followed (they could loop). Inputs
+/// The image files to compress, as (stored name, path), sorted by name so that archives do
+/// not depend on directory order or argument order. A file argument is stored under its
+/// file name; a folder's `.pbm`, `.png`, `.tif` and `.tiff` files, found recursively, under
+/// their paths relative to it; [`STDIN`] under `stdin.pbm`, `stdin.png` or `stdin.tif` (its
+/// format is known once read, see [`read_images`]). A TIFF's pages are stored under its
+/// name and their page numbers (see [`read_images`]). Symbolic links to folders are not followed (they could loop). Inputs
 /// must be regular files: a FIFO, device or socket is refused, named, before anything is
 /// read from it (a tape rewinds when opened; /dev/zero never ends).
 pub fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, FolderError> {
@@ -266,8 +267,8 @@ fn list_folder(dir: &Path, found: &mut Vec<(String, PathBuf)>) -> Result<(), Fol
     Ok(())
 }
 
-/// The image on standard input, which must not be a terminal (nobody types a PBM).
-fn read_stdin_image() -> Result<(BitImage, ImageFormat), FolderError> {
+/// The image file on standard input, which must not be a terminal (nobody types a PBM).
+fn read_stdin_image() -> Result<image_io::Pages, FolderError> {
     use std::io::IsTerminal;
     let name = Path::new("standard input");
     let stdin = std::io::stdin();
@@ -278,55 +279,96 @@ fn read_stdin_image() -> Result<(BitImage, ImageFormat), FolderError> {
         }
         .into());
     }
-    Ok(image_io::read_image_from(stdin.lock(), name)?)
+    Ok(image_io::read_image_file_from(stdin.lock(), name)?)
 }
 
 /// Reads `files` in parallel, [`STDIN`] from standard input. `progress` is called once per
-/// image. The image from standard input takes its format's extension, and the names are
-/// then checked again for order and duplicates.
+/// file. The image from standard input takes its format's extension. A TIFF's pages become
+/// the images `<name>/0001`, `<name>/0002`, … (see [`image_io::tiff_page_name`]), which
+/// decompress writes back as one file; the names are then sorted again (`a.tif/0001` sorts
+/// after `a.tif.pbm`) and checked for duplicates, and for a TIFF whose name is also a
+/// folder of other images (decompress could not write both).
 pub fn read_images(
     files: &[(String, PathBuf)],
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<FolderImage>, FolderError> {
-    let read = |name: &String, path: &PathBuf| -> Result<FolderImage, FolderError> {
-        let (img, format) = if path == Path::new(STDIN) {
-            read_stdin_image()?
-        } else {
-            image_io::read_image(path)?
+    let read =
+        |name: &String, path: &PathBuf| -> Result<Vec<(FolderImage, PathBuf)>, FolderError> {
+            let stdin = path == Path::new(STDIN);
+            let pages = if stdin {
+                read_stdin_image()?
+            } else {
+                image_io::read_image_file(path)?
+            };
+            progress(1);
+            let images = pages.into_iter().enumerate().map(|(i, (img, format))| {
+                let name = match format {
+                    ImageFormat::TiffPage if stdin => {
+                        image_io::tiff_page_name(&format!("{name}.tif"), i + 1)
+                    }
+                    ImageFormat::TiffPage => image_io::tiff_page_name(name, i + 1),
+                    ImageFormat::Pbm if stdin => format!("{name}.pbm"),
+                    ImageFormat::PngGray { .. } | ImageFormat::PngPalette { .. } if stdin => {
+                        format!("{name}.png")
+                    }
+                    _ => name.clone(),
+                };
+                let entry = Entry {
+                    name,
+                    format,
+                    width: img.width as u32,
+                    height: img.height as u32,
+                };
+                (
+                    FolderImage {
+                        entry,
+                        pixels: img.pixels,
+                    },
+                    path.clone(),
+                )
+            });
+            Ok(images.collect())
         };
-        progress(1);
-        let name = if path == Path::new(STDIN) {
-            match format {
-                ImageFormat::Pbm => format!("{name}.pbm"),
-                ImageFormat::PngGray { .. } => format!("{name}.png"),
-            }
-        } else {
-            name.clone()
-        };
-        Ok(FolderImage {
-            entry: Entry {
-                name,
-                format,
-                width: img.width as u32,
-                height: img.height as u32,
-            },
-            pixels: img.pixels,
-        })
-    };
-    let mut images: Vec<FolderImage> = files
+    let per_file: Vec<Vec<(FolderImage, PathBuf)>> = files
         .par_iter()
         .map(|(name, path)| read(name, path))
         .collect::<Result<_, _>>()?;
-    if files.iter().any(|(_, p)| p == Path::new(STDIN)) {
-        let mut names: Vec<(String, PathBuf)> = images
-            .iter()
-            .zip(files)
-            .map(|(i, (_, p))| (i.entry.name.clone(), p.clone()))
-            .collect();
-        sort_and_check_names(&mut names)?;
-        images.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
+    let mut images: Vec<(FolderImage, PathBuf)> = per_file.into_iter().flatten().collect();
+    images.sort_by(|a, b| a.0.entry.name.cmp(&b.0.entry.name));
+    let mut names: Vec<(String, PathBuf)> = images
+        .iter()
+        .map(|(i, p)| (i.entry.name.clone(), p.clone()))
+        .collect();
+    sort_and_check_names(&mut names)?;
+    check_tiff_files_are_not_folders(&images)?;
+    Ok(images.into_iter().map(|(i, _)| i).collect())
+}
+
+/// Fails when a TIFF's name is also a folder of other images (`a.tif/x.pbm` beside the
+/// pages `a.tif/0001`, …): decompress could not write both.
+fn check_tiff_files_are_not_folders(images: &[(FolderImage, PathBuf)]) -> Result<(), FolderError> {
+    let tiffs: std::collections::HashMap<&str, &PathBuf> = images
+        .iter()
+        .filter(|(i, _)| i.entry.format == ImageFormat::TiffPage)
+        .filter_map(|(i, p)| Some((image_io::tiff_page_of(&i.entry.name)?.0, p)))
+        .collect();
+    for (image, path) in images {
+        if image.entry.format == ImageFormat::TiffPage {
+            continue;
+        }
+        let mut prefix = image.entry.name.as_str();
+        while let Some((folder, _)) = prefix.rsplit_once('/') {
+            if let Some(tiff) = tiffs.get(folder) {
+                return Err(FolderError::Duplicate {
+                    name: folder.to_string(),
+                    first: tiff.display().to_string(),
+                    second: path.display().to_string(),
+                });
+            }
+            prefix = folder;
+        }
     }
-    Ok(images)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -584,6 +626,7 @@ impl OutputFolder {
             out: self.out,
             inside: matches!(self.placement, Placement::Inside),
             committed: false,
+            tiff: Mutex::new(None),
         })
     }
 }
@@ -596,6 +639,9 @@ pub struct StagedFolder {
     out: PathBuf,
     inside: bool,
     committed: bool,
+    /// The TIFF file whose pages are arriving (its name and its pages so far): written
+    /// when an entry of another file comes, or at the commit.
+    tiff: Mutex<Option<(String, image_io::TiffPages)>>,
 }
 
 impl StagedFolder {
@@ -610,30 +656,76 @@ impl StagedFolder {
         &self.staging
     }
 
-    /// Writes one image. Files are created new: a name that differs from an earlier one
-    /// only in case, on a case-insensitive filesystem, is an error, never an overwrite.
+    /// Writes one image, given in archive order. Files are created new: a name that
+    /// differs from an earlier one only in case, on a case-insensitive filesystem, is an
+    /// error, never an overwrite. A TIFF page (`<file>/<page>`) joins the pages of `<file>`
+    /// before it, and the file is written once its last page has come: when an entry of
+    /// another file is written, or at the commit.
     pub fn write(&self, entry: &Entry, pixels: Vec<u8>) -> Result<(), FolderError> {
-        let bytes = image_io::try_encode_image(
-            &BitImage {
-                width: entry.width as usize,
-                height: entry.height as usize,
-                pixels,
-            },
-            entry.format,
-            Path::new(&entry.name),
-        )?;
+        let img = BitImage {
+            width: entry.width as usize,
+            height: entry.height as usize,
+            pixels,
+        };
+        let mut tiff = self.tiff.lock().unwrap_or_else(PoisonError::into_inner);
+        let page_of = (entry.format == ImageFormat::TiffPage)
+            .then(|| image_io::tiff_page_of(&entry.name))
+            .map(|page| {
+                page.ok_or_else(|| ImageError::Invalid {
+                    path: entry.name.clone(),
+                    reason: "is a TIFF page whose name does not end in /<page number>".into(),
+                })
+            })
+            .transpose()?;
+        let file = page_of.map(|(file, _)| file);
+        if tiff
+            .as_ref()
+            .is_some_and(|(name, _)| Some(name.as_str()) != file)
+        {
+            let (name, pages) = tiff.take().expect("checked");
+            self.write_file(&name, &pages.finish(Path::new(&name))?)?;
+        }
+        let Some(file) = file else {
+            drop(tiff);
+            let name = Path::new(&entry.name);
+            return self.write_file(
+                &entry.name,
+                &image_io::try_encode_image(&img, entry.format, name)?,
+            );
+        };
+        let (_, pages) = tiff.get_or_insert_with(|| (file.to_string(), Default::default()));
+        pages.push(&img, Path::new(file))?;
+        Ok(())
+    }
+
+    /// Writes the TIFF whose pages have come, if any.
+    fn flush_tiff(&self) -> Result<(), FolderError> {
+        let pending = self
+            .tiff
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match pending {
+            Some((name, pages)) => self.write_file(&name, &pages.finish(Path::new(&name))?),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes a file's bytes under `name` in the staging folder, created new.
+    fn write_file(&self, name: &str, bytes: &[u8]) -> Result<(), FolderError> {
         let _held = staging_lock();
-        let path = self.staging.join(&entry.name);
+        let path = self.staging.join(name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
         std::fs::File::create_new(&path)
-            .and_then(|mut f| f.write_all(&bytes))
+            .and_then(|mut f| f.write_all(bytes))
             .map_err(io_err(&path))
     }
 
-    /// Makes the files durable and moves them into place.
+    /// Writes the last TIFF, makes the files durable and moves them into place.
     pub fn commit(mut self) -> Result<(), FolderError> {
+        self.flush_tiff()?;
         sync_filesystem(&self.staging).map_err(io_err(&self.staging))?;
         let mut live = staging_lock();
         if self.inside {
@@ -769,7 +861,8 @@ pub struct Expansion {
     pub files: u64,
     pub folders: u64,
     /// The files' sizes: exact for PBM, an upper bound for PNG (its raw rows, stored
-    /// uncompressed, as deflate's worst case).
+    /// uncompressed, as deflate's worst case) and TIFF (each page's rows packed, stored
+    /// uncompressed, the most a page is written in).
     pub bytes: u64,
 }
 
@@ -800,12 +893,14 @@ impl Default for Limits {
     }
 }
 
-/// The size of the file that decompress writes for `entry`.
+/// The size of the file that decompress writes for `entry`; for a TIFF page, what the page
+/// adds to its file.
 pub fn file_bytes(entry: &Entry) -> u64 {
     let (w, h) = (u64::from(entry.width), u64::from(entry.height));
     match entry.format {
         ImageFormat::Pbm => format!("P4\n{w} {h}\n").len() as u64 + w.div_ceil(8) * h,
-        ImageFormat::PngGray { bit_depth } => {
+        ImageFormat::TiffPage => image_io::page_file_bytes(w, h),
+        ImageFormat::PngGray { bit_depth } | ImageFormat::PngPalette { bit_depth } => {
             let raw = h * (1 + (w * u64::from(bit_depth)).div_ceil(8));
             // Stored deflate blocks (5 bytes each 65,535), zlib's and the chunks' framing.
             raw + raw / 64 + 1024
@@ -819,16 +914,27 @@ pub fn file_bytes(entry: &Entry) -> u64 {
 pub struct ExpansionCounter {
     total: Expansion,
     folder: String,
+    /// The TIFF file the previous entry was a page of.
+    tiff: Option<String>,
 }
 
 impl ExpansionCounter {
     /// Counts one entry; fails on a name this system cannot create (an archive made on
-    /// a system with longer names), so that it is refused before anything is decoded.
+    /// a system with longer names), so that it is refused before anything is decoded. The
+    /// pages of a TIFF are one file, named without the page number.
     pub fn add(&mut self, entry: &Entry) -> Result<(), FolderError> {
-        check_name_fits(&entry.name)?;
-        self.total.files += 1;
+        let tiff = (entry.format == ImageFormat::TiffPage)
+            .then(|| image_io::tiff_page_of(&entry.name))
+            .flatten()
+            .map(|(file, _)| file);
+        let name = tiff.unwrap_or(&entry.name);
+        check_name_fits(name)?;
+        if tiff.is_none() || tiff != self.tiff.as_deref() {
+            self.total.files += 1;
+        }
+        self.tiff = tiff.map(str::to_string);
         self.total.bytes = self.total.bytes.saturating_add(file_bytes(entry));
-        let folder = entry.name.rsplit_once('/').map_or("", |(f, _)| f);
+        let folder = name.rsplit_once('/').map_or("", |(f, _)| f);
         // Stored names have no empty components; the empty folder is the output itself.
         let parts = |f: &'_ str| f.split('/').filter(|p| !p.is_empty()).count();
         let shared = folder

@@ -1,13 +1,20 @@
-//! Reading and writing bi-level images: PBM (P1 and P4) and grayscale PNG.
+//! Reading and writing bi-level images: PBM (P1 and P4), grayscale PNG, two-colour palette
+//! PNG, and TIFF of 1 bit per pixel (the form bi-level scans come in, often many pages to
+//! a file).
 //!
-//! Nothing is ever binarized: a PNG whose pixels are not exactly black and white is an
-//! error naming the first offending pixel. Ink is 1, as in PBM; in PNG, black is ink.
+//! Nothing is ever binarized: a PNG whose pixels are not exactly black and white (or, with
+//! a palette, of more than two colours) is an error naming the first offending pixel, and
+//! a TIFF page of more than one bit per pixel is an error naming the page. Ink is 1, as in
+//! PBM; in PNG and TIFF, black (the darker palette colour) is ink.
 #![forbid(unsafe_code)]
 
 pub use crate::container::ImageFormat;
 use crate::container::{MAX_IMAGE_PIXELS, MAX_SIDE};
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::Path;
+
+/// The images of one file, in order: one for PBM and PNG, each page of a TIFF.
+pub type Pages = Vec<(BitImage, ImageFormat)>;
 
 /// A bi-level image, one byte (0 or 1) per pixel, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,31 +104,66 @@ pub fn format_for_extension(path: &Path) -> Option<&'static str> {
     match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
         "pbm" => Some("pbm"),
         "png" => Some("png"),
+        "tif" | "tiff" => Some("tiff"),
         _ => None,
     }
 }
 
-/// Reads a PBM or PNG file (chosen by its content, not its name). The file must be a
-/// regular file, and only as many bytes are read as its header says the image takes, plus
-/// a margin: a larger file is refused from its size alone, unread.
-pub fn read_image(path: &Path) -> Result<(BitImage, ImageFormat), ImageError> {
-    let file = open_regular(path)?;
+/// Reads a PBM, PNG or TIFF file (chosen by its content, not its name): every page of a
+/// TIFF. The file must be a regular file. A PBM or PNG is read only as far as its header
+/// says the image takes, plus a margin: a larger file is refused from its size alone,
+/// unread. A TIFF is decoded from the file itself, each page bounded before anything is
+/// reserved for it (see [`decode_tiff`]).
+pub fn read_image_file(path: &Path) -> Result<Pages, ImageError> {
+    let mut file = open_regular(path)?;
     let len = file
         .metadata()
         .map_err(|reason| io_error(path, reason))?
         .len();
+    let mut head = Vec::new();
+    (&mut file)
+        .take(4)
+        .read_to_end(&mut head)
+        .and_then(|_| file.rewind())
+        .map_err(|reason| io_error(path, reason))?;
+    if is_tiff(&head) {
+        return decode_tiff(path, std::io::BufReader::new(file));
+    }
     let bytes = read_bounded(file, Some(len), path)?;
-    decode_image(path, &bytes)
+    decode_image_file(path, &bytes)
 }
 
-/// Reads an image from a stream (standard input), stopping at the bytes its header
-/// allows plus a margin; `name` names it in errors.
+/// Reads a file of one image: a PBM, a PNG or a TIFF of one page (see
+/// [`read_image_file`]).
+pub fn read_image(path: &Path) -> Result<(BitImage, ImageFormat), ImageError> {
+    only_page(path, read_image_file(path)?)
+}
+
+/// Reads an image file from a stream (standard input), stopping at the bytes its header
+/// allows plus a margin (a TIFF, whose header says nothing of its size, at
+/// [`MAX_TIFF_STREAM_BYTES`]); `name` names it in errors.
+pub fn read_image_file_from(reader: impl Read, name: &Path) -> Result<Pages, ImageError> {
+    let bytes = read_bounded(reader, None, name)?;
+    decode_image_file(name, &bytes)
+}
+
+/// Reads one image from a stream (see [`read_image_file_from`]).
 pub fn read_image_from(
     reader: impl Read,
     name: &Path,
 ) -> Result<(BitImage, ImageFormat), ImageError> {
-    let bytes = read_bounded(reader, None, name)?;
-    decode_image(name, &bytes)
+    only_page(name, read_image_file_from(reader, name)?)
+}
+
+/// The one image of `pages`, or an error saying how many there are.
+fn only_page(path: &Path, mut pages: Pages) -> Result<(BitImage, ImageFormat), ImageError> {
+    match pages.len() {
+        1 => Ok(pages.pop().expect("one page")),
+        n => Err(invalid(
+            path,
+            format!("has {n} pages where one image was expected"),
+        )),
+    }
 }
 
 fn io_error(path: &Path, reason: std::io::Error) -> ImageError {
@@ -171,11 +213,24 @@ const PBM_MARGIN: u64 = 64 << 10;
 /// Bytes a PNG file may hold beyond its rows stored uncompressed: its ancillary chunks
 /// (text, an ICC profile).
 const PNG_MARGIN: u64 = 16 << 20;
+/// Most bytes of a TIFF read from a stream, which has to be held whole (a TIFF's parts are
+/// found by offsets, in any order): a TIFF file is read from the file itself, unbounded.
+pub const MAX_TIFF_STREAM_BYTES: u64 = 1 << 30;
 
-/// Most bytes a file whose first bytes are `head` may take, with the reason for a refusal
-/// when it takes more; `None` when the head is no image header (the decoder then says
-/// why).
+/// Most bytes a file whose first bytes are `head` may take, with the end of the reason for
+/// a refusal when it takes more; `None` when the head is no image header (the decoder then
+/// says why).
 fn size_limit(head: &[u8]) -> Option<(u64, String)> {
+    if is_tiff(head) {
+        let limit = MAX_TIFF_STREAM_BYTES;
+        return Some((
+            limit,
+            format!("more than a TIFF read from a stream may take ({limit} bytes): name the file instead"),
+        ));
+    }
+    let taken = |limit: u64, what: String| {
+        format!("more than {what} takes ({limit} bytes): it has bytes after its image")
+    };
     if head.starts_with(b"\x89PNG") {
         let field = |at: usize| -> Option<u64> {
             Some(u64::from(u32::from_be_bytes(
@@ -192,7 +247,7 @@ fn size_limit(head: &[u8]) -> Option<(u64, String)> {
         };
         let raw = height.saturating_mul(1 + (width.saturating_mul(depth * channels)).div_ceil(8));
         let limit = raw.saturating_add(raw / 8).saturating_add(PNG_MARGIN);
-        return Some((limit, format!("a {width}×{height} PNG")));
+        return Some((limit, taken(limit, format!("a {width}×{height} PNG"))));
     }
     let raw = head.starts_with(b"P4");
     if !raw && !head.starts_with(b"P1") {
@@ -210,7 +265,10 @@ fn size_limit(head: &[u8]) -> Option<(u64, String)> {
     }
     .saturating_add(header);
     let kind = if raw { "P4" } else { "P1" };
-    Some((limit, format!("a {width}×{height} {kind} image")))
+    Some((
+        limit,
+        taken(limit, format!("a {width}×{height} {kind} image")),
+    ))
 }
 
 /// Reads an image's bytes: the head first, then no more than its header allows (one byte
@@ -225,15 +283,10 @@ fn read_bounded(
     let mut bytes = Vec::new();
     reserve(&mut bytes, head_len, path, "its file")?;
     read_into(&mut reader, &mut bytes, head_len as u64, path)?;
-    let Some((limit, what)) = size_limit(&bytes) else {
+    let Some((limit, excess)) = size_limit(&bytes) else {
         return Ok(bytes);
     };
-    let too_large = |size: String| {
-        invalid(
-            path,
-            format!("{size}, more than {what} takes ({limit} bytes): it has bytes after its image"),
-        )
-    };
+    let too_large = |size: String| invalid(path, format!("{size}, {excess}"));
     if let Some(len) = len.filter(|&l| l > limit) {
         return Err(too_large(format!("file is {len} bytes")));
     }
@@ -279,15 +332,26 @@ fn read_into(
     Ok(())
 }
 
-/// Decodes PBM or PNG bytes; `path` only names the file in errors.
-pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<(BitImage, ImageFormat), ImageError> {
-    if bytes.starts_with(b"\x89PNG") {
-        decode_png(path, bytes).map(|(img, depth)| (img, ImageFormat::PngGray { bit_depth: depth }))
+/// Decodes the bytes of a PBM, PNG or TIFF file into its images (a TIFF's pages); `path`
+/// only names the file in errors.
+pub fn decode_image_file(path: &Path, bytes: &[u8]) -> Result<Pages, ImageError> {
+    if is_tiff(bytes) {
+        decode_tiff(path, std::io::Cursor::new(bytes))
+    } else if bytes.starts_with(b"\x89PNG") {
+        Ok(vec![decode_png(path, bytes)?])
     } else if bytes.starts_with(b"P1") || bytes.starts_with(b"P4") {
-        decode_pbm(path, bytes).map(|img| (img, ImageFormat::Pbm))
+        Ok(vec![(decode_pbm(path, bytes)?, ImageFormat::Pbm)])
     } else {
-        Err(invalid(path, "neither a PBM (P1/P4) nor a PNG file"))
+        Err(invalid(
+            path,
+            "neither a PBM (P1/P4), a PNG nor a TIFF file",
+        ))
     }
+}
+
+/// Decodes the bytes of a file of one image (see [`decode_image_file`]).
+pub fn decode_image(path: &Path, bytes: &[u8]) -> Result<(BitImage, ImageFormat), ImageError> {
+    only_page(path, decode_image_file(path, bytes)?)
 }
 
 /// Encodes an image in `format`. Panics where memory runs out: for tests and small images;
@@ -305,7 +369,13 @@ pub fn try_encode_image(
 ) -> Result<Vec<u8>, ImageError> {
     match format {
         ImageFormat::Pbm => encode_pbm(img, name),
-        ImageFormat::PngGray { bit_depth } => encode_png(img, bit_depth, name),
+        ImageFormat::PngGray { bit_depth } => encode_png(img, bit_depth, false, name),
+        ImageFormat::PngPalette { bit_depth } => encode_png(img, bit_depth, true, name),
+        ImageFormat::TiffPage => {
+            let mut tiff = TiffPages::default();
+            tiff.push(img, name)?;
+            tiff.finish(name)
+        }
     }
 }
 
@@ -471,7 +541,22 @@ fn encode_pbm(img: &BitImage, name: &Path) -> Result<Vec<u8>, ImageError> {
     Ok(out)
 }
 
-fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, u8), ImageError> {
+/// The sample at column `x` of a PNG row of `depth` bits per sample, big-endian as PNG
+/// packs them.
+fn png_sample(row: &[u8], x: usize, depth: u8) -> u32 {
+    match depth {
+        16 => u32::from(u16::from_be_bytes([row[2 * x], row[2 * x + 1]])),
+        8 => u32::from(row[x]),
+        d => {
+            let per = 8 / d as usize;
+            let mask = (1u8 << d) - 1;
+            u32::from((row[x / per] >> ((per - 1 - x % per) * d as usize)) & mask)
+        }
+    }
+}
+
+/// Decodes a grayscale PNG of black and white, or a palette PNG of at most two colours.
+fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, ImageFormat), ImageError> {
     let mut limits = png::Limits::default();
     limits.bytes = MAX_IMAGE_PIXELS as usize;
     let mut reader = png::Decoder::new_with_limits(std::io::Cursor::new(bytes), limits)
@@ -492,9 +577,11 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, u8), ImageError> {
             format!("PNG is {width}×{height}; sides must be at most {MAX_SIDE} and the area {MAX_IMAGE_PIXELS} pixels"),
         ));
     }
-    if info.color_type != png::ColorType::Grayscale {
-        return Err(invalid(path, format!("PNG colour type {:?} is not supported: save bi-level images as grayscale without alpha", info.color_type)));
-    }
+    let palette = match info.color_type {
+        png::ColorType::Grayscale => None,
+        png::ColorType::Indexed => Some(info.palette.as_deref().unwrap_or_default().to_vec()),
+        other => return Err(invalid(path, format!("PNG colour type {other:?} is not supported: save bi-level images as grayscale without alpha, or with a palette of two colours"))),
+    };
     if info.trns.is_some() {
         return Err(invalid(
             path,
@@ -510,23 +597,40 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, u8), ImageError> {
     let frame = reader
         .next_frame(&mut buf)
         .map_err(|e| invalid(path, format!("PNG: {e}")))?;
-    let max = (1u32 << depth) - 1;
     let mut pixels = Vec::new();
     reserve(&mut pixels, width * height, path, "its pixels")?;
-    for (y, row) in buf[..frame.buffer_size()]
-        .chunks_exact(frame.line_size)
-        .enumerate()
-    {
+    let rows = buf[..frame.buffer_size()].chunks_exact(frame.line_size);
+    let format = match palette {
+        None => {
+            grey_pixels(path, rows, width, depth, &mut pixels)?;
+            ImageFormat::PngGray { bit_depth: depth }
+        }
+        Some(palette) => {
+            palette_pixels(path, rows, width, depth, &palette, &mut pixels)?;
+            ImageFormat::PngPalette { bit_depth: depth }
+        }
+    };
+    let img = BitImage {
+        width,
+        height,
+        pixels,
+    };
+    Ok((img, format))
+}
+
+/// A grayscale PNG's pixels: black (0) is ink, white (the largest value) paper, and any
+/// other value an error naming the pixel.
+fn grey_pixels<'a>(
+    path: &Path,
+    rows: impl Iterator<Item = &'a [u8]>,
+    width: usize,
+    depth: u8,
+    pixels: &mut Vec<u8>,
+) -> Result<(), ImageError> {
+    let max = (1u32 << depth) - 1;
+    for (y, row) in rows.enumerate() {
         for x in 0..width {
-            let v = match depth {
-                16 => u32::from(u16::from_be_bytes([row[2 * x], row[2 * x + 1]])),
-                8 => u32::from(row[x]),
-                d => {
-                    let per = 8 / d as usize;
-                    u32::from((row[x / per] >> ((per - 1 - x % per) * d as usize)) & max as u8)
-                }
-            };
-            match v {
+            match png_sample(row, x, depth) {
                 0 => pixels.push(1),
                 v if v == max => pixels.push(0),
                 value => {
@@ -540,17 +644,69 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, u8), ImageError> {
             }
         }
     }
-    Ok((
-        BitImage {
-            width,
-            height,
-            pixels,
-        },
-        depth,
-    ))
+    Ok(())
 }
 
-fn encode_png(img: &BitImage, bit_depth: u8, name: &Path) -> Result<Vec<u8>, ImageError> {
+/// A palette PNG's pixels: the colours its pixels use (not merely those its palette lists,
+/// as tools often write 256 entries) must be at most two, and the darker by luminance is
+/// ink. A lone colour is ink when darker than mid-grey. Two colours equally bright leave
+/// ink undecided, and are refused rather than guessed.
+fn palette_pixels<'a>(
+    path: &Path,
+    rows: impl Iterator<Item = &'a [u8]>,
+    width: usize,
+    depth: u8,
+    palette: &[u8],
+    pixels: &mut Vec<u8>,
+) -> Result<(), ImageError> {
+    // Luminance in thousandths (ITU-R BT.601 weights), compared as integers.
+    let luma = |c: &[u8]| 299 * u32::from(c[0]) + 587 * u32::from(c[1]) + 114 * u32::from(c[2]);
+    let mut colours: Vec<&[u8]> = Vec::with_capacity(2);
+    for (y, row) in rows.enumerate() {
+        for x in 0..width {
+            let index = png_sample(row, x, depth) as usize;
+            let colour = palette.get(3 * index..3 * index + 3).ok_or_else(|| {
+                invalid(path, format!("pixel (row {y}, column {x}) has palette index {index}, past the palette's {} colours", palette.len() / 3))
+            })?;
+            let slot = match colours.iter().position(|&c| c == colour) {
+                Some(slot) => slot,
+                None if colours.len() < 2 => {
+                    colours.push(colour);
+                    colours.len() - 1
+                }
+                None => {
+                    return Err(invalid(path, format!("pixel (row {y}, column {x}) has the palette colour #{:02x}{:02x}{:02x}, a third colour; vlae-zip reads palette PNGs of two colours and never binarizes", colour[0], colour[1], colour[2])));
+                }
+            };
+            pixels.push(slot as u8);
+        }
+    }
+    let ink_slot = match colours[..] {
+        [a, b] if luma(a) == luma(b) => {
+            return Err(invalid(
+                path,
+                "its two palette colours are equally bright, so which is ink is unknown",
+            ))
+        }
+        [a, b] => u8::from(luma(b) < luma(a)),
+        [a] if luma(a) < 128 * 1000 => 0,
+        _ => 1,
+    };
+    pixels
+        .iter_mut()
+        .for_each(|p| *p = u8::from(*p == ink_slot));
+    Ok(())
+}
+
+/// Encodes a PNG of `bit_depth`: grayscale with ink black (0) and paper white (the largest
+/// value), or, with `palette`, indexed with the palette black (index 0, ink) and white
+/// (index 1, paper).
+fn encode_png(
+    img: &BitImage,
+    bit_depth: u8,
+    palette: bool,
+    name: &Path,
+) -> Result<Vec<u8>, ImageError> {
     let depth = match bit_depth {
         1 => png::BitDepth::One,
         2 => png::BitDepth::Two,
@@ -558,8 +714,8 @@ fn encode_png(img: &BitImage, bit_depth: u8, name: &Path) -> Result<Vec<u8>, Ima
         8 => png::BitDepth::Eight,
         _ => png::BitDepth::Sixteen,
     };
-    let max = (1u32 << bit_depth) - 1;
-    let level = |p: u8| if p == 1 { 0 } else { max };
+    let paper = if palette { 1 } else { (1u32 << bit_depth) - 1 };
+    let level = |p: u8| if p == 1 { 0 } else { paper };
     let row_bytes = (img.width * bit_depth as usize).div_ceil(8);
     let mut data = Vec::new();
     reserve(&mut data, row_bytes * img.height, name, "its rows")?;
@@ -589,12 +745,301 @@ fn encode_png(img: &BitImage, bit_depth: u8, name: &Path) -> Result<Vec<u8>, Ima
         "its file",
     )?;
     let mut enc = png::Encoder::new(&mut out, img.width as u32, img.height as u32);
-    enc.set_color(png::ColorType::Grayscale);
+    if palette {
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_palette(vec![0, 0, 0, 255, 255, 255]);
+    } else {
+        enc.set_color(png::ColorType::Grayscale);
+    }
     enc.set_depth(depth);
     let mut writer = enc.write_header().expect("PNG header into a Vec");
     writer.write_image_data(&data).expect("PNG data into a Vec");
     writer.finish().expect("PNG end into a Vec");
     Ok(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// TIFF.
+
+/// Most pages read from one TIFF file: the page numbers in entry names have four digits,
+/// so that names sort in page order (format-spec.md §1.1).
+pub const MAX_TIFF_PAGES: usize = 9999;
+/// Most bytes the TIFF decoder may hold for one page, decoded (the page's rows packed 8
+/// pixels a byte, each row padded to a byte) or as read (one strip or tile): the largest
+/// page vlae-zip accepts, so that a page claiming more is refused before it is reserved.
+const TIFF_PAGE_BYTES: usize = (MAX_IMAGE_PIXELS / 8 + MAX_SIDE as u64) as usize;
+
+/// Whether `head` starts as a TIFF or BigTIFF file does, in either byte order.
+fn is_tiff(head: &[u8]) -> bool {
+    [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
+        .iter()
+        .any(|magic| head.starts_with(*magic))
+}
+
+/// The entry name of page `page` (1-based) of the TIFF file stored as `file`.
+pub fn tiff_page_name(file: &str, page: usize) -> String {
+    format!("{file}/{page:04}")
+}
+
+/// The TIFF file and the page number a TIFF page's entry name holds, if it is of the form
+/// `<file>/<digits>`.
+pub fn tiff_page_of(name: &str) -> Option<(&str, u32)> {
+    let (file, page) = name.rsplit_once('/')?;
+    let digits = !page.is_empty() && page.bytes().all(|b| b.is_ascii_digit());
+    (digits && !file.is_empty()).then(|| Some((file, page.parse().ok()?)))?
+}
+
+/// Decodes every page of a TIFF, at most [`MAX_TIFF_PAGES`]. Each page is checked before
+/// anything is reserved for it: its size against [`MAX_SIDE`] and [`MAX_IMAGE_PIXELS`], its
+/// samples (one of one bit, else it is refused, never binarized); the decoder's own limits
+/// bound its tables, strips and decoded rows, and a coded strip (a fax stream among them)
+/// is read no further than its stated length. Errors name the file and the page.
+fn decode_tiff<R: Read + Seek>(path: &Path, reader: R) -> Result<Pages, ImageError> {
+    use tiff::decoder::{Decoder, Limits};
+    let mut limits = Limits::default();
+    limits.decoding_buffer_size = TIFF_PAGE_BYTES;
+    limits.intermediate_buffer_size = TIFF_PAGE_BYTES;
+    let page_error =
+        |page: usize, e| invalid(path, format!("TIFF page {page}: {}", tiff_reason(e)));
+    let mut decoder = Decoder::new(reader)
+        .map_err(|e| invalid(path, format!("TIFF: {e}")))?
+        .with_limits(limits);
+    let mut pages = Vec::new();
+    loop {
+        let page = pages.len() + 1;
+        let img = decode_tiff_page(&mut decoder, path, page)?;
+        pages.push((img, ImageFormat::TiffPage));
+        if !decoder.more_images() {
+            return Ok(pages);
+        }
+        if pages.len() == MAX_TIFF_PAGES {
+            return Err(invalid(
+                path,
+                format!("TIFF has more than {MAX_TIFF_PAGES} pages"),
+            ));
+        }
+        decoder.next_image().map_err(|e| page_error(page + 1, e))?;
+    }
+}
+
+/// What a TIFF decoding error means, in words: the decoder's own words for most, the cause
+/// for those it words vaguely.
+fn tiff_reason(e: tiff::TiffError) -> String {
+    use tiff::TiffError;
+    match e {
+        TiffError::LimitsExceeded => format!(
+            "a table, strip or tile claims more than the largest page takes ({TIFF_PAGE_BYTES} bytes)"
+        ),
+        TiffError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "is truncated: its data ends before its last row".into()
+        }
+        TiffError::IoError(e) => format!("its data is corrupt or truncated ({e})"),
+        TiffError::UnsupportedError(e) => format!("is not supported: {e}"),
+        e => e.to_string(),
+    }
+}
+
+/// Decodes the decoder's current page, `page` (1-based, for errors).
+fn decode_tiff_page<R: Read + Seek>(
+    decoder: &mut tiff::decoder::Decoder<R>,
+    path: &Path,
+    page: usize,
+) -> Result<BitImage, ImageError> {
+    use tiff::decoder::DecodingResult;
+    let page_invalid = |reason: String| invalid(path, format!("TIFF page {page}: {reason}"));
+    let page_error = |e| page_invalid(tiff_reason(e));
+    let (width, height) = decoder.dimensions().map_err(page_error)?;
+    if width == 0
+        || height == 0
+        || width > MAX_SIDE
+        || height > MAX_SIDE
+        || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS
+    {
+        return Err(page_invalid(format!(
+            "is {width}×{height}; sides must be 1..={MAX_SIDE} and the area at most {MAX_IMAGE_PIXELS} pixels"
+        )));
+    }
+    match decoder.colortype().map_err(page_error)? {
+        tiff::ColorType::Gray(1) => {}
+        other => {
+            return Err(page_invalid(format!(
+                "has {other:?} pixels, not bi-level (one sample of 1 bit); vlae-zip never binarizes"
+            )))
+        }
+    }
+    // The decoder ignores FillOrder: bits stored least significant first would come out
+    // scrambled, so they are refused rather than misread.
+    let fill_order: Option<u16> = decoder
+        .find_tag_unsigned(tiff::tags::Tag::FillOrder)
+        .map_err(page_error)?;
+    if fill_order.is_some_and(|f| f != 1) {
+        return Err(page_invalid(
+            "stores its bits least significant first (FillOrder 2), which is not supported".into(),
+        ));
+    }
+    let DecodingResult::U8(packed) = decoder.read_image().map_err(page_error)? else {
+        return Err(page_invalid(
+            "decoded to samples of more than 8 bits".into(),
+        ));
+    };
+    let (width, height) = (width as usize, height as usize);
+    let stride = width.div_ceil(8);
+    if packed.len() < stride * height {
+        return Err(page_invalid(format!(
+            "decoded to {} bytes, not the {} its rows take",
+            packed.len(),
+            stride * height
+        )));
+    }
+    let mut pixels = Vec::new();
+    reserve(&mut pixels, width * height, path, "its pixels")?;
+    // The decoder gives 0 for black whichever interpretation the page has (it inverts
+    // WhiteIsZero pages): black is ink, 1.
+    for row in packed.chunks_exact(stride).take(height) {
+        pixels.extend((0..width).map(|x| 1 - ((row[x / 8] >> (7 - x % 8)) & 1)));
+    }
+    Ok(BitImage {
+        width,
+        height,
+        pixels,
+    })
+}
+
+/// Compression codes of the TIFF tag Compression that pages are written with.
+const TIFF_UNCOMPRESSED: u16 = 1;
+const TIFF_GROUP4: u16 = 4;
+
+/// One page as it is written: its rows coded, in one strip.
+struct CodedPage {
+    width: u32,
+    height: u32,
+    compression: u16,
+    strip: Vec<u8>,
+}
+
+/// The pages of a TIFF file being written back, each coded as it comes (so that only the
+/// coded strips are held, not the pixels), and then the file: [`TiffPages::finish`].
+#[derive(Default)]
+pub struct TiffPages {
+    pages: Vec<CodedPage>,
+}
+
+impl TiffPages {
+    /// Codes a page with CCITT Group 4, the compression bi-level scans are kept in. The
+    /// coded page is decoded again and compared with the pixels; where it differs, or is
+    /// larger than the packed pixels (G4 expands dithered images), the page is stored
+    /// uncompressed instead: lossless whatever the coder does, and never larger than
+    /// the bound [`page_file_bytes`] gives.
+    pub fn push(&mut self, img: &BitImage, name: &Path) -> Result<(), ImageError> {
+        let packed_len = img.width.div_ceil(8) * img.height;
+        let g4 = encode_g4(img);
+        let (compression, strip) = if g4.len() <= packed_len && g4_decodes_to(&g4, img) {
+            (TIFF_GROUP4, g4)
+        } else {
+            let mut packed = Vec::new();
+            reserve(&mut packed, packed_len, name, "its rows")?;
+            // WhiteIsZero: a set bit is black, ink.
+            for row in img.pixels.chunks_exact(img.width) {
+                packed.extend(row.chunks(8).map(|byte| {
+                    byte.iter()
+                        .enumerate()
+                        .fold(0u8, |acc, (i, &p)| acc | (p << (7 - i)))
+                }));
+            }
+            (TIFF_UNCOMPRESSED, packed)
+        };
+        self.pages.push(CodedPage {
+            width: img.width as u32,
+            height: img.height as u32,
+            compression,
+            strip,
+        });
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.pages.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pages.is_empty()
+    }
+
+    /// The TIFF file of the pages so far, in order: each page one strip, 1 bit per
+    /// sample, WhiteIsZero (a set bit is black, ink).
+    pub fn finish(&self, name: &Path) -> Result<Vec<u8>, ImageError> {
+        use tiff::tags::Tag;
+        let strips: usize = self.pages.iter().map(|p| p.strip.len()).sum();
+        let mut out = Vec::new();
+        reserve(
+            &mut out,
+            strips + 256 * self.pages.len() + 16,
+            name,
+            "its file",
+        )?;
+        let fail = |e: tiff::TiffError| invalid(name, format!("cannot write TIFF: {e}"));
+        let mut cursor = std::io::Cursor::new(out);
+        let mut encoder = tiff::encoder::TiffEncoder::new(&mut cursor).map_err(fail)?;
+        for page in &self.pages {
+            let mut dir = encoder.image_directory().map_err(fail)?;
+            let offset = dir.write_data(&page.strip[..]).map_err(fail)?;
+            let offset = u32::try_from(offset)
+                .map_err(|_| invalid(name, "TIFF would exceed 4 GiB, the most a TIFF holds"))?;
+            dir.write_tag(Tag::ImageWidth, page.width).map_err(fail)?;
+            dir.write_tag(Tag::ImageLength, page.height).map_err(fail)?;
+            dir.write_tag(Tag::BitsPerSample, 1u16).map_err(fail)?;
+            dir.write_tag(Tag::Compression, page.compression)
+                .map_err(fail)?;
+            dir.write_tag(Tag::PhotometricInterpretation, 0u16)
+                .map_err(fail)?;
+            dir.write_tag(Tag::StripOffsets, offset).map_err(fail)?;
+            dir.write_tag(Tag::SamplesPerPixel, 1u16).map_err(fail)?;
+            dir.write_tag(Tag::RowsPerStrip, page.height)
+                .map_err(fail)?;
+            dir.write_tag(Tag::StripByteCounts, page.strip.len() as u32)
+                .map_err(fail)?;
+            dir.finish().map_err(fail)?;
+        }
+        drop(encoder);
+        Ok(cursor.into_inner())
+    }
+}
+
+/// Most bytes a page adds to a TIFF file that [`TiffPages`] writes: its rows packed (the
+/// most a page is stored in) and its directory, with the file's header counted on every
+/// page.
+pub fn page_file_bytes(width: u64, height: u64) -> u64 {
+    width.div_ceil(8) * height + 256
+}
+
+/// Codes an image with CCITT Group 4 (T.6), black ink.
+fn encode_g4(img: &BitImage) -> Vec<u8> {
+    use fax::Color;
+    let mut encoder = fax::encoder::Encoder::new(fax::VecWriter::new());
+    for row in img.pixels.chunks_exact(img.width) {
+        let pels = row
+            .iter()
+            .map(|&p| if p == 1 { Color::Black } else { Color::White });
+        encoder
+            .encode_line(pels, img.width as u16)
+            .unwrap_or_else(|never| match never {});
+    }
+    let writer = encoder.finish().unwrap_or_else(|never| match never {});
+    writer.finish()
+}
+
+/// Whether Group 4 `data` decodes to exactly the rows of `img`.
+fn g4_decodes_to(data: &[u8], img: &BitImage) -> bool {
+    use fax::decoder::{pels, DecodeStatus, Group4Decoder};
+    let width = img.width as u16;
+    let bytes = data.iter().map(|&b| Ok::<u8, std::convert::Infallible>(b));
+    let Ok(mut decoder) = Group4Decoder::new(bytes, width);
+    img.pixels.chunks_exact(img.width).all(|row| {
+        matches!(decoder.advance(), Ok(DecodeStatus::Incomplete))
+            && pels(decoder.transition(), width)
+                .zip(row)
+                .all(|(c, &p)| (c == fax::Color::Black) == (p == 1))
+    })
 }
 
 #[cfg(test)]
@@ -619,6 +1064,11 @@ mod tests {
             ImageFormat::PngGray { bit_depth: 2 },
             ImageFormat::PngGray { bit_depth: 8 },
             ImageFormat::PngGray { bit_depth: 16 },
+            ImageFormat::PngPalette { bit_depth: 1 },
+            ImageFormat::PngPalette { bit_depth: 2 },
+            ImageFormat::PngPalette { bit_depth: 4 },
+            ImageFormat::PngPalette { bit_depth: 8 },
+            ImageFormat::TiffPage,
         ] {
             let bytes = encode_image(&img, format);
             let (back, f) = decode_image(Path::new("x"), &bytes).unwrap();
@@ -665,5 +1115,130 @@ mod tests {
             .to_string()
             .contains("neither"));
         assert!(decode_image(Path::new("t.pbm"), b"P4\n99999999 1\n").is_err());
+    }
+
+    /// Pseudo-random pixels with runs of every length, as G4 meets in scans and dithering.
+    fn noise(width: usize, height: usize, seed: u64, density: u64) -> BitImage {
+        let mut z = seed;
+        let pixels = (0..width * height)
+            .map(|_| {
+                z = z
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                u8::from((z >> 33) % 100 < density)
+            })
+            .collect();
+        BitImage {
+            width,
+            height,
+            pixels,
+        }
+    }
+
+    #[test]
+    fn multi_page_tiffs_round_trip_in_group_4() {
+        let pages = [
+            sample(),
+            noise(1, 1, 1, 50),
+            noise(77, 50, 2, 3),
+            noise(200, 9, 3, 50),
+            BitImage {
+                width: 300,
+                height: 4,
+                pixels: vec![1; 1200],
+            },
+        ];
+        let mut tiff = TiffPages::default();
+        for page in &pages {
+            tiff.push(page, Path::new("t.tif")).unwrap();
+        }
+        let bytes = tiff.finish(Path::new("t.tif")).unwrap();
+        let back = decode_image_file(Path::new("t.tif"), &bytes).unwrap();
+        assert_eq!(back.len(), pages.len());
+        for ((img, format), page) in back.iter().zip(&pages) {
+            assert_eq!((img, *format), (page, ImageFormat::TiffPage));
+        }
+        // Sparse pages are G4 coded; the 50% noise is stored, never expanded.
+        assert_eq!(tiff.pages[2].compression, TIFF_GROUP4);
+        assert_eq!(tiff.pages[3].compression, TIFF_UNCOMPRESSED);
+        assert!(decode_image(Path::new("t.tif"), &bytes)
+            .unwrap_err()
+            .to_string()
+            .contains("has 5 pages"));
+    }
+
+    #[test]
+    fn group_4_coding_is_lossless_on_noise_of_every_density() {
+        for (seed, density) in
+            (0..40).map(|i| (i, [0, 1, 5, 20, 50, 80, 95, 99, 100][i as usize % 9]))
+        {
+            let img = noise(
+                1 + (seed as usize * 37) % 190,
+                1 + seed as usize % 13,
+                seed,
+                density,
+            );
+            assert!(g4_decodes_to(&encode_g4(&img), &img), "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_tiff_of_too_many_pages_is_refused() {
+        let mut tiff = TiffPages::default();
+        for _ in 0..=MAX_TIFF_PAGES {
+            tiff.push(&noise(1, 1, 0, 0), Path::new("many.tif"))
+                .unwrap();
+        }
+        let bytes = tiff.finish(Path::new("many.tif")).unwrap();
+        let err = decode_image_file(Path::new("many.tif"), &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("many.tif") && err.contains("more than 9999 pages"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn palette_pngs_of_two_colours_read_with_the_darker_as_ink() {
+        let png = |depth: png::BitDepth, palette: &[u8], data: &[u8]| {
+            let mut bytes = Vec::new();
+            let mut enc = png::Encoder::new(&mut bytes, 4, 1);
+            enc.set_color(png::ColorType::Indexed);
+            enc.set_depth(depth);
+            enc.set_palette(palette.to_vec());
+            enc.write_header().unwrap().write_image_data(data).unwrap();
+            bytes
+        };
+        // White at index 0, dark blue at index 1: index 1 is ink.
+        let bytes = png(
+            png::BitDepth::One,
+            &[255, 255, 255, 0, 0, 90],
+            &[0b0110_0000],
+        );
+        let (img, f) = decode_image(Path::new("p.png"), &bytes).unwrap();
+        assert_eq!(
+            (img.pixels, f),
+            (vec![0, 1, 1, 0], ImageFormat::PngPalette { bit_depth: 1 })
+        );
+        // 8 bits, many entries, two used.
+        let mut palette: Vec<u8> = (0..=255).flat_map(|i| [i, i, i]).collect();
+        palette[3 * 7..3 * 8].copy_from_slice(&[250, 240, 230]);
+        let (img, _) = decode_image(
+            Path::new("p.png"),
+            &png(png::BitDepth::Eight, &palette, &[7, 3, 3, 7]),
+        )
+        .unwrap();
+        assert_eq!(img.pixels, vec![0, 1, 1, 0]);
+        let err = decode_image(
+            Path::new("p.png"),
+            &png(png::BitDepth::Eight, &palette, &[7, 3, 4, 7]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("p.png") && err.contains("column 2") && err.contains("third colour"),
+            "{err}"
+        );
     }
 }

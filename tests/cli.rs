@@ -166,7 +166,9 @@ fn bad_images_are_named_with_the_reason() {
 
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    assert!(fails(&tiny("compress", empty.to_str().unwrap(), arc_s)).contains("no .pbm or .png"));
+    assert!(
+        fails(&tiny("compress", empty.to_str().unwrap(), arc_s)).contains("no .pbm, .png or .tif")
+    );
     assert!(fails(&tiny("compress", "/no/such/dir", arc_s)).contains("/no/such/dir"));
 }
 
@@ -1456,4 +1458,255 @@ fn decompress_keeps_within_its_memory_limit() {
         "1GiB",
     ]);
     assert!(out.join("page.pbm").exists());
+}
+
+/// The pages of the TIFFs in tests/data, rebuilt from tests/data/page-crop.pbm: the page
+/// itself; the page mirrored left to right, its top-left 200×150; its 77×50 at column 13,
+/// row 7 (an odd width, so rows end mid-byte).
+fn tiff_test_pages() -> Vec<BitImage> {
+    let (page, _) = vlae_zip::image_io::read_image(Path::new("tests/data/page-crop.pbm")).unwrap();
+    let crop = |img: &BitImage, left: usize, top: usize, width: usize, height: usize| BitImage {
+        width,
+        height,
+        pixels: (top..top + height)
+            .flat_map(|y| img.pixels[y * img.width + left..][..width].to_vec())
+            .collect(),
+    };
+    let mut mirrored = page.clone();
+    for row in mirrored.pixels.chunks_mut(page.width) {
+        row.reverse();
+    }
+    vec![
+        page.clone(),
+        crop(&mirrored, 0, 0, 200, 150),
+        crop(&page, 13, 7, 77, 50),
+    ]
+}
+
+fn tiff_pages(path: &Path) -> Vec<BitImage> {
+    vlae_zip::image_io::read_image_file(path)
+        .unwrap()
+        .into_iter()
+        .map(|(img, format)| {
+            assert_eq!(format, ImageFormat::TiffPage);
+            img
+        })
+        .collect()
+}
+
+/// The Compression tag of every page of a TIFF file.
+fn tiff_compressions(path: &Path) -> Vec<u16> {
+    let file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let mut decoder = tiff::decoder::Decoder::new(file).unwrap();
+    let mut codes = Vec::new();
+    loop {
+        codes.push(
+            decoder
+                .get_tag_unsigned(tiff::tags::Tag::Compression)
+                .unwrap(),
+        );
+        if !decoder.more_images() {
+            return codes;
+        }
+        decoder.next_image().unwrap();
+    }
+}
+
+/// The test TIFFs were made once with libtiff's tools and netpbm, in a folder holding
+/// page-crop.pbm:
+///
+/// ```text
+/// pamcut -left 13 -top 7 -width 77 -height 50 page-crop.pbm > p3.pbm
+/// pnmflip -lr page-crop.pbm | pamcut -left 0 -top 0 -width 200 -height 150 > p2.pbm
+/// cp page-crop.pbm p1.pbm
+/// for i in 1 2 3; do pnmtotiff -miniswhite -none p$i.pbm > w$i.tif
+///                    pnmtotiff -minisblack -none p$i.pbm > b$i.tif; done
+/// tiffcp -c g4 w1.tif w2.tif w3.tif pages-g4.tif
+/// tiffcp -c lzw -r 40 w1.tif w2.tif w3.tif pages-lzw.tif
+/// tiffcp -c packbits b1.tif b2.tif b3.tif pages-packbits.tif
+/// tiffcp -c none w1.tif w2.tif w3.tif pages-none.tif
+/// tiffcp -c zip w2.tif w3.tif pages-deflate.tif
+/// tiffcp -c g4 -t -w 64 -l 64 b1.tif tiled-g4.tif
+/// tiffcp -c g3 w3.tif page3-g3.tif
+/// ```
+///
+/// So: Group 4, LZW in strips of 40 rows, PackBits, uncompressed and Deflate (pages 2
+/// and 3 only), WhiteIsZero but for PackBits and the tiled Group 4 page (BlackIsZero).
+#[test]
+fn multi_page_tiffs_of_every_compression_round_trip_as_group_4() {
+    let pages = tiff_test_pages();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("scans");
+    std::fs::create_dir(&dir).unwrap();
+    for name in [
+        "pages-g4.tif",
+        "pages-lzw.tif",
+        "pages-packbits.tif",
+        "pages-none.tif",
+    ] {
+        let from = Path::new("tests/data").join(name);
+        assert_eq!(tiff_pages(&from), pages, "{name}");
+        std::fs::copy(&from, dir.join(name)).unwrap();
+    }
+    assert_eq!(tiff_pages(Path::new("tests/data/tiled-g4.tif")), pages[..1]);
+    assert_eq!(
+        tiff_pages(Path::new("tests/data/pages-deflate.tif")),
+        pages[1..]
+    );
+    std::fs::copy("tests/data/tiled-g4.tif", dir.join("tiled-g4.tiff")).unwrap();
+    std::fs::copy("tests/data/page-crop.pbm", dir.join("pages-g4.tif.pbm")).unwrap();
+    let arc = tmp.path().join("x.vlz");
+    let out = tmp.path().join("out");
+    ok(&tiny(
+        "compress",
+        dir.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    let list = String::from_utf8(ok(&["list", arc.to_str().unwrap()]).stdout).unwrap();
+    assert!(
+        list.contains("pages-lzw.tif/0003") && list.contains("TIFF page"),
+        "{list}"
+    );
+    ok(&tiny(
+        "decompress",
+        arc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    for name in [
+        "pages-g4.tif",
+        "pages-lzw.tif",
+        "pages-packbits.tif",
+        "pages-none.tif",
+    ] {
+        let back = out.join(name);
+        assert_eq!(tiff_pages(&back), pages, "{name}");
+        assert_eq!(tiff_compressions(&back), [4, 4, 4], "{name}");
+    }
+    assert_eq!(tiff_pages(&out.join("tiled-g4.tiff")), pages[..1]);
+    assert!(out.join("pages-g4.tif.pbm").is_file());
+    let mut names: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 6, "{names:?}");
+    // One page alone, asked for by name, is written as a TIFF of that page.
+    let one = tmp.path().join("one");
+    ok(&[
+        "decompress",
+        arc.to_str().unwrap(),
+        "pages-none.tif/0002",
+        "-o",
+        one.to_str().unwrap(),
+        "--model",
+        TINY,
+    ]);
+    assert_eq!(tiff_pages(&one.join("pages-none.tif")), pages[1..2]);
+}
+
+#[test]
+fn palette_pngs_round_trip_with_their_bit_depth() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("in");
+    std::fs::create_dir(&dir).unwrap();
+    // A 1-bit palette of white and dark green (index 1 ink), and an 8-bit palette of 256
+    // greys of which two are used.
+    let img = digit(3);
+    let write = |name: &str, depth: png::BitDepth, palette: Vec<u8>, index: [u8; 2]| {
+        let per = 8 / depth as usize;
+        let data: Vec<u8> = img
+            .pixels
+            .chunks(28)
+            .flat_map(|row| {
+                row.chunks(per)
+                    .map(|c| {
+                        c.iter().enumerate().fold(0u8, |acc, (i, &p)| {
+                            acc | (index[p as usize] << ((per - 1 - i) * depth as usize))
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        let mut enc = png::Encoder::new(&mut bytes, 28, 28);
+        enc.set_color(png::ColorType::Indexed);
+        enc.set_depth(depth);
+        enc.set_palette(palette);
+        enc.write_header().unwrap().write_image_data(&data).unwrap();
+        std::fs::write(dir.join(name), bytes).unwrap();
+    };
+    write(
+        "p1.png",
+        png::BitDepth::One,
+        vec![255, 255, 255, 0, 60, 0],
+        [0, 1],
+    );
+    write(
+        "p8.png",
+        png::BitDepth::Eight,
+        (0..=255).flat_map(|i| [i, i, i]).collect(),
+        [200, 9],
+    );
+    let arc = tmp.path().join("x.vlz");
+    let out = tmp.path().join("out");
+    ok(&tiny(
+        "compress",
+        dir.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    ok(&tiny(
+        "decompress",
+        arc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    for (name, depth) in [("p1.png", 1), ("p8.png", 8)] {
+        let (back, format) = vlae_zip::image_io::read_image(&out.join(name)).unwrap();
+        assert_eq!(back, img, "{name}");
+        assert_eq!(format, ImageFormat::PngPalette { bit_depth: depth });
+    }
+    let list = String::from_utf8(ok(&["list", arc.to_str().unwrap()]).stdout).unwrap();
+    assert!(list.contains("8-bit index"), "{list}");
+}
+
+#[test]
+fn grey_and_unsupported_tiffs_are_refused_with_the_file_and_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let grey = tmp.path().join("grey.tif");
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    tiff::encoder::TiffEncoder::new(&mut bytes)
+        .unwrap()
+        .write_image::<tiff::encoder::colortype::Gray8>(4, 2, &[0, 255, 0, 255, 128, 0, 0, 0])
+        .unwrap();
+    std::fs::write(&grey, bytes.into_inner()).unwrap();
+    let arc = tmp.path().join("x.vlz");
+    let err = fails(&tiny(
+        "compress",
+        grey.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    assert!(
+        err.contains("grey.tif") && err.contains("page 1") && err.contains("never binarizes"),
+        "{err}"
+    );
+    let err = fails(&tiny(
+        "compress",
+        "tests/data/page3-g3.tif",
+        arc.to_str().unwrap(),
+    ));
+    assert!(
+        err.contains("page3-g3.tif") && err.contains("page 1"),
+        "{err}"
+    );
+    std::fs::write(
+        tmp.path().join("cut.tif"),
+        &std::fs::read("tests/data/pages-g4.tif").unwrap()[..900],
+    )
+    .unwrap();
+    let err = fails(&tiny(
+        "compress",
+        tmp.path().join("cut.tif").to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    assert!(err.contains("cut.tif") && err.contains("TIFF"), "{err}");
+    assert!(!arc.exists());
 }

@@ -487,3 +487,63 @@ fn a_name_this_system_cannot_create_is_refused_before_decoding() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1);
 }
+
+/// A little-endian TIFF of one page by hand, as a hostile writer would make it: a
+/// `width`×`height` page of 1 bit per sample, compressed with `compression`, in one strip
+/// that claims `strip_claim` bytes and holds the 10 bytes after the directory.
+fn hand_tiff(width: u32, height: u32, compression: u16, strip_claim: u32) -> Vec<u8> {
+    let tags: [(u16, u16, u32); 8] = [
+        (256, 4, width),
+        (257, 4, height),
+        (258, 3, 1),
+        (259, 3, u32::from(compression)),
+        (262, 3, 0),
+        (273, 4, 8 + 2 + 8 * 12 + 4),
+        (278, 4, height),
+        (279, 4, strip_claim),
+    ];
+    let mut b = b"II*\0".to_vec();
+    b.extend_from_slice(&8u32.to_le_bytes());
+    b.extend_from_slice(&(tags.len() as u16).to_le_bytes());
+    for (tag, kind, value) in tags {
+        b.extend_from_slice(&tag.to_le_bytes());
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&value.to_le_bytes());
+    }
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.extend_from_slice(&[0x26, 0x80, 0x01, 0x55, 0, 0xff, 0x13, 0, 0x40, 0x02]);
+    b
+}
+
+#[test]
+fn tiffs_claiming_huge_pages_or_strips_are_refused_quickly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let arc = tmp.path().join("x.vlz");
+    let arc = arc.to_str().unwrap();
+    let start = std::time::Instant::now();
+    // Sides beyond the limit: refused from the directory alone.
+    let path = write_tmp(tmp.path(), "wide.tif", &hand_tiff(4_000_000_000, 3, 4, 10));
+    clean_failure(
+        &limited(&["compress", &path, "-o", arc]),
+        "wide.tif: TIFF page 1: is 4000000000×3",
+    );
+    // The largest page allowed, from 10 bytes of Group 4 (and of LZW, PackBits, none)
+    // whose strips claim gigabytes: the coded data runs out, the page is refused.
+    for compression in [4, 5, 32773, 1] {
+        let bytes = hand_tiff(1 << 15, 1 << 14, compression, 4_000_000_000);
+        let path = write_tmp(tmp.path(), "claims.tif", &bytes);
+        clean_failure(
+            &limited(&["compress", &path, "-o", arc]),
+            "claims.tif: TIFF page 1: a table, strip or tile claims more",
+        );
+        let bytes = hand_tiff(1 << 15, 1 << 14, compression, 10);
+        let path = write_tmp(tmp.path(), "short.tif", &bytes);
+        clean_failure(
+            &limited(&["compress", &path, "-o", arc]),
+            "short.tif: TIFF page 1",
+        );
+    }
+    assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
+    assert!(!Path::new(arc).exists());
+}

@@ -59,11 +59,19 @@ pub enum ImageFormat {
     Pbm,
     /// Grayscale PNG without alpha, of the given bit depth (1, 2, 4, 8 or 16).
     PngGray { bit_depth: u8 },
+    /// One page of a TIFF file: the entry is named `<file name>/<page>`, and consecutive
+    /// pages of one file are written back together as that file, CCITT Group 4 coded.
+    TiffPage,
+    /// Palette PNG of two colours, of the given bit depth (1, 2, 4 or 8); written back
+    /// with a black-and-white palette (format-spec.md §1.1).
+    PngPalette { bit_depth: u8 },
 }
 
 /// Entry format codes (format-spec.md §1.1).
 pub const FORMAT_PBM: u8 = 0;
 pub const FORMAT_PNG_GRAY: u8 = 1;
+pub const FORMAT_TIFF_PAGE: u8 = 2;
+pub const FORMAT_PNG_PALETTE: u8 = 3;
 
 impl ImageFormat {
     /// The (format code, bit depth) pair stored in entry tables.
@@ -71,6 +79,8 @@ impl ImageFormat {
         match self {
             ImageFormat::Pbm => (FORMAT_PBM, 0),
             ImageFormat::PngGray { bit_depth } => (FORMAT_PNG_GRAY, bit_depth),
+            ImageFormat::TiffPage => (FORMAT_TIFF_PAGE, 0),
+            ImageFormat::PngPalette { bit_depth } => (FORMAT_PNG_PALETTE, bit_depth),
         }
     }
 
@@ -80,6 +90,10 @@ impl ImageFormat {
             (FORMAT_PBM, 0) => Some(ImageFormat::Pbm),
             (FORMAT_PNG_GRAY, d @ (1 | 2 | 4 | 8 | 16)) => {
                 Some(ImageFormat::PngGray { bit_depth: d })
+            }
+            (FORMAT_TIFF_PAGE, 0) => Some(ImageFormat::TiffPage),
+            (FORMAT_PNG_PALETTE, d @ (1 | 2 | 4 | 8)) => {
+                Some(ImageFormat::PngPalette { bit_depth: d })
             }
             _ => None,
         }
@@ -91,6 +105,8 @@ impl std::fmt::Display for ImageFormat {
         match self {
             ImageFormat::Pbm => write!(f, "PBM"),
             ImageFormat::PngGray { bit_depth } => write!(f, "PNG grey {bit_depth}-bit"),
+            ImageFormat::TiffPage => write!(f, "TIFF page"),
+            ImageFormat::PngPalette { bit_depth } => write!(f, "PNG palette {bit_depth}-bit"),
         }
     }
 }
