@@ -21,6 +21,8 @@
 //!   the page memory (format-spec.md §3.8) and 2 importance samples.
 //! - `mixing.vlz`: a synthetic 400×300 page whose one lane page mixing (format-spec.md
 //!   §3.9) codes smallest.
+//! - `formats.vlz`: five digits, one in each file format of the entry table (§1.1): palette
+//!   PNG, grey PNG, PBM, and two pages of one TIFF.
 //!
 //! Regenerate them only if format 1 itself was wrong before any release, with
 //! `cargo test --release --test golden -- --ignored`; after a release, never.
@@ -102,20 +104,21 @@ fn every_golden_archive_decodes_to_the_manifests_pixels() {
     let models = all_models();
     let nets: Vec<&Network> = models.iter().collect();
     let archives = manifest_archives();
-    assert!(archives.len() >= 7, "{archives:?}");
+    assert!(archives.len() >= 8, "{archives:?}");
     let decoded: String = archives.iter().map(|a| listing(&nets, a)).collect();
     assert_eq!(decoded, std::fs::read_to_string(MANIFEST).unwrap());
 }
 
-/// Between them, the golden archives use every coder of the registry, so that each
-/// keeps decoding; and every file in the folder is in the manifest.
+/// Between them, the golden archives use every coder of the registry and every file
+/// format, so that each keeps decoding; and every file in the folder is in the manifest.
 #[test]
 fn the_golden_archives_cover_the_registry() {
-    let mut used = BTreeSet::new();
+    let (mut used, mut formats) = (BTreeSet::new(), BTreeSet::new());
     for name in manifest_archives() {
         let bytes = std::fs::read(format!("{DIR}/{name}")).unwrap();
         let arch = container::parse(&bytes).unwrap();
         used.extend(arch.lanes.iter().map(|l| l.coder.id()));
+        formats.extend(arch.entries().map(|e| e.format.code().0));
         if name == "memory.vlz" {
             assert!(arch.lanes.iter().all(|l| matches!(
                 l.coder,
@@ -129,6 +132,9 @@ fn the_golden_archives_cover_the_registry() {
     }
     let all: BTreeSet<u8> = REGISTRY.iter().map(|r| r.id).collect();
     assert_eq!(used, all);
+    // Every file format code of the entry table (§1.1), none past them.
+    assert_eq!(formats, (0..=3).collect::<BTreeSet<u8>>());
+    assert!(container::ImageFormat::from_code(4, 0).is_none());
     let mut files: Vec<String> = std::fs::read_dir(DIR)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -408,6 +414,31 @@ fn regenerate_golden_files() {
         &[&mnist()],
         &common::entries_for(&[(w as u32, h as u32)]),
         &[rows],
+        ONE_LANE_SMALLEST,
+    );
+    // Every file format: the pages of a TIFF, a palette PNG, grey PNG and PBM.
+    let d = digits(4);
+    let entries: Vec<Entry> = [
+        ("a.png", ImageFormat::PngPalette { bit_depth: 1 }),
+        ("b.png", ImageFormat::PngGray { bit_depth: 4 }),
+        ("c.pbm", ImageFormat::Pbm),
+        ("d.tif/0001", ImageFormat::TiffPage),
+        ("d.tif/0002", ImageFormat::TiffPage),
+    ]
+    .into_iter()
+    .map(|(name, format)| Entry {
+        name: name.into(),
+        format,
+        width: 28,
+        height: 28,
+    })
+    .collect();
+    let images: Vec<Vec<u8>> = (0..5).map(|i| d[i % 4].clone()).collect();
+    manifest += &write_golden(
+        "formats.vlz",
+        &[&mnist()],
+        &entries,
+        &images,
         ONE_LANE_SMALLEST,
     );
     std::fs::write(MANIFEST, manifest).unwrap();

@@ -51,7 +51,7 @@ fn reseal(mut b: Vec<u8>) -> Vec<u8> {
 }
 
 /// The golden archives, one per coder and layout, which the mutations start from.
-const GOLDEN: [&str; 7] = [
+const GOLDEN: [&str; 8] = [
     "mixed.vlz",
     "narrow.vlz",
     "mnist.vlz",
@@ -59,6 +59,7 @@ const GOLDEN: [&str; 7] = [
     "documents.vlz",
     "memory.vlz",
     "mixing.vlz",
+    "formats.vlz",
 ];
 
 proptest! {
