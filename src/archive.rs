@@ -224,6 +224,8 @@ pub enum ArchiveError {
     PixelChecksum { stored: u32, decoded: u32 },
     #[error("{0}")]
     Input(String),
+    #[error("{name}: not enough memory for its pixels ({needed} bytes)")]
+    Memory { name: String, needed: u64 },
 }
 
 /// A run of rows of one image, part of a lane.
@@ -1041,6 +1043,13 @@ pub fn decompress<E: From<ArchiveError>>(
                     pending = Some((e, Vec::new()));
                 }
                 let (e, buf) = pending.as_mut().expect("set above");
+                // Fallibly: a valid archive may hold an image larger than this machine's
+                // memory, which must be a clean error, not an abort.
+                buf.try_reserve(pixels.len())
+                    .map_err(|_| ArchiveError::Memory {
+                        name: e.name.clone(),
+                        needed: e.pixels(),
+                    })?;
                 buf.extend_from_slice(&pixels);
                 progress(seg.rows as u64);
                 if buf.len() as u64 == e.pixels() {

@@ -547,3 +547,23 @@ fn tiffs_claiming_huge_pages_or_strips_are_refused_quickly() {
     assert!(start.elapsed().as_secs() < 20, "{:?}", start.elapsed());
     assert!(!Path::new(arc).exists());
 }
+
+/// A valid 483-byte archive of one white 32768×16384 image (512 MiB of pixels decoded):
+/// under the 1 GB limit its decoding fails cleanly, naming the image and the memory it
+/// needs, and leaves nothing behind. (Made by `vlae-zip compress` of such a PBM.)
+#[test]
+fn an_image_larger_than_memory_fails_cleanly_when_decoded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    clean_failure(
+        &limited(&[
+            "decompress",
+            "tests/data/white-32768x16384.vlz",
+            "-o",
+            out.to_str().unwrap(),
+        ]),
+        "not enough memory for its pixels (536870912 bytes)",
+    );
+    assert!(!out.exists());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
