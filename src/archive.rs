@@ -1037,25 +1037,33 @@ pub fn decompress<E: From<ArchiveError>>(
         let decoded = decode_wave(archive, &coders, &planned, first, per_task)?;
         for ((_, segs), strips) in planned.iter().zip(decoded) {
             for ((seg, _), pixels) in segs.iter().zip(strips) {
-                if pending.is_none() {
-                    // No reservation: the buffer grows with rows actually decoded.
-                    let e = entries.next().expect("segments follow the entries");
-                    pending = Some((e, Vec::new()));
+                let (e, mut buf) = match pending.take() {
+                    Some(p) => p,
+                    None => {
+                        let e = entries.next().expect("segments follow the entries");
+                        // An image over several strips gets its whole buffer now, and
+                        // fallibly: a valid archive may hold an image larger than this
+                        // machine's memory, which must be a clean error, not an abort.
+                        let buf = if pixels.len() as u64 == e.pixels() {
+                            Vec::new()
+                        } else {
+                            image_buffer(&e)?
+                        };
+                        (e, buf)
+                    }
+                };
+                if buf.capacity() == 0 && pixels.len() as u64 == e.pixels() {
+                    // A whole image in one strip is handed on as decoded, not copied.
+                    buf = pixels;
+                } else {
+                    buf.extend_from_slice(&pixels);
                 }
-                let (e, buf) = pending.as_mut().expect("set above");
-                // Fallibly: a valid archive may hold an image larger than this machine's
-                // memory, which must be a clean error, not an abort.
-                buf.try_reserve(pixels.len())
-                    .map_err(|_| ArchiveError::Memory {
-                        name: e.name.clone(),
-                        needed: e.pixels(),
-                    })?;
-                buf.extend_from_slice(&pixels);
                 progress(seg.rows as u64);
                 if buf.len() as u64 == e.pixels() {
-                    let (e, buf) = pending.take().expect("set above");
                     crc.update(&buf);
                     sink(e, buf)?;
+                } else {
+                    pending = Some((e, buf));
                 }
             }
         }
@@ -1070,6 +1078,18 @@ pub fn decompress<E: From<ArchiveError>>(
         .into());
     }
     Ok(())
+}
+
+/// An empty buffer for the pixels of the image of `e`, reserved whole, or the memory
+/// error that names it.
+fn image_buffer(e: &Entry) -> Result<Vec<u8>, ArchiveError> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(e.pixels() as usize)
+        .map_err(|_| ArchiveError::Memory {
+            name: e.name.clone(),
+            needed: e.pixels(),
+        })?;
+    Ok(buf)
 }
 
 /// The coder of every lane of an archive, one chain per (model, samples, memory), resolved

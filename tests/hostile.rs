@@ -548,9 +548,9 @@ fn tiffs_claiming_huge_pages_or_strips_are_refused_quickly() {
     assert!(!Path::new(arc).exists());
 }
 
-/// A valid 483-byte archive of one white 32768×16384 image (512 MiB of pixels decoded):
-/// under the 1 GB limit its decoding fails cleanly, naming the image and the memory it
-/// needs, and leaves nothing behind. (Made by `vlae-zip compress` of such a PBM.)
+/// A valid 483-byte archive of one white 32768×16384 image (512 MiB of pixels decoded, in
+/// 32 lanes): under the 1 GB limit its decoding fails cleanly, naming the image and the
+/// memory it needs, and leaves nothing behind. (Made by `vlae-zip compress` of such a PBM.)
 #[test]
 fn an_image_larger_than_memory_fails_cleanly_when_decoded() {
     let tmp = tempfile::tempdir().unwrap();
