@@ -111,3 +111,14 @@ def test_elbo_matches_eval(cli, digits):
     # The rate achieved against the bound, in two lines.
     rate = len(vlae_zip.compress(digits[:100], model="mnist")) * 8 / 100
     assert 0.8 * got < rate < 1.5 * got
+
+
+def test_shards_compress_in_parallel_threads(digits):
+    import concurrent.futures
+
+    shards = np.array_split(digits[:200], 4)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        archives = list(pool.map(lambda s: vlae_zip.compress(s, threads=1), shards))
+    assert archives == [vlae_zip.compress(s) for s in shards]
+    back = np.concatenate([np.stack(vlae_zip.decompress(a)) for a in archives])
+    np.testing.assert_array_equal(back, digits[:200])
