@@ -113,7 +113,7 @@ pub fn format_for_extension(path: &Path) -> Option<&'static str> {
 /// TIFF. The file must be a regular file. A PBM or PNG is read only as far as its header
 /// says the image takes, plus a margin: a larger file is refused from its size alone,
 /// unread. A TIFF is decoded from the file itself, each page bounded before anything is
-/// reserved for it (see [`decode_tiff`]).
+/// reserved for it (see `decode_tiff`).
 pub fn read_image_file(path: &Path) -> Result<Pages, ImageError> {
     let mut file = open_regular(path)?;
     let len = file

@@ -29,7 +29,7 @@ def write_pbm(path: pathlib.Path, img: np.ndarray) -> None:
     path.write_bytes(b"P4\n%d %d\n" % (w, h) + packed.tobytes())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cli() -> pathlib.Path:
     """The release build of the command-line tool (`cargo build --release`)."""
     exe = os.environ.get("VLAE_ZIP_CLI") or ROOT / "target" / "release" / "vlae-zip"
@@ -42,6 +42,6 @@ def cli() -> pathlib.Path:
     return exe
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def digits() -> np.ndarray:
     return read_idx(TEST_DIGITS)
