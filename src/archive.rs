@@ -1037,27 +1037,26 @@ pub fn decompress<E: From<ArchiveError>>(
         let decoded = decode_wave(archive, &coders, &planned, first, per_task)?;
         for ((_, segs), strips) in planned.iter().zip(decoded) {
             for ((seg, _), pixels) in segs.iter().zip(strips) {
-                let (e, mut buf) = match pending.take() {
-                    Some(p) => p,
-                    None => {
-                        let e = entries.next().expect("segments follow the entries");
-                        // An image over several strips gets its whole buffer now, and
-                        // fallibly: a valid archive may hold an image larger than this
-                        // machine's memory, which must be a clean error, not an abort.
-                        let buf = if pixels.len() as u64 == e.pixels() {
-                            Vec::new()
-                        } else {
-                            image_buffer(&e)?
-                        };
+                let (e, buf) = match pending.take() {
+                    Some((e, mut buf)) => {
+                        buf.extend_from_slice(&pixels);
                         (e, buf)
                     }
+                    None => {
+                        let e = entries.next().expect("segments follow the entries");
+                        if pixels.len() as u64 == e.pixels() {
+                            // A whole image in one strip is handed on as decoded.
+                            (e, pixels)
+                        } else {
+                            // An image over several strips gets its whole buffer now, and
+                            // fallibly: a valid archive may hold an image larger than this
+                            // machine's memory, which must be a clean error, not an abort.
+                            let mut buf = image_buffer(&e)?;
+                            buf.extend_from_slice(&pixels);
+                            (e, buf)
+                        }
+                    }
                 };
-                if buf.capacity() == 0 && pixels.len() as u64 == e.pixels() {
-                    // A whole image in one strip is handed on as decoded, not copied.
-                    buf = pixels;
-                } else {
-                    buf.extend_from_slice(&pixels);
-                }
                 progress(seg.rows as u64);
                 if buf.len() as u64 == e.pixels() {
                     crc.update(&buf);

@@ -74,16 +74,10 @@ pub fn verify(
     archive::decompress(
         models,
         arch,
-        &mut |entry, pixels| -> Result<(), JobError> {
-            if pixels.len() as u64 != entry.pixels() {
-                return Err(ArchiveError::Input(format!(
-                    "{}: decoded {} pixels, its entry says {}",
-                    entry.name,
-                    pixels.len(),
-                    entry.pixels()
-                ))
-                .into());
-            }
+        // Each image reaches the sink whole (`archive::decompress` hands on an image once
+        // its entry's pixels are decoded) and the checksum is checked there: counting is
+        // all that is left.
+        &mut |_, _| -> Result<(), JobError> {
             images += 1;
             Ok(())
         },
