@@ -19,6 +19,8 @@ use crate::geometry;
 use crate::infer::network::Network;
 use rayon::prelude::*;
 
+mod choice;
+
 /// Default discretization of each latent dimension: 2^6 buckets. Measured on the 10,000
 /// test digits with the shipped model (README): 2^4 to 2^12 buckets all land within 0.17
 /// bits/image; fewer buckets cost less at each lane's start and fewer CDF evaluations, while
@@ -150,16 +152,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
     }
     if !at_most(mixed, counted, MIXING_OUTRUNS_CHAINS) {
         let views: Vec<&[Strip]> = strips.iter().map(Vec::as_slice).collect();
-        let sizes = estimate_chains(chains, &views, cut, 1);
-        let best = (0..chains.len())
-            .map(|m| {
-                sizes
-                    .iter()
-                    .map(|lane| lane[m])
-                    .fold(0, u64::saturating_add)
-            })
-            .min()
-            .unwrap_or(u64::MAX);
+        let best = choice::best_chain_bits(chains, &views, cut);
         if at_most(best, 8 * mixed, CHAIN_BEATS_MIXING) {
             return Ok(MixedPages::LaneByLane);
         }
@@ -556,7 +549,7 @@ fn code_run<P: AsRef<[u8]> + Sync>(
         .iter()
         .map(|lane| (lane.len() == 1).then(|| lane[0].image))
         .collect();
-    let choices = choose_models(chains, &all_views, cut, &pooled, per_task);
+    let choices = choice::choose_models(chains, &all_views, cut, &pooled, per_task);
     let coded = strips
         .par_chunks(per_task)
         .zip(choices.par_chunks(per_task))
@@ -704,145 +697,6 @@ fn chain_group(
     (chained, memory)
 }
 
-/// Rows of a lane between two places where every model codes a sample to choose the
-/// lane's model: about one tile row in 16 of the largest tiles (32 rows).
-const SAMPLE_PERIOD_ROWS: usize = 512;
-
-/// Where [`estimate_chains`] samples a lane: `(strip, first row)` at rows of a strip that
-/// are multiples of `cut`, the first at least half of [`SAMPLE_PERIOD_ROWS`] into the lane
-/// and each next at least a period after the last; a lane too short for one is sampled at
-/// its last such row.
-fn sample_places(strips: &[Strip], cut: usize) -> Vec<(usize, usize)> {
-    let mut places = Vec::new();
-    let mut last = (0, 0);
-    let mut lane_row = 0;
-    let mut mark = SAMPLE_PERIOD_ROWS / 2;
-    for (k, strip) in strips.iter().enumerate() {
-        for y in (0..strip.rows).step_by(cut) {
-            if lane_row + y >= mark {
-                places.push((k, y));
-                mark += SAMPLE_PERIOD_ROWS * ((lane_row + y - mark) / SAMPLE_PERIOD_ROWS + 1);
-            }
-            last = (k, y);
-        }
-        lane_row += strip.rows;
-    }
-    if places.is_empty() {
-        places.push(last);
-    }
-    places
-}
-
-/// `sizes[k][m]`: lane k's estimated size under chain m, in bits, from a sample taken at
-/// [`sample_places`], where every model's tile rows start. At each place every model codes
-/// one row of its own tiles, so that it sees the tiles it would code: a band of another
-/// model's height cuts a grid of digits through their middles, and the digit model then
-/// looked twice as costly as it is. Each model's sample is coded as a chain of its own,
-/// its start-up counted once and its rest scaled by the lane's pixels over the sample's.
-/// The models code their samples in parallel, `per_task` lanes at a time.
-fn estimate_chains(
-    chains: &[Chain],
-    lanes: &[&[Strip]],
-    cut: usize,
-    per_task: usize,
-) -> Vec<Vec<u64>> {
-    let places: Vec<Vec<(usize, usize)>> = lanes.iter().map(|l| sample_places(l, cut)).collect();
-    let lane_pixels: Vec<u64> = lanes
-        .iter()
-        .map(|strips| strips.iter().map(|s| s.pixels.len() as u64).sum())
-        .collect();
-    let lane_numbers: Vec<usize> = (0..lanes.len()).collect();
-    lane_numbers
-        .par_chunks(per_task)
-        .flat_map_iter(|group| {
-            let by_model: Vec<Vec<u64>> = chains
-                .par_iter()
-                .map(|c| {
-                    let tile = c.bits_back.tile();
-                    let samples: Vec<Vec<Strip>> = group
-                        .iter()
-                        .map(|&k| {
-                            places[k]
-                                .iter()
-                                .map(|&(strip, y)| {
-                                    let s = &lanes[k][strip];
-                                    let rows = tile.min(s.rows - y);
-                                    Strip {
-                                        width: s.width,
-                                        rows,
-                                        pixels: &s.pixels[y * s.width..(y + rows) * s.width],
-                                    }
-                                })
-                                .collect()
-                        })
-                        .collect();
-                    let views: Vec<&[Strip]> = samples.iter().map(Vec::as_slice).collect();
-                    match c.encode(&views) {
-                        Ok(coded) => {
-                            // The whole lane would cost one start-up (a first latent
-                            // popped from the seed, at most d·B bits) and the sample's
-                            // rest in proportion: comparing samples as they are would
-                            // favour models with small latents.
-                            let startup = c.bits_back.prior_bits();
-                            coded
-                                .iter()
-                                .zip(&samples)
-                                .zip(group)
-                                .map(|((l, sample), &k)| {
-                                    let bits = 8 * l.payload.len() as u64;
-                                    let sampled: u64 =
-                                        sample.iter().map(|s| s.pixels.len() as u64).sum();
-                                    let rest = u128::from(bits.saturating_sub(startup))
-                                        * u128::from(lane_pixels[k])
-                                        / u128::from(sampled.max(1));
-                                    startup.saturating_add(rest.min(u64::MAX as u128) as u64)
-                                })
-                                .collect()
-                        }
-                        Err(_) => vec![u64::MAX; group.len()],
-                    }
-                })
-                .collect();
-            (0..group.len()).map(move |k| by_model.iter().map(|m| m[k]).collect::<Vec<_>>())
-        })
-        .collect()
-}
-
-/// For each lane, the index of the chain that codes it smallest, as [`estimate_chains`]
-/// finds. Each model then codes only its own lanes, so `auto` costs a fraction of a chain
-/// per extra model instead of a whole one. Lanes that are bands of one image (`pooled[k]`,
-/// a page) choose together, whatever task codes them: one band alone may be a blank margin
-/// or a heading.
-fn choose_models(
-    chains: &[Chain],
-    lanes: &[&[Strip]],
-    cut: usize,
-    pooled: &[Option<usize>],
-    per_task: usize,
-) -> Vec<usize> {
-    if chains.len() < 2 {
-        return vec![0; lanes.len()];
-    }
-    let sizes = estimate_chains(chains, lanes, cut, per_task);
-    let mut pages: std::collections::HashMap<usize, Vec<u64>> = Default::default();
-    for (k, image) in pooled.iter().enumerate() {
-        if let Some(image) = image {
-            let sum = pages.entry(*image).or_insert_with(|| vec![0; chains.len()]);
-            for (total, &size) in sum.iter_mut().zip(&sizes[k]) {
-                *total = total.saturating_add(size);
-            }
-        }
-    }
-    (0..lanes.len())
-        .map(|k| {
-            let cost = pooled[k].map_or(&sizes[k], |image| &pages[&image]);
-            (0..chains.len())
-                .min_by_key(|&m| cost[m])
-                .expect("two chains")
-        })
-        .collect()
-}
-
 /// The context model with each template, tried on every lane.
 const COUNTING_MODELS: [ContextModel; 2] =
     [ContextModel { template: 0 }, ContextModel { template: 1 }];
@@ -878,7 +732,7 @@ const MIXING_SKIPS_CHAIN: (u64, u64) = (14, 25);
 const PAGES_ARE_MIXED: (u64, u64) = (9, 10);
 
 /// Where page mixing codes an input to more than this fraction of template 0, the chains
-/// are also estimated on a sample (`estimate_chains`) before page mixing alone is chosen:
+/// are also estimated on a sample (`choice::best_chain_bits`) before page mixing alone is chosen:
 /// scanned pages and such, and images of small things in a grid, which page mixing learns
 /// only in part (a grid of 12 × 12 test digits came to 0.90) and the digit model knows
 /// well. Clean pages (0.26–0.39 on the training documents' pages 3) skip the estimate.
@@ -1194,40 +1048,4 @@ fn decode_wave(
         })
         .collect::<Result<Vec<_>, CodecError>>()?;
     Ok(decoded.into_iter().flatten().collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Samples start where every model's tile rows start (rows of their strip that are
-    /// multiples of the cut), one a period from half a period in: on a page, on a lane of
-    /// digits, and on a lane shorter than half a period.
-    #[test]
-    fn samples_start_where_every_model_tiles_start() {
-        let page = vec![0; 10 * 1680];
-        let tall = [Strip {
-            width: 10,
-            rows: 1680,
-            pixels: &page,
-        }];
-        assert_eq!(sample_places(&tall, 224), [(0, 448), (0, 896), (0, 1344)]);
-        let digit = vec![0; 28 * 28];
-        let digits = vec![
-            Strip {
-                width: 28,
-                rows: 28,
-                pixels: &digit,
-            };
-            100
-        ];
-        let at_rows = |places: Vec<(usize, usize)>| -> Vec<usize> {
-            places.iter().map(|&(k, y)| 28 * k + y).collect()
-        };
-        assert_eq!(
-            at_rows(sample_places(&digits, 224)),
-            [280, 784, 1288, 1792, 2324]
-        );
-        assert_eq!(sample_places(&digits[..9], 28), [(8, 0)]);
-    }
 }
