@@ -828,6 +828,27 @@ fn lane_segments<'a>(
     })
 }
 
+/// Bytes that compressing images of `shapes` on `threads` threads holds at most: the
+/// images (a byte a pixel), and for each thread the tables and strip of the largest coder
+/// it may run on a lane (page mixing's, about 118 MiB, with a lane's known pixels; the
+/// chain's page memory; the context models' counts), twice over, since page mixing
+/// predicts a lane on a second thread while the first codes. Known from the shapes alone,
+/// so that a caller's memory limit can choose fewer threads, or refuse, before coding.
+pub fn encode_bytes(shapes: &[(usize, usize)], threads: usize) -> u64 {
+    let pixels: u64 = shapes.iter().map(|&(w, h)| (w * h) as u64).sum();
+    let Some(width) = shapes.iter().map(|&(w, _)| w).max() else {
+        return 0;
+    };
+    let tallest = shapes.iter().map(|&(_, h)| h).max().unwrap_or(0);
+    let lane_rows = tallest.min(container::MAX_LANE_PIXELS as usize / width.max(1) + 1);
+    let counts: usize = COUNTING_MODELS.iter().map(|m| 4 << m.size()).sum();
+    let per_thread = PageMixing::TABLE_BYTES
+        + PageMixing::strip_bytes(width, lane_rows)
+        + PageMemory::TABLE_BYTES
+        + counts;
+    pixels + 2 * threads.max(1) as u64 * per_thread as u64
+}
+
 /// Bytes that decoding `archive` on `threads` threads holds at most, beyond what the sink
 /// keeps: for the wave of lanes decoded together that needs most, their pixels and their
 /// coders' tables (page mixing's, about 118 MiB a lane, and the page memory's), and the

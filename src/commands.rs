@@ -73,7 +73,17 @@ fn compress(args: &CompressArgs, quiet: bool) -> Result<()> {
     let pb = bar(rows as usize, "compressing", quiet);
     let refs: Vec<&Network> = nets.iter().collect();
     let opts = coding_options(&args.coding);
-    let bytes = job::compress_images(&refs, &images, opts, &|n| pb.inc(n))?;
+    let threads = threads_within_memory(&images, args.memory_limit)?;
+    let code = || job::compress_images(&refs, &images, opts, &|n| pb.inc(n));
+    let bytes = if threads < rayon::current_num_threads() {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .context("cannot start the coding threads")?
+            .install(code)?
+    } else {
+        code()?
+    };
     pb.finish_and_clear();
     if to_stdout {
         let mut out = std::io::stdout().lock();
@@ -95,6 +105,58 @@ fn compress(args: &CompressArgs, quiet: bool) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Address space the program itself takes beside what [`vlae_zip::archive::encode_bytes`] counts:
+/// its code and data, the networks, thread stacks and the allocator's slack. Measured
+/// under `ulimit -v`: 6800 × 8800 pages compress on two threads within 1 GB, 20000 ×
+/// 20000 on one.
+const PROGRAM_BYTES: u64 = 256 << 20;
+
+/// How many threads compress `images` within the memory limit: `--memory-limit`, else the
+/// address space `ulimit -v` leaves. All of them where that fits, fewer where fewer fit
+/// (the archive is the same on any thread count), or an error naming the largest image
+/// and the memory needed where even one thread would not.
+fn threads_within_memory(images: &[FolderImage], limit: Option<u64>) -> Result<usize> {
+    let threads = rayon::current_num_threads();
+    let (limit, what) = match (limit, address_space_limit()) {
+        (Some(limit), _) => (limit, "the --memory-limit"),
+        (None, Some(space)) => (space.saturating_sub(PROGRAM_BYTES), "what ulimit -v leaves"),
+        (None, None) => return Ok(threads),
+    };
+    let shapes: Vec<(usize, usize)> = images
+        .iter()
+        .map(|i| (i.entry.width as usize, i.entry.height as usize))
+        .collect();
+    if let Some(fit) = (1..=threads)
+        .rev()
+        .find(|&t| vlae_zip::archive::encode_bytes(&shapes, t) <= limit)
+    {
+        return Ok(fit);
+    }
+    let largest = images
+        .iter()
+        .max_by_key(|i| i.pixels.len())
+        .expect("an image at least");
+    anyhow::bail!(
+        "compressing needs {} of memory on one thread (the largest image, {}, is {}×{}), above {what} ({})",
+        count(vlae_zip::archive::encode_bytes(&shapes, 1), "byte"),
+        largest.entry.name,
+        largest.entry.width,
+        largest.entry.height,
+        count(limit, "byte")
+    )
+}
+
+/// The process's address-space limit (`ulimit -v`), where the system has one set.
+#[cfg(target_os = "linux")]
+fn address_space_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::As).current
+}
+
+#[cfg(not(target_os = "linux"))]
+fn address_space_limit() -> Option<u64> {
+    None
 }
 
 /// The folder `decompress` writes: `-o`, else the archive's path without `.vlz`.

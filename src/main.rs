@@ -16,7 +16,10 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Training and evaluation allocate and free the same large activations every step. By
 /// default mimalloc hands freed pages back to the OS and the kernel zeroes them again on
 /// the next touch, which took a fifth of a training step; keeping them is 15% faster.
-/// Called first thing in `main`, before any thread exists, as mimalloc requires of options.
+/// Only for training and evaluation: coding frees tables of other sizes than it takes
+/// next (page mixing's 118 MiB, images), and kept they doubled the address space that
+/// compressing a 6800 × 8800 page needs, past a 1 GB `ulimit -v`. Called before any
+/// thread exists, as mimalloc requires of options.
 fn keep_freed_memory() {
     // SAFETY: sets a plain integer option before any other thread runs.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
@@ -124,6 +127,12 @@ pub struct CompressArgs {
     /// Replace an existing output file (or symbolic link).
     #[arg(short, long)]
     pub force: bool,
+    /// Most memory compressing may hold at once (the images and the coders' tables), in
+    /// the units of --max-bytes: fewer threads code where all of them would need more, and
+    /// inputs that need more on one thread are refused before coding [default: what the
+    /// address-space limit, `ulimit -v`, leaves; else no limit].
+    #[arg(long, value_parser = byte_count)]
+    pub memory_limit: Option<u64>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -397,10 +406,28 @@ fn set_threads(threads: Option<u16>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One malloc arena for the whole process. Rust allocates through mimalloc, but glibc
+/// gives every thread that calls its malloc (thread-local destructors do) an arena of
+/// 64 MiB of address space: under a `ulimit -v` of 1 GB, six threads' arenas took a
+/// third of it, and compressing a 6800 × 8800 page on two threads aborted.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn one_malloc_arena() {
+    // SAFETY: sets a plain integer parameter of glibc's allocator before any thread runs.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn one_malloc_arena() {}
+
 fn main() -> ExitCode {
-    keep_freed_memory();
+    one_malloc_arena();
     default_sigpipe();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Train(_) | Command::Eval(_)) {
+        keep_freed_memory();
+    }
     clean_up_on_signals();
     let result = set_threads(cli.threads).and_then(|()| commands::run(cli.command, cli.quiet));
     match result {

@@ -752,7 +752,15 @@ fn auto_picks_the_documents_model_for_a_page_and_mnist_for_digits() {
         let arc = tmp.path().join("x.vlz");
         let a = arc.to_str().unwrap();
         // The chain alone: page mixing would code the page crop without a model.
-        ok(&["compress", input, "-o", a, "--force", "--lane-coder", "bits-back"]);
+        ok(&[
+            "compress",
+            input,
+            "-o",
+            a,
+            "--force",
+            "--lane-coder",
+            "bits-back",
+        ]);
         let info = String::from_utf8(ok(&["info", a]).stdout).unwrap();
         assert!(
             info.contains(&format!("model          {}", id_of(model))),

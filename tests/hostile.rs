@@ -567,3 +567,88 @@ fn an_image_larger_than_memory_fails_cleanly_when_decoded() {
     assert!(!out.exists());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
+
+/// A 6800 × 8800 page (600 dpi, 11 × 14.7 inches) compresses under the 1 GB limit on two
+/// threads, and decodes back: the coders' tables are counted against the address space
+/// before coding, and glibc's per-thread arenas no longer take a third of it.
+#[test]
+fn a_600_dpi_page_compresses_and_decodes_within_the_limit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (width, height) = (6800, 8800);
+    let page = vlae_zip::image_io::BitImage {
+        width,
+        height,
+        pixels: common::text_page(width, height, 5),
+    };
+    let path = tmp.path().join("page.pbm");
+    std::fs::write(
+        &path,
+        vlae_zip::image_io::encode_image(&page, vlae_zip::image_io::ImageFormat::Pbm),
+    )
+    .unwrap();
+    let arc = tmp.path().join("page.vlz");
+    let a = arc.to_str().unwrap();
+    let packed = limited(&["compress", path.to_str().unwrap(), "-o", a, "-T", "2"]);
+    assert!(packed.status.success(), "{packed:?}");
+    let out = tmp.path().join("out");
+    let unpacked = limited(&["decompress", a, "-o", out.to_str().unwrap(), "-T", "2"]);
+    assert!(unpacked.status.success(), "{unpacked:?}");
+    assert_eq!(
+        std::fs::read(out.join("page.pbm")).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+}
+
+/// Under a memory limit that one thread's coding fits and two threads' do not, compress
+/// codes on one thread, writing the very archive it writes unlimited; under a limit that
+/// not even one fits, it refuses before coding, naming the image and the memory needed.
+#[test]
+fn a_memory_limit_chooses_fewer_threads_or_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (width, height) = (600, 400);
+    let page = vlae_zip::image_io::BitImage {
+        width,
+        height,
+        pixels: common::text_page(width, height, 9),
+    };
+    let path = tmp.path().join("page.pbm");
+    std::fs::write(
+        &path,
+        vlae_zip::image_io::encode_image(&page, vlae_zip::image_io::ImageFormat::Pbm),
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let one = vlae_zip::archive::encode_bytes(&[(width, height)], 1);
+    assert!(vlae_zip::archive::encode_bytes(&[(width, height)], 2) > one);
+    let (free, limited_arc) = (tmp.path().join("free.vlz"), tmp.path().join("one.vlz"));
+    let limit = one.to_string();
+    let runs = [
+        (&free, vec!["-T", "2"]),
+        (
+            &limited_arc,
+            vec!["-T", "2", "--memory-limit", limit.as_str()],
+        ),
+    ];
+    for (arc, extra) in runs {
+        let mut args = vec!["compress", p, "-o", arc.to_str().unwrap()];
+        args.extend(extra);
+        let out = limited(&args);
+        assert!(out.status.success(), "{out:?}");
+    }
+    assert_eq!(
+        std::fs::read(&free).unwrap(),
+        std::fs::read(&limited_arc).unwrap()
+    );
+    let refused = tmp.path().join("refused.vlz");
+    let below = (one - 1).to_string();
+    let out = limited(&[
+        "compress",
+        p,
+        "-o",
+        refused.to_str().unwrap(),
+        "--memory-limit",
+        below.as_str(),
+    ]);
+    clean_failure(&out, "the largest image, page.pbm, is 600×400");
+    assert!(!refused.exists());
+}
