@@ -896,32 +896,77 @@ pub fn decompress<E: From<ArchiveError>>(
     sink: &mut dyn FnMut(Entry, Vec<u8>) -> Result<(), E>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<(), E> {
+    let decoded = decode_images(models, archive, None, sink, progress)?;
+    if decoded != archive.pixel_crc {
+        return Err(ArchiveError::PixelChecksum {
+            stored: archive.pixel_crc,
+            decoded,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Decodes only the images whose entries `wanted` accepts, in order, decoding only the
+/// lanes that hold them: one digit of 60,000 costs one lane. The pixel checksum covers
+/// every image, so it cannot be checked here; the file checksum, which
+/// [`container::parse`] checked, still covers every byte the images came from.
+pub fn decompress_some<E: From<ArchiveError>>(
+    models: &[&Network],
+    archive: &Archive,
+    wanted: &dyn Fn(&Entry) -> bool,
+    sink: &mut dyn FnMut(Entry, Vec<u8>) -> Result<(), E>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), E> {
+    let chosen: Vec<bool> = archive.entries().map(|e| wanted(&e)).collect();
+    decode_images(models, archive, Some(&chosen), sink, progress).map(|_| ())
+}
+
+/// The decoding both of the above share: the lanes holding an image of `chosen` (every
+/// lane where `None`), wave by wave, each chosen image handed to `sink` once whole.
+/// Returns the CRC-32 of the images handed on.
+fn decode_images<E: From<ArchiveError>>(
+    models: &[&Network],
+    archive: &Archive,
+    chosen: Option<&[bool]>,
+    sink: &mut dyn FnMut(Entry, Vec<u8>) -> Result<(), E>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u32, E> {
     if archive.precision as usize != PRECISION {
         return Err(ArchiveError::Precision(archive.precision).into());
     }
+    let wants = |image: usize| chosen.is_none_or(|c| c[image]);
     let coders = DecodingCoders::resolve(models, archive)?;
     let threads = rayon::current_num_threads();
     let per_task = lanes_per_task(archive.lanes.len(), threads);
     let wave = per_task * threads;
     let mut crc = crc32fast::Hasher::new();
-    let mut segments = lane_segments(archive);
+    let mut lanes =
+        lane_segments(archive).filter(|(_, segs)| segs.iter().any(|(s, _)| wants(s.image)));
     let mut entries = archive.entries();
+    let mut next_entry = 0; // the index `entries` yields next
     let mut pending: Option<(Entry, Vec<u8>)> = None; // the image being assembled
-    let mut first = 0;
-    while first < archive.lanes.len() {
-        let last = (first + wave).min(archive.lanes.len());
-        let planned: Vec<(usize, Vec<(Segment, usize)>)> =
-            segments.by_ref().take(last - first).collect();
-        let decoded = decode_wave(archive, &coders, &planned, first, per_task)?;
+    loop {
+        let planned: Vec<(usize, Vec<(Segment, usize)>)> = lanes.by_ref().take(wave).collect();
+        if planned.is_empty() {
+            break;
+        }
+        let decoded = decode_wave(archive, &coders, &planned, per_task)?;
         for ((_, segs), strips) in planned.iter().zip(decoded) {
             for ((seg, _), pixels) in segs.iter().zip(strips) {
+                if !wants(seg.image) {
+                    continue;
+                }
                 let (e, buf) = match pending.take() {
                     Some((e, mut buf)) => {
                         buf.extend_from_slice(&pixels);
                         (e, buf)
                     }
                     None => {
-                        let e = entries.next().expect("segments follow the entries");
+                        let e = entries
+                            .nth(seg.image - next_entry)
+                            .expect("segments follow the entries");
+                        next_entry = seg.image + 1;
                         if pixels.len() as u64 == e.pixels() {
                             // A whole image in one strip is handed on as decoded.
                             (e, pixels)
@@ -944,17 +989,8 @@ pub fn decompress<E: From<ArchiveError>>(
                 }
             }
         }
-        first = last;
     }
-    let decoded = crc.finalize();
-    if decoded != archive.pixel_crc {
-        return Err(ArchiveError::PixelChecksum {
-            stored: archive.pixel_crc,
-            decoded,
-        }
-        .into());
-    }
-    Ok(())
+    Ok(crc.finalize())
 }
 
 /// An empty buffer for the pixels of the image of `e`, reserved whole, or the memory
@@ -1020,47 +1056,39 @@ impl<'n> DecodingCoders<'n> {
     }
 }
 
-/// Decodes the lanes `first..first + planned.len()` in parallel, `per_task` a task: each
+/// Decodes the lanes `planned` names in parallel, `per_task` a task: each
 /// lane's strips' pixels, in order.
 fn decode_wave(
     archive: &Archive,
     coders: &DecodingCoders,
     planned: &[(usize, Vec<(Segment, usize)>)],
-    first: usize,
     per_task: usize,
 ) -> Result<Vec<Vec<Vec<u8>>>, ArchiveError> {
-    let tasks: Vec<Vec<usize>> = (first..first + planned.len())
-        .collect::<Vec<_>>()
-        .chunks(per_task)
-        .map(<[usize]>::to_vec)
-        .collect();
-    let decoded = tasks
-        .par_iter()
-        .map(|task| {
-            let inputs: Vec<LaneToDecode> = task
+    let decoded = planned
+        .par_chunks(per_task)
+        .map(|chunk| {
+            let task: Vec<usize> = chunk.iter().map(|(k, _)| *k).collect();
+            let inputs: Vec<LaneToDecode> = chunk
                 .iter()
-                .map(|&k| {
-                    let lane = &archive.lanes[k];
+                .map(|(k, segs)| {
+                    let lane = &archive.lanes[*k];
                     LaneToDecode {
                         seed_words_elided: lane.seed_words_elided,
                         state: lane.state,
                         payload: lane.payload,
-                        shapes: planned[k - first]
-                            .1
-                            .iter()
-                            .map(|(s, width)| (*width, s.rows))
-                            .collect(),
+                        shapes: segs.iter().map(|(s, width)| (*width, s.rows)).collect(),
                     }
                 })
                 .collect();
-            // Lanes of one task share a coder kind when they can; otherwise each goes
-            // alone.
+            // Lanes of one task share a coder kind, and are numbered on from the first,
+            // when they can; otherwise each goes alone.
             let coder = archive.lanes[task[0]].coder;
-            if task.iter().all(|&k| archive.lanes[k].coder == coder) {
+            let consecutive = task.windows(2).all(|w| w[1] == w[0] + 1);
+            if consecutive && task.iter().all(|&k| archive.lanes[k].coder == coder) {
                 coders.of(coder).decode(&inputs, task[0])
             } else {
                 let mut out = Vec::with_capacity(task.len());
-                for (input, &k) in inputs.iter().zip(task) {
+                for (input, &k) in inputs.iter().zip(&task) {
                     out.extend(
                         coders
                             .of(archive.lanes[k].coder)

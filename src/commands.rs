@@ -297,10 +297,19 @@ fn decompress(args: &DecompressArgs, quiet: bool) -> Result<()> {
     check_expansion(&expansion, &args.limits, &target).with_context(context)?;
     check_memory(&arch, args.limits.memory_limit).with_context(context)?;
     let staged = target.stage()?;
-    let pb = bar(arch.total_rows() as usize, "decompressing", quiet);
     let wanted = |e: &Entry| selection.wants(&e.name);
-    let images = job::decompress_into(&refs, &arch, staged, &wanted, &|n| pb.inc(n))
-        .with_context(context)?;
+    let rows: u64 = if args.names.is_empty() {
+        arch.total_rows()
+    } else {
+        arch.entries()
+            .filter(wanted)
+            .map(|e| u64::from(e.height))
+            .sum()
+    };
+    let pb = bar(rows as usize, "decompressing", quiet);
+    let some = (!args.names.is_empty()).then_some(&wanted as &dyn Fn(&Entry) -> bool);
+    let images =
+        job::decompress_into(&refs, &arch, staged, some, &|n| pb.inc(n)).with_context(context)?;
     pb.finish_and_clear();
     if !quiet {
         println!(

@@ -36,29 +36,27 @@ pub fn compress_images(
 }
 
 /// Decodes an archive into a staged output folder (made, and so checked, before anything
-/// was decoded), which appears only once every image decoded and the pixel checksum
-/// matched. Only the images `wanted` accepts are written; every lane is decoded all the
-/// same, since the checksum covers all pixels. Returns the number of images written.
+/// was decoded), which appears only once every image decoded (and, for a whole archive,
+/// the pixel checksum matched). With `wanted`, only the images it accepts are decoded
+/// and written, from the lanes that hold them ([`archive::decompress_some`]). Returns the
+/// number of images written.
 pub fn decompress_into(
     models: &[&Network],
     arch: &container::Archive,
     staged: StagedFolder,
-    wanted: &dyn Fn(&Entry) -> bool,
+    wanted: Option<&dyn Fn(&Entry) -> bool>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, JobError> {
     let mut images = 0u64;
-    archive::decompress(
-        models,
-        arch,
-        &mut |entry, pixels| -> Result<(), JobError> {
-            if wanted(&entry) {
-                staged.write(&entry, pixels)?;
-                images += 1;
-            }
-            Ok(())
-        },
-        progress,
-    )?;
+    let mut sink = |entry: Entry, pixels: Vec<u8>| -> Result<(), JobError> {
+        staged.write(&entry, pixels)?;
+        images += 1;
+        Ok(())
+    };
+    match wanted {
+        None => archive::decompress(models, arch, &mut sink, progress)?,
+        Some(wanted) => archive::decompress_some(models, arch, wanted, &mut sink, progress)?,
+    }
     staged.commit()?;
     Ok(images)
 }
@@ -129,7 +127,7 @@ pub fn round_trip(
     })?;
     let arch = container::parse(&read)?;
     let staged = StagedFolder::create(&out_dir)?;
-    decompress_into(models, &arch, staged, &|_| true, &|_| {})?;
+    decompress_into(models, &arch, staged, None, &|_| {})?;
     let decompress_secs = t.elapsed().as_secs_f64();
 
     let reread = folder::read_images(&folder::list_inputs(&[out_dir])?, &|_| {})?;

@@ -144,7 +144,8 @@ pub struct DecompressArgs {
     /// Archive to read: a file, a pipe, or `-` for standard input.
     pub archive: PathBuf,
     /// Only these images, by the names `vlae-zip list` shows (a folder's name takes all of
-    /// it). Every lane is decoded still: the checksum covers every pixel.
+    /// it). Only the lanes holding them are decoded; the file checksum is checked, the
+    /// pixel checksum (over every image) is left to `vlae-zip test`.
     pub names: Vec<String>,
     /// Folder to create, or an empty folder to fill [default: the archive's path without
     /// .vlz].
