@@ -1244,7 +1244,8 @@ mod tests {
     /// models/README) and writes them to src/codec/mix_weights.rs. Each modelled pixel is
     /// predicted as the coder predicts it, its latent popped from a stack as bits-back
     /// pops it; the weights are then three passes of online logistic regression over the
-    /// pages in order, per set, from equal trust in the three inputs.
+    /// pages in order, per set, from equal trust in the three inputs. It is one long
+    /// function on purpose: the recipe of the shipped weights, read top to bottom.
     /// `VLAE_FIT_PAGES=DIR cargo test --release --lib fit_memory_mixer -- --ignored`
     #[test]
     #[ignore]

@@ -1,0 +1,299 @@
+//! Decompression: lanes decoded in waves, their strips assembled into images handed on
+//! in archive order.
+
+use super::*;
+use crate::codec::bitsback::{BitsBack, Chain};
+use crate::codec::lane::{CodecError, LaneCodec, LaneToDecode};
+use crate::codec::memory::PageMemory;
+use crate::codec::mixing::PageMixing;
+use crate::codec::model::PRECISION;
+use crate::codec::stored::Stored;
+use crate::container::{Archive, Entry, LaneCoder};
+use crate::infer::network::Network;
+use rayon::prelude::*;
+
+/// The strips of each lane with their images' widths, mapped onto the entries: lane k
+/// covers the next `rows` rows.
+fn lane_segments<'a>(
+    archive: &'a Archive,
+) -> impl Iterator<Item = (usize, Vec<(Segment, usize)>)> + 'a {
+    let mut sizes = archive.entry_sizes().enumerate();
+    // The image being split into lanes: (index, width, height, rows used).
+    let mut current: Option<(usize, u32, u32, usize)> = None;
+    archive.lanes.iter().enumerate().map(move |(k, lane)| {
+        let mut left = lane.rows as usize;
+        let mut segments = Vec::new();
+        while left > 0 {
+            if current.is_none_or(|(_, _, h, used)| used == h as usize) {
+                let (i, (w, h)) = sizes.next().expect("lanes cover the entries' rows (parse)");
+                current = Some((i, w, h, 0));
+            }
+            let (i, w, h, used) = current.as_mut().expect("set above");
+            let rows = left.min(*h as usize - *used);
+            segments.push((
+                Segment {
+                    image: *i,
+                    first_row: *used,
+                    rows,
+                },
+                *w as usize,
+            ));
+            *used += rows;
+            left -= rows;
+        }
+        (k, segments)
+    })
+}
+
+/// Bytes that decoding `archive` on `threads` threads holds at most, beyond what the sink
+/// keeps: for the wave of lanes decoded together that needs most, their pixels and their
+/// coders' tables (page mixing's, about 118 MiB a lane, and the page memory's), and the
+/// image being assembled. Known from the container alone, before anything is decoded, so
+/// that a caller's memory limit refuses an archive before it allocates.
+pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {
+    let threads = threads.max(1);
+    let per_task = lanes_per_task(archive.lanes.len(), threads);
+    let wave = per_task * threads;
+    let mut lanes = lane_segments(archive).map(|(k, segments)| {
+        let lane = &archive.lanes[k];
+        let strips = segments.iter().map(|(s, width)| (*width, s.rows));
+        let pixels: u64 = strips.clone().map(|(w, r)| (w * r) as u64).sum();
+        let tables = match lane.coder {
+            LaneCoder::PageMixing => {
+                let strip = strips.map(|(w, r)| PageMixing::strip_bytes(w, r)).max();
+                PageMixing::TABLE_BYTES + strip.unwrap_or(0)
+            }
+            LaneCoder::BitsBack { memory: true, .. } => PageMemory::TABLE_BYTES,
+            LaneCoder::Context { template } => 4 << COUNTING_MODELS[usize::from(template)].size(),
+            LaneCoder::BitsBack { .. } | LaneCoder::Stored => 0,
+        };
+        pixels + tables as u64
+    });
+    let mut most = 0u64;
+    loop {
+        let in_wave: Vec<u64> = lanes.by_ref().take(wave).collect();
+        if in_wave.is_empty() {
+            break;
+        }
+        most = most.max(in_wave.iter().sum());
+    }
+    let largest_image = archive.size_range.1;
+    most + u64::from(largest_image.0) * u64::from(largest_image.1)
+}
+
+/// Decodes every image of an archive, in order, handing each to `sink` with its entry
+/// as soon as its last row is decoded. The pixel checksum is verified incrementally;
+/// when it fails, the error comes after the last image, so the sink must treat its output
+/// as provisional until this returns `Ok`. `models` are the networks available; a lane
+/// whose model is missing fails with [`ArchiveError::MissingModel`].
+pub fn decompress<E: From<ArchiveError>>(
+    models: &[&Network],
+    archive: &Archive,
+    sink: &mut dyn FnMut(Entry, Vec<u8>) -> Result<(), E>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), E> {
+    let decoded = decode_images(models, archive, None, sink, progress)?;
+    if decoded != archive.pixel_crc {
+        return Err(ArchiveError::PixelChecksum {
+            stored: archive.pixel_crc,
+            decoded,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// Decodes only the images whose entries `wanted` accepts, in order, decoding only the
+/// lanes that hold them: one digit of 60,000 costs one lane. The pixel checksum covers
+/// every image, so it cannot be checked here; the file checksum, which
+/// [`container::parse`] checked, still covers every byte the images came from.
+pub fn decompress_some<E: From<ArchiveError>>(
+    models: &[&Network],
+    archive: &Archive,
+    wanted: &dyn Fn(&Entry) -> bool,
+    sink: &mut dyn FnMut(Entry, Vec<u8>) -> Result<(), E>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), E> {
+    let chosen: Vec<bool> = archive.entries().map(|e| wanted(&e)).collect();
+    decode_images(models, archive, Some(&chosen), sink, progress).map(|_| ())
+}
+
+/// The decoding both of the above share: the lanes holding an image of `chosen` (every
+/// lane where `None`), wave by wave, each chosen image handed to `sink` once whole.
+/// Returns the CRC-32 of the images handed on.
+fn decode_images<E: From<ArchiveError>>(
+    models: &[&Network],
+    archive: &Archive,
+    chosen: Option<&[bool]>,
+    sink: &mut dyn FnMut(Entry, Vec<u8>) -> Result<(), E>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<u32, E> {
+    if archive.precision as usize != PRECISION {
+        return Err(ArchiveError::Precision(archive.precision).into());
+    }
+    let wants = |image: usize| chosen.is_none_or(|c| c[image]);
+    let coders = DecodingCoders::resolve(models, archive)?;
+    let threads = rayon::current_num_threads();
+    let per_task = lanes_per_task(archive.lanes.len(), threads);
+    let wave = per_task * threads;
+    let mut crc = crc32fast::Hasher::new();
+    let mut lanes =
+        lane_segments(archive).filter(|(_, segs)| segs.iter().any(|(s, _)| wants(s.image)));
+    let mut entries = archive.entries();
+    let mut next_entry = 0; // the index `entries` yields next
+    let mut pending: Option<(Entry, Vec<u8>)> = None; // the image being assembled
+    loop {
+        let planned: Vec<(usize, Vec<(Segment, usize)>)> = lanes.by_ref().take(wave).collect();
+        if planned.is_empty() {
+            break;
+        }
+        let decoded = decode_wave(archive, &coders, &planned, per_task)?;
+        for ((_, segs), strips) in planned.iter().zip(decoded) {
+            for ((seg, _), pixels) in segs.iter().zip(strips) {
+                if !wants(seg.image) {
+                    continue;
+                }
+                let (e, buf) = match pending.take() {
+                    Some((e, mut buf)) => {
+                        buf.extend_from_slice(&pixels);
+                        (e, buf)
+                    }
+                    None => {
+                        let e = entries
+                            .nth(seg.image - next_entry)
+                            .expect("segments follow the entries");
+                        next_entry = seg.image + 1;
+                        if pixels.len() as u64 == e.pixels() {
+                            // A whole image in one strip is handed on as decoded.
+                            (e, pixels)
+                        } else {
+                            // An image over several strips gets its whole buffer now, and
+                            // fallibly: a valid archive may hold an image larger than this
+                            // machine's memory, which must be a clean error, not an abort.
+                            let mut buf = image_buffer(&e)?;
+                            buf.extend_from_slice(&pixels);
+                            (e, buf)
+                        }
+                    }
+                };
+                progress(seg.rows as u64);
+                if buf.len() as u64 == e.pixels() {
+                    crc.update(&buf);
+                    sink(e, buf)?;
+                } else {
+                    pending = Some((e, buf));
+                }
+            }
+        }
+    }
+    Ok(crc.finalize())
+}
+
+/// An empty buffer for the pixels of the image of `e`, reserved whole, or the memory
+/// error that names it.
+fn image_buffer(e: &Entry) -> Result<Vec<u8>, ArchiveError> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(e.pixels() as usize)
+        .map_err(|_| ArchiveError::Memory {
+            name: e.name.clone(),
+            needed: e.pixels(),
+        })?;
+    Ok(buf)
+}
+
+/// The coder of every lane of an archive, one chain per (model, samples, memory), resolved
+/// before anything is decoded.
+struct DecodingCoders<'n> {
+    chains: Vec<(LaneCoder, Chain<'n>)>,
+}
+
+impl<'n> DecodingCoders<'n> {
+    fn resolve(models: &[&'n Network], archive: &Archive) -> Result<Self, ArchiveError> {
+        let mut chains: Vec<(LaneCoder, Chain)> = Vec::new();
+        for lane in &archive.lanes {
+            let LaneCoder::BitsBack {
+                model,
+                samples,
+                memory,
+            } = lane.coder
+            else {
+                continue;
+            };
+            if chains.iter().any(|(c, _)| *c == lane.coder) {
+                continue;
+            }
+            let id = archive.models[model as usize];
+            let net = models
+                .iter()
+                .find(|n| n.is(&id))
+                .ok_or(ArchiveError::MissingModel(id))?;
+            let bits_back = BitsBack::new(net, archive.latent_bits.into())?
+                .with_samples(samples as usize)
+                .with_memory(memory);
+            chains.push((lane.coder, Chain { bits_back }));
+        }
+        Ok(DecodingCoders { chains })
+    }
+
+    fn of(&self, coder: LaneCoder) -> &dyn LaneCodec {
+        match coder {
+            LaneCoder::BitsBack { .. } => {
+                &self
+                    .chains
+                    .iter()
+                    .find(|(c, _)| *c == coder)
+                    .expect("resolved with the archive")
+                    .1
+            }
+            LaneCoder::Context { template } => &COUNTING_MODELS[usize::from(template)],
+            LaneCoder::PageMixing => &PageMixing,
+            LaneCoder::Stored => &Stored,
+        }
+    }
+}
+
+/// Decodes the lanes `planned` names in parallel, `per_task` a task: each
+/// lane's strips' pixels, in order.
+fn decode_wave(
+    archive: &Archive,
+    coders: &DecodingCoders,
+    planned: &[(usize, Vec<(Segment, usize)>)],
+    per_task: usize,
+) -> Result<Vec<Vec<Vec<u8>>>, ArchiveError> {
+    let decoded = planned
+        .par_chunks(per_task)
+        .map(|chunk| {
+            let task: Vec<usize> = chunk.iter().map(|(k, _)| *k).collect();
+            let inputs: Vec<LaneToDecode> = chunk
+                .iter()
+                .map(|(k, segs)| {
+                    let lane = &archive.lanes[*k];
+                    LaneToDecode {
+                        seed_words_elided: lane.seed_words_elided,
+                        state: lane.state,
+                        payload: lane.payload,
+                        shapes: segs.iter().map(|(s, width)| (*width, s.rows)).collect(),
+                    }
+                })
+                .collect();
+            // Lanes of one task share a coder kind, and are numbered on from the first,
+            // when they can; otherwise each goes alone.
+            let coder = archive.lanes[task[0]].coder;
+            let consecutive = task.windows(2).all(|w| w[1] == w[0] + 1);
+            if consecutive && task.iter().all(|&k| archive.lanes[k].coder == coder) {
+                coders.of(coder).decode(&inputs, task[0])
+            } else {
+                let mut out = Vec::with_capacity(task.len());
+                for (input, &k) in inputs.iter().zip(&task) {
+                    out.extend(
+                        coders
+                            .of(archive.lanes[k].coder)
+                            .decode(std::slice::from_ref(input), k)?,
+                    );
+                }
+                Ok(out)
+            }
+        })
+        .collect::<Result<Vec<_>, CodecError>>()?;
+    Ok(decoded.into_iter().flatten().collect())
+}
