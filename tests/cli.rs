@@ -1539,10 +1539,27 @@ fn tiff_compressions(path: &Path) -> Vec<u16> {
 /// tiffcp -c zip w2.tif w3.tif pages-deflate.tif
 /// tiffcp -c g4 -t -w 64 -l 64 b1.tif tiled-g4.tif
 /// tiffcp -c g3 w3.tif page3-g3.tif
+/// tiffcp -c g3:1d -r 40 pages-none.tif pages-g3-1d.tif
+/// tiffcp -c g3:2d pages-none.tif pages-g3-2d.tif
+/// tiffcp -B -c g3:2d:fill pages-none.tif pages-g3-aligned.tif
+/// tiffcp -c g3:1d:fill -t -w 64 -l 64 pages-packbits.tif,0 tiled-g3.tif
+/// ./tiff-rle pages-none.tif pages-rle.tif 40      # tiff-rle.c, beside the files
+/// tiffcp -f lsb2msb -c none pages-none.tif,0 lsb-none-lzw-g3.tif
+/// tiffcp -a -f lsb2msb -c lzw pages-none.tif,1 lsb-none-lzw-g3.tif
+/// tiffcp -a -f lsb2msb -c g3:2d pages-none.tif,2 lsb-none-lzw-g3.tif
+/// tiffcp -f lsb2msb -c packbits pages-packbits.tif,0 lsb-packbits-zip-g4.tif
+/// tiffcp -a -f lsb2msb -c zip pages-none.tif,1 lsb-packbits-zip-g4.tif
+/// tiffcp -a -f lsb2msb -c g4 pages-none.tif,2 lsb-packbits-zip-g4.tif
 /// ```
 ///
 /// So: Group 4, LZW in strips of 40 rows, PackBits, uncompressed and Deflate (pages 2
 /// and 3 only), WhiteIsZero but for PackBits and the tiled Group 4 page (BlackIsZero).
+/// Group 3 (page 3 alone; 1-D in strips of 40 rows; 1-D and 2-D rows mixed; the same with
+/// EOLs byte-aligned, big-endian; tiled 1-D with EOLs byte-aligned, BlackIsZero) and CCITT
+/// RLE in strips of 40 rows, all written by libtiff. The lsb- files hold one page of each
+/// compression named, FillOrder 2 (libtiff reverses the bits of each byte of a strip after
+/// compressing it); the PackBits page is BlackIsZero. libtiff (tiffcp -c none) decodes
+/// each of these files to the pages of pages-none.tif (tiffcmp).
 #[test]
 fn multi_page_tiffs_of_every_compression_round_trip_as_group_4() {
     let pages = tiff_test_pages();
@@ -1613,6 +1630,54 @@ fn multi_page_tiffs_of_every_compression_round_trip_as_group_4() {
         TINY,
     ]);
     assert_eq!(tiff_pages(&one.join("pages-none.tif")), pages[1..2]);
+}
+
+/// CCITT Group 3 (1-D, 2-D, EOLs byte-aligned, tiled), CCITT RLE, and pages stored
+/// least significant bit first (FillOrder 2) in every compression read: each page equals
+/// the same page uncompressed, and comes back as Group 4.
+#[test]
+fn group_3_rle_and_fill_order_2_tiffs_read_as_libtiff_reads_them() {
+    let pages = tiff_pages(Path::new("tests/data/pages-none.tif"));
+    assert_eq!(pages, tiff_test_pages());
+    assert_eq!(tiff_pages(Path::new("tests/data/page3-g3.tif")), pages[2..]);
+    assert_eq!(tiff_pages(Path::new("tests/data/tiled-g3.tif")), pages[..1]);
+    for name in [
+        "pages-g3-1d.tif",
+        "pages-g3-2d.tif",
+        "pages-g3-aligned.tif",
+        "pages-rle.tif",
+        "lsb-none-lzw-g3.tif",
+        "lsb-packbits-zip-g4.tif",
+    ] {
+        assert_eq!(
+            tiff_pages(&Path::new("tests/data").join(name)),
+            pages,
+            "{name}"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("scans");
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["pages-g3-2d.tif", "pages-rle.tif", "lsb-none-lzw-g3.tif"] {
+        std::fs::copy(Path::new("tests/data").join(name), dir.join(name)).unwrap();
+    }
+    let arc = tmp.path().join("x.vlz");
+    let out = tmp.path().join("out");
+    ok(&tiny(
+        "compress",
+        dir.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    ok(&tiny(
+        "decompress",
+        arc.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ));
+    for name in ["pages-g3-2d.tif", "pages-rle.tif", "lsb-none-lzw-g3.tif"] {
+        let back = out.join(name);
+        assert_eq!(tiff_pages(&back), pages, "{name}");
+        assert_eq!(tiff_compressions(&back), [4, 4, 4], "{name}");
+    }
 }
 
 #[test]
@@ -1699,13 +1764,26 @@ fn grey_and_unsupported_tiffs_are_refused_with_the_file_and_page() {
         err.contains("grey.tif") && err.contains("page 1") && err.contains("never binarizes"),
         "{err}"
     );
+    // A Group 3 page whose coded rows are damaged (16 zero bytes into page 2's strip):
+    // an error naming the file, the page and the coding, never a guess at the rows.
+    let damaged = tmp.path().join("damaged.tif");
+    let mut bytes = std::fs::read("tests/data/pages-g3-2d.tif").unwrap();
+    let strip = {
+        let mut decoder = tiff::decoder::Decoder::new(std::io::Cursor::new(&bytes)).unwrap();
+        decoder.next_image().unwrap();
+        decoder
+            .get_tag_u64_vec(tiff::tags::Tag::StripOffsets)
+            .unwrap()[0] as usize
+    };
+    bytes[strip + 40..][..16].fill(0);
+    std::fs::write(&damaged, bytes).unwrap();
     let err = fails(&tiny(
         "compress",
-        "tests/data/page3-g3.tif",
+        damaged.to_str().unwrap(),
         arc.to_str().unwrap(),
     ));
     assert!(
-        err.contains("page3-g3.tif") && err.contains("page 1"),
+        err.contains("damaged.tif: TIFF page 2: its CCITT Group 3 data is corrupt"),
         "{err}"
     );
     std::fs::write(

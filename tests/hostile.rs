@@ -528,9 +528,10 @@ fn tiffs_claiming_huge_pages_or_strips_are_refused_quickly() {
         &limited(&["compress", &path, "-o", arc]),
         "wide.tif: TIFF page 1: is 4000000000×3",
     );
-    // The largest page allowed, from 10 bytes of Group 4 (and of LZW, PackBits, none)
-    // whose strips claim gigabytes: the coded data runs out, the page is refused.
-    for compression in [4, 5, 32773, 1] {
+    // The largest page allowed, from 10 bytes of Group 4 (and of LZW, PackBits, none,
+    // Group 3, CCITT RLE) whose strips claim gigabytes: the coded data runs out, the page
+    // is refused.
+    for compression in [4, 5, 32773, 1, 3, 2] {
         let bytes = hand_tiff(1 << 15, 1 << 14, compression, 4_000_000_000);
         let path = write_tmp(tmp.path(), "claims.tif", &bytes);
         clean_failure(
