@@ -359,17 +359,38 @@ fn a_missing_model_is_named() {
     assert!(err.to_string().contains(&tiny().id().to_string()), "{err}");
 }
 
+/// The baseline kernels and the best this CPU has give the same archive, and each network
+/// decodes the other's. Two networks are built, each with its own kernels, so the test
+/// changes nothing that tests running beside it use. On a CPU without AVX2 both run the
+/// baseline and the test proves nothing (it says so); there the golden archives
+/// (tests/golden.rs), written with the AVX2 kernels, carry the cross-check.
 #[test]
 fn simd_and_baseline_kernels_give_identical_archives() {
-    let net = tiny();
-    let images = digits(0, 8);
-    let run = |baseline: bool| {
-        vlae_zip::infer::kernels::force_baseline(baseline);
-        let b = compress_chain(net, &digit_entries(8), &images, Some(1));
-        vlae_zip::infer::kernels::force_baseline(false);
-        b
-    };
-    assert_eq!(run(true), run(false));
+    use vlae_zip::infer::kernels::Kernels;
+    use vlae_zip::infer::network::Network;
+    let load = || Network::load(TINY.as_ref(), TINY_CFG.as_ref()).expect("tiny model loads");
+    let baseline = load()
+        .with_kernels(Kernels::Baseline)
+        .expect("baseline runs");
+    let best = load();
+    assert_eq!(baseline.kernels(), Kernels::Baseline);
+    assert_eq!(best.kernels(), Kernels::best());
+    if Kernels::Avx2.runs_here() {
+        assert_eq!(best.kernels(), Kernels::Avx2);
+    } else {
+        assert!(load().with_kernels(Kernels::Avx2).is_err());
+        eprintln!(
+            "this CPU has no AVX2: both networks run the baseline kernels, \
+             so only the golden archives compare them with AVX2"
+        );
+    }
+    let (entries, images) = (digit_entries(8), digits(0, 8));
+    let archive = compress_chain(&baseline, &entries, &images, Some(4));
+    assert!(archive == compress_chain(&best, &entries, &images, Some(4)));
+    for net in [&baseline, &best] {
+        let back = decode(&[net], &archive).expect("decodes");
+        assert!(back.into_iter().map(|(_, p)| p).eq(images.iter().cloned()));
+    }
 }
 
 #[test]

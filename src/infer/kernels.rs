@@ -4,13 +4,13 @@
 //! Each output is its own accumulator, summed in a fixed order (bias, then inputs in
 //! index order). Vector instructions only process several independent outputs at once,
 //! and Rust never contracts `a * b + c` into an FMA. So the baseline (SSE2) build and
-//! the AVX2 build, chosen at run time, give identical bits. Output widths common in
-//! the model get const-width kernels whose accumulators stay in registers.
+//! the AVX2 build, chosen at run time per network ([`Kernels`]), give identical bits.
+//! Output widths common in the model get const-width kernels whose accumulators stay in
+//! registers.
 
 #![forbid(unsafe_code)]
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 // On 32-bit x86 without SSE2, f32 arithmetic and libm's f64 functions run on the x87
 // unit with extended precision, and the coder's probabilities would depend on when the
@@ -29,25 +29,86 @@ pub fn subnormals_are_ieee() -> bool {
         && black_box(f32::MIN_POSITIVE) * black_box(0.5) == f32::from_bits(1 << 22)
 }
 
-static BASELINE_ONLY: AtomicBool = AtomicBool::new(false);
-
-/// Disables the AVX2 kernels (to compare them with the baseline in tests and benches).
-pub fn force_baseline(on: bool) {
-    BASELINE_ONLY.store(on, Ordering::Relaxed);
+/// Which build of the network's entry points runs. Both give the same bits (see above):
+/// the choice is one of speed, and a network can be made to run the baseline to check
+/// that the two agree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernels {
+    /// Compiled for the baseline target (SSE2 on x86_64): runs on every CPU.
+    Baseline,
+    /// Compiled with AVX2 enabled: runs only on x86_64 CPUs that have it.
+    Avx2,
 }
 
-/// Whether the AVX2 builds of the entry points should run.
-#[inline]
-pub fn use_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        !BASELINE_ONLY.load(Ordering::Relaxed) && std::arch::is_x86_feature_detected!("avx2")
+impl Kernels {
+    /// The fastest kernels this CPU runs: [`Kernels::Avx2`] where it has AVX2, else
+    /// [`Kernels::Baseline`].
+    pub fn best() -> Kernels {
+        Supported::best().get()
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// Whether this CPU runs these kernels.
+    pub fn runs_here(self) -> bool {
+        match self {
+            Kernels::Baseline => true,
+            Kernels::Avx2 => {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    std::arch::is_x86_feature_detected!("avx2")
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    false
+                }
+            }
+        }
+    }
+
+    /// These kernels as [`Supported`], if this CPU runs them.
+    pub fn check(self) -> Result<Supported, KernelsUnavailable> {
+        if self.runs_here() {
+            Ok(Supported(self))
+        } else {
+            Err(KernelsUnavailable(self))
+        }
     }
 }
+
+impl std::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kernels::Baseline => "baseline",
+            Kernels::Avx2 => "AVX2",
+        })
+    }
+}
+
+/// [`Kernels`] that this CPU has been found to run. Only [`Kernels::check`] and
+/// [`Supported::best`] make one, both after asking the CPU, so a `Supported` holding
+/// [`Kernels::Avx2`] is proof that the CPU has AVX2: what lets the network call the
+/// code compiled for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Supported(Kernels);
+
+impl Supported {
+    /// [`Kernels::best`], checked.
+    pub fn best() -> Supported {
+        Kernels::Avx2
+            .check()
+            .unwrap_or(Supported(Kernels::Baseline))
+    }
+
+    /// The kernels.
+    #[inline]
+    pub fn get(self) -> Kernels {
+        self.0
+    }
+}
+
+/// Kernels were asked for that this CPU cannot run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("this CPU cannot run the {0} kernels")]
+pub struct KernelsUnavailable(pub Kernels);
 
 /// 1.5·2^23: adding it rounds a float of magnitude below 2^22 to an integer
 /// (format-spec.md §5, `M`).
@@ -391,6 +452,21 @@ fn run<const G: usize>(bias: Option<&[f32]>, out: &mut [f32], sums: impl Sums) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The baseline runs everywhere, the best kernels pass their own check, and AVX2 is
+    /// refused exactly where the CPU lacks it.
+    #[test]
+    fn kernels_are_checked_against_the_cpu() {
+        assert_eq!(Kernels::Baseline.check(), Ok(Supported(Kernels::Baseline)));
+        assert_eq!(Supported::best().get(), Kernels::best());
+        assert!(Kernels::best().check().is_ok());
+        let avx2 = Kernels::Avx2.check();
+        assert_eq!(avx2.is_ok(), Kernels::Avx2.runs_here());
+        assert_eq!(avx2.is_ok(), Kernels::best() == Kernels::Avx2);
+        if let Err(e) = avx2 {
+            assert_eq!(e.to_string(), "this CPU cannot run the AVX2 kernels");
+        }
+    }
 
     /// The bit patterns format-spec.md §5 gives for the ELU constants.
     #[test]

@@ -9,7 +9,7 @@
 //! float tolerance, which is all the ELBO needs; what must agree exactly is compressor
 //! and decompressor, and both run this code.
 
-use super::kernels::{self, elu, elu_all};
+use super::kernels::{self, elu, elu_all, Kernels, KernelsUnavailable, Supported};
 use super::weights::{Fingerprint, ModelError, Weights};
 use crate::arch::{
     Architecture, ConvSpec, DecoderLayers, DenseSpec, EncoderLayers, MadeLayers, PixelCnnLayers,
@@ -19,8 +19,8 @@ use crate::container::ModelId;
 use crate::geometry::{Canvas, TapTable};
 
 /// Defines `$name`, which runs the `#[inline(always)]` method `$body` compiled for AVX2
-/// when the CPU has it and for the baseline target otherwise. Both builds give the same
-/// bits (see [`kernels`]).
+/// when the receiver's `kernels` field ([`Supported`]) says [`Kernels::Avx2`], and for
+/// the baseline target otherwise. Both builds give the same bits (see [`kernels`]).
 macro_rules! simd_dispatch {
     ($(#[$doc:meta])* $vis:vis fn $name:ident $(<const $g:ident>)? / $avx2:ident => $body:ident (&mut $s:ident) $args:tt -> $ret:ty) => {
         simd_dispatch!(@emit $(#[$doc])* $vis $name [$($g)?] $avx2 $body [&mut $s] $s $args $ret);
@@ -31,12 +31,13 @@ macro_rules! simd_dispatch {
     (@emit $(#[$doc:meta])* $vis:vis $name:ident [$($g:ident)?] $avx2:ident $body:ident [$($recv:tt)+] $s:ident ($($arg:ident: $ty:ty),*) $ret:ty) => {
         $(#[$doc])*
         $vis fn $name$(<const $g: usize>)?($($recv)+, $($arg: $ty),*) -> $ret {
-            #[cfg(target_arch = "x86_64")]
-            if kernels::use_avx2() {
-                // SAFETY: the CPU has AVX2, checked just above.
-                return unsafe { $s.$avx2$(::<$g>)?($($arg),*) };
+            match $s.kernels.get() {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU has AVX2: a `Supported` holds `Kernels::Avx2` only after
+                // `is_x86_feature_detected!("avx2")` said so (`Kernels::check`).
+                Kernels::Avx2 => unsafe { $s.$avx2$(::<$g>)?($($arg),*) },
+                _ => $s.$body$(::<$g>)?($($arg),*),
             }
-            $s.$body$(::<$g>)?($($arg),*)
         }
 
         #[cfg(target_arch = "x86_64")]
@@ -218,6 +219,7 @@ pub struct Posterior {
 struct Encoder {
     layers: EncoderLayers<Conv, Dense>,
     latent: usize,
+    kernels: Supported,
 }
 
 impl Encoder {
@@ -259,6 +261,7 @@ impl Encoder {
 
 struct CondDecoder {
     layers: DecoderLayers<Conv, Dense>,
+    kernels: Supported,
 }
 
 impl CondDecoder {
@@ -293,6 +296,7 @@ struct PixelCnn {
     pixels: usize,
     /// What the input layer reads: the tile, and with context its surround.
     canvas: Canvas,
+    kernels: Supported,
 }
 
 /// The PixelCNN's incremental state for G images decoded in lockstep: computing pixel p's
@@ -309,6 +313,8 @@ pub struct PixelState<'n, const G: usize> {
     /// ELU of each block's input at every position reached so far: `pixels × G × channels`.
     acts: Vec<Vec<f32>>,
     scratch: [Vec<f32>; 3],
+    /// The network's, here for [`simd_dispatch!`].
+    kernels: Supported,
 }
 
 impl<'n, const G: usize> PixelState<'n, G> {
@@ -321,6 +327,7 @@ impl<'n, const G: usize> PixelState<'n, G> {
             cond,
             acts: vec![vec![0.0; net.pixels * gc]; net.layers.blocks.len()],
             scratch: [vec![0.0; gc], vec![0.0; gc], vec![0.0; gc]],
+            kernels: net.kernels,
         }
     }
 
@@ -446,6 +453,7 @@ impl PriorState {
 struct FlowPrior {
     steps: Vec<Made>,
     latent: usize,
+    kernels: Supported,
 }
 
 impl FlowPrior {
@@ -492,7 +500,8 @@ impl FlowPrior {
     }
 }
 
-/// The whole model for the coder.
+/// The whole model for the coder. Each part that runs kernels keeps its own copy of the
+/// network's [`Supported`] kernels, which [`Network::with_kernels`] sets in all of them.
 pub struct Network {
     encoder: Encoder,
     decoder: CondDecoder,
@@ -506,23 +515,27 @@ pub struct Network {
 
 impl Network {
     /// Builds the network from weights, checking every tensor's shape against the
-    /// architecture `cfg` describes.
+    /// architecture `cfg` describes. It runs the [`Kernels::best`] this CPU has.
     pub fn new(wts: &Weights, cfg: &VlaeConfig) -> Result<Self, ModelError> {
+        let kernels = Supported::best();
         let arch = Architecture::new(cfg);
         let conv = |spec: &ConvSpec| Conv::load(wts, spec);
         let dense = |spec: &DenseSpec| Dense::load(wts, spec);
         let encoder = Encoder {
             layers: arch.encoder.try_map(conv, dense)?,
             latent: arch.latent,
+            kernels,
         };
         let decoder = CondDecoder {
             layers: arch.decoder.try_map(conv, dense)?,
+            kernels,
         };
         let pixelcnn = PixelCnn {
             layers: arch.pixelcnn.try_map(conv, dense)?,
             channels: cfg.pixel_channels,
             pixels: arch.tile_pixels(),
             canvas: arch.canvas,
+            kernels,
         };
         let masked = |mut layer: Dense, mask: &[f32]| {
             layer.w.iter_mut().zip(mask).for_each(|(w, m)| *w *= m);
@@ -542,6 +555,7 @@ impl Network {
                 })
                 .collect::<Result<_, ModelError>>()?,
             latent: arch.latent,
+            kernels,
         };
         Ok(Network {
             encoder,
@@ -559,6 +573,22 @@ impl Network {
     pub fn load(weights: &std::path::Path, config: &std::path::Path) -> Result<Self, ModelError> {
         let cfg = VlaeConfig::load(config)?;
         Network::new(&Weights::load(weights, &cfg)?, &cfg)
+    }
+
+    /// The network running `kernels` instead; an error where this CPU cannot run them.
+    /// Every choice gives the same bits: baseline kernels are for checking that.
+    pub fn with_kernels(mut self, kernels: Kernels) -> Result<Self, KernelsUnavailable> {
+        let kernels = kernels.check()?;
+        self.encoder.kernels = kernels;
+        self.decoder.kernels = kernels;
+        self.pixelcnn.kernels = kernels;
+        self.prior.kernels = kernels;
+        Ok(self)
+    }
+
+    /// The kernels the network runs.
+    pub fn kernels(&self) -> Kernels {
+        self.encoder.kernels.get()
     }
 
     pub fn config(&self) -> &VlaeConfig {
