@@ -28,7 +28,6 @@ use std::sync::OnceLock;
 
 /// Neighbourhoods whose counts are mixed: the six narrow ones, then the page memory's four.
 const CONTEXTS: usize = 10;
-const NARROW_CONTEXTS: usize = 6;
 
 /// Coarse contexts: [`Memory::coarse_views`] at phase 0, then at phase 1.
 const COARSE: usize = 4;
@@ -36,14 +35,41 @@ const COARSE: usize = 4;
 /// Count pairs of each coarse context: its contexts are hashed to 22 bits.
 const COARSE_BITS: u32 = 22;
 
-/// Count pairs of a pixel: the neighbourhoods', the coarse contexts', then glyph
-/// matching's, at [`MATCHED`].
-const COUNTED: usize = CONTEXTS + COARSE + 1;
-const MATCHED: usize = CONTEXTS + COARSE;
+/// Where each of a pixel's count pairs sits, and so its pair of inputs to the first-layer
+/// mixers (format-spec.md §3.9): the neighbourhoods of [`super::memory::MIXING_NEIGHBOURHOODS`] narrow to
+/// wide, the coarse contexts, then glyph matching. Every use names the slot it reads,
+/// rather than counting from another slot's place.
+mod slot {
+    use super::{COARSE, CONTEXTS};
+    use std::ops::Range;
+
+    /// Every neighbourhood: the narrow ones, then the page memory's.
+    pub const NEIGHBOURHOODS: Range<usize> = 0..CONTEXTS;
+    /// The six narrow neighbourhoods, whose counts learn fast.
+    pub const NARROW: Range<usize> = 0..6;
+    /// The page memory's four, whose counts go through the count map.
+    pub const MEMORY: Range<usize> = NARROW.end..CONTEXTS;
+    /// Two rows of 5 and 2 to the left: its context chooses the refinement's curve.
+    pub const PIXELS_12: usize = 2;
+    /// Three rows of 7 and 3 to the left: its context chooses the fourth mixer's weights.
+    pub const PIXELS_24: usize = 5;
+    /// The page memory's 16-pixel template: its total chooses the second layer's weights.
+    pub const PIXELS_16: usize = MEMORY.start;
+    /// The page memory's 62- and 110-pixel neighbourhoods: their totals choose weights of
+    /// the first layer.
+    pub const PIXELS_62: usize = MEMORY.start + 2;
+    pub const PIXELS_110: usize = MEMORY.start + 3;
+    /// The coarse contexts.
+    pub const COARSE_VIEWS: Range<usize> = CONTEXTS..CONTEXTS + COARSE;
+    /// Glyph matching's counts.
+    pub const MATCHED: usize = COARSE_VIEWS.end;
+    /// Count pairs a pixel has.
+    pub const COUNT: usize = MATCHED + 1;
+}
 
 /// Inputs to each first-layer mixer: every count pair's stretched estimate and its
 /// estimate's distance from ½, then a bias.
-const INPUTS: usize = 2 * COUNTED + 1;
+const INPUTS: usize = 2 * slot::COUNT + 1;
 
 /// First-layer mixers, each with its own choice of weight set.
 const MIXERS: usize = 4;
@@ -187,7 +213,7 @@ impl Refinement {
     }
 }
 
-/// What each class of count pair has meant on the page, for each of the [`MAPPED`]
+/// What each class of count pair has meant on the page, for each of the [`slot::MEMORY`]
 /// neighbourhoods (format-spec.md §3.9): P(ink) after pairs whose n0 and n1 fall in given
 /// [`count_class`]es, learnt as a running average whose step shrinks as 2/(2k + 3) over
 /// its first k = 0, 1, … [`CountMap::SETTLED`] pixels.
@@ -197,10 +223,9 @@ struct CountMap {
 }
 
 /// The neighbourhoods whose estimates a [`CountMap`] gives: the page memory's four.
-const MAPPED: std::ops::Range<usize> = NARROW_CONTEXTS..CONTEXTS;
-const MAPPED_COUNT: usize = CONTEXTS - NARROW_CONTEXTS;
+const MAPPED_COUNT: usize = slot::MEMORY.end - slot::MEMORY.start;
 
-/// A pixel's [`CountMap`] cell for each [`MAPPED`] neighbourhood, or
+/// A pixel's [`CountMap`] cell for each of the [`slot::MEMORY`] neighbourhoods, or
 /// [`CountMap::SCRATCH`] where its counts are (0, 0).
 type Cells = [u16; MAPPED_COUNT];
 
@@ -309,7 +334,7 @@ const COUNT_CLASSES: [u8; 128] = {
 #[derive(Clone, Copy)]
 struct Evidence {
     /// Each count pair (n0, n1).
-    counts: [[u32; 2]; COUNTED],
+    counts: [[u32; 2]; slot::COUNT],
     /// Glyph matching's group of places for the pixel, if it takes part (ink in its
     /// 110-pixel neighbourhood), and where its count pair is, if a place matched.
     match_group: Option<usize>,
@@ -346,7 +371,7 @@ struct PageCounts {
 impl PageCounts {
     fn new() -> Self {
         let limits = std::array::from_fn(|k| {
-            if k < NARROW_CONTEXTS {
+            if slot::NARROW.contains(&k) {
                 PARAMS.narrow_count_limit
             } else {
                 PARAMS.wide_count_limit
@@ -414,7 +439,7 @@ impl PageCounts {
     /// matching follows its matches from one to the next.
     #[inline(always)]
     fn evidence(&mut self, place: &Place, at: (usize, usize)) -> Evidence {
-        let mut counts = [[0; 2]; COUNTED];
+        let mut counts = [[0; 2]; slot::COUNT];
         let (mut match_group, mut match_context) = (None, None);
         let m = &mut self.matcher;
         if place.widest == 0 {
@@ -425,11 +450,11 @@ impl PageCounts {
             match_group = Some(group);
             match_context = m.find(&self.memory, at, place.widest, group, place.nearest);
             if let Some(c) = match_context {
-                counts[MATCHED] = m.counts(c);
+                counts[slot::MATCHED] = m.counts(c);
             }
         }
-        counts[..CONTEXTS].copy_from_slice(&self.memory.counts_at(&place.contexts));
-        for ((n, c), &k) in counts[CONTEXTS..]
+        counts[slot::NEIGHBOURHOODS].copy_from_slice(&self.memory.counts_at(&place.contexts));
+        for ((n, c), &k) in counts[slot::COARSE_VIEWS]
             .iter_mut()
             .zip(&self.coarse)
             .zip(&place.coarse)
@@ -440,21 +465,21 @@ impl PageCounts {
         // count's total, and the 24-pixel neighbourhood's index; the first three also by
         // a coarse count's total.
         let mut sets = [
-            total_class(counts[CONTEXTS - 1]),
+            total_class(counts[slot::PIXELS_110]),
             place.nearest,
-            total_class(counts[CONTEXTS - 2]),
-            place.contexts.index(5) % FOURTH_MIXER_SETS,
+            total_class(counts[slot::PIXELS_62]),
+            place.contexts.index(slot::PIXELS_24) % FOURTH_MIXER_SETS,
         ];
         for (set, c) in sets.iter_mut().zip(CROSSED_COARSE) {
-            *set = *set * TOTAL_CLASSES + total_class(counts[CONTEXTS + c]);
+            *set = *set * TOTAL_CLASSES + total_class(counts[slot::COARSE_VIEWS.start + c]);
         }
         Evidence {
             counts,
             match_group,
             match_context,
             sets,
-            second_set: total_class(counts[CONTEXTS - 4]),
-            refinement_context: place.contexts.index(2),
+            second_set: total_class(counts[slot::PIXELS_16]),
+            refinement_context: place.contexts.index(slot::PIXELS_12),
         }
     }
 
@@ -509,10 +534,12 @@ impl Mixers {
     fn new() -> Self {
         let mut start = [0; INPUTS];
         let trust = WEIGHT_ONE * 3 / (2 * CONTEXTS as i32);
-        for w in start.iter_mut().step_by(2).take(CONTEXTS + COARSE) {
-            *w = trust;
+        for k in slot::NEIGHBOURHOODS
+            .chain(slot::COARSE_VIEWS)
+            .chain([slot::MATCHED])
+        {
+            start[2 * k] = trust;
         }
-        start[2 * MATCHED] = trust;
         let mut second = [0; MIXERS + 1];
         second[..MIXERS].fill(WEIGHT_ONE / MIXERS as i32);
         Mixers {
@@ -533,9 +560,9 @@ impl Mixers {
     fn predict(&self, e: &Evidence) -> (u32, Mixed) {
         let map = &self.count_map;
         self.predict_with(e, |k, n, cells| {
-            if MAPPED.contains(&k) {
-                let cell = CountMap::cell(k - MAPPED.start, n);
-                cells[k - MAPPED.start] = cell;
+            if slot::MEMORY.contains(&k) {
+                let cell = CountMap::cell(k - slot::MEMORY.start, n);
+                cells[k - slot::MEMORY.start] = cell;
                 map.q(cell)
             } else {
                 estimate_12(n)
