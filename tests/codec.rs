@@ -423,6 +423,9 @@ fn default_lanes_follow_model_tiles_and_keep_two_cores_busy() {
     assert_eq!(archive::default_lanes(0, 1700 * 2200, 1), 2);
     assert_eq!(archive::default_lanes(1000, 1000 * 784, 1), 2);
     assert_eq!(archive::default_lanes(10, 10 * 784, 1), 1);
+    // Two cores share a few hundred digits; fewer stay in one lane.
+    assert_eq!(archive::default_lanes(255, 255 * 784, 1), 1);
+    assert_eq!(archive::default_lanes(400, 400 * 784, 1), 2);
 }
 
 /// With importance samples lanes are longer, since each lane's ramp of samples costs more
