@@ -946,11 +946,16 @@ fn decode_tiff_page<R: Read + Seek>(
     })
 }
 
-/// Compression codes of the TIFF tag Compression read here rather than by the tiff crate,
-/// and the tag of Group 3's options (TIFF 6.0 §11): bit 0 is set where rows may be coded
-/// 2-D, bit 2 where fill bits end each EOL on a byte boundary.
+/// Codes of the TIFF tag Compression (TIFF 6.0 §3, §10, §11): pages are written
+/// uncompressed or Group 4; CCITT RLE and Group 3 are read here rather than by the tiff
+/// crate.
+const TIFF_UNCOMPRESSED: u16 = 1;
 const TIFF_CCITT_RLE: u16 = 2;
 const TIFF_GROUP3: u16 = 3;
+const TIFF_GROUP4: u16 = 4;
+
+/// The tag of Group 3's options: bit 0 is set where rows may be coded 2-D, bit 2 where
+/// fill bits end each EOL on a byte boundary.
 const TIFF_T4_OPTIONS: u16 = 292;
 
 /// One strip or tile of a page: where its bytes lie in the file, and where its rows go
@@ -1268,10 +1273,6 @@ impl<R: Seek> Seek for FillOrderReader<R> {
         Ok(self.position)
     }
 }
-
-/// Compression codes of the TIFF tag Compression that pages are written with.
-const TIFF_UNCOMPRESSED: u16 = 1;
-const TIFF_GROUP4: u16 = 4;
 
 /// One page as it is written: its rows coded, in one strip.
 struct CodedPage {

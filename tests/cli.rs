@@ -96,15 +96,14 @@ fn read_all(dir: &Path) -> Vec<(String, BitImage)> {
         .collect()
 }
 
-#[test]
-fn folders_of_every_format_round_trip() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = mixed_folder(tmp.path());
-    let arc = tmp.path().join("x.vlz");
-    let out = tmp.path().join("out");
+/// Compresses `input` with the tiny model into `tmp`/x.vlz and decompresses that into
+/// `tmp`/out, which it returns.
+fn round_trip_with_tiny(tmp: &Path, input: &Path) -> PathBuf {
+    let arc = tmp.join("x.vlz");
+    let out = tmp.join("out");
     ok(&tiny(
         "compress",
-        dir.to_str().unwrap(),
+        input.to_str().unwrap(),
         arc.to_str().unwrap(),
     ));
     ok(&tiny(
@@ -112,6 +111,14 @@ fn folders_of_every_format_round_trip() {
         arc.to_str().unwrap(),
         out.to_str().unwrap(),
     ));
+    out
+}
+
+#[test]
+fn folders_of_every_format_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = mixed_folder(tmp.path());
+    let out = round_trip_with_tiny(tmp.path(), &dir);
     assert_eq!(read_all(&dir), read_all(&out));
     // PNGs keep their bit depth; PBM comes back as P4.
     assert!(std::fs::read(out.join("plain.pbm"))
@@ -125,7 +132,8 @@ fn folders_of_every_format_round_trip() {
         ImageFormat::PngGray { bit_depth: 16 }
     );
     assert!(!out.join("notes.txt").exists());
-    let info = String::from_utf8(ok(&["info", arc.to_str().unwrap()]).stdout).unwrap();
+    let info = String::from_utf8(ok(&["info", tmp.path().join("x.vlz").to_str().unwrap()]).stdout)
+        .unwrap();
     assert!(info.contains("images         6 of 28×28"), "{info}");
 }
 
@@ -1167,7 +1175,7 @@ fn decompress_refuses_more_than_its_limits_before_decoding() {
     ok(&run(&["--allow-large"]));
     assert_eq!(read_all(&out), read_all(&dir));
     // `info` writes nothing and is under no limit.
-    ok(&["info", arc.to_str().unwrap()]);
+    ok(&["info", arc_s]);
 }
 
 /// A stored name that decompress could not create (longer, with the staging folder's
@@ -1661,18 +1669,7 @@ fn group_3_rle_and_fill_order_2_tiffs_read_as_libtiff_reads_them() {
     for name in ["pages-g3-2d.tif", "pages-rle.tif", "lsb-none-lzw-g3.tif"] {
         std::fs::copy(Path::new("tests/data").join(name), dir.join(name)).unwrap();
     }
-    let arc = tmp.path().join("x.vlz");
-    let out = tmp.path().join("out");
-    ok(&tiny(
-        "compress",
-        dir.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    ));
-    ok(&tiny(
-        "decompress",
-        arc.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    let out = round_trip_with_tiny(tmp.path(), &dir);
     for name in ["pages-g3-2d.tif", "pages-rle.tif", "lsb-none-lzw-g3.tif"] {
         let back = out.join(name);
         assert_eq!(tiff_pages(&back), pages, "{name}");
@@ -1723,24 +1720,14 @@ fn palette_pngs_round_trip_with_their_bit_depth() {
         (0..=255).flat_map(|i| [i, i, i]).collect(),
         [200, 9],
     );
-    let arc = tmp.path().join("x.vlz");
-    let out = tmp.path().join("out");
-    ok(&tiny(
-        "compress",
-        dir.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    ));
-    ok(&tiny(
-        "decompress",
-        arc.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    let out = round_trip_with_tiny(tmp.path(), &dir);
     for (name, depth) in [("p1.png", 1), ("p8.png", 8)] {
         let (back, format) = vlae_zip::image_io::read_image(&out.join(name)).unwrap();
         assert_eq!(back, img, "{name}");
         assert_eq!(format, ImageFormat::PngPalette { bit_depth: depth });
     }
-    let list = String::from_utf8(ok(&["list", arc.to_str().unwrap()]).stdout).unwrap();
+    let list = String::from_utf8(ok(&["list", tmp.path().join("x.vlz").to_str().unwrap()]).stdout)
+        .unwrap();
     assert!(list.contains("8-bit index"), "{list}");
 }
 
