@@ -64,6 +64,11 @@ pub struct Options {
     pub importance_samples: u32,
     /// Lanes, the units decoded in parallel; `None` lets the coder choose.
     pub lanes: Option<usize>,
+    /// Bytes compressing may hold at once, the images included
+    /// ([`archive::encode_bytes`]): checked before coding, on as many of the current
+    /// thread pool's threads as fit (the archive is the same on any number); `None` for
+    /// no limit.
+    pub max_memory_bytes: Option<u64>,
 }
 
 impl Default for Options {
@@ -72,6 +77,7 @@ impl Default for Options {
             model: "auto".into(),
             importance_samples: 1,
             lanes: None,
+            max_memory_bytes: None,
         }
     }
 }
@@ -111,8 +117,15 @@ pub enum Error {
     UnknownModel(String),
     #[error("image {name:?}: {reason}")]
     Image { name: String, reason: String },
-    #[error("decoding needs {needed} bytes of memory, above the limit of {limit}")]
-    Memory { needed: u64, limit: u64 },
+    #[error("{0} needs {needed} bytes of memory, above the limit of {limit}", if *.compressing { "compressing" } else { "decoding" })]
+    Memory {
+        needed: u64,
+        limit: u64,
+        /// Whether compressing (on one thread) or decoding needed it.
+        compressing: bool,
+    },
+    #[error("cannot start the coding threads: {0}")]
+    Threads(String),
     #[error("the archive holds {images} images, above the limit of {limit}")]
     Images { images: u64, limit: u64 },
 }
@@ -186,7 +199,29 @@ pub fn compress(images: &[Image], options: &Options) -> Result<Vec<u8>, Error> {
         coders: LaneCoders::Smallest,
         samples: options.importance_samples.max(1) as usize,
     };
-    Ok(archive::compress(&nets, &entries, &pixels, opts, &|_| {})?)
+    let code = || archive::compress(&nets, &entries, &pixels, opts, &|_| {});
+    let Some(limit) = options.max_memory_bytes else {
+        return Ok(code()?);
+    };
+    let shapes: Vec<(usize, usize)> = images
+        .iter()
+        .map(|i| (i.width as usize, i.height as usize))
+        .collect();
+    let threads = rayon::current_num_threads();
+    match archive::threads_within(&shapes, limit, threads) {
+        None => Err(Error::Memory {
+            needed: archive::encode_bytes(&shapes, 1),
+            limit,
+            compressing: true,
+        }),
+        Some(fit) if fit < threads => rayon::ThreadPoolBuilder::new()
+            .num_threads(fit)
+            .build()
+            .map_err(|e| Error::Threads(e.to_string()))?
+            .install(code)
+            .map_err(Error::from),
+        Some(_) => Ok(code()?),
+    }
 }
 
 /// Decompresses an archive made with the built-in models into its images, in order,
@@ -208,6 +243,7 @@ pub fn decompress(bytes: &[u8], limits: &Limits) -> Result<Vec<Image>, Error> {
         return Err(Error::Memory {
             needed,
             limit: limits.max_memory_bytes,
+            compressing: false,
         });
     }
     let nets: Vec<&Network> = built_in_networks()?.iter().collect();
@@ -250,7 +286,7 @@ mod tests {
             ..Limits::default()
         };
         match decompress(&bytes, &limits) {
-            Err(Error::Memory { needed, limit }) => {
+            Err(Error::Memory { needed, limit, .. }) => {
                 assert!(needed >= 90_000 && limit == 50_000, "{needed}")
             }
             other => panic!("{other:?}"),
@@ -266,6 +302,33 @@ mod tests {
     }
 
     /// Grey pixels and short images are refused with the image's name.
+    /// A compress memory limit that one thread's coding fits codes (the same archive as
+    /// unlimited); one below it is refused before coding, saying what was needed.
+    #[test]
+    fn a_memory_limit_bounds_compression() {
+        let page = Image::pbm("page.pbm", 300, 200, vec![0; 300 * 200]);
+        let one = archive::encode_bytes(&[(300, 200)], 1);
+        let free = compress(std::slice::from_ref(&page), &Options::default()).unwrap();
+        let within = Options {
+            max_memory_bytes: Some(one),
+            ..Options::default()
+        };
+        assert_eq!(
+            compress(std::slice::from_ref(&page), &within).unwrap(),
+            free
+        );
+        let below = Options {
+            max_memory_bytes: Some(one - 1),
+            ..Options::default()
+        };
+        match compress(&[page], &below) {
+            Err(e @ Error::Memory { .. }) => {
+                assert!(e.to_string().starts_with("compressing needs"), "{e}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn images_that_are_not_bi_level_are_refused() {
         let grey = Image::pbm("grey.pbm", 2, 1, vec![0, 7]);

@@ -19,7 +19,7 @@ mod decode;
 mod encode;
 
 pub use decode::{decode_bytes, decompress, decompress_some};
-pub use encode::{compress, encode_bytes};
+pub use encode::{compress, encode_bytes, threads_within};
 
 /// Default discretization of each latent dimension: 2^6 buckets. Measured on the 10,000
 /// test digits with the shipped model (README): 2^4 to 2^12 buckets all land within 0.17

@@ -128,10 +128,7 @@ fn threads_within_memory(images: &[FolderImage], limit: Option<u64>) -> Result<u
         .iter()
         .map(|i| (i.entry.width as usize, i.entry.height as usize))
         .collect();
-    if let Some(fit) = (1..=threads)
-        .rev()
-        .find(|&t| vlae_zip::archive::encode_bytes(&shapes, t) <= limit)
-    {
+    if let Some(fit) = vlae_zip::archive::threads_within(&shapes, limit, threads) {
         return Ok(fit);
     }
     let largest = images

@@ -507,25 +507,22 @@ fn a_file_argument_with_a_folder_output_path_works() {
 
 #[test]
 fn invalid_arguments_are_refused_by_the_parser() {
+    let tmp = tempfile::tempdir().unwrap();
+    let never = tmp.path().join("never.vlz");
+    let never_run = tmp.path().join("never-run");
+    let (never, never_run) = (never.to_str().unwrap(), never_run.to_str().unwrap());
     for args in [
         &[
             "compress",
             "corpus/test-1000",
             "-o",
-            "/tmp/never.vlz",
+            never,
             "--lanes",
             "70000",
         ][..],
-        &[
-            "compress",
-            "corpus/test-1000",
-            "-o",
-            "/tmp/never.vlz",
-            "--lanes",
-            "0",
-        ],
-        &["train", "--batch-size", "0", "--run", "/tmp/never-run"],
-        &["train", "--learning-rate=-1", "--run", "/tmp/never-run"],
+        &["compress", "corpus/test-1000", "-o", never, "--lanes", "0"],
+        &["train", "--batch-size", "0", "--run", never_run],
+        &["train", "--learning-rate=-1", "--run", never_run],
         &["eval", "corpus/test-1000", "--iwae", "0"],
         &["eval", "corpus/test-1000", "--limit", "0"],
     ] {
@@ -534,7 +531,7 @@ fn invalid_arguments_are_refused_by_the_parser() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("invalid value"), "{args:?}: {err}");
     }
-    assert!(!Path::new("/tmp/never.vlz").exists() && !Path::new("/tmp/never-run").exists());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
 
 #[test]

@@ -88,6 +88,7 @@ fn compress<'py>(
         model: model.to_string(),
         importance_samples: iw,
         lanes,
+        ..Options::default()
     };
     let bytes = run_detached(py, threads, || vlae_zip::compress(&images, &options))?
         .map_err(value_error)?;

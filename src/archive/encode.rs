@@ -607,6 +607,14 @@ fn smallest<'a>(
     }
 }
 
+/// The most threads, up to `threads`, on which compressing images of `shapes` holds at
+/// most `limit` bytes ([`encode_bytes`]), or `None` where not even one thread fits.
+pub fn threads_within(shapes: &[(usize, usize)], limit: u64, threads: usize) -> Option<usize> {
+    (1..=threads.max(1))
+        .rev()
+        .find(|&t| encode_bytes(shapes, t) <= limit)
+}
+
 /// Bytes that compressing images of `shapes` on `threads` threads holds at most: the
 /// images (a byte a pixel), and for each thread the tables and strip of the largest coder
 /// it may run on a lane (page mixing's, about 118 MiB, with a lane's known pixels; the
