@@ -68,7 +68,7 @@ fn images_of(arrays: &[PyReadonlyArray2<'_, u8>]) -> Vec<Image> {
 
 /// Compresses 2-D 0/1 uint8 arrays into archive bytes, named `00000.pbm`, `00001.pbm`, …
 #[pyfunction]
-#[pyo3(signature = (images, model = "auto", iw = 1, threads = None, lanes = None))]
+#[pyo3(signature = (images, model = "auto", iw = 1, threads = None, lanes = None, max_memory_bytes = None))]
 fn compress<'py>(
     py: Python<'py>,
     images: Vec<PyReadonlyArray2<'py, u8>>,
@@ -76,6 +76,7 @@ fn compress<'py>(
     iw: u32,
     threads: Option<usize>,
     lanes: Option<usize>,
+    max_memory_bytes: Option<u64>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     if !(1..=1024).contains(&iw) {
         return Err(value_error(format!("iw must be 1 to 1024, not {iw}")));
@@ -88,7 +89,7 @@ fn compress<'py>(
         model: model.to_string(),
         importance_samples: iw,
         lanes,
-        ..Options::default()
+        max_memory_bytes,
     };
     let bytes = run_detached(py, threads, || vlae_zip::compress(&images, &options))?
         .map_err(value_error)?;

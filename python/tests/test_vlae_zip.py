@@ -122,3 +122,8 @@ def test_shards_compress_in_parallel_threads(digits):
     assert archives == [vlae_zip.compress(s) for s in shards]
     back = np.concatenate([np.stack(vlae_zip.decompress(a)) for a in archives])
     np.testing.assert_array_equal(back, digits[:200])
+
+
+def test_a_memory_limit_below_one_thread_is_refused(digits):
+    with pytest.raises(ValueError, match="compressing needs"):
+        vlae_zip.compress(digits[:10], max_memory_bytes=1000)

@@ -63,6 +63,7 @@ def compress(
     iw: int = 1,
     threads: Optional[int] = None,
     lanes: Optional[int] = None,
+    max_memory_bytes: Optional[int] = None,
 ) -> bytes:
     """Compresses images (a 3-D array (N, H, W) or a list of 2-D arrays of any sizes,
     1 = ink) into archive bytes.
@@ -70,10 +71,12 @@ def compress(
     ``model``: ``"auto"`` (each lane with whichever built-in model or coder codes it
     smallest) or a built-in name (see :func:`models`). ``iw``: importance samples per
     tile (``--iw``). ``threads``: a pool of that many threads (default: all cores).
-    ``lanes``: at least that many lanes (``--lanes``). Raises ValueError for a pixel
-    other than 0 or 1, an empty image or an unknown model.
+    ``lanes``: at least that many lanes (``--lanes``). ``max_memory_bytes``: the most
+    memory coding may hold (``--memory-limit``): fewer threads where all would need more
+    (the same bytes), else ValueError before coding. Raises ValueError for a pixel other
+    than 0 or 1, an empty image or an unknown model.
     """
-    return _native.compress(_as_images(images), model, iw, threads, lanes)
+    return _native.compress(_as_images(images), model, iw, threads, lanes, max_memory_bytes)
 
 
 def decompress(

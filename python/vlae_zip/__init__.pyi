@@ -13,6 +13,7 @@ def compress(
     iw: int = 1,
     threads: Optional[int] = None,
     lanes: Optional[int] = None,
+    max_memory_bytes: Optional[int] = None,
 ) -> bytes: ...
 def decompress(
     data: bytes, names: Optional[Sequence[str]] = None, threads: Optional[int] = None
