@@ -117,15 +117,8 @@ pub enum Error {
     UnknownModel(String),
     #[error("image {name:?}: {reason}")]
     Image { name: String, reason: String },
-    #[error("{0} needs {needed} bytes of memory, above the limit of {limit}", if *.compressing { "compressing" } else { "decoding" })]
-    Memory {
-        needed: u64,
-        limit: u64,
-        /// Whether compressing (on one thread) or decoding needed it.
-        compressing: bool,
-    },
-    #[error("cannot start the coding threads: {0}")]
-    Threads(String),
+    #[error("decoding needs {needed} bytes of memory, above the limit of {limit}")]
+    Memory { needed: u64, limit: u64 },
     #[error("the archive holds {images} images, above the limit of {limit}")]
     Images { images: u64, limit: u64 },
 }
@@ -199,29 +192,14 @@ pub fn compress(images: &[Image], options: &Options) -> Result<Vec<u8>, Error> {
         coders: LaneCoders::Smallest,
         samples: options.importance_samples.max(1) as usize,
     };
-    let code = || archive::compress(&nets, &entries, &pixels, opts, &|_| {});
-    let Some(limit) = options.max_memory_bytes else {
-        return Ok(code()?);
-    };
-    let shapes: Vec<(usize, usize)> = images
-        .iter()
-        .map(|i| (i.width as usize, i.height as usize))
-        .collect();
-    let threads = rayon::current_num_threads();
-    match archive::threads_within(&shapes, limit, threads) {
-        None => Err(Error::Memory {
-            needed: archive::encode_bytes(&shapes, 1),
-            limit,
-            compressing: true,
-        }),
-        Some(fit) if fit < threads => rayon::ThreadPoolBuilder::new()
-            .num_threads(fit)
-            .build()
-            .map_err(|e| Error::Threads(e.to_string()))?
-            .install(code)
-            .map_err(Error::from),
-        Some(_) => Ok(code()?),
-    }
+    Ok(archive::compress_within(
+        &nets,
+        &entries,
+        &pixels,
+        opts,
+        &|_| {},
+        options.max_memory_bytes,
+    )?)
 }
 
 /// Decompresses an archive made with the built-in models into its images, in order,
@@ -243,7 +221,6 @@ pub fn decompress(bytes: &[u8], limits: &Limits) -> Result<Vec<Image>, Error> {
         return Err(Error::Memory {
             needed,
             limit: limits.max_memory_bytes,
-            compressing: false,
         });
     }
     let nets: Vec<&Network> = built_in_networks()?.iter().collect();
@@ -286,7 +263,7 @@ mod tests {
             ..Limits::default()
         };
         match decompress(&bytes, &limits) {
-            Err(Error::Memory { needed, limit, .. }) => {
+            Err(Error::Memory { needed, limit }) => {
                 assert!(needed >= 90_000 && limit == 50_000, "{needed}")
             }
             other => panic!("{other:?}"),
@@ -301,7 +278,6 @@ mod tests {
         ));
     }
 
-    /// Grey pixels and short images are refused with the image's name.
     /// A compress memory limit that one thread's coding fits codes (the same archive as
     /// unlimited); one below it is refused before coding, saying what was needed.
     #[test]
@@ -322,13 +298,14 @@ mod tests {
             ..Options::default()
         };
         match compress(&[page], &below) {
-            Err(e @ Error::Memory { .. }) => {
-                assert!(e.to_string().starts_with("compressing needs"), "{e}")
+            Err(e @ Error::Archive(archive::ArchiveError::CodingMemory { .. })) => {
+                assert!(e.to_string().contains("page.pbm, 300×200"), "{e}")
             }
             other => panic!("{other:?}"),
         }
     }
 
+    /// Grey pixels and short images are refused with the image's name.
     #[test]
     fn images_that_are_not_bi_level_are_refused() {
         let grey = Image::pbm("grey.pbm", 2, 1, vec![0, 7]);

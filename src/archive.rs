@@ -19,7 +19,7 @@ mod decode;
 mod encode;
 
 pub use decode::{decode_bytes, decompress, decompress_some};
-pub use encode::{compress, encode_bytes, threads_within};
+pub use encode::{compress, compress_within, encode_bytes, threads_within};
 
 /// Default discretization of each latent dimension: 2^6 buckets. Measured on the 10,000
 /// test digits with the shipped model (README): 2^4 to 2^12 buckets all land within 0.17
@@ -40,8 +40,9 @@ pub const PIXELS_PER_LANE: u64 = 625 * 784;
 
 /// Inputs of at least this many model tiles get at least two lanes, so that two cores
 /// share them: the 400 OMNIGLOT test characters compressed at 816 images/s in one lane and
-/// at 1,295 in two, and decompressed at 804 and 1,366, for 0.96 bits/image more (a second
-/// lane's start-up, 109.12 against 108.16). From 256 images that start-up is under 1.5%.
+/// at 1,239–1,322 in two, and decompressed at 804 and 1,045–1,372, for 0.96 bits/image
+/// more (a second lane's start-up, 109.12 against 108.16). From 256 images that start-up
+/// is under 1.5%.
 pub const TWO_LANES_FROM_TILES: u64 = 256;
 
 /// The default lane count for images of `pixels` pixels in all, of which `model_tiles`
@@ -67,9 +68,10 @@ pub fn default_lanes(model_tiles: u64, pixels: u64, samples: usize) -> usize {
     (2 * pairs).clamp(2, container::MAX_LANES) as usize
 }
 
-/// Whether `part` ≤ num/den × `whole`, in integers.
+/// Whether `part` ≤ num/den × `whole`, in integers wide enough for any `u64` (a size
+/// that could not be estimated is `u64::MAX`).
 fn at_most(part: u64, whole: u64, (num, den): (u64, u64)) -> bool {
-    part * den <= whole * num
+    u128::from(part) * u128::from(den) <= u128::from(whole) * u128::from(num)
 }
 
 /// How many tiles of side `tile` have both ink and paper: the tiles a chain codes with its
@@ -99,6 +101,14 @@ pub enum ArchiveError {
     Input(String),
     #[error("{name}: not enough memory for its pixels ({needed} bytes)")]
     Memory { name: String, needed: u64 },
+    #[error("compressing needs {needed} bytes of memory on one thread ({largest}, {width}×{height}, is the largest image), above the limit of {limit}")]
+    CodingMemory {
+        needed: u64,
+        limit: u64,
+        largest: String,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// A run of rows of one image, part of a lane.

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use vlae_zip::archive::{CompressOptions, LaneCoders};
+use vlae_zip::archive::{ArchiveError, CompressOptions, LaneCoders};
 use vlae_zip::config::VlaeConfig;
 use vlae_zip::container::{self, Archive, Entry, ImageFormat, LaneCoder, ModelId};
 use vlae_zip::folder::{self, count, FolderImage};
@@ -73,17 +73,14 @@ fn compress(args: &CompressArgs, quiet: bool) -> Result<()> {
     let pb = bar(rows as usize, "compressing", quiet);
     let refs: Vec<&Network> = nets.iter().collect();
     let opts = coding_options(&args.coding);
-    let threads = threads_within_memory(&images, args.memory_limit)?;
-    let code = || job::compress_images(&refs, &images, opts, &|n| pb.inc(n));
-    let bytes = if threads < rayon::current_num_threads() {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .context("cannot start the coding threads")?
-            .install(code)?
-    } else {
-        code()?
-    };
+    let (limit, what) = memory_limit(args.memory_limit);
+    let bytes =
+        job::compress_images(&refs, &images, opts, &|n| pb.inc(n), limit).map_err(|e| match e {
+            job::JobError::Archive(ArchiveError::CodingMemory { .. }) => {
+                anyhow::anyhow!("{e}: {what}")
+            }
+            e => e.into(),
+        })?;
     pb.finish_and_clear();
     if to_stdout {
         let mut out = std::io::stdout().lock();
@@ -109,40 +106,20 @@ fn compress(args: &CompressArgs, quiet: bool) -> Result<()> {
 
 /// Address space the program itself takes beside what [`vlae_zip::archive::encode_bytes`] counts:
 /// its code and data, the networks, thread stacks and the allocator's slack. Measured
-/// under `ulimit -v`: 6800 × 8800 pages compress on two threads within 1 GB, 20000 ×
-/// 20000 on one.
+/// under a 1 GB `ulimit -v`, where a 6800 × 8800 page then compresses (`tests/hostile.rs`).
 const PROGRAM_BYTES: u64 = 256 << 20;
 
-/// How many threads compress `images` within the memory limit: `--memory-limit`, else the
-/// address space `ulimit -v` leaves. All of them where that fits, fewer where fewer fit
-/// (the archive is the same on any thread count), or an error naming the largest image
-/// and the memory needed where even one thread would not.
-fn threads_within_memory(images: &[FolderImage], limit: Option<u64>) -> Result<usize> {
-    let threads = rayon::current_num_threads();
-    let (limit, what) = match (limit, address_space_limit()) {
-        (Some(limit), _) => (limit, "the --memory-limit"),
-        (None, Some(space)) => (space.saturating_sub(PROGRAM_BYTES), "what ulimit -v leaves"),
-        (None, None) => return Ok(threads),
-    };
-    let shapes: Vec<(usize, usize)> = images
-        .iter()
-        .map(|i| (i.entry.width as usize, i.entry.height as usize))
-        .collect();
-    if let Some(fit) = vlae_zip::archive::threads_within(&shapes, limit, threads) {
-        return Ok(fit);
+/// The memory compressing may hold: `--memory-limit`, else the address space `ulimit -v`
+/// leaves beside the program itself, else none; and which of them it is, for messages.
+fn memory_limit(given: Option<u64>) -> (Option<u64>, &'static str) {
+    match (given, address_space_limit()) {
+        (Some(limit), _) => (Some(limit), "the --memory-limit"),
+        (None, Some(space)) => (
+            Some(space.saturating_sub(PROGRAM_BYTES)),
+            "what the address-space limit (ulimit -v) leaves",
+        ),
+        (None, None) => (None, "no memory limit"),
     }
-    let largest = images
-        .iter()
-        .max_by_key(|i| i.pixels.len())
-        .expect("an image at least");
-    anyhow::bail!(
-        "compressing needs {} of memory on one thread (the largest image, {}, is {}×{}), above {what} ({})",
-        count(vlae_zip::archive::encode_bytes(&shapes, 1), "byte"),
-        largest.entry.name,
-        largest.entry.width,
-        largest.entry.height,
-        count(limit, "byte")
-    )
 }
 
 /// The process's address-space limit (`ulimit -v`), where the system has one set.

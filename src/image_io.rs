@@ -841,6 +841,56 @@ fn tiff_reason(e: tiff::TiffError) -> String {
     }
 }
 
+/// The current page's width and height, or why the page is refused: a size past the
+/// limits, or pixels that are not one sample of 1 bit.
+fn tiff_page_size<R: Read + Seek>(
+    decoder: &mut tiff::decoder::Decoder<FillOrderReader<R>>,
+) -> Result<(u32, u32), String> {
+    let (width, height) = decoder.dimensions().map_err(tiff_reason)?;
+    if width == 0
+        || height == 0
+        || width > MAX_SIDE
+        || height > MAX_SIDE
+        || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS
+    {
+        return Err(format!(
+            "is {width}×{height}; sides must be 1..={MAX_SIDE} and the area at most {MAX_IMAGE_PIXELS} pixels"
+        ));
+    }
+    match decoder.colortype().map_err(tiff_reason)? {
+        tiff::ColorType::Gray(1) => Ok((width, height)),
+        other => Err(format!(
+            "has {other:?} pixels, not bi-level (one sample of 1 bit); vlae-zip never binarizes"
+        )),
+    }
+}
+
+/// How the current page's CCITT RLE or Group 3 data is coded, from its tags; Group 3's
+/// uncompressed mode (T4Options bit 1), which scanners rarely use, is refused by name.
+fn ccitt_coding<R: Read + Seek>(
+    decoder: &mut tiff::decoder::Decoder<FillOrderReader<R>>,
+    compression: u16,
+) -> Result<Ccitt, String> {
+    use tiff::tags::Tag;
+    let options: u32 = decoder
+        .find_tag_unsigned(Tag::from_u16_exhaustive(TIFF_T4_OPTIONS))
+        .map_err(tiff_reason)?
+        .unwrap_or(0);
+    let group3 = compression == TIFF_GROUP3;
+    if group3 && options & 2 != 0 {
+        return Err("uses Group 3's uncompressed mode, which is not supported".into());
+    }
+    let photometric: Option<u16> = decoder
+        .find_tag_unsigned(Tag::PhotometricInterpretation)
+        .map_err(tiff_reason)?;
+    Ok(Ccitt {
+        compression,
+        two_d: group3 && options & 1 != 0,
+        eol_aligned: group3 && options & 4 != 0,
+        black_is_zero: photometric == Some(1),
+    })
+}
+
 /// Decodes the decoder's current page, `page` (1-based, for errors).
 fn decode_tiff_page<R: Read + Seek>(
     decoder: &mut tiff::decoder::Decoder<FillOrderReader<R>>,
@@ -851,25 +901,7 @@ fn decode_tiff_page<R: Read + Seek>(
     use tiff::tags::Tag;
     let page_invalid = |reason: String| invalid(path, format!("TIFF page {page}: {reason}"));
     let page_error = |e| page_invalid(tiff_reason(e));
-    let (width, height) = decoder.dimensions().map_err(page_error)?;
-    if width == 0
-        || height == 0
-        || width > MAX_SIDE
-        || height > MAX_SIDE
-        || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS
-    {
-        return Err(page_invalid(format!(
-            "is {width}×{height}; sides must be 1..={MAX_SIDE} and the area at most {MAX_IMAGE_PIXELS} pixels"
-        )));
-    }
-    match decoder.colortype().map_err(page_error)? {
-        tiff::ColorType::Gray(1) => {}
-        other => {
-            return Err(page_invalid(format!(
-                "has {other:?} pixels, not bi-level (one sample of 1 bit); vlae-zip never binarizes"
-            )))
-        }
-    }
+    let (width, height) = tiff_page_size(decoder).map_err(page_invalid)?;
     let tag = |decoder: &mut tiff::decoder::Decoder<_>, tag| {
         decoder.find_tag_unsigned::<u16>(tag).map_err(page_error)
     };
@@ -901,17 +933,7 @@ fn decode_tiff_page<R: Read + Seek>(
     }
     let (width, height) = (width as usize, height as usize);
     let decoded = if ccitt {
-        let options: u32 = decoder
-            .find_tag_unsigned(Tag::from_u16_exhaustive(TIFF_T4_OPTIONS))
-            .map_err(page_error)?
-            .unwrap_or(0);
-        let black_is_zero = tag(decoder, Tag::PhotometricInterpretation)? == Some(1);
-        let coding = Ccitt {
-            compression,
-            two_d: compression == TIFF_GROUP3 && options & 1 != 0,
-            eol_aligned: compression == TIFF_GROUP3 && options & 4 != 0,
-            black_is_zero,
-        };
+        let coding = ccitt_coding(decoder, compression).map_err(page_invalid)?;
         decode_ccitt_chunks(decoder, &chunks, coding, (width, height), path, page)
     } else {
         match decoder.read_image().map_err(page_error) {
@@ -1046,6 +1068,35 @@ struct Ccitt {
     black_is_zero: bool,
 }
 
+/// How many of a CCITT chunk's bytes are read, however many it claims. Rows coded by
+/// T.4 take at most 12 bits a pixel and less than 64 more a row (an EOL, its fill bits, a
+/// tag bit, a white run of 0), and the end of a strip (RTC) less than 16 bytes: so no
+/// more than 16 bits a pixel, 8 bytes a row and 64 bytes. Strips claiming the same bytes
+/// (allowed, so not refused) cost what their rows justify.
+fn ccitt_read_bound(chunk: &Chunk) -> u64 {
+    let rows = u64::from(chunk.rows);
+    chunk
+        .len
+        .min(u64::from(chunk.columns) * rows * 2 + rows * 8 + 64)
+}
+
+/// Appends the `len` bytes at `offset` to `out`, or says why they cannot be read.
+fn read_exactly<R: Read + Seek>(
+    reader: &mut R,
+    offset: u64,
+    len: u64,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let read = reader
+        .seek(std::io::SeekFrom::Start(offset))
+        .and_then(|_| reader.take(len).read_to_end(out));
+    match read {
+        Ok(n) if n as u64 == len => Ok(()),
+        Ok(_) => Err("is truncated: its data ends before its last row".into()),
+        Err(e) => Err(format!("its data cannot be read ({e})")),
+    }
+}
+
 /// Decodes a CCITT RLE or Group 3 page from its strips or tiles, read from the file as
 /// they are (bits reversed already where the page is FillOrder 2) and decoded with
 /// `hayro_ccitt`, into rows packed as the tiff crate packs them (a set bit is white).
@@ -1066,7 +1117,6 @@ fn decode_ccitt_chunks<R: Read + Seek>(
     page: usize,
 ) -> Result<Vec<u8>, ImageError> {
     use hayro_ccitt::{DecodeSettings, DecoderContext, EncodingMode};
-    use std::io::SeekFrom;
     let page_invalid = |reason: String| invalid(path, format!("TIFF page {page}: {reason}"));
     let name = if coding.compression == TIFF_GROUP3 {
         "CCITT Group 3"
@@ -1088,30 +1138,10 @@ fn decode_ccitt_chunks<R: Read + Seek>(
     packed.resize(stride * height, 0);
     let mut coded = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
-        // Rows coded by T.4 take at most 12 bits a pixel and less than 64 more a row (an
-        // EOL, its fill bits, a tag bit, a white run of 0), and the end of a strip (RTC)
-        // less than 16 bytes: so no more than 16 bits a pixel, 8 bytes a row and 64 bytes
-        // are read of a strip, however many bytes it claims. Strips claiming the same
-        // bytes (allowed, so not refused) cost what their rows justify.
-        let rows = u64::from(chunk.rows);
-        let len = chunk
-            .len
-            .min(u64::from(chunk.columns) * rows * 2 + rows * 8 + 64);
+        let len = ccitt_read_bound(chunk);
         coded.clear();
         reserve(&mut coded, len as usize, path, "its strips")?;
-        let reader = decoder.inner();
-        let read = reader
-            .seek(SeekFrom::Start(chunk.offset))
-            .and_then(|_| reader.take(len).read_to_end(&mut coded));
-        match read {
-            Ok(n) if n as u64 == len => {}
-            Ok(_) => {
-                return Err(page_invalid(
-                    "is truncated: its data ends before its last row".into(),
-                ))
-            }
-            Err(e) => return Err(page_invalid(format!("its data cannot be read ({e})"))),
-        }
+        read_exactly(decoder.inner(), chunk.offset, len, &mut coded).map_err(page_invalid)?;
         let settings = DecodeSettings {
             columns: chunk.columns,
             rows: chunk.rows,

@@ -21,17 +21,24 @@ pub enum JobError {
 }
 
 /// Compresses images read from disk into archive bytes, each lane with whichever of
-/// `models` (or the fallback coders) codes it smallest.
+/// `models` (or the fallback coders) codes it smallest, within `memory_limit`
+/// ([`archive::compress_within`]).
 pub fn compress_images(
     models: &[&Network],
     images: &[FolderImage],
     opts: CompressOptions,
     progress: &(dyn Fn(u64) + Sync),
+    memory_limit: Option<u64>,
 ) -> Result<Vec<u8>, JobError> {
     let entries: Vec<_> = images.iter().map(|i| i.entry.clone()).collect();
     let pixels: Vec<&[u8]> = images.iter().map(|i| i.pixels.as_slice()).collect();
-    Ok(archive::compress(
-        models, &entries, &pixels, opts, progress,
+    Ok(archive::compress_within(
+        models,
+        &entries,
+        &pixels,
+        opts,
+        progress,
+        memory_limit,
     )?)
 }
 
@@ -116,7 +123,7 @@ pub fn round_trip(
 ) -> Result<RoundTrip, JobError> {
     let (archive_path, out_dir) = (work.join("bench.vlz"), work.join("out"));
     let t = Instant::now();
-    let bytes = compress_images(models, images, opts, &|_| {})?;
+    let bytes = compress_images(models, images, opts, &|_| {}, None)?;
     folder::write_file_atomic(&archive_path, &bytes, false)?;
     let compress_secs = t.elapsed().as_secs_f64();
 

@@ -607,6 +607,50 @@ fn smallest<'a>(
     }
 }
 
+/// [`compress`] within a memory limit: on all the current pool's threads where
+/// [`encode_bytes`] fits `limit`, on as many as fit where fewer do (the archive is the
+/// same on any number), and [`ArchiveError::CodingMemory`], before coding, where not
+/// even one does. `None` is no limit.
+pub fn compress_within<P: AsRef<[u8]> + Sync>(
+    models: &[&Network],
+    entries: &[Entry],
+    images: &[P],
+    opts: CompressOptions,
+    progress: &(dyn Fn(u64) + Sync),
+    limit: Option<u64>,
+) -> Result<Vec<u8>, ArchiveError> {
+    let code = || compress(models, entries, images, opts, progress);
+    let Some(limit) = limit else {
+        return code();
+    };
+    let shapes: Vec<(usize, usize)> = entries
+        .iter()
+        .map(|e| (e.width as usize, e.height as usize))
+        .collect();
+    let threads = rayon::current_num_threads();
+    match threads_within(&shapes, limit, threads) {
+        Some(fit) if fit < threads => rayon::ThreadPoolBuilder::new()
+            .num_threads(fit)
+            .build()
+            .map_err(|e| ArchiveError::Input(format!("cannot start {fit} threads: {e}")))?
+            .install(code),
+        Some(_) => code(),
+        None => {
+            let largest = entries
+                .iter()
+                .max_by_key(|e| e.pixels())
+                .ok_or_else(|| ArchiveError::Input("no image to compress".into()))?;
+            Err(ArchiveError::CodingMemory {
+                needed: encode_bytes(&shapes, 1),
+                limit,
+                largest: largest.name.clone(),
+                width: largest.width,
+                height: largest.height,
+            })
+        }
+    }
+}
+
 /// The most threads, up to `threads`, on which compressing images of `shapes` holds at
 /// most `limit` bytes ([`encode_bytes`]), or `None` where not even one thread fits.
 pub fn threads_within(shapes: &[(usize, usize)], limit: u64, threads: usize) -> Option<usize> {
@@ -616,11 +660,14 @@ pub fn threads_within(shapes: &[(usize, usize)], limit: u64, threads: usize) -> 
 }
 
 /// Bytes that compressing images of `shapes` on `threads` threads holds at most: the
-/// images (a byte a pixel), and for each thread the tables and strip of the largest coder
-/// it may run on a lane (page mixing's, about 118 MiB, with a lane's known pixels; the
-/// chain's page memory; the context models' counts), twice over, since page mixing
-/// predicts a lane on a second thread while the first codes. Known from the shapes alone,
-/// so that a caller's memory limit can choose fewer threads, or refuse, before coding.
+/// images (a byte a pixel); their codings, at most half a byte a pixel (page mixing's and
+/// the context model's of every lane held together, stored bits, the archive written),
+/// which coin flips come near; and for each thread the tables and strip of the largest
+/// coder it may run on a lane (page mixing's, about 118 MiB, with a lane's known pixels;
+/// the chain's page memory; the context models' counts), twice over, since page mixing
+/// predicts a lane on a second thread while the first codes. The program itself (code,
+/// networks, stacks) is not counted. Known from the shapes alone, so that a memory limit
+/// can choose fewer threads, or refuse, before coding.
 pub fn encode_bytes(shapes: &[(usize, usize)], threads: usize) -> u64 {
     let pixels: u64 = shapes.iter().map(|&(w, h)| (w * h) as u64).sum();
     let Some(width) = shapes.iter().map(|&(w, _)| w).max() else {
@@ -633,7 +680,7 @@ pub fn encode_bytes(shapes: &[(usize, usize)], threads: usize) -> u64 {
         + PageMixing::strip_bytes(width, lane_rows)
         + PageMemory::TABLE_BYTES
         + counts;
-    pixels + 2 * threads.max(1) as u64 * per_thread as u64
+    pixels + pixels / 2 + 2 * threads.max(1) as u64 * per_thread as u64
 }
 
 /// Least common multiple.
