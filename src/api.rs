@@ -205,6 +205,47 @@ pub fn compress(images: &[Image], options: &Options) -> Result<Vec<u8>, Error> {
 /// Decompresses an archive made with the built-in models into its images, in order,
 /// after checking it against `limits`.
 pub fn decompress(bytes: &[u8], limits: &Limits) -> Result<Vec<Image>, Error> {
+    decode(bytes, limits, None)
+}
+
+/// The images of an archive named in `names`, in that order (a name given twice comes
+/// twice), decoding only the lanes that hold them ([`archive::decompress_some`]: the file
+/// checksum is checked, the pixel checksum, over every image, is not). A name the archive
+/// does not hold is an error.
+pub fn decompress_named(
+    bytes: &[u8],
+    names: &[&str],
+    limits: &Limits,
+) -> Result<Vec<Image>, Error> {
+    let wanted: std::collections::HashSet<&str> = names.iter().copied().collect();
+    let decoded = decode(
+        bytes,
+        limits,
+        Some(&|e: &Entry| wanted.contains(e.name.as_str())),
+    )?;
+    let by_name: std::collections::HashMap<&str, &Image> =
+        decoded.iter().map(|i| (i.name.as_str(), i)).collect();
+    names
+        .iter()
+        .map(|&name| {
+            by_name
+                .get(name)
+                .map(|&i| i.clone())
+                .ok_or_else(|| Error::Image {
+                    name: name.to_string(),
+                    reason: "the archive holds no image of that name".into(),
+                })
+        })
+        .collect()
+}
+
+/// Both of the above: the archive checked against `limits` (its pixels counted whole,
+/// whatever is wanted), then every image, or those `wanted` accepts.
+fn decode(
+    bytes: &[u8],
+    limits: &Limits,
+    wanted: Option<&dyn Fn(&Entry) -> bool>,
+) -> Result<Vec<Image>, Error> {
     let arch = container::parse(bytes)?;
     if arch.image_count > limits.max_images {
         return Err(Error::Images {
@@ -225,21 +266,20 @@ pub fn decompress(bytes: &[u8], limits: &Limits) -> Result<Vec<Image>, Error> {
     }
     let nets: Vec<&Network> = built_in_networks()?.iter().collect();
     let mut images = Vec::new();
-    archive::decompress(
-        &nets,
-        &arch,
-        &mut |e: Entry, pixels: Vec<u8>| -> Result<(), ArchiveError> {
-            images.push(Image {
-                name: e.name,
-                format: e.format,
-                width: e.width,
-                height: e.height,
-                pixels,
-            });
-            Ok(())
-        },
-        &|_| {},
-    )?;
+    let mut sink = |e: Entry, pixels: Vec<u8>| -> Result<(), ArchiveError> {
+        images.push(Image {
+            name: e.name,
+            format: e.format,
+            width: e.width,
+            height: e.height,
+            pixels,
+        });
+        Ok(())
+    };
+    match wanted {
+        None => archive::decompress(&nets, &arch, &mut sink, &|_| {})?,
+        Some(wanted) => archive::decompress_some(&nets, &arch, wanted, &mut sink, &|_| {})?,
+    }
     Ok(images)
 }
 
@@ -301,6 +341,35 @@ mod tests {
             Err(e @ Error::Archive(archive::ArchiveError::CodingMemory { .. })) => {
                 assert!(e.to_string().contains("page.pbm, 300×200"), "{e}")
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Named images come back in the order asked, a name given twice twice; a name the
+    /// archive lacks is an error naming it.
+    #[test]
+    fn named_images_come_back_in_the_order_asked() {
+        let images: Vec<Image> = ["a.pbm", "b.pbm", "c.pbm"]
+            .iter()
+            .enumerate()
+            .map(|(k, n)| {
+                Image::pbm(
+                    n,
+                    4,
+                    3,
+                    (0..12).map(|i| u8::from((i + k) % 3 == 0)).collect(),
+                )
+            })
+            .collect();
+        let bytes = compress(&images, &Options::default()).unwrap();
+        let got =
+            decompress_named(&bytes, &["c.pbm", "a.pbm", "c.pbm"], &Limits::default()).unwrap();
+        assert_eq!(
+            got,
+            [images[2].clone(), images[0].clone(), images[2].clone()]
+        );
+        match decompress_named(&bytes, &["d.pbm"], &Limits::default()) {
+            Err(e @ Error::Image { .. }) => assert!(e.to_string().contains("d.pbm"), "{e}"),
             other => panic!("{other:?}"),
         }
     }

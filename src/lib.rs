@@ -28,5 +28,5 @@ pub mod models;
 pub mod nn;
 mod prefetch;
 
-pub use api::{compress, decompress, model_names, Error, Image, Limits, Options};
+pub use api::{compress, decompress, decompress_named, model_names, Error, Image, Limits, Options};
 pub use container::ImageFormat;

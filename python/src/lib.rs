@@ -10,7 +10,6 @@ use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use vlae_zip::container::{self, LaneCoder, ModelId};
 use vlae_zip::infer::network::Network;
@@ -106,26 +105,14 @@ fn decompress<'py>(
     names: Option<Vec<String>>,
     threads: Option<usize>,
 ) -> PyResult<Vec<(String, Bound<'py, PyArray2<u8>>)>> {
-    let images = run_detached(py, threads, || {
-        vlae_zip::decompress(data, &Limits::default())
+    let picked: Vec<Image> = run_detached(py, threads, || match &names {
+        None => vlae_zip::decompress(data, &Limits::default()),
+        Some(names) => {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            vlae_zip::decompress_named(data, &names, &Limits::default())
+        }
     })?
     .map_err(value_error)?;
-    let picked: Vec<Image> = match names {
-        None => images,
-        Some(names) => {
-            let mut by_name: HashMap<&str, &Image> =
-                images.iter().map(|i| (i.name.as_str(), i)).collect();
-            by_name.shrink_to_fit();
-            let mut out = Vec::with_capacity(names.len());
-            for n in &names {
-                match by_name.get(n.as_str()) {
-                    Some(img) => out.push((*img).clone()),
-                    None => return Err(value_error(format!("no image {n:?} in the archive"))),
-                }
-            }
-            out
-        }
-    };
     picked
         .into_iter()
         .map(|img| {
