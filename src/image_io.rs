@@ -568,10 +568,7 @@ fn decode_png(path: &Path, bytes: &[u8]) -> Result<(BitImage, ImageFormat), Imag
         info.height as usize,
         info.bit_depth as u8,
     );
-    if width > MAX_SIDE as usize
-        || height > MAX_SIDE as usize
-        || (width * height) as u64 > MAX_IMAGE_PIXELS
-    {
+    if !within_size_limits(width as u64, height as u64) {
         return Err(invalid(
             path,
             format!("PNG is {width}×{height}; sides must be at most {MAX_SIDE} and the area {MAX_IMAGE_PIXELS} pixels"),
@@ -841,18 +838,21 @@ fn tiff_reason(e: tiff::TiffError) -> String {
     }
 }
 
+/// Whether an image of `width × height` is one the container holds: sides of 1 to
+/// [`MAX_SIDE`], at most [`MAX_IMAGE_PIXELS`] in all. PNG and TIFF headers are checked
+/// against it before any pixel is reserved.
+fn within_size_limits(width: u64, height: u64) -> bool {
+    let side = 1..=u64::from(MAX_SIDE);
+    side.contains(&width) && side.contains(&height) && width * height <= MAX_IMAGE_PIXELS
+}
+
 /// The current page's width and height, or why the page is refused: a size past the
 /// limits, or pixels that are not one sample of 1 bit.
 fn tiff_page_size<R: Read + Seek>(
     decoder: &mut tiff::decoder::Decoder<FillOrderReader<R>>,
 ) -> Result<(u32, u32), String> {
     let (width, height) = decoder.dimensions().map_err(tiff_reason)?;
-    if width == 0
-        || height == 0
-        || width > MAX_SIDE
-        || height > MAX_SIDE
-        || u64::from(width) * u64::from(height) > MAX_IMAGE_PIXELS
-    {
+    if !within_size_limits(width.into(), height.into()) {
         return Err(format!(
             "is {width}×{height}; sides must be 1..={MAX_SIDE} and the area at most {MAX_IMAGE_PIXELS} pixels"
         ));

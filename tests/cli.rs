@@ -20,6 +20,16 @@ fn tiny<'a>(cmd: &'a str, input: &'a str, output: &'a str) -> [&'a str; 6] {
     [cmd, input, "-o", output, "--model", TINY]
 }
 
+/// Runs `cmd` (compress or decompress) from `input` to `output` with the tiny model,
+/// asserting success.
+fn ok_tiny(cmd: &str, input: &Path, output: &Path) -> Output {
+    ok(&tiny(
+        cmd,
+        input.to_str().unwrap(),
+        output.to_str().unwrap(),
+    ))
+}
+
 fn ok(args: &[&str]) -> Output {
     let out = vlae(args);
     assert!(
@@ -101,16 +111,8 @@ fn read_all(dir: &Path) -> Vec<(String, BitImage)> {
 fn round_trip_with_tiny(tmp: &Path, input: &Path) -> PathBuf {
     let arc = tmp.join("x.vlz");
     let out = tmp.join("out");
-    ok(&tiny(
-        "compress",
-        input.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    ));
-    ok(&tiny(
-        "decompress",
-        arc.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    ok_tiny("compress", &input, &arc);
+    ok_tiny("decompress", &arc, &out);
     out
 }
 
@@ -185,11 +187,7 @@ fn bad_archives_fail_cleanly_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
-    ok(&tiny(
-        "compress",
-        dir.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    ));
+    ok_tiny("compress", &dir, &arc);
     let good = std::fs::read(&arc).unwrap();
     let out = tmp.path().join("out");
     let out_s = out.to_str().unwrap();
@@ -491,17 +489,9 @@ fn a_file_argument_with_a_folder_output_path_works() {
     let one = tmp.path().join("one.pbm");
     std::fs::write(&one, encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
     let arc = tmp.path().join("x.vlz");
-    ok(&tiny(
-        "compress",
-        one.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    ));
+    ok_tiny("compress", &one, &arc);
     let out = tmp.path().join("out");
-    ok(&tiny(
-        "decompress",
-        arc.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    ok_tiny("decompress", &arc, &out);
     assert_eq!(read_all(&out), vec![("one.pbm".to_string(), digit(0))]);
 }
 
@@ -1131,11 +1121,7 @@ fn inputs_must_be_regular_files_or_standard_input() {
         .unwrap();
     assert!(child.wait().unwrap().success());
     let out = tmp.path().join("out");
-    ok(&tiny(
-        "decompress",
-        arc.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    ok_tiny("decompress", &arc, &out);
     assert_eq!(read_all(&out), vec![("stdin.pbm".to_string(), digit(3))]);
 }
 
@@ -1146,11 +1132,7 @@ fn decompress_refuses_more_than_its_limits_before_decoding() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
-    ok(&tiny(
-        "compress",
-        dir.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    ));
+    ok_tiny("compress", &dir, &arc);
     let out = tmp.path().join("out");
     let (arc_s, out_s) = (arc.to_str().unwrap(), out.to_str().unwrap());
     let run = |extra: &[&'static str]| {
@@ -1255,11 +1237,7 @@ fn list_and_info_describe_in_words() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
-    ok(&tiny(
-        "compress",
-        dir.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    ));
+    ok_tiny("compress", &dir, &arc);
     let list = String::from_utf8(ok(&["list", arc.to_str().unwrap()]).stdout).unwrap();
     let info = String::from_utf8(ok(&["info", arc.to_str().unwrap()]).stdout).unwrap();
     for text in [&list, &info] {
@@ -1296,11 +1274,7 @@ fn decompress_writes_only_the_images_named() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = mixed_folder(tmp.path());
     let arc = tmp.path().join("x.vlz");
-    ok(&tiny(
-        "compress",
-        dir.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    ));
+    ok_tiny("compress", &dir, &arc);
     let out = tmp.path().join("out");
     let mut args = tiny("decompress", arc.to_str().unwrap(), out.to_str().unwrap()).to_vec();
     args.extend(["a.pbm", "nested/deeper"]);
@@ -1590,21 +1564,13 @@ fn multi_page_tiffs_of_every_compression_round_trip_as_group_4() {
     std::fs::copy("tests/data/page-crop.pbm", dir.join("pages-g4.tif.pbm")).unwrap();
     let arc = tmp.path().join("x.vlz");
     let out = tmp.path().join("out");
-    ok(&tiny(
-        "compress",
-        dir.to_str().unwrap(),
-        arc.to_str().unwrap(),
-    ));
+    ok_tiny("compress", &dir, &arc);
     let list = String::from_utf8(ok(&["list", arc.to_str().unwrap()]).stdout).unwrap();
     assert!(
         list.contains("pages-lzw.tif/0003") && list.contains("TIFF page"),
         "{list}"
     );
-    ok(&tiny(
-        "decompress",
-        arc.to_str().unwrap(),
-        out.to_str().unwrap(),
-    ));
+    ok_tiny("decompress", &arc, &out);
     for name in [
         "pages-g4.tif",
         "pages-lzw.tif",

@@ -16,12 +16,14 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _native
 
 __all__ = ["compress", "decompress", "info", "models", "elbo"]
 
-Images = Union[np.ndarray, Sequence[np.ndarray]]
+# The types stated here are the package's (py.typed): no separate stub repeats them.
+Images = Union[npt.NDArray[np.uint8], npt.NDArray[np.bool_], Sequence[npt.ArrayLike]]
 
 
 def _as_images(images: Images) -> List[np.ndarray]:
@@ -81,7 +83,7 @@ def compress(
 
 def decompress(
     data: bytes, names: Optional[Sequence[str]] = None, threads: Optional[int] = None
-) -> List[np.ndarray]:
+) -> List[npt.NDArray[np.uint8]]:
     """The images of an archive as 2-D uint8 arrays (1 = ink), in archive order; with
     ``names``, only those images, in that order. Raises ValueError for a corrupt archive
     or a name the archive does not hold."""
