@@ -853,6 +853,32 @@ fn a_page_and_digits_are_coded_in_lanes_apart() {
     assert!(back.into_iter().map(|(_, p)| p).eq(images));
 }
 
+/// A page of digits in a 12 × 12 grid: page mixing learns it only in part, and the
+/// chains' estimate (a sparse sample, then the full one for models still close) finds the
+/// digit model's chain the smaller, so the page is coded lane by lane by that chain.
+#[test]
+fn a_grid_of_digits_goes_to_the_digit_models_chain() {
+    let side = 12 * 28;
+    let cells = digits(0, 144);
+    let mut grid = vec![0u8; side * side];
+    for (k, digit) in cells.iter().enumerate() {
+        let (top, left) = (28 * (k / 12), 28 * (k % 12));
+        for (row, pixels) in digit.chunks(28).enumerate() {
+            grid[(top + row) * side + left..][..28].copy_from_slice(pixels);
+        }
+    }
+    let size = (side as u32, side as u32);
+    let bytes = round_trip(shipped(), &entries_for(&[size]), &[grid], None);
+    let arch = container::parse(&bytes).unwrap();
+    assert!(
+        arch.lanes
+            .iter()
+            .all(|lane| matches!(lane.coder, LaneCoder::BitsBack { .. })),
+        "{:?}",
+        arch.lanes.iter().map(|l| l.coder).collect::<Vec<_>>()
+    );
+}
+
 /// `decompress_some` decodes only the lanes holding the images asked for: with a fault
 /// planted in the second of two stored lanes (a padding bit set, the file checksum made
 /// whole again), the whole archive fails, while an image of the first lane comes back.

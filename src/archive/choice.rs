@@ -98,11 +98,43 @@ fn pool(sizes: Vec<Vec<u64>>, pooled: &[Option<usize>]) -> Vec<Vec<u64>> {
         .collect()
 }
 
-/// The smallest estimated size of all lanes together under one of `chains`, in bits: what
-/// page mixing is weighed against.
-pub(super) fn best_chain_bits(chains: &[Chain], lanes: &[&[Strip]], cut: usize) -> u64 {
+/// Whether some chain is estimated to code all lanes together within `fraction` of `bits`:
+/// how page mixing is weighed against the chains. As in [`choose_models`], a sparse sample
+/// comes first; only where its best estimate is within [`CONTENDER`] of that mark are the
+/// lanes sampled in full. On a scanned page the chains' sample took two fifths of
+/// compression, and their estimates are far above page mixing's size there.
+pub(super) fn chain_within(
+    chains: &[Chain],
+    lanes: &[&[Strip]],
+    cut: usize,
+    bits: u64,
+    (num, den): (u64, u64),
+) -> bool {
+    let sparse = SPARSE_PERIODS * SAMPLE_PERIOD_ROWS;
     let all: Vec<&Chain> = chains.iter().collect();
-    let sizes = estimate_chains(&all, lanes, cut, 1, SAMPLE_PERIOD_ROWS);
+    let first = model_bits(&all, lanes, cut, sparse);
+    let (c_num, c_den) = CONTENDER;
+    let contenders: Vec<&Chain> = chains
+        .iter()
+        .zip(&first)
+        .filter(|&(_, &b)| at_most(b, bits, (num * c_num, den * c_den)))
+        .map(|(c, _)| c)
+        .collect();
+    let same_places = lanes
+        .iter()
+        .all(|l| sample_places(l, cut, sparse) == sample_places(l, cut, SAMPLE_PERIOD_ROWS));
+    let best = if contenders.is_empty() || same_places {
+        first
+    } else {
+        model_bits(&contenders, lanes, cut, SAMPLE_PERIOD_ROWS)
+    };
+    best.into_iter().any(|b| at_most(b, bits, (num, den)))
+}
+
+/// The estimated size of all lanes together under each of `chains`, in bits, from samples
+/// a `period` of rows apart.
+fn model_bits(chains: &[&Chain], lanes: &[&[Strip]], cut: usize, period: usize) -> Vec<u64> {
+    let sizes = estimate_chains(chains, lanes, cut, 1, period);
     (0..chains.len())
         .map(|m| {
             sizes
@@ -110,8 +142,7 @@ pub(super) fn best_chain_bits(chains: &[Chain], lanes: &[&[Strip]], cut: usize) 
                 .map(|lane| lane[m])
                 .fold(0, u64::saturating_add)
         })
-        .min()
-        .unwrap_or(u64::MAX)
+        .collect()
 }
 
 /// Where [`estimate_chains`] samples a lane: `(strip, first row)` at rows of a strip that

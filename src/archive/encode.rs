@@ -93,8 +93,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
     }
     if !at_most(mixed, counted, MIXING_OUTRUNS_CHAINS) {
         let views: Vec<&[Strip]> = strips.iter().map(Vec::as_slice).collect();
-        let best = choice::best_chain_bits(chains, &views, cut);
-        if at_most(best, 8 * mixed, CHAIN_BEATS_MIXING) {
+        if choice::chain_within(chains, &views, cut, 8 * mixed, CHAIN_BEATS_MIXING) {
             return Ok(MixedPages::LaneByLane);
         }
     }
@@ -547,7 +546,7 @@ const MIXING_SKIPS_CHAIN: (u64, u64) = (14, 25);
 const PAGES_ARE_MIXED: (u64, u64) = (9, 10);
 
 /// Where page mixing codes an input to more than this fraction of template 0, the chains
-/// are also estimated on a sample (`choice::best_chain_bits`) before page mixing alone is chosen:
+/// are also estimated on a sample (`choice::chain_within`) before page mixing alone is chosen:
 /// scanned pages and such, and images of small things in a grid, which page mixing learns
 /// only in part (a grid of 12 × 12 test digits came to 0.90) and the digit model knows
 /// well. Clean pages (0.26–0.39 on the training documents' pages 3) skip the estimate.

@@ -68,6 +68,11 @@ impl Matcher {
         }
     }
 
+    /// Writes every page of its tables once (see [`super::counts::fault_in`]).
+    pub(super) fn fault_in(&mut self) {
+        super::counts::fault_in(&mut self.groups);
+    }
+
     /// Begins a strip `width` wide; the remembered places carry over.
     pub(super) fn start_strip(&mut self, width: usize) {
         self.above = vec![0; width];

@@ -364,6 +364,13 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         }
     }
 
+    /// Writes every page of its tables once (see [`super::counts::fault_in`]).
+    pub fn fault_in(&mut self) {
+        for counts in &mut self.counts {
+            counts.fault_in();
+        }
+    }
+
     /// Begins a strip of `width × rows`: nothing of it is known yet.
     pub fn start_strip(&mut self, width: usize, rows: usize) {
         self.known = KnownBits::new(width, rows);

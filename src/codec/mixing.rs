@@ -377,16 +377,38 @@ impl PageCounts {
                 PARAMS.wide_count_limit
             }
         });
+        // Zeroing these tables (over 100 MiB) is most of what a small page costs: two
+        // threads share it, before the lane's one thread starts. A thread of its own, not
+        // rayon's pool: the encoder builds these on a thread outside the pool while pool
+        // threads wait for it, and a job queued for the pool would never run.
+        let (memory, (coarse, matcher)) = std::thread::scope(|scope| {
+            let other = scope.spawn(|| {
+                let mut memory = Memory::with_limits(limits);
+                memory.fault_in();
+                memory
+            });
+            let here = {
+                let coarse: [Counts; COARSE] = std::array::from_fn(|_| {
+                    let mut counts = Counts::new(1 << COARSE_BITS);
+                    counts.fault_in();
+                    counts
+                });
+                let mut matcher = Matcher::new();
+                matcher.fault_in();
+                (coarse, matcher)
+            };
+            (other.join().expect("zeroing tables does not panic"), here)
+        });
         let mut counts = PageCounts {
-            memory: Memory::with_limits(limits),
-            coarse: std::array::from_fn(|_| Counts::new(1 << COARSE_BITS)),
+            memory,
+            coarse,
             blank: Place {
                 contexts: Memory::<Mixing, CONTEXTS>::blank_contexts(),
                 coarse: [0; COARSE],
                 nearest: 0,
                 widest: 0,
             },
-            matcher: Matcher::new(),
+            matcher,
         };
         counts.blank.coarse = counts.coarse_indices(|_| [0; 2]);
         counts
