@@ -15,8 +15,8 @@ use std::collections::HashMap;
 /// lane's model: about one tile row in 16 of the largest tiles (32 rows).
 const SAMPLE_PERIOD_ROWS: usize = 512;
 
-/// The first round samples one place in this many.
-const SPARSE_PERIODS: usize = 4;
+/// The first round samples one place in four: rows this far apart.
+const SPARSE_PERIOD_ROWS: usize = 4 * SAMPLE_PERIOD_ROWS;
 
 /// A model goes on to the full sample of a lane where its first-round estimate is at most
 /// this multiple of the best one's. The digits' runners-up are 1.4 times the MNIST
@@ -39,8 +39,10 @@ pub(super) fn choose_models(
     if all.len() < 2 {
         return vec![0; lanes.len()];
     }
-    let sparse = SPARSE_PERIODS * SAMPLE_PERIOD_ROWS;
-    let first = pool(estimate_chains(&all, lanes, cut, per_task, sparse), pooled);
+    let first = pool(
+        estimate_chains(&all, lanes, cut, per_task, SPARSE_PERIOD_ROWS),
+        pooled,
+    );
     let contenders: Vec<Vec<usize>> = first
         .iter()
         .map(|cost| {
@@ -60,7 +62,7 @@ pub(super) fn choose_models(
         .filter(|&k| contenders[k].len() > 1)
         .collect();
     let mut choice: Vec<usize> = contenders.iter().map(|c| c[0]).collect();
-    if open.is_empty() {
+    if open.is_empty() || sparse_sample_is_full(lanes, cut) {
         return choice;
     }
     let mut models: Vec<usize> = open.iter().flat_map(|&k| contenders[k].clone()).collect();
@@ -98,7 +100,7 @@ fn pool(sizes: Vec<Vec<u64>>, pooled: &[Option<usize>]) -> Vec<Vec<u64>> {
         .collect()
 }
 
-/// Whether some chain is estimated to code all lanes together within `fraction` of `bits`:
+/// Whether some chain is estimated to code all lanes together in at most num/den of `bits`:
 /// how page mixing is weighed against the chains. As in [`choose_models`], a sparse sample
 /// comes first; only where its best estimate is within [`CONTENDER`] of that mark are the
 /// lanes sampled in full. On a scanned page the chains' sample took two fifths of
@@ -110,9 +112,8 @@ pub(super) fn chain_within(
     bits: u64,
     (num, den): (u64, u64),
 ) -> bool {
-    let sparse = SPARSE_PERIODS * SAMPLE_PERIOD_ROWS;
     let all: Vec<&Chain> = chains.iter().collect();
-    let first = model_bits(&all, lanes, cut, sparse);
+    let first = model_bits(&all, lanes, cut, SPARSE_PERIOD_ROWS);
     let (c_num, c_den) = CONTENDER;
     let contenders: Vec<&Chain> = chains
         .iter()
@@ -120,15 +121,21 @@ pub(super) fn chain_within(
         .filter(|&(_, &b)| at_most(b, bits, (num * c_num, den * c_den)))
         .map(|(c, _)| c)
         .collect();
-    let same_places = lanes
-        .iter()
-        .all(|l| sample_places(l, cut, sparse) == sample_places(l, cut, SAMPLE_PERIOD_ROWS));
-    let best = if contenders.is_empty() || same_places {
+    let best = if contenders.is_empty() || sparse_sample_is_full(lanes, cut) {
         first
     } else {
         model_bits(&contenders, lanes, cut, SAMPLE_PERIOD_ROWS)
     };
     best.into_iter().any(|b| at_most(b, bits, (num, den)))
+}
+
+/// Whether the first round's sparse sample of `lanes` is their full sample (lanes too
+/// short for more than one place): the second round would then code the same rows again
+/// and find the same sizes.
+fn sparse_sample_is_full(lanes: &[&[Strip]], cut: usize) -> bool {
+    lanes.iter().all(|l| {
+        sample_places(l, cut, SPARSE_PERIOD_ROWS) == sample_places(l, cut, SAMPLE_PERIOD_ROWS)
+    })
 }
 
 /// The estimated size of all lanes together under each of `chains`, in bits, from samples
