@@ -461,7 +461,7 @@ fn lanes_summary(arch: &Archive) -> String {
         .count();
     let mixing = lanes
         .iter()
-        .filter(|l| l.coder == LaneCoder::PageMixing)
+        .filter(|l| matches!(l.coder, LaneCoder::PageMixing(_)))
         .count();
     let stored = lanes
         .iter()

@@ -12,7 +12,7 @@ use vlae_zip::codec::bitsback::{BitsBack, ChainInput};
 use vlae_zip::codec::lane;
 use vlae_zip::codec::lane::{CodecError, Strip};
 use vlae_zip::config::VlaeConfig;
-use vlae_zip::container::{self, LaneCoder};
+use vlae_zip::container::{self, Edition, LaneCoder};
 use vlae_zip::nn::{eval, vlae::pixels_tensor};
 
 #[test]
@@ -639,7 +639,7 @@ fn importance_weighting_survives_a_blank_margin() {
     assert_eq!(decode(&[&documents], &bytes).unwrap()[0].1, page);
 }
 
-/// Page mixing (format-spec.md §3.9) round-trips lanes of pages of every shape, many
+/// Page mixing, both editions (format-spec.md §3.9, §3.10), round-trips lanes of pages of every shape, many
 /// strips a lane included, codes a page at least 10% smaller than counts over the wide
 /// template do (so its mixers learn), and a lane's bytes do not depend on the lanes coded
 /// beside it.
@@ -655,26 +655,28 @@ fn page_mixing_round_trips_and_learns_the_page() {
     let counted = ContextModel { template: 0 }.encode(&lanes[..1]).unwrap()[0]
         .payload
         .len();
-    let coded = PageMixing.encode(&lanes).unwrap();
-    let alone = PageMixing.encode(&lanes[2..]).unwrap();
-    assert_eq!(coded[2].payload, alone[0].payload);
-    let to_decode: Vec<LaneToDecode> = lanes
-        .iter()
-        .zip(&coded)
-        .map(|(lane, c)| LaneToDecode {
-            seed_words_elided: 0,
-            state: c.state,
-            payload: &c.payload,
-            shapes: lane.iter().map(|s| (s.width, s.rows)).collect(),
-        })
-        .collect();
-    let back = PageMixing.decode(&to_decode, 0).unwrap();
-    for (lane, got) in lanes.iter().zip(&back) {
-        let want: Vec<&[u8]> = lane.iter().map(|s| s.pixels).collect();
-        assert_eq!(got.iter().map(Vec::as_slice).collect::<Vec<_>>(), want);
+    for mixing in [PageMixing::FIRST, PageMixing::SECOND] {
+        let coded = mixing.encode(&lanes).unwrap();
+        let alone = mixing.encode(&lanes[2..]).unwrap();
+        assert_eq!(coded[2].payload, alone[0].payload);
+        let to_decode: Vec<LaneToDecode> = lanes
+            .iter()
+            .zip(&coded)
+            .map(|(lane, c)| LaneToDecode {
+                seed_words_elided: 0,
+                state: c.state,
+                payload: &c.payload,
+                shapes: lane.iter().map(|s| (s.width, s.rows)).collect(),
+            })
+            .collect();
+        let back = mixing.decode(&to_decode, 0).unwrap();
+        for (lane, got) in lanes.iter().zip(&back) {
+            let want: Vec<&[u8]> = lane.iter().map(|s| s.pixels).collect();
+            assert_eq!(got.iter().map(Vec::as_slice).collect::<Vec<_>>(), want);
+        }
+        let mixed = coded[0].payload.len();
+        assert!(mixed * 10 < counted * 9, "{mixed} mixed, {counted} counted");
     }
-    let mixed = coded[0].payload.len();
-    assert!(mixed * 10 < counted * 9, "{mixed} mixed, {counted} counted");
 }
 
 /// Page mixing, glyph matching included (format-spec.md §3.9), follows earlier copies of
@@ -717,13 +719,13 @@ fn page_mixing_pays_on_a_scanned_page() {
     let counted = ContextModel { template: 0 }.encode(&lanes).unwrap()[0]
         .payload
         .len();
-    let mixed = PageMixing.encode(&lanes).unwrap().remove(0);
+    let mixed = PageMixing::LATEST.encode(&lanes).unwrap().remove(0);
     let mixed_bytes = mixed.payload.len();
     assert!(
         (mixed_bytes as f64) < GLYPH_PAGE_BOUND * counted as f64,
         "{mixed_bytes} mixed, {counted} counted"
     );
-    let back = PageMixing
+    let back = PageMixing::LATEST
         .decode(
             &[LaneToDecode {
                 seed_words_elided: 0,
@@ -791,7 +793,7 @@ fn clean_pages_are_mixed_in_as_few_lanes_as_allowed() {
         let bytes = round_trip(tiny_context(), &entries, &pages, asked);
         let arch = container::parse(&bytes).unwrap();
         let coders: Vec<LaneCoder> = arch.lanes.iter().map(|l| l.coder).collect();
-        assert_eq!(coders, vec![LaneCoder::PageMixing; want]);
+        assert_eq!(coders, vec![LaneCoder::PageMixing(Edition::Second); want]);
     }
     let digits = digits(0, 40);
     let bytes = compress(shipped(), &entries_for(&[(28, 28); 40]), &digits, None);

@@ -8,7 +8,7 @@ use crate::codec::memory::PageMemory;
 use crate::codec::mixing::PageMixing;
 use crate::codec::model::PRECISION;
 use crate::codec::stored::Stored;
-use crate::container::{Archive, Entry, LaneCoder};
+use crate::container::{Archive, Edition, Entry, LaneCoder};
 use crate::infer::network::Network;
 use rayon::prelude::*;
 
@@ -59,7 +59,7 @@ pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {
         let strips = segments.iter().map(|(s, width)| (*width, s.rows));
         let pixels: u64 = strips.clone().map(|(w, r)| (w * r) as u64).sum();
         let tables = match lane.coder {
-            LaneCoder::PageMixing => {
+            LaneCoder::PageMixing(_) => {
                 let strip = strips.map(|(w, r)| PageMixing::strip_bytes(w, r)).max();
                 PageMixing::TABLE_BYTES + strip.unwrap_or(0)
             }
@@ -246,7 +246,8 @@ impl<'n> DecodingCoders<'n> {
                     .1
             }
             LaneCoder::Context { template } => &COUNTING_MODELS[usize::from(template)],
-            LaneCoder::PageMixing => &PageMixing,
+            LaneCoder::PageMixing(Edition::First) => &PageMixing::FIRST,
+            LaneCoder::PageMixing(Edition::Second) => &PageMixing::SECOND,
             LaneCoder::Stored => &Stored,
         }
     }

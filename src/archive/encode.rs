@@ -80,7 +80,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
         .par_iter()
         .map(|lane| {
             let (mixed, counted) = rayon::join(
-                || PageMixing.encode(&[lane]),
+                || PageMixing::LATEST.encode(&[lane]),
                 || COUNTING_MODELS[0].encode(&[lane]),
             );
             Ok((mixed?.remove(0), counted?.remove(0)))
@@ -106,7 +106,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
             let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
             progress(rows);
             let candidates = [
-                (LaneCoder::PageMixing, mixed),
+                (LaneCoder::PageMixing(PageMixing::LATEST.0), mixed),
                 (LaneCoder::Context { template: 0 }, counted),
                 (LaneCoder::Stored, &stored),
             ];
@@ -387,7 +387,7 @@ fn code_run<P: AsRef<[u8]> + Sync>(
                         && !unlearnt
                         && mixes(pixels, lane.len());
                     tried
-                        .then(|| PageMixing.encode(&[lane]))
+                        .then(|| PageMixing::LATEST.encode(&[lane]))
                         .transpose()
                         .map(|c| c.map(|mut c| c.remove(0)))
                 })
@@ -421,7 +421,11 @@ fn code_run<P: AsRef<[u8]> + Sync>(
                                 &c[k],
                             )
                         })
-                        .chain(mixed[k].as_ref().map(|c| (LaneCoder::PageMixing, c)))
+                        .chain(
+                            mixed[k]
+                                .as_ref()
+                                .map(|c| (LaneCoder::PageMixing(PageMixing::LATEST.0), c)),
+                        )
                         .chain(std::iter::once((LaneCoder::Stored, &stored[k])));
                     match opts.coders {
                         LaneCoders::BitsBack if chain.is_some() => {

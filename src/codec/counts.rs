@@ -23,26 +23,48 @@ pub(crate) fn fault_in<T: Copy + Default>(table: &mut [T]) {
     }
 }
 
+/// How a table's count pairs learn a pixel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Learning {
+    /// A pair is halved once its sum passes this, at most [`COUNT_LIMIT`].
+    pub(crate) limit: u32,
+    /// Whether a pixel also halves the other count, plus one, when that count is over 2,
+    /// so that a context's pair says what its last few pixels were: page mixing's second
+    /// edition, whose narrow neighbourhoods follow a scan's changes of texture
+    /// (format-spec.md §3.10).
+    pub(crate) forgets: bool,
+}
+
+impl Learning {
+    /// Counts halved above `limit`, and no other forgetting.
+    pub(crate) const fn halved_above(limit: u32) -> Self {
+        Learning {
+            limit,
+            forgets: false,
+        }
+    }
+}
+
 /// Adaptive counts (n0, n1) for every context; each pair is halved once its sum passes
 /// the limit, at most [`COUNT_LIMIT`], so 16 bits hold it.
 pub(crate) struct Counts {
     pairs: Vec<[u16; 2]>,
-    limit: u32,
+    learning: Learning,
 }
 
 impl Counts {
     /// Counts for `contexts` contexts, all zero, halved above [`COUNT_LIMIT`].
     pub(crate) fn new(contexts: usize) -> Self {
-        Self::with_limit(contexts, COUNT_LIMIT)
+        Self::learning(contexts, Learning::halved_above(COUNT_LIMIT))
     }
 
-    /// Counts for `contexts` contexts, all zero, halved above `limit`: a low limit follows
-    /// the most recent statistics.
-    pub(crate) fn with_limit(contexts: usize, limit: u32) -> Self {
-        assert!(limit <= COUNT_LIMIT, "16-bit counts");
+    /// Counts for `contexts` contexts, all zero, that learn as `learning` says: a low
+    /// limit, or forgetting, follows the most recent statistics.
+    pub(crate) fn learning(contexts: usize, learning: Learning) -> Self {
+        assert!(learning.limit <= COUNT_LIMIT, "16-bit counts");
         Counts {
             pairs: vec![[0, 0]; contexts],
-            limit,
+            learning,
         }
     }
 
@@ -78,7 +100,11 @@ impl Counts {
     pub(crate) fn update(&mut self, ctx: usize, bit: u8) {
         let c = &mut self.pairs[ctx];
         c[bit as usize] += 1;
-        if u32::from(c[0]) + u32::from(c[1]) > self.limit {
+        let other = &mut c[usize::from(1 - bit)];
+        if self.learning.forgets && *other > 2 {
+            *other = *other / 2 + 1;
+        }
+        if u32::from(c[0]) + u32::from(c[1]) > self.learning.limit {
             *c = c.map(|n| n.div_ceil(2));
         }
     }

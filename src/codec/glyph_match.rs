@@ -38,7 +38,7 @@ fn distance_class(d: u32) -> usize {
 
 /// Count pairs: 7 distance classes × 3 states of the second match × the match's pixel ×
 /// whether it lay on an edge × the 2 nearest pixels.
-const MATCH_CONTEXTS: usize = 7 * 3 * 2 * 2 * 4;
+pub(super) const MATCH_CONTEXTS: usize = 7 * 3 * 2 * 2 * 4;
 
 /// A lane's glyph matching: the places it remembers and the counts of what its matches
 /// said. Places are raster positions in the strip, y·width + x, stored plus one so that 0

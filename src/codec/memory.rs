@@ -18,7 +18,7 @@
 //! pixel and the narrower ones cut from them.
 #![forbid(unsafe_code)]
 
-use super::counts::{Counts, COUNT_LIMIT};
+use super::counts::{Counts, Learning, COUNT_LIMIT};
 use super::mix_weights::MIX_WEIGHTS;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
@@ -332,7 +332,7 @@ impl<const N: usize> Contexts<N> {
 
 impl<L: Layout<N>, const N: usize> Default for Memory<L, N> {
     fn default() -> Self {
-        Self::with_limits([COUNT_LIMIT; N])
+        Self::learning([Learning::halved_above(COUNT_LIMIT); N])
     }
 }
 
@@ -353,11 +353,11 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         8 * (ROWS_ABOVE + rows) * (width.div_ceil(64) + 2 * PAD_WORDS + 1)
     }
 
-    /// A memory whose k-th neighbourhood's counts are halved above `limits[k]`.
-    pub fn with_limits(limits: [u32; N]) -> Self {
+    /// A memory whose k-th neighbourhood's counts learn as `learning[k]` says.
+    pub(crate) fn learning(learning: [Learning; N]) -> Self {
         Memory {
             counts: std::array::from_fn(|k| {
-                Counts::with_limit(1 << L::NEIGHBOURHOODS[k].1, limits[k])
+                Counts::learning(1 << L::NEIGHBOURHOODS[k].1, learning[k])
             }),
             known: KnownBits::new(0, 0),
             layout: PhantomData,
@@ -575,6 +575,34 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         [(spaced << 2) | nearest, (blocks << 2) | nearest]
     }
 
+    /// The runs about pixel (y, x) (format-spec.md §3.10), 17 bits: the lengths of the
+    /// runs that end at (y, x − 1) and (y − 1, x − 1) and of the one that starts at
+    /// (y − 1, x), each with its colour, then pixel (y − 2, x). Halftones and music staves
+    /// repeat at distances that the neighbourhoods are too narrow to see. The low 11 bits
+    /// are the own row's run and the run above the pixel.
+    #[inline]
+    pub fn runs(&self, y: usize, x: usize) -> u32 {
+        // The run ending at the highest of 32 bits, or starting at the lowest, and its
+        // colour.
+        let ending = |bits: u64, cap: u32| {
+            let bits = bits as u32;
+            let colour = bits >> 31;
+            let same = if colour == 1 { !bits } else { bits };
+            (colour, same.leading_zeros().min(cap))
+        };
+        let starting = |bits: u64, cap: u32| {
+            let bits = bits as u32;
+            let colour = bits & 1;
+            let same = if colour == 1 { !bits } else { bits };
+            (colour, same.trailing_zeros().min(cap))
+        };
+        let (c, left) = ending(self.known.run(y, 0, x, 32, 32), 31);
+        let (b1, left1) = ending(self.known.run(y, -1, x, 32, 32), 15);
+        let (a1, right1) = starting(self.known.run(y, -1, x, 0, 32), 15);
+        let above2 = self.known.run(y, -2, x, 0, 1) as u32;
+        c | left << 1 | a1 << 6 | right1 << 7 | b1 << 11 | left1 << 12 | above2 << 16
+    }
+
     /// Pixels (y, x − 1), (y − 1, x − 1), (y − 1, x) and (y − 1, x + 1), as bits 0 to 3:
     /// the nearest, which choose weight sets.
     #[inline]
@@ -668,6 +696,11 @@ mod tests {
             .collect();
         check_contexts::<Remembering, 4>(&pixels, w, h);
         check_contexts::<Mixing, 10>(&pixels, w, h);
+        // Runs longer than every cap, of both colours.
+        let stripes: Vec<u8> = (0..w * h)
+            .map(|i| u8::from((i % w + 7 * (i / w)) % 90 < 40))
+            .collect();
+        check_contexts::<Mixing, 10>(&stripes, w, h);
     }
 
     fn check_contexts<L: Layout<N>, const N: usize>(pixels: &[u8], w: usize, h: usize) {
@@ -687,6 +720,23 @@ mod tests {
                         v | usize::from(known(yi + dy, xi + dx)) << k
                     });
                 assert_eq!(memory.nearest(y, x), nearest, "({y}, {x})");
+                // The runs (format-spec.md §3.10), pixel by pixel: from column x + from
+                // of row y + dy, step by step, while the colour holds.
+                let run = |dy: isize, from: isize, step: isize, cap: u32| {
+                    let colour = known(yi + dy, xi + from);
+                    let mut n = 0;
+                    while n < 32 && known(yi + dy, xi + from + step * n as isize) == colour {
+                        n += 1;
+                    }
+                    (u32::from(colour), n.min(cap))
+                };
+                let (c, left) = run(0, -1, -1, 31);
+                let (b1, left1) = run(-1, -1, -1, 15);
+                let (a1, right1) = run(-1, 0, 1, 15);
+                let above2 = u32::from(known(yi - 2, xi));
+                let runs = c | left << 1 | a1 << 6 | right1 << 7 | b1 << 11 | left1 << 12;
+                let runs = runs | above2 << 16;
+                assert_eq!(memory.runs(y, x), runs, "({y}, {x})");
                 let got = memory.contexts(y, x);
                 for ((shape, _), got) in L::NEIGHBOURHOODS.iter().zip(got) {
                     let want = shape

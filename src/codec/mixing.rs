@@ -12,10 +12,15 @@
 //!
 //! All arithmetic is in integers, so that both ends agree bit for bit: inputs and logits in
 //! 1/256 units ([`LOGIT_ONE`]), weights in 1/65536.
+//!
+//! Two editions share this code, each a row of the coder registry. The first (§3.9) is
+//! format 1.0's and must decode as it always did; the second (§3.10), which the compressor
+//! writes, adds the runs about each pixel, forgetting narrow counts, weight sets that
+//! settle, and two more refinements (docs/experiments.md has what each is worth).
 #![forbid(unsafe_code)]
 
-use super::counts::{Counts, ModelledLanes, PixelModel};
-use super::glyph_match::{Matcher, GROUP_BITS};
+use super::counts::{Counts, Learning, ModelledLanes, PixelModel};
+use super::glyph_match::{Matcher, GROUP_BITS, MATCH_CONTEXTS};
 use super::lane::Strip;
 use super::memory::{
     estimate_12, hashed, stretch_table, total_class, Contexts, Memory, Mixing, LOGIT_ONE,
@@ -23,6 +28,7 @@ use super::memory::{
 };
 use super::model::PRECISION;
 use super::quantize::pixel_probability;
+pub use crate::container::Edition;
 use std::sync::mpsc::sync_channel;
 use std::sync::OnceLock;
 
@@ -34,6 +40,11 @@ const COARSE: usize = 4;
 
 /// Count pairs of each coarse context: its contexts are hashed to 22 bits.
 const COARSE_BITS: u32 = 22;
+
+/// The second edition's runs index their counts directly: 2^17 pairs, which stay in
+/// the cache (a hashed table of 2^22 pairs for a wider view of the runs coded the real
+/// scans 0.2% smaller and decoded 2% slower).
+const RUNS_BITS: u32 = 17;
 
 /// Where each of a pixel's count pairs sits, and so its pair of inputs to the first-layer
 /// mixers (format-spec.md §3.9): the neighbourhoods of [`super::memory::MIXING_NEIGHBOURHOODS`] narrow to
@@ -63,8 +74,12 @@ mod slot {
     pub const COARSE_VIEWS: Range<usize> = CONTEXTS..CONTEXTS + COARSE;
     /// Glyph matching's counts.
     pub const MATCHED: usize = COARSE_VIEWS.end;
+    /// The runs' counts (the second edition's; (0, 0) in the first, where the pair's
+    /// inputs are then 0 and its weights never move, so that the first edition's 31
+    /// inputs of format-spec.md §3.9 are these 33 less a pair that adds nothing).
+    pub const RUNS: usize = MATCHED + 1;
     /// Count pairs a pixel has.
-    pub const COUNT: usize = MATCHED + 1;
+    pub const COUNT: usize = RUNS + 1;
 }
 
 /// Inputs to each first-layer mixer: every count pair's stretched estimate and its
@@ -77,6 +92,14 @@ const MIXERS: usize = 4;
 /// Weight sets of the fourth mixer, chosen by the low 12 bits of the 24-pixel
 /// neighbourhood's count index.
 const FOURTH_MIXER_SETS: usize = 1 << 12;
+
+/// Each first-layer mixer's weight sets (see [`PageCounts::evidence`]).
+const FIRST_LAYER_SETS: [usize; MIXERS] = [
+    TOTAL_CLASSES * TOTAL_CLASSES,
+    16 * TOTAL_CLASSES,
+    TOTAL_CLASSES * TOTAL_CLASSES,
+    FOURTH_MIXER_SETS,
+];
 
 /// The coarse context whose count total's class also chooses each of the first three
 /// mixers' weight sets: the other-phase blocks, the
@@ -110,6 +133,15 @@ pub const PARAMS: Params = Params {
     narrow_count_limit: 63,
     wide_count_limit: 511,
 };
+
+/// The second edition's page memory counts (tables 6–9) are halved above this, not
+/// [`Params::wide_count_limit`]: on the real scans they follow the page better.
+const SECOND_WIDE_COUNT_LIMIT: u32 = 255;
+
+/// In the second edition a first-layer weight set learns at
+/// [`Params::first_rate_shift`] for its first this many pixels, then at one more (half
+/// the step): fast while it is new, steadier once it has seen enough.
+const SETTLING_USES: u16 = 1024;
 
 /// Σ w·x / 2^16, rounded toward −∞, kept within ±[`LOGIT_LIMIT`].
 #[inline]
@@ -171,15 +203,21 @@ impl Refinement {
     const SPACING: i32 = 2 * LOGIT_LIMIT / (Self::POINTS as i32 - 1);
     /// Each step moves a point 1/64 of the way to the pixel.
     const RATE_SHIFT: u32 = 6;
-    /// Contexts: the 12-pixel neighbourhood's.
+    /// Contexts of the first: the 12-pixel neighbourhood's.
     const CONTEXTS: usize = 1 << 12;
+    /// Contexts of the second edition's match refinement: glyph matching's context, or
+    /// none, by the 4 nearest pixels.
+    const MATCH_CONTEXTS: usize = (MATCH_CONTEXTS + 1) * 16;
+    /// Contexts of the second edition's runs refinement: the low 11 bits of the runs.
+    const RUNS_CONTEXTS: usize = 1 << 11;
 
-    fn new() -> Self {
+    /// Every curve of its `contexts` the sigmoid.
+    fn new(contexts: usize) -> Self {
         let curve: Vec<u16> = (0..Self::POINTS as i32)
             .map(|j| (probability(j * Self::SPACING - LOGIT_LIMIT) >> (PRECISION - 16)) as u16)
             .collect();
         Refinement {
-            curves: curve.repeat(Self::CONTEXTS),
+            curves: curve.repeat(contexts),
         }
     }
 
@@ -344,6 +382,11 @@ struct Evidence {
     second_set: usize,
     /// The refinement's context: the 12-pixel neighbourhood's.
     refinement_context: usize,
+    /// The second edition's refinements': the match context, or [`MATCH_CONTEXTS`]
+    /// where there is none, by the nearest pixels; and the runs' low 11 bits.
+    added_contexts: [usize; 2],
+    /// Where the runs' counts are (the second edition).
+    runs_at: usize,
 }
 
 /// Where one pixel's counts are, and its nearest pixels: all that depends on the pixels
@@ -366,24 +409,31 @@ struct PageCounts {
     /// The place of a pixel amid white.
     blank: Place,
     matcher: Matcher,
+    /// Counts of the runs about each pixel (the second edition).
+    runs: Option<Counts>,
 }
 
 impl PageCounts {
-    fn new() -> Self {
-        let limits = std::array::from_fn(|k| {
+    fn new(edition: Edition) -> Self {
+        let learning = std::array::from_fn(|k| {
             if slot::NARROW.contains(&k) {
-                PARAMS.narrow_count_limit
+                Learning {
+                    limit: PARAMS.narrow_count_limit,
+                    forgets: edition == Edition::Second,
+                }
+            } else if edition == Edition::Second {
+                Learning::halved_above(SECOND_WIDE_COUNT_LIMIT)
             } else {
-                PARAMS.wide_count_limit
+                Learning::halved_above(PARAMS.wide_count_limit)
             }
         });
         // Zeroing these tables (over 100 MiB) is most of what a small page costs: two
         // threads share it, before the lane's one thread starts. A thread of its own, not
         // rayon's pool: the encoder builds these on a thread outside the pool while pool
         // threads wait for it, and a job queued for the pool would never run.
-        let (memory, (coarse, matcher)) = std::thread::scope(|scope| {
+        let (memory, (coarse, matcher, runs)) = std::thread::scope(|scope| {
             let other = scope.spawn(|| {
-                let mut memory = Memory::with_limits(limits);
+                let mut memory = Memory::learning(learning);
                 memory.fault_in();
                 memory
             });
@@ -395,7 +445,12 @@ impl PageCounts {
                 });
                 let mut matcher = Matcher::new();
                 matcher.fault_in();
-                (coarse, matcher)
+                let runs = (edition == Edition::Second).then(|| {
+                    let mut counts = Counts::new(1 << RUNS_BITS);
+                    counts.fault_in();
+                    counts
+                });
+                (coarse, matcher, runs)
             };
             (other.join().expect("zeroing tables does not panic"), here)
         });
@@ -409,6 +464,7 @@ impl PageCounts {
                 widest: 0,
             },
             matcher,
+            runs,
         };
         counts.blank.coarse = counts.coarse_indices(|_| [0; 2]);
         counts
@@ -476,6 +532,12 @@ impl PageCounts {
             }
         }
         counts[slot::NEIGHBOURHOODS].copy_from_slice(&self.memory.counts_at(&place.contexts));
+        let (mut runs, mut runs_at) = (0, 0);
+        if let Some(table) = &self.runs {
+            runs = self.memory.runs(at.0, at.1);
+            runs_at = runs as usize;
+            counts[slot::RUNS] = table.get(runs_at);
+        }
         for ((n, c), &k) in counts[slot::COARSE_VIEWS]
             .iter_mut()
             .zip(&self.coarse)
@@ -502,6 +564,11 @@ impl PageCounts {
             sets,
             second_set: total_class(counts[slot::PIXELS_16]),
             refinement_context: place.contexts.index(slot::PIXELS_12),
+            added_contexts: [
+                match_context.unwrap_or(MATCH_CONTEXTS) * 16 + place.nearest,
+                runs as usize % Refinement::RUNS_CONTEXTS,
+            ],
+            runs_at,
         }
     }
 
@@ -524,6 +591,9 @@ impl PageCounts {
             counts.update(k, bit);
         }
         self.memory.count(&place.contexts, bit);
+        if let Some(runs) = &mut self.runs {
+            runs.update(e.runs_at, bit);
+        }
     }
 }
 
@@ -536,6 +606,8 @@ struct Mixed {
     logit: i32,
     /// The refinement's point to learn.
     refined_at: usize,
+    /// The second edition's refinements' points, if it is that edition.
+    added_at: [usize; 2],
 }
 
 /// Two layers of adaptive mixers and a refinement: the half of page mixing that learns
@@ -548,32 +620,47 @@ struct Mixers {
     second: Vec<[i32; MIXERS + 1]>,
     refinement: Refinement,
     count_map: CountMap,
+    /// What the second edition adds.
+    added: Option<Added>,
+}
+
+/// What the second edition adds to the mixers (format-spec.md §3.10).
+struct Added {
+    /// Two more refinements: by glyph matching's context, and by the runs about the
+    /// pixel.
+    refinements: [Refinement; 2],
+    /// How many pixels each first-layer weight set has learnt, up to
+    /// [`SETTLING_USES`].
+    uses: [Vec<u16>; MIXERS],
 }
 
 impl Mixers {
     /// Equal trust in every neighbourhood's stretched estimate, and in every first-layer
     /// mixer.
-    fn new() -> Self {
+    fn new(edition: Edition) -> Self {
         let mut start = [0; INPUTS];
         let trust = WEIGHT_ONE * 3 / (2 * CONTEXTS as i32);
         for k in slot::NEIGHBOURHOODS
             .chain(slot::COARSE_VIEWS)
-            .chain([slot::MATCHED])
+            .chain([slot::MATCHED, slot::RUNS])
         {
             start[2 * k] = trust;
         }
         let mut second = [0; MIXERS + 1];
         second[..MIXERS].fill(WEIGHT_ONE / MIXERS as i32);
+        let first = FIRST_LAYER_SETS.map(|sets| vec![start; sets]);
         Mixers {
-            first: [
-                vec![start; TOTAL_CLASSES * TOTAL_CLASSES],
-                vec![start; 16 * TOTAL_CLASSES],
-                vec![start; TOTAL_CLASSES * TOTAL_CLASSES],
-                vec![start; FOURTH_MIXER_SETS],
-            ],
+            first,
             second: vec![second; TOTAL_CLASSES],
-            refinement: Refinement::new(),
+            refinement: Refinement::new(Refinement::CONTEXTS),
             count_map: CountMap::new(),
+            added: (edition == Edition::Second).then(|| Added {
+                refinements: [
+                    Refinement::new(Refinement::MATCH_CONTEXTS),
+                    Refinement::new(Refinement::RUNS_CONTEXTS),
+                ],
+                uses: FIRST_LAYER_SETS.map(|sets| vec![0; sets]),
+            }),
         }
     }
 
@@ -622,7 +709,25 @@ impl Mixers {
         let logit = dot(&self.second[e.second_set], &second_inputs(&first));
         let mixed = probability(logit);
         let (refined, refined_at) = self.refinement.estimate(e.refinement_context, logit);
-        let p = ((mixed + (refined << (PRECISION - 16))) / 2).clamp(1, (1 << PRECISION) - 1);
+        let refined = refined << (PRECISION - 16);
+        // The first edition averages the mixers and the refinement; the second weighs
+        // the mixers twice and each of its three refinements once.
+        let (p, added_at) = match &self.added {
+            None => ((mixed + refined) / 2, [0; 2]),
+            Some(added) => {
+                let mut sum = 2 * mixed + refined;
+                let mut at = [0; 2];
+                for ((r, &context), at) in
+                    added.refinements.iter().zip(&e.added_contexts).zip(&mut at)
+                {
+                    let (by, point) = r.estimate(context, logit);
+                    sum += by << (PRECISION - 16);
+                    *at = point;
+                }
+                (sum / 5, at)
+            }
+        };
+        let p = p.clamp(1, (1 << PRECISION) - 1);
         (
             p,
             Mixed {
@@ -631,6 +736,7 @@ impl Mixers {
                 first,
                 logit,
                 refined_at,
+                added_at,
             },
         )
     }
@@ -641,12 +747,16 @@ impl Mixers {
         let target = i32::from(bit) << 12;
         for k in 0..MIXERS {
             let err = target - probability_12(m.first[k]);
-            train(
-                &mut self.first[k][e.sets[k]],
-                &m.inputs,
-                err,
-                PARAMS.first_rate_shift,
-            );
+            let mut shift = PARAMS.first_rate_shift;
+            if let Some(added) = &mut self.added {
+                let seen = &mut added.uses[k][e.sets[k]];
+                if *seen < SETTLING_USES {
+                    *seen += 1;
+                } else {
+                    shift += 1;
+                }
+            }
+            train(&mut self.first[k][e.sets[k]], &m.inputs, err, shift);
         }
         let err = target - probability_12(m.logit);
         train(
@@ -656,6 +766,11 @@ impl Mixers {
             PARAMS.second_rate_shift,
         );
         self.refinement.learn(m.refined_at, bit);
+        if let Some(added) = &mut self.added {
+            for (r, &at) in added.refinements.iter_mut().zip(&m.added_at) {
+                r.learn(at, bit);
+            }
+        }
         self.count_map.learn(&m.cells, bit);
     }
 }
@@ -669,11 +784,11 @@ pub struct PageMixer {
 }
 
 impl PageMixer {
-    /// A fresh model, which has seen no pixel.
-    pub fn new() -> Self {
+    /// A fresh model of `edition`, which has seen no pixel.
+    pub fn new(edition: Edition) -> Self {
         PageMixer {
-            counts: PageCounts::new(),
-            mixers: Mixers::new(),
+            counts: PageCounts::new(edition),
+            mixers: Mixers::new(edition),
             pending: None,
         }
     }
@@ -721,11 +836,11 @@ const PREFETCH_DISTANCE: usize = 8;
 /// thread of their own, which fetches the counts of the pixels a few ahead into the cache,
 /// while this thread mixes. With a core free, a page compresses in about 0.6 of the time
 /// it takes to decode (README).
-pub(crate) fn predict_lane(strips: &[Strip]) -> Vec<(u8, u32)> {
+pub(crate) fn predict_lane(strips: &[Strip], edition: Edition) -> Vec<(u8, u32)> {
     let (send, receive) = sync_channel::<Vec<Evidence>>(4);
     std::thread::scope(|scope| {
         scope.spawn(move || {
-            let mut counts = PageCounts::new();
+            let mut counts = PageCounts::new(edition);
             let mut chunk = Vec::with_capacity(PIPELINE_CHUNK);
             let mut places = Vec::new();
             for s in strips {
@@ -759,7 +874,7 @@ pub(crate) fn predict_lane(strips: &[Strip]) -> Vec<(u8, u32)> {
             // The receiver outlives this thread: it drains the channel to the end.
             let _ = send.send(chunk);
         });
-        let mut mixers = Mixers::new();
+        let mut mixers = Mixers::new(edition);
         let mut bits = strips.iter().flat_map(|s| s.pixels.iter().copied());
         let mut predicted = Vec::with_capacity(strips.iter().map(|s| s.pixels.len()).sum());
         for evidence in receive.iter().flatten() {
@@ -773,18 +888,29 @@ pub(crate) fn predict_lane(strips: &[Strip]) -> Vec<(u8, u32)> {
 }
 
 /// Page mixing as a lane coder.
-pub struct PageMixing;
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageMixing(pub Edition);
 
 impl PageMixing {
+    /// Page mixing as format 1.0 has it (format-spec.md §3.9).
+    pub const FIRST: PageMixing = PageMixing(Edition::First);
+    /// The second edition (§3.10).
+    pub const SECOND: PageMixing = PageMixing(Edition::Second);
+    /// The edition the compressor writes.
+    pub const LATEST: PageMixing = Self::SECOND;
+
     /// Bytes of the tables one page-mixing lane holds from its start to its end, whatever
-    /// its size: counts, glyph matching, mixers' weights, the refinement and the count
-    /// map (about 118 MiB). What grows with the lane's strips is not included.
+    /// its size or edition: counts, glyph matching, mixers' weights, the refinements and
+    /// the count map (about 118 MiB). What grows with the lane's strips is not included.
     pub const TABLE_BYTES: usize = Memory::<Mixing, CONTEXTS>::TABLE_BYTES
         + COARSE * (4 << COARSE_BITS)
+        + (4 << RUNS_BITS)
         + Matcher::TABLE_BYTES
-        + 4 * INPUTS * (2 * TOTAL_CLASSES * TOTAL_CLASSES + 16 * TOTAL_CLASSES + FOURTH_MIXER_SETS)
+        + (4 * INPUTS + 2)
+            * (2 * TOTAL_CLASSES * TOTAL_CLASSES + 16 * TOTAL_CLASSES + FOURTH_MIXER_SETS)
         + 4 * (MIXERS + 1) * TOTAL_CLASSES
-        + 2 * Refinement::POINTS * Refinement::CONTEXTS
+        + 2 * Refinement::POINTS
+            * (Refinement::CONTEXTS + Refinement::MATCH_CONTEXTS + Refinement::RUNS_CONTEXTS)
         + 4 * (CountMap::CELLS + 1);
 
     /// Bytes that grow with a strip of `width × rows`: its known pixels, and the places
@@ -798,12 +924,12 @@ impl ModelledLanes for PageMixing {
     type Model = PageMixer;
 
     fn fresh(&self) -> PageMixer {
-        PageMixer::new()
+        PageMixer::new(self.0)
     }
 
     /// The pipelined encoder: the same predictions, on two threads.
     fn predict(&self, strips: &[Strip]) -> Vec<(u8, u32)> {
-        predict_lane(strips)
+        predict_lane(strips, self.0)
     }
 }
 
@@ -856,7 +982,7 @@ mod tests {
     /// only in its own context.
     #[test]
     fn refinement_starts_as_the_sigmoid_and_learns_its_context() {
-        let mut r = Refinement::new();
+        let mut r = Refinement::new(Refinement::CONTEXTS);
         for logit in -LOGIT_LIMIT..=LOGIT_LIMIT {
             let (p, at) = r.estimate(7, logit);
             let want = probability(logit) >> (PRECISION - 16);
@@ -907,17 +1033,23 @@ mod tests {
             },
         ];
         assert!(pixels.len() > PIPELINE_CHUNK && pixels.len() % PIPELINE_CHUNK != 0);
-        let mut model = PageMixer::new();
-        let mut want = Vec::new();
-        for s in &strips {
-            model.start_strip(s.width, s.rows);
-            for (i, &bit) in s.pixels.iter().enumerate() {
-                let (y, x) = (i / s.width, i % s.width);
-                want.push((bit, model.predict(y, x)));
-                model.learn(y, x, bit);
+        let mut editions = Vec::new();
+        for edition in [Edition::First, Edition::Second] {
+            let mut model = PageMixer::new(edition);
+            let mut want = Vec::new();
+            for s in &strips {
+                model.start_strip(s.width, s.rows);
+                for (i, &bit) in s.pixels.iter().enumerate() {
+                    let (y, x) = (i / s.width, i % s.width);
+                    want.push((bit, model.predict(y, x)));
+                    model.learn(y, x, bit);
+                }
             }
+            assert_eq!(predict_lane(&strips, edition), want);
+            editions.push(want);
         }
-        assert_eq!(predict_lane(&strips), want);
+        // The editions are two models, not one.
+        assert_ne!(editions[0], editions[1]);
     }
 
     /// A pixel amid white takes the blank place, the one its contexts would give; the
@@ -926,7 +1058,7 @@ mod tests {
     fn blank_neighbourhoods_take_the_place_their_contexts_give() {
         let (width, rows) = (150, 60);
         let mut state = 11u32;
-        let mut counts = PageCounts::new();
+        let mut counts = PageCounts::new(Edition::First);
         counts.start_strip(width, rows);
         let mut blank = 0;
         for y in 0..rows {
@@ -949,7 +1081,7 @@ mod tests {
     /// After a pattern repeats, the mixer is sure of it.
     #[test]
     fn mixer_learns_what_it_sees() {
-        let mut m = PageMixer::new();
+        let mut m = PageMixer::new(Edition::First);
         m.start_strip(48, 48);
         for y in 0..48 {
             for x in 0..48 {

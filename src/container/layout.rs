@@ -110,7 +110,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
                 out.push(l.seed_words_elided.min(255) as u8);
                 put_u64(&mut out, l.state);
             }
-            LaneCoder::Context { .. } | LaneCoder::PageMixing => {
+            LaneCoder::Context { .. } | LaneCoder::PageMixing(_) => {
                 put_u64(&mut out, l.state);
             }
             LaneCoder::Stored => {}

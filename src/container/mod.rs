@@ -138,6 +138,15 @@ impl std::fmt::Display for ModelId {
     }
 }
 
+/// Page mixing's editions, each a row of the coder [`registry`]: the first, of format 1.0
+/// (format-spec.md §3.9), and the second (§3.10), which the compressor writes. Both
+/// decode forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edition {
+    First,
+    Second,
+}
+
 /// How a lane's rows are coded: a row of the coder [`registry`], with the parameters its
 /// record carries (format-spec.md §1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,8 +161,8 @@ pub enum LaneCoder {
     },
     /// The adaptive context model over template `template`, 0 or 1 (format-spec.md §3.6).
     Context { template: u8 },
-    /// Page mixing (format-spec.md §3.9).
-    PageMixing,
+    /// Page mixing (format-spec.md §3.9) of an edition.
+    PageMixing(Edition),
     /// The rows' bits, packed, MSB first, with no padding between rows.
     Stored,
 }

@@ -5,7 +5,7 @@
 //! id it has no row for says so instead of guessing.
 #![forbid(unsafe_code)]
 
-use super::LaneCoder;
+use super::{Edition, LaneCoder};
 
 /// What a lane record carries after its coder id, rows and payload length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,9 +37,10 @@ pub const CONTEXT_WIDE: u8 = 1;
 pub const CONTEXT_NARROW: u8 = 2;
 pub const PAGE_MIXING: u8 = 3;
 pub const STORED: u8 = 4;
+pub const PAGE_MIXING_SECOND: u8 = 5;
 
 /// Every coder, by id: a row's place is its id.
-pub const REGISTRY: [CoderInfo; 5] = [
+pub const REGISTRY: [CoderInfo; 6] = [
     CoderInfo {
         id: BITS_BACK,
         name: "bits-back chain",
@@ -75,6 +76,13 @@ pub const REGISTRY: [CoderInfo; 5] = [
         record: Record::Bits,
         since: (1, 0),
     },
+    CoderInfo {
+        id: PAGE_MIXING_SECOND,
+        name: "page mixing, second edition",
+        spec: "§3.10",
+        record: Record::Head,
+        since: (1, 1),
+    },
 ];
 
 // A row's place is its id.
@@ -98,7 +106,8 @@ impl LaneCoder {
             LaneCoder::BitsBack { .. } => BITS_BACK,
             LaneCoder::Context { template: 0 } => CONTEXT_WIDE,
             LaneCoder::Context { .. } => CONTEXT_NARROW,
-            LaneCoder::PageMixing => PAGE_MIXING,
+            LaneCoder::PageMixing(Edition::First) => PAGE_MIXING,
+            LaneCoder::PageMixing(Edition::Second) => PAGE_MIXING_SECOND,
             LaneCoder::Stored => STORED,
         }
     }
@@ -114,7 +123,8 @@ impl LaneCoder {
         match id {
             CONTEXT_WIDE => Some(LaneCoder::Context { template: 0 }),
             CONTEXT_NARROW => Some(LaneCoder::Context { template: 1 }),
-            PAGE_MIXING => Some(LaneCoder::PageMixing),
+            PAGE_MIXING => Some(LaneCoder::PageMixing(Edition::First)),
+            PAGE_MIXING_SECOND => Some(LaneCoder::PageMixing(Edition::Second)),
             STORED => Some(LaneCoder::Stored),
             _ => None,
         }
