@@ -28,7 +28,7 @@ use super::memory::{
 };
 use super::model::PRECISION;
 use super::quantize::pixel_probability;
-pub use crate::container::Edition;
+use crate::container::Edition;
 use std::sync::mpsc::sync_channel;
 use std::sync::OnceLock;
 
