@@ -639,10 +639,10 @@ fn importance_weighting_survives_a_blank_margin() {
     assert_eq!(decode(&[&documents], &bytes).unwrap()[0].1, page);
 }
 
-/// Page mixing, both editions (format-spec.md §3.9, §3.10), round-trips lanes of pages of every shape, many
-/// strips a lane included, codes a page at least 10% smaller than counts over the wide
-/// template do (so its mixers learn), and a lane's bytes do not depend on the lanes coded
-/// beside it.
+/// Page mixing, both editions (format-spec.md §3.9, §3.10), round-trips lanes of pages of
+/// every shape, many strips a lane included, codes a page at least 10% smaller than counts
+/// over the wide template do (so its mixers learn), and a lane's bytes do not depend on
+/// the lanes coded beside it.
 #[test]
 fn page_mixing_round_trips_and_learns_the_page() {
     use vlae_zip::codec::lane::{LaneCodec, LaneToDecode};
