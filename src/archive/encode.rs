@@ -106,7 +106,7 @@ fn mixed_pages<P: AsRef<[u8]> + Sync>(
             let rows: u64 = lane.iter().map(|s| s.rows as u64).sum();
             progress(rows);
             let candidates = [
-                (LaneCoder::PageMixing(PageMixing::LATEST.0), mixed),
+                (PageMixing::LATEST.coder(), mixed),
                 (LaneCoder::Context { template: 0 }, counted),
                 (LaneCoder::Stored, &stored),
             ];
@@ -421,11 +421,7 @@ fn code_run<P: AsRef<[u8]> + Sync>(
                                 &c[k],
                             )
                         })
-                        .chain(
-                            mixed[k]
-                                .as_ref()
-                                .map(|c| (LaneCoder::PageMixing(PageMixing::LATEST.0), c)),
-                        )
+                        .chain(mixed[k].as_ref().map(|c| (PageMixing::LATEST.coder(), c)))
                         .chain(std::iter::once((LaneCoder::Stored, &stored[k])));
                     match opts.coders {
                         LaneCoders::BitsBack if chain.is_some() => {

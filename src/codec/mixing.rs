@@ -28,7 +28,7 @@ use super::memory::{
 };
 use super::model::PRECISION;
 use super::quantize::pixel_probability;
-use crate::container::Edition;
+use crate::container::{Edition, LaneCoder};
 use std::sync::mpsc::sync_channel;
 use std::sync::OnceLock;
 
@@ -132,6 +132,16 @@ pub const PARAMS: Params = Params {
     second_rate_shift: 11,
     narrow_count_limit: 63,
     wide_count_limit: 511,
+};
+
+/// First-layer weight sets of all mixers together.
+const FIRST_LAYER_SET_COUNT: usize = {
+    let (mut count, mut k) = (0, 0);
+    while k < MIXERS {
+        count += FIRST_LAYER_SETS[k];
+        k += 1;
+    }
+    count
 };
 
 /// The second edition's page memory counts (tables 6–9) are halved above this, not
@@ -385,8 +395,9 @@ struct Evidence {
     /// The second edition's refinements': the match context, or [`MATCH_CONTEXTS`]
     /// where there is none, by the nearest pixels; and the runs' low 11 bits.
     added_contexts: [usize; 2],
-    /// Where the runs' counts are (the second edition).
-    runs_at: usize,
+    /// The runs about the pixel, which index their counts directly (the second edition;
+    /// 0 in the first).
+    runs: usize,
 }
 
 /// Where one pixel's counts are, and its nearest pixels: all that depends on the pixels
@@ -532,11 +543,10 @@ impl PageCounts {
             }
         }
         counts[slot::NEIGHBOURHOODS].copy_from_slice(&self.memory.counts_at(&place.contexts));
-        let (mut runs, mut runs_at) = (0, 0);
+        let mut runs = 0;
         if let Some(table) = &self.runs {
-            runs = self.memory.runs(at.0, at.1);
-            runs_at = runs as usize;
-            counts[slot::RUNS] = table.get(runs_at);
+            runs = self.memory.runs(at.0, at.1) as usize;
+            counts[slot::RUNS] = table.get(runs);
         }
         for ((n, c), &k) in counts[slot::COARSE_VIEWS]
             .iter_mut()
@@ -566,9 +576,9 @@ impl PageCounts {
             refinement_context: place.contexts.index(slot::PIXELS_12),
             added_contexts: [
                 match_context.unwrap_or(MATCH_CONTEXTS) * 16 + place.nearest,
-                runs as usize % Refinement::RUNS_CONTEXTS,
+                runs % Refinement::RUNS_CONTEXTS,
             ],
-            runs_at,
+            runs,
         }
     }
 
@@ -592,7 +602,7 @@ impl PageCounts {
         }
         self.memory.count(&place.contexts, bit);
         if let Some(runs) = &mut self.runs {
-            runs.update(e.runs_at, bit);
+            runs.update(e.runs, bit);
         }
     }
 }
@@ -899,6 +909,11 @@ impl PageMixing {
     /// The edition the compressor writes.
     pub const LATEST: PageMixing = Self::SECOND;
 
+    /// The lane coder of this edition, as an archive names it.
+    pub const fn coder(self) -> LaneCoder {
+        LaneCoder::PageMixing(self.0)
+    }
+
     /// Bytes of the tables one page-mixing lane holds from its start to its end, whatever
     /// its size or edition: counts, glyph matching, mixers' weights, the refinements and
     /// the count map (about 118 MiB). What grows with the lane's strips is not included.
@@ -906,8 +921,7 @@ impl PageMixing {
         + COARSE * (4 << COARSE_BITS)
         + (4 << RUNS_BITS)
         + Matcher::TABLE_BYTES
-        + (4 * INPUTS + 2)
-            * (2 * TOTAL_CLASSES * TOTAL_CLASSES + 16 * TOTAL_CLASSES + FOURTH_MIXER_SETS)
+        + (4 * INPUTS + 2) * FIRST_LAYER_SET_COUNT
         + 4 * (MIXERS + 1) * TOTAL_CLASSES
         + 2 * Refinement::POINTS
             * (Refinement::CONTEXTS + Refinement::MATCH_CONTEXTS + Refinement::RUNS_CONTEXTS)
