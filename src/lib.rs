@@ -15,6 +15,7 @@ pub mod archive;
 pub mod codec;
 pub mod config;
 pub mod container;
+mod cpu;
 #[cfg(feature = "train")]
 pub mod figure;
 pub mod folder;
@@ -26,7 +27,6 @@ pub mod job;
 pub mod models;
 #[cfg(feature = "train")]
 pub mod nn;
-mod prefetch;
 
 pub use api::{compress, decompress, decompress_named, model_names, Error, Image, Limits, Options};
 pub use container::ImageFormat;

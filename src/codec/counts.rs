@@ -4,6 +4,8 @@
 
 use super::lane::{payload, words, CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
 use super::model::{Bernoulli, Coder, PRECISION};
+use crate::cpu::run_with;
+use crate::infer::kernels::Supported;
 use constriction::stream::{Decode, Encode};
 
 /// Counts are halved once their sum exceeds this, so the model follows local statistics.
@@ -74,7 +76,7 @@ impl Counts {
     }
 
     /// (n0, n1) of a context.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get(&self, ctx: usize) -> [u32; 2] {
         self.pairs[ctx].map(u32::from)
     }
@@ -89,14 +91,14 @@ impl Counts {
 
     /// Asks the processor to bring a context's counts into its cache, for a pixel to be
     /// counted shortly: a hint, which changes no result.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn prefetch(&self, ctx: usize) {
         if let Some(pair) = self.pairs.get(ctx) {
-            crate::prefetch::prefetch(pair);
+            crate::cpu::prefetch(pair);
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn update(&mut self, ctx: usize, bit: u8) {
         let c = &mut self.pairs[ctx];
         c[bit as usize] += 1;
@@ -122,8 +124,19 @@ pub(crate) trait PixelModel {
 }
 
 /// Every pixel of a lane's `strips` with the P(ink) that `model`, fresh, gives it: the
-/// probabilities are computed forward, as the decoder will.
-fn predict_lane(mut model: impl PixelModel, strips: &[Strip]) -> Vec<(u8, u32)> {
+/// probabilities are computed forward, as the decoder will, and with the same
+/// instructions.
+fn predict_lane(model: impl PixelModel, strips: &[Strip]) -> Vec<(u8, u32)> {
+    run_with(
+        Supported::best(),
+        #[inline(always)]
+        || predict_pixels(model, strips),
+    )
+}
+
+/// [`predict_lane`], in whatever build calls it.
+#[inline(always)]
+fn predict_pixels(mut model: impl PixelModel, strips: &[Strip]) -> Vec<(u8, u32)> {
     let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
     let mut predicted = Vec::with_capacity(total);
     for s in strips {
@@ -156,8 +169,23 @@ fn encode_lane(coded: &[(u8, u32)]) -> Result<CodedLane, CodecError> {
     })
 }
 
-/// Decodes lane `index` with `model`, fresh.
+/// Decodes lane `index` with `model`, fresh, compiled for the fastest instructions this
+/// processor has.
 fn decode_lane(
+    model: impl PixelModel,
+    lane: &LaneToDecode,
+    index: usize,
+) -> Result<Vec<Vec<u8>>, CodecError> {
+    run_with(
+        Supported::best(),
+        #[inline(always)]
+        || decode_pixels(model, lane, index),
+    )
+}
+
+/// [`decode_lane`], in whatever build calls it.
+#[inline(always)]
+fn decode_pixels(
     mut model: impl PixelModel,
     lane: &LaneToDecode,
     index: usize,

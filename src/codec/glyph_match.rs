@@ -80,22 +80,21 @@ impl Matcher {
         self.width = width;
     }
 
-    /// The count context of pixel (y, x), whose 110-pixel neighbourhood is `widest` and
-    /// holds ink, whose coarse view chooses `group`, and whose 4 nearest pixels are
-    /// `nearest`; `None` when no place matches within [`MAX_DISTANCE`]. A place's distance
-    /// counts the pixels in which its 110-pixel neighbourhood and its
-    /// [`Memory::far_rows`] differ from the pixel's.
-    #[inline]
+    /// The count context of pixel (y, x), whose 110-pixel neighbourhood holds ink, whose
+    /// coarse view chooses `group`, and whose 4 nearest pixels are `nearest`; `None` when
+    /// no place matches within [`MAX_DISTANCE`]. A place's distance counts the pixels in
+    /// which its 110-pixel neighbourhood and its far rows differ from the pixel's
+    /// ([`Memory::match_distances`]).
+    #[inline(always)]
     pub(super) fn find(
         &mut self,
         memory: &Memory<Mixing, 10>,
         (y, x): (usize, usize),
-        widest: u128,
         group: usize,
         nearest: usize,
     ) -> Option<usize> {
         let here = (y * self.width + x) as u32;
-        let far = memory.far_rows(y, x);
+        let window = memory.match_window(y, x);
         let width = self.width as u32;
         // The matches of the pixels above and above right, moved down and down left.
         let above = self.above[x];
@@ -113,13 +112,14 @@ impl Matcher {
                 continue;
             }
             let (py, px) = self.coordinates(stored);
-            let near = (memory.widest_context(py, px) ^ widest).count_ones();
+            let (near, far) =
+                Memory::<Mixing, 10>::match_distances(&memory.match_window(py, px), &window);
             // The far rows only add: a place already no nearer than the second best
             // cannot become either.
             if best[1].is_some_and(|b| near >= b.0) {
                 continue;
             }
-            let d = near + (memory.far_rows(py, px) ^ far).count_ones();
+            let d = near + far;
             if best[0].is_none_or(|b| d < b.0) {
                 best = [Some((d, stored)), best[0]];
             } else if best[1].is_none_or(|b| d < b.0) {
@@ -155,28 +155,28 @@ impl Matcher {
     }
 
     /// The (row, column) of a stored place.
-    #[inline]
+    #[inline(always)]
     fn coordinates(&self, stored: u32) -> (usize, usize) {
         let place = (stored - 1) as usize;
         (place / self.width, place % self.width)
     }
 
     /// A pixel whose 110-pixel neighbourhood is white: nothing to match, or to follow.
-    #[inline]
+    #[inline(always)]
     pub(super) fn pass(&mut self, x: usize) {
         self.above[x] = 0;
         self.next = 0;
     }
 
     /// The counts at `context`.
-    #[inline]
+    #[inline(always)]
     pub(super) fn counts(&self, context: usize) -> [u32; 2] {
         self.counts.get(context)
     }
 
     /// Pixel (y, x), found at `context` (if any) in `group`, is `bit`: count it, and
     /// remember its place as the group's newest.
-    #[inline]
+    #[inline(always)]
     pub(super) fn learn(
         &mut self,
         (y, x): (usize, usize),
@@ -229,7 +229,7 @@ mod tests {
                     matcher.pass(x);
                 } else {
                     let group = hashed(widest, GROUP_BITS);
-                    let context = matcher.find(&memory, (y, x), widest, group, 0);
+                    let context = matcher.find(&memory, (y, x), group, 0);
                     // Rows 14 and on of the second copy see 4 rows of glyph above.
                     if (14..22).contains(&y) && (50..62).contains(&x) {
                         inside += 1;

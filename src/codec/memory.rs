@@ -159,9 +159,33 @@ pub const MIXING_NEIGHBOURHOODS: [(Shape, u32); 10] = [
 
 /// Which neighbourhoods a memory keeps counts for, narrow to wide, the widest last: its
 /// rows must be the 8 above the pixel, and hold every other's.
-pub trait Layout<const N: usize> {
+pub trait Layout<const N: usize>: Sized {
     const NEIGHBOURHOODS: [(Shape, u32); N];
     const WIDEST: Shape = Self::NEIGHBOURHOODS[N - 1].0;
+
+    /// Each neighbourhood's context, cut from the widest neighbourhood's `rows`.
+    fn contexts(rows: &WidestRows) -> [u128; N];
+
+    /// Where each neighbourhood's counts are for its context in `values`.
+    fn indices(values: &[u128; N]) -> [usize; N];
+}
+
+/// Implements [`Layout`]'s methods neighbourhood by neighbourhood, each with its shape as a
+/// constant: its cuts then unroll to fixed shifts, and whether it is hashed is known when
+/// compiled. Through a loop over the neighbourhoods the shapes were read as data, and
+/// that was a seventh of decoding a page.
+macro_rules! neighbourhood_by_neighbourhood {
+    ($n:literal: $($k:literal)*) => {
+        #[inline(always)]
+        fn contexts(rows: &WidestRows) -> [u128; $n] {
+            [$(context_in::<Self, $n>(rows, &Self::NEIGHBOURHOODS[$k].0)),*]
+        }
+
+        #[inline(always)]
+        fn indices(values: &[u128; $n]) -> [usize; $n] {
+            [$(index(values[$k], &Self::NEIGHBOURHOODS[$k].0, Self::NEIGHBOURHOODS[$k].1)),*]
+        }
+    };
 }
 
 /// The page memory of bits-back lanes (§3.8).
@@ -169,6 +193,7 @@ pub struct Remembering;
 
 impl Layout<4> for Remembering {
     const NEIGHBOURHOODS: [(Shape, u32); 4] = NEIGHBOURHOODS;
+    neighbourhood_by_neighbourhood!(4: 0 1 2 3);
 }
 
 /// The page-mixing lane coder's (§3.9).
@@ -176,6 +201,35 @@ pub struct Mixing;
 
 impl Layout<10> for Mixing {
     const NEIGHBOURHOODS: [(Shape, u32); 10] = MIXING_NEIGHBOURHOODS;
+    neighbourhood_by_neighbourhood!(10: 0 1 2 3 4 5 6 7 8 9);
+}
+
+/// Rows −16 to 0 about a pixel, top first, each at columns −[`MATCH_REACH`] and on as
+/// bits 0, 1, …: what glyph matching compares of two places ([`Memory::match_distances`]).
+pub type MatchWindow = [u64; MATCH_ROWS];
+const MATCH_ROWS: usize = 17;
+const FAR_ROWS: usize = 8;
+const MATCH_REACH: usize = 8;
+
+/// The widest neighbourhood's rows about a pixel: the [`ROWS_ABOVE`] rows above, then its
+/// own, each as bits 0, 1, … from its leftmost column.
+pub type WidestRows = [u64; ROWS_ABOVE + 1];
+
+/// The context of a neighbourhood of `shape`, cut from the middles of the widest
+/// neighbourhood's `rows`.
+#[inline(always)]
+fn context_in<L: Layout<N>, const N: usize>(rows: &WidestRows, shape: &Shape) -> u128 {
+    let mut value = 0u128;
+    let mut at = 0;
+    for &(dy, r) in shape.rows {
+        let row = (dy + ROWS_ABOVE as isize) as usize;
+        let wide_r = L::WIDEST.rows[row].1;
+        let bits = (rows[row] >> (wide_r - r)) & ((1 << (2 * r + 1)) - 1);
+        value |= u128::from(bits) << at;
+        at += 2 * r + 1;
+    }
+    let own = rows[ROWS_ABOVE] >> (L::WIDEST.left - shape.left);
+    value | u128::from(own) << at
 }
 
 /// Rows of white above a strip and words of white either side of each row: the widest
@@ -201,7 +255,7 @@ const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 /// The index of context `v` (bit k = the neighbourhood's k-th pixel) of a neighbourhood
 /// of `shape` in a table of 2^`bits` count pairs: `v` itself where the neighbourhood has
 /// at most `bits` pixels, else a hash of its two 64-bit halves.
-#[inline]
+#[inline(always)]
 pub fn index(v: u128, shape: &Shape, bits: u32) -> usize {
     if shape.pixels() <= bits as usize {
         return v as usize;
@@ -210,7 +264,7 @@ pub fn index(v: u128, shape: &Shape, bits: u32) -> usize {
 }
 
 /// A hash of context `v` to `bits` bits, from its two 64-bit halves.
-#[inline]
+#[inline(always)]
 pub fn hashed(v: u128, bits: u32) -> usize {
     let (lo, hi) = (v as u64, (v >> 64) as u64);
     let folded = lo ^ hi.wrapping_mul(GOLDEN);
@@ -246,13 +300,13 @@ fn stretched(counts: [u32; 2]) -> i16 {
 
 /// The Krichevsky–Trofimov estimate of P(ink) from counts (n0, n1), to 12 bits:
 /// (2·n1 + 1)·4096 / (2·(n0 + n1) + 2) rounded down and kept in 1..=4095.
-#[inline]
+#[inline(always)]
 pub(crate) fn estimate_12([n0, n1]: [u32; 2]) -> u32 {
     (((2 * n1 + 1) << 12) / (2 * (n0 + n1) + 2)).clamp(1, 4095)
 }
 
 /// Bits 0, 2, 4, … of the low 32 bits of `v`, gathered into bits 0, 1, 2, ….
-#[inline]
+#[inline(always)]
 fn even_bits(v: u64) -> u64 {
     let mut v = v & 0x5555_5555;
     v = (v | (v >> 1)) & 0x3333_3333;
@@ -282,27 +336,26 @@ impl KnownBits {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn set(&mut self, y: usize, x: usize) {
         let c = x + 64 * PAD_WORDS;
         self.words[(ROWS_ABOVE + y) * self.words_per_row + c / 64] |= 1 << (c % 64);
     }
 
-    /// Columns x − `before` … x − `before` + n − 1 of row y + dy (dy ≥ −8), as bits
-    /// 0 … n − 1; n ≤ 32.
-    #[inline]
+    /// Columns x − `before` … x − `before` + n − 1 of row y + dy (y + dy ≥ −8, the white
+    /// rows above the strip), as bits 0 … n − 1; n ≤ 32.
+    #[inline(always)]
     fn run(&self, y: usize, dy: isize, x: usize, before: usize, n: usize) -> u64 {
         let row = (ROWS_ABOVE as isize + y as isize + dy) as usize;
         let c = x + 64 * PAD_WORDS - before;
         let at = row * self.words_per_row + c / 64;
         let s = c % 64;
-        let lo = self.words[at] >> s;
-        let hi = if s == 0 {
-            0
-        } else {
-            self.words[at + 1] << (64 - s)
-        };
-        (lo | hi) & ((1 << n) - 1)
+        // One bounds check for both words: the padding word after every row is there.
+        let [lo, hi] = *self.words[at..]
+            .first_chunk::<2>()
+            .expect("a padding word after every row");
+        // Shifted in two steps, so that s = 0 takes none of the next word's bits.
+        ((lo >> s) | ((hi << 1) << (63 - s))) & ((1 << n) - 1)
     }
 }
 
@@ -324,7 +377,7 @@ pub struct Contexts<const N: usize>([usize; N]);
 impl<const N: usize> Contexts<N> {
     /// Where neighbourhood `k`'s counts are: for a neighbourhood of at most its table's
     /// bits, its context itself.
-    #[inline]
+    #[inline(always)]
     pub fn index(&self, k: usize) -> usize {
         self.0[k]
     }
@@ -378,7 +431,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
     /// Pixel (y, x) of the strip is now known to be `bit`, without learning from it (the
     /// pixels of blank tiles).
-    #[inline]
+    #[inline(always)]
     pub fn know(&mut self, y: usize, x: usize, bit: u8) {
         if bit == 1 {
             self.known.set(y, x);
@@ -388,33 +441,14 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// Each neighbourhood's context of pixel (y, x), from the pixels known so far: the
     /// widest neighbourhood's rows, each read once, and every narrower one's cut from
     /// their middles.
-    #[inline]
-    fn contexts(&self, y: usize, x: usize) -> [u128; N] {
-        let widest = self.widest_rows(y, x);
-        std::array::from_fn(|k| Self::context_in(&widest, &L::NEIGHBOURHOODS[k].0))
-    }
-
-    /// The context of a neighbourhood of `shape`, cut from the middles of the widest
-    /// neighbourhood's `rows`.
     #[inline(always)]
-    fn context_in(rows: &[u64; ROWS_ABOVE + 1], shape: &Shape) -> u128 {
-        let mut value = 0u128;
-        let mut at = 0;
-        for &(dy, r) in shape.rows {
-            let row = (dy + ROWS_ABOVE as isize) as usize;
-            let wide_r = L::WIDEST.rows[row].1;
-            let bits = (rows[row] >> (wide_r - r)) & ((1 << (2 * r + 1)) - 1);
-            value |= u128::from(bits) << at;
-            at += 2 * r + 1;
-        }
-        let own = rows[ROWS_ABOVE] >> (L::WIDEST.left - shape.left);
-        value | u128::from(own) << at
+    fn contexts(&self, y: usize, x: usize) -> [u128; N] {
+        L::contexts(&self.widest_rows(y, x))
     }
 
-    /// The widest neighbourhood's rows of pixel (y, x): the ROWS_ABOVE rows above, then
-    /// its own, each as bits 0, 1, … from its leftmost column.
-    #[inline]
-    fn widest_rows(&self, y: usize, x: usize) -> [u64; ROWS_ABOVE + 1] {
+    /// The widest neighbourhood's rows of pixel (y, x).
+    #[inline(always)]
+    fn widest_rows(&self, y: usize, x: usize) -> WidestRows {
         let mut widest = [0u64; ROWS_ABOVE + 1];
         for (run, &(dy, r)) in widest.iter_mut().zip(L::WIDEST.rows) {
             *run = self.known.run(y, dy, x, r, 2 * r + 1);
@@ -425,7 +459,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
     /// Each neighbourhood's counts (n0, n1) for pixel (y, x), from the pixels known so far,
     /// and where they are.
-    #[inline]
+    #[inline(always)]
     pub fn look_up(&self, y: usize, x: usize) -> ([[u32; 2]; N], Contexts<N>) {
         let contexts = self.contexts_of(y, x);
         (self.counts_at(&contexts), contexts)
@@ -435,10 +469,14 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// 8 rows above at columns x − 8 … x + 8, and x − 12 … x − 1 of its own row (the coarse
     /// contexts reach furthest). Most pixels of a page are so, and their contexts are
     /// those of a blank page: they need not be gathered.
-    #[inline]
+    #[inline(always)]
     pub fn blank_around(&self, y: usize, x: usize) -> bool {
-        (1..=ROWS_ABOVE as isize).all(|d| self.known.run(y, -d, x, 8, 17) == 0)
-            && self.known.run(y, 0, x, 12, 12) == 0
+        // Or-ed, not tested one by one: all nine are read in the time of one.
+        let mut ink = self.known.run(y, 0, x, 12, 12);
+        for d in 1..=ROWS_ABOVE as isize {
+            ink |= self.known.run(y, -d, x, 8, 17);
+        }
+        ink == 0
     }
 
     /// Where the counts of a pixel amid white are.
@@ -447,67 +485,103 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     }
 
     /// Where pixel (y, x)'s counts are, from the pixels known so far.
-    #[inline]
+    #[inline(always)]
     pub fn contexts_of(&self, y: usize, x: usize) -> Contexts<N> {
         Self::indices(self.contexts(y, x))
     }
 
     /// The same, and the widest neighbourhood's context itself, which glyph matching
     /// compares (format-spec.md §3.9).
-    #[inline]
+    #[inline(always)]
     pub fn contexts_and_widest(&self, y: usize, x: usize) -> (Contexts<N>, u128) {
         let values = self.contexts(y, x);
         (Self::indices(values), values[N - 1])
     }
 
     /// The widest neighbourhood's context of pixel (y, x) alone, as
-    /// [`Self::contexts_and_widest`] gives it, for an earlier pixel that glyph matching
-    /// compares.
-    #[inline]
+    /// [`Self::contexts_and_widest`] gives it.
+    #[cfg(test)]
     pub fn widest_context(&self, y: usize, x: usize) -> u128 {
-        Self::context_in(&self.widest_rows(y, x), &L::WIDEST)
+        context_in::<L, N>(&self.widest_rows(y, x), &L::WIDEST)
     }
 
-    /// Rows −16 to −9 above pixel (y, x), at columns −7 to 7: bit 15·i + 7 + dx for row
-    /// −16 + i. Rows above the strip read as white. Glyph matching compares these too, so
-    /// that at high resolutions, where 8 rows hold a third of a glyph, a match is the same
-    /// glyph and not one that merely starts alike.
-    #[inline]
-    pub fn far_rows(&self, y: usize, x: usize) -> u128 {
-        let mut value = 0u128;
-        for (i, dy) in (-16..=-9).enumerate() {
-            // KnownBits pads the strip with ROWS_ABOVE white rows, no more.
-            if y as isize + dy >= -(ROWS_ABOVE as isize) {
-                value |= u128::from(self.known.run(y, dy, x, 7, 15)) << (15 * i);
+    /// Which pixels of a [`MatchWindow`] glyph matching compares: the widest
+    /// neighbourhood's, and the far rows −16 to −9 at columns −7 to 7. At high
+    /// resolutions, where 8 rows hold a third of a glyph, the far rows make a match the
+    /// same glyph and not one that merely starts alike.
+    const MATCHED: MatchWindow = {
+        let mut masks = [0; MATCH_ROWS];
+        let mut i = 0;
+        while i < FAR_ROWS {
+            masks[i] = 0x7fff << (MATCH_REACH - 7);
+            i += 1;
+        }
+        while i < MATCH_ROWS - 1 {
+            let r = L::WIDEST.rows[i - FAR_ROWS].1;
+            masks[i] = ((1 << (2 * r + 1)) - 1) << (MATCH_REACH - r);
+            i += 1;
+        }
+        masks[i] = (1 << L::WIDEST.left) - 1;
+        masks
+    };
+
+    /// The rows about pixel (y, x) that glyph matching compares (see [`MatchWindow`]).
+    #[inline(always)]
+    pub fn match_window(&self, y: usize, x: usize) -> MatchWindow {
+        let mut window = [0; MATCH_ROWS];
+        // KnownBits pads the strip with ROWS_ABOVE white rows, no more: far rows above
+        // them read as white.
+        let top = (MATCH_ROWS - 1).saturating_sub(ROWS_ABOVE + y);
+        for (i, row) in window.iter_mut().enumerate().skip(top) {
+            *row = self
+                .known
+                .run(y, i as isize + 1 - MATCH_ROWS as isize, x, MATCH_REACH, 32);
+        }
+        window
+    }
+
+    /// How many compared pixels differ between two places' windows: the widest
+    /// neighbourhood's and the far rows', apart, so that a caller may skip the far rows.
+    #[inline(always)]
+    pub fn match_distances(a: &MatchWindow, b: &MatchWindow) -> (u32, u32) {
+        let mut near = 0;
+        let mut far = 0;
+        for (i, ((a, b), mask)) in a.iter().zip(b).zip(&Self::MATCHED).enumerate() {
+            let d = ((a ^ b) & mask).count_ones();
+            if i < FAR_ROWS {
+                far += d;
+            } else {
+                near += d;
             }
         }
-        value
+        (near, far)
     }
 
     /// Pixel (y, x), if known; else 0.
-    #[inline]
+    #[inline(always)]
     pub fn pixel(&self, y: usize, x: usize) -> u8 {
         self.known.run(y, 0, x, 0, 1) as u8
     }
 
     /// Where the counts of each neighbourhood's context `values` are.
-    #[inline]
+    #[inline(always)]
     fn indices(values: [u128; N]) -> Contexts<N> {
-        Contexts(std::array::from_fn(|i| {
-            let (shape, bits) = &L::NEIGHBOURHOODS[i];
-            index(values[i], shape, *bits)
-        }))
+        Contexts(L::indices(&values))
     }
 
     /// Each neighbourhood's counts (n0, n1) at `contexts`.
-    #[inline]
+    #[inline(always)]
     pub fn counts_at(&self, contexts: &Contexts<N>) -> [[u32; 2]; N] {
-        std::array::from_fn(|i| self.counts[i].get(contexts.0[i]))
+        let mut counts = [[0; 2]; N];
+        for ((n, table), &ctx) in counts.iter_mut().zip(&self.counts).zip(&contexts.0) {
+            *n = table.get(ctx);
+        }
+        counts
     }
 
     /// Brings the counts at `contexts` into the cache, for a pixel to be looked up
     /// shortly.
-    #[inline]
+    #[inline(always)]
     pub fn prefetch(&self, contexts: &Contexts<N>) {
         for (counts, &ctx) in self.counts.iter().zip(&contexts.0) {
             counts.prefetch(ctx);
@@ -515,14 +589,14 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     }
 
     /// Pixel (y, x), looked up at `contexts`, is `bit`: count it and know it.
-    #[inline]
+    #[inline(always)]
     pub fn learn(&mut self, contexts: Contexts<N>, y: usize, x: usize, bit: u8) {
         self.count(&contexts, bit);
         self.know(y, x, bit);
     }
 
     /// A pixel looked up at `contexts` is `bit`: count it.
-    #[inline]
+    #[inline(always)]
     pub fn count(&mut self, contexts: &Contexts<N>, bit: u8) {
         for (counts, &ctx) in self.counts.iter_mut().zip(&contexts.0) {
             counts.update(ctx, bit);
@@ -580,7 +654,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// (y − 1, x), each with its colour, then pixel (y − 2, x). Halftones and music staves
     /// repeat at distances that the neighbourhoods are too narrow to see. The low 11 bits
     /// are the own row's run and the run above the pixel.
-    #[inline]
+    #[inline(always)]
     pub fn runs(&self, y: usize, x: usize) -> u32 {
         // The run ending at the highest of 32 bits, or starting at the lowest, and its
         // colour.
@@ -605,7 +679,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
     /// Pixels (y, x − 1), (y − 1, x − 1), (y − 1, x) and (y − 1, x + 1), as bits 0 to 3:
     /// the nearest, which choose weight sets.
-    #[inline]
+    #[inline(always)]
     pub fn nearest(&self, y: usize, x: usize) -> usize {
         let above = self.known.run(y, -1, x, 1, 3);
         (self.known.run(y, 0, x, 1, 1) | above << 1) as usize
@@ -614,7 +688,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
 impl PageMemory {
     /// What the memory recalls for pixel (y, x), from the pixels known so far.
-    #[inline]
+    #[inline(always)]
     pub fn recall(&self, y: usize, x: usize) -> (Recall, Contexts<4>) {
         let (counts, contexts) = self.look_up(y, x);
         let recall = Recall {

@@ -36,7 +36,8 @@ pub fn subnormals_are_ieee() -> bool {
 pub enum Kernels {
     /// Compiled for the baseline target (SSE2 on x86_64): runs on every CPU.
     Baseline,
-    /// Compiled with AVX2 enabled: runs only on x86_64 CPUs that have it.
+    /// Compiled with AVX2 enabled (and, for the coder's loops, BMI1, BMI2, POPCNT and
+    /// LZCNT): runs only on x86_64 CPUs that have them.
     Avx2,
 }
 
@@ -54,7 +55,13 @@ impl Kernels {
             Kernels::Avx2 => {
                 #[cfg(target_arch = "x86_64")]
                 {
+                    // The bit instructions come with AVX2 on every processor that has it;
+                    // the coder's loops use them too (`crate::cpu`).
                     std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("bmi1")
+                        && std::arch::is_x86_feature_detected!("bmi2")
+                        && std::arch::is_x86_feature_detected!("popcnt")
+                        && std::arch::is_x86_feature_detected!("lzcnt")
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 {
