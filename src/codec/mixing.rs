@@ -795,6 +795,12 @@ pub struct PageMixer {
     counts: PageCounts,
     mixers: Mixers,
     pending: Option<(Evidence, Place, Mixed)>,
+    width: usize,
+    /// The next pixel's place supposing the one being predicted paper, found while its
+    /// counts are fetched (see [`PixelModel::predict`]).
+    paper_ahead: Option<Place>,
+    /// The next pixel's place, where it was found ahead.
+    next: Option<Place>,
 }
 
 impl PageMixer {
@@ -804,6 +810,9 @@ impl PageMixer {
             counts: PageCounts::new(edition),
             mixers: Mixers::new(edition),
             pending: None,
+            width: 0,
+            paper_ahead: None,
+            next: None,
         }
     }
 }
@@ -812,13 +821,28 @@ impl PixelModel for PageMixer {
     /// Begins a strip of `width × rows`; counts and weights carry over from the last.
     fn start_strip(&mut self, width: usize, rows: usize) {
         self.counts.start_strip(width, rows);
+        self.width = width;
     }
 
     /// P(ink) of pixel (y, x), to `PRECISION` bits, from the pixels before it in the
     /// lane. [`Self::learn`] must follow with its value.
+    ///
+    /// The decoder must know a pixel before it can find where the next one's counts are,
+    /// and much of a pixel's time went in waiting for its counts from memory. So where
+    /// there is ink about, the next pixel's place is found supposing this one paper (as
+    /// a pixel not yet known reads), and its counts are fetched while this one's come: if
+    /// this pixel is paper, that is the next one's place. Supposing ink as well cost more
+    /// than it saved (decoding tribune-page-4x took 0.75 s, against 0.70 supposing
+    /// nothing and 0.64 supposing paper alone); so did supposing paper amid white too.
     #[inline(always)]
     fn predict(&mut self, y: usize, x: usize) -> u32 {
-        let place = self.counts.place(y, x);
+        let place = self.next.take().unwrap_or_else(|| self.counts.place(y, x));
+        if place.widest != 0 && x + 1 < self.width {
+            self.counts.prefetch(&place);
+            let paper = self.counts.place(y, x + 1);
+            self.counts.prefetch(&paper);
+            self.paper_ahead = Some(paper);
+        }
         let evidence = self.counts.evidence(&place, (y, x));
         let (p, mixed) = self.mixers.predict(&evidence);
         self.pending = Some((evidence, place, mixed));
@@ -833,6 +857,7 @@ impl PixelModel for PageMixer {
         self.mixers.learn(&evidence, &mixed, bit);
         self.counts.count(&place, &evidence, (y, x), bit);
         self.counts.memory.know(y, x, bit);
+        self.next = self.paper_ahead.take().filter(|_| bit == 0);
     }
 }
 
