@@ -161,6 +161,14 @@ impl Matcher {
         (place / self.width, place % self.width)
     }
 
+    /// Brings `group`'s places into the cache, for a pixel to be matched shortly.
+    #[inline(always)]
+    pub(super) fn prefetch(&self, group: usize) {
+        if let Some(first) = self.groups.get(group * WAYS) {
+            crate::cpu::prefetch(first);
+        }
+    }
+
     /// A pixel whose 110-pixel neighbourhood is white: nothing to match, or to follow.
     #[inline(always)]
     pub(super) fn pass(&mut self, x: usize) {

@@ -538,8 +538,7 @@ impl PageCounts {
         if place.widest == 0 {
             m.pass(at.1);
         } else {
-            // The top bits of the hash of its phase 0 blocks view.
-            let group = place.coarse[1] >> (COARSE_BITS - GROUP_BITS);
+            let group = group_of(place);
             match_group = Some(group);
             match_context = m.find(&self.memory, at, group, place.nearest);
             if let Some(c) = match_context {
@@ -592,6 +591,9 @@ impl PageCounts {
         self.memory.prefetch(&place.contexts);
         for (c, &k) in self.coarse.iter().zip(&place.coarse) {
             c.prefetch(k);
+        }
+        if place.widest != 0 {
+            self.matcher.prefetch(group_of(place));
         }
     }
 
@@ -859,6 +861,13 @@ impl PixelModel for PageMixer {
         self.counts.memory.know(y, x, bit);
         self.next = self.paper_ahead.take().filter(|_| bit == 0);
     }
+}
+
+/// Glyph matching's group of places for a pixel at `place`: the top bits of the hash of
+/// its phase 0 blocks view.
+#[inline(always)]
+fn group_of(place: &Place) -> usize {
+    place.coarse[1] >> (COARSE_BITS - GROUP_BITS)
 }
 
 /// Pixels a message carries from the counting thread to the mixing one: enough that the
