@@ -2,11 +2,11 @@
 //! `unsafe`: a cache hint, and its integer loops compiled for the instructions the
 //! processor has.
 
-use crate::infer::kernels::{Kernels, Supported};
+use crate::infer::kernels::Supported;
 
 /// Asks the processor to bring `value` into its cache, for use shortly. A hint: it
 /// changes no result, and does nothing where the architecture has no such instruction.
-#[inline]
+#[inline(always)]
 pub fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     {
@@ -19,11 +19,12 @@ pub fn prefetch<T>(value: &T) {
     let _ = value;
 }
 
-/// Runs `work`, compiled for the instructions that `kernels` names, where `work` is an
-/// `#[inline(always)]` call: the context models' loops, whose integer arithmetic gives the
-/// same bits whatever the instructions (tests compare the two builds). With AVX2 and
-/// POPCNT a page decoded 7% faster (tribune, alternated runs): the mixers' dot products
-/// and updates run on 8 lanes, and glyph matching counts differing pixels in one
+/// Runs `work`, compiled for the instructions that `kernels` names: the context models'
+/// loops, whose integer arithmetic gives the same bits whatever the instructions (tests
+/// compare the two builds). Only code inlined into `run_avx2` is compiled for AVX2, so
+/// `work` must be an `#[inline(always)]` closure, and what it calls inlined too. With
+/// AVX2 and POPCNT a page decoded 7% faster (tribune, alternated runs): the mixers' dot
+/// products and updates run on 8 lanes, and glyph matching counts differing pixels in one
 /// instruction.
 #[inline(always)]
 pub fn run_with<R>(kernels: Supported, work: impl FnOnce() -> R) -> R {
@@ -31,7 +32,7 @@ pub fn run_with<R>(kernels: Supported, work: impl FnOnce() -> R) -> R {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: a `Supported` holds `Kernels::Avx2` only where the processor has every
         // feature enabled below (`Kernels::runs_here`).
-        Kernels::Avx2 => unsafe { run_avx2(work) },
+        crate::infer::kernels::Kernels::Avx2 => unsafe { run_avx2(work) },
         _ => work(),
     }
 }

@@ -26,6 +26,7 @@ pub const WAYS: usize = 4;
 pub const MAX_DISTANCE: u32 = 30;
 
 /// The class of a match's distance: 0, 1, 2, 3–4, 5–7, 8–11, 12–30.
+#[inline(always)]
 fn distance_class(d: u32) -> usize {
     match d {
         0..=2 => d as usize,

@@ -316,6 +316,7 @@ fn even_bits(v: u64) -> u64 {
 }
 
 /// The class of a count total.
+#[inline(always)]
 pub(crate) fn total_class([n0, n1]: [u32; 2]) -> usize {
     (32 - (n0 + n1).leading_zeros()) as usize
 }
@@ -343,14 +344,19 @@ impl KnownBits {
     }
 
     /// Columns x − `before` … x − `before` + n − 1 of row y + dy (y + dy ≥ −8, the white
-    /// rows above the strip), as bits 0 … n − 1; n ≤ 32.
+    /// rows above the strip), as bits 0 … n − 1; n ≤ 32, `before` ≤ 64 and x < the strip's
+    /// width, so that the word after the first is the row's, or its white padding.
     #[inline(always)]
     fn run(&self, y: usize, dy: isize, x: usize, before: usize, n: usize) -> u64 {
         let row = (ROWS_ABOVE as isize + y as isize + dy) as usize;
         let c = x + 64 * PAD_WORDS - before;
         let at = row * self.words_per_row + c / 64;
         let s = c % 64;
-        // One bounds check for both words: the padding word after every row is there.
+        debug_assert!(
+            c / 64 + 1 < self.words_per_row,
+            "column {x} is in the strip"
+        );
+        // One bounds check for both words.
         let [lo, hi] = *self.words[at..]
             .first_chunk::<2>()
             .expect("a padding word after every row");
@@ -490,8 +496,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         Self::indices(self.contexts(y, x))
     }
 
-    /// The same, and the widest neighbourhood's context itself, which glyph matching
-    /// compares (format-spec.md §3.9).
+    /// The same, and the widest neighbourhood's context itself.
     #[inline(always)]
     pub fn contexts_and_widest(&self, y: usize, x: usize) -> (Contexts<N>, u128) {
         let values = self.contexts(y, x);
@@ -521,11 +526,14 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
             masks[i] = ((1 << (2 * r + 1)) - 1) << (MATCH_REACH - r);
             i += 1;
         }
-        masks[i] = (1 << L::WIDEST.left) - 1;
+        masks[i] = ((1 << L::WIDEST.left) - 1) << (MATCH_REACH - L::WIDEST.left);
         masks
     };
 
-    /// The rows about pixel (y, x) that glyph matching compares (see [`MatchWindow`]).
+    /// The rows about pixel (y, x) that glyph matching compares (see [`MatchWindow`]). Its
+    /// own row holds the columns from x on as the memory knows them: unknown to the
+    /// decoder, known to the encoder, which knows a row ahead. Only
+    /// [`Self::match_distances`] reads the window, and it leaves them out.
     #[inline(always)]
     pub fn match_window(&self, y: usize, x: usize) -> MatchWindow {
         let mut window = [0; MATCH_ROWS];
@@ -775,6 +783,57 @@ mod tests {
             .map(|i| u8::from((i % w + 7 * (i / w)) % 90 < 40))
             .collect();
         check_contexts::<Mixing, 10>(&stripes, w, h);
+    }
+
+    /// Glyph matching's distances between two places are the spec's: the pixels of the
+    /// 110-pixel neighbourhood, and of rows −16 to −9 at columns −7 to 7, in which the
+    /// places differ, pixels outside the strip white. Every pixel is known, as to the
+    /// encoder, so a window's bits from its own column on must be left out; one width is
+    /// a multiple of the 64-bit words.
+    #[test]
+    fn match_distances_count_the_differing_pixels() {
+        let mut state = 0x9e37_79b9u32;
+        for (w, h) in [(128, 40), (93, 30)] {
+            let pixels: Vec<u8> = (0..w * h)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    u8::from(state >> 30 == 0)
+                })
+                .collect();
+            let mut memory = Memory::<Mixing, 10>::default();
+            memory.start_strip(w, h);
+            for (i, &bit) in pixels.iter().enumerate() {
+                memory.know(i / w, i % w, bit);
+            }
+            let pixel = |y: isize, x: isize| {
+                let inside = y >= 0 && x >= 0 && (x as usize) < w;
+                inside && pixels[y as usize * w + x as usize] == 1
+            };
+            let far: Vec<(isize, isize)> = (-16..=-9)
+                .flat_map(|dy| (-7..=7).map(move |dx| (dy, dx)))
+                .collect();
+            let near = Mixing::WIDEST.offsets();
+            let differing = |offsets: &[(isize, isize)], (py, px): (isize, isize), (qy, qx)| {
+                offsets
+                    .iter()
+                    .filter(|&&(dy, dx)| pixel(py + dy, px + dx) != pixel(qy + dy, qx + dx))
+                    .count() as u32
+            };
+            for _ in 0..2000 {
+                let [p, q] = [0, 1].map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let at = (state >> 8) as usize % (w * h);
+                    (at / w, at % w)
+                });
+                let got = Memory::<Mixing, 10>::match_distances(
+                    &memory.match_window(p.0, p.1),
+                    &memory.match_window(q.0, q.1),
+                );
+                let (pi, qi) = ((p.0 as isize, p.1 as isize), (q.0 as isize, q.1 as isize));
+                let want = (differing(&near, pi, qi), differing(&far, pi, qi));
+                assert_eq!(got, want, "{p:?} against {q:?}, width {w}");
+            }
+        }
     }
 
     fn check_contexts<L: Layout<N>, const N: usize>(pixels: &[u8], w: usize, h: usize) {

@@ -29,9 +29,9 @@ pub fn subnormals_are_ieee() -> bool {
         && black_box(f32::MIN_POSITIVE) * black_box(0.5) == f32::from_bits(1 << 22)
 }
 
-/// Which build of the network's entry points runs. Both give the same bits (see above):
-/// the choice is one of speed, and a network can be made to run the baseline to check
-/// that the two agree.
+/// Which build of the network's entry points, and of the context models' loops
+/// (`crate::cpu`), runs. Both give the same bits (see above): the choice is one of speed,
+/// and a network can be made to run the baseline to check that the two agree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kernels {
     /// Compiled for the baseline target (SSE2 on x86_64): runs on every CPU.
@@ -42,8 +42,8 @@ pub enum Kernels {
 }
 
 impl Kernels {
-    /// The fastest kernels this CPU runs: [`Kernels::Avx2`] where it has AVX2, else
-    /// [`Kernels::Baseline`].
+    /// The fastest kernels this CPU runs: [`Kernels::Avx2`] where it has AVX2 and the bit
+    /// instructions with it, else [`Kernels::Baseline`].
     pub fn best() -> Kernels {
         Supported::best().get()
     }
@@ -55,8 +55,9 @@ impl Kernels {
             Kernels::Avx2 => {
                 #[cfg(target_arch = "x86_64")]
                 {
-                    // The bit instructions come with AVX2 on every processor that has it;
-                    // the coder's loops use them too (`crate::cpu`).
+                    // The bit instructions come with AVX2 on processors that have it, but a
+                    // virtual machine may hide them; the coder's loops use them too
+                    // (`crate::cpu`), so both fall back to the baseline without them.
                     std::arch::is_x86_feature_detected!("avx2")
                         && std::arch::is_x86_feature_detected!("bmi1")
                         && std::arch::is_x86_feature_detected!("bmi2")
@@ -92,8 +93,9 @@ impl std::fmt::Display for Kernels {
 
 /// [`Kernels`] that this CPU has been found to run. Only [`Kernels::check`] and
 /// [`Supported::best`] make one, both after asking the CPU, so a `Supported` holding
-/// [`Kernels::Avx2`] is proof that the CPU has AVX2: what lets the network call the
-/// code compiled for it.
+/// [`Kernels::Avx2`] is proof that the CPU has AVX2 and the bit instructions
+/// ([`Kernels::runs_here`]): what lets the network and the coder call the code compiled
+/// for them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Supported(Kernels);
 
