@@ -19,7 +19,7 @@
 //! settle, and two more refinements (docs/experiments.md has what each is worth).
 #![forbid(unsafe_code)]
 
-use super::counts::{Counts, Learning, ModelledLanes, PixelModel};
+use super::counts::{Counts, Learning, ModelledLanes, PixelModel, Predicted};
 use super::glyph_match::{Matcher, GROUP_BITS, MATCH_CONTEXTS};
 use super::lane::Strip;
 use super::memory::{
@@ -890,12 +890,12 @@ const PREFETCH_DISTANCE: usize = 8;
 /// thread of their own, which fetches the counts of the pixels a few ahead into the cache,
 /// while this thread mixes. With a core free, a page compresses in about 0.6 of the time
 /// it takes to decode (README).
-pub(crate) fn predict_lane(strips: &[Strip], edition: Edition) -> Vec<(u8, u32)> {
+pub(crate) fn predict_lane(strips: &[Strip], edition: Edition) -> Vec<Predicted> {
     predict_lane_with(strips, edition, Supported::best())
 }
 
 /// [`predict_lane`], its threads compiled for `kernels`.
-fn predict_lane_with(strips: &[Strip], edition: Edition, kernels: Supported) -> Vec<(u8, u32)> {
+fn predict_lane_with(strips: &[Strip], edition: Edition, kernels: Supported) -> Vec<Predicted> {
     let (send, receive) = sync_channel::<Vec<Evidence>>(4);
     std::thread::scope(|scope| {
         scope.spawn(move || {
@@ -961,7 +961,7 @@ fn mix_lane(
     strips: &[Strip],
     edition: Edition,
     receive: &Receiver<Vec<Evidence>>,
-) -> Vec<(u8, u32)> {
+) -> Vec<Predicted> {
     let mut mixers = Mixers::new(edition);
     let mut bits = strips.iter().flat_map(|s| s.pixels.iter().copied());
     let mut predicted = Vec::with_capacity(strips.iter().map(|s| s.pixels.len()).sum());
@@ -969,7 +969,7 @@ fn mix_lane(
         let bit = bits.next().expect("evidence of a pixel of the lane");
         let (p, mixed) = mixers.predict(&evidence);
         mixers.learn(&evidence, &mixed, bit);
-        predicted.push((bit, p));
+        predicted.push(Predicted::new(bit, p));
     }
     predicted
 }
@@ -1019,7 +1019,7 @@ impl ModelledLanes for PageMixing {
     }
 
     /// The pipelined encoder: the same predictions, on two threads.
-    fn predict(&self, strips: &[Strip]) -> Vec<(u8, u32)> {
+    fn predict(&self, strips: &[Strip]) -> Vec<Predicted> {
         predict_lane(strips, self.0)
     }
 }
@@ -1140,7 +1140,7 @@ mod tests {
                             model.start_strip(s.width, s.rows);
                             for (i, &bit) in s.pixels.iter().enumerate() {
                                 let (y, x) = (i / s.width, i % s.width);
-                                predicted.push((bit, model.predict(y, x)));
+                                predicted.push(Predicted::new(bit, model.predict(y, x)));
                                 model.learn(y, x, bit);
                             }
                         }
