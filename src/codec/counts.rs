@@ -126,7 +126,7 @@ impl Predicted {
     #[inline(always)]
     pub(crate) fn new(bit: u8, p: u32) -> Self {
         debug_assert!(bit <= 1 && p < 1 << PRECISION);
-        Predicted(p | u32::from(bit) * Self::PIXEL)
+        Predicted(p | (u32::from(bit) * Self::PIXEL))
     }
 
     #[inline(always)]
@@ -157,8 +157,17 @@ pub(crate) trait PixelModel {
 /// probabilities are computed forward, as the decoder will, and with the same
 /// instructions.
 fn predict_lane(model: impl PixelModel, strips: &[Strip]) -> Vec<Predicted> {
+    predict_lane_with(model, strips, Supported::best())
+}
+
+/// [`predict_lane`], compiled for `kernels`.
+pub(crate) fn predict_lane_with(
+    model: impl PixelModel,
+    strips: &[Strip],
+    kernels: Supported,
+) -> Vec<Predicted> {
     run_with(
-        Supported::best(),
+        kernels,
         #[inline(always)]
         || predict_pixels(model, strips),
     )

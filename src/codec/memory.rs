@@ -496,15 +496,14 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         Self::indices(self.contexts(y, x))
     }
 
-    /// The same, and the widest neighbourhood's context itself.
+    /// The same, and whether the widest neighbourhood holds ink.
     #[inline(always)]
-    pub fn contexts_and_widest(&self, y: usize, x: usize) -> (Contexts<N>, u128) {
+    pub fn contexts_and_ink(&self, y: usize, x: usize) -> (Contexts<N>, bool) {
         let values = self.contexts(y, x);
-        (Self::indices(values), values[N - 1])
+        (Self::indices(values), values[N - 1] != 0)
     }
 
-    /// The widest neighbourhood's context of pixel (y, x) alone, as
-    /// [`Self::contexts_and_widest`] gives it.
+    /// The widest neighbourhood's context of pixel (y, x) alone.
     #[cfg(test)]
     pub fn widest_context(&self, y: usize, x: usize) -> u128 {
         context_in::<L, N>(&self.widest_rows(y, x), &L::WIDEST)

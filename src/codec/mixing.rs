@@ -409,9 +409,9 @@ struct Place {
     contexts: Contexts<CONTEXTS>,
     coarse: [usize; COARSE],
     nearest: usize,
-    /// The 110-pixel neighbourhood's context: where it is white, glyph matching passes
-    /// the pixel by, and the decoder does not look ahead.
-    widest: u128,
+    /// Whether the 110-pixel neighbourhood holds ink: where it is white, glyph matching
+    /// passes the pixel by, and the decoder does not look ahead.
+    ink_about: bool,
 }
 
 /// The counts of a lane's neighbourhoods and coarse contexts, and its known pixels: the
@@ -475,7 +475,7 @@ impl PageCounts {
                 contexts: Memory::<Mixing, CONTEXTS>::blank_contexts(),
                 coarse: [0; COARSE],
                 nearest: 0,
-                widest: 0,
+                ink_about: false,
             },
             matcher,
             runs,
@@ -517,7 +517,7 @@ impl PageCounts {
     /// The same, gathered from every context's pixels.
     #[inline(always)]
     fn gathered_place(&self, y: usize, x: usize) -> Place {
-        let (contexts, widest) = self.memory.contexts_and_widest(y, x);
+        let (contexts, ink_about) = self.memory.contexts_and_ink(y, x);
         Place {
             contexts,
             coarse: self.coarse_indices(
@@ -525,7 +525,7 @@ impl PageCounts {
                 |phase| self.memory.coarse_views(y, x, phase),
             ),
             nearest: self.memory.nearest(y, x),
-            widest,
+            ink_about,
         }
     }
 
@@ -536,7 +536,7 @@ impl PageCounts {
         let mut counts = [[0; 2]; slot::COUNT];
         let (mut match_group, mut match_context) = (None, None);
         let m = &mut self.matcher;
-        if place.widest == 0 {
+        if !place.ink_about {
             m.pass(at.1);
         } else {
             let group = group_of(place);
@@ -593,7 +593,7 @@ impl PageCounts {
         for (c, &k) in self.coarse.iter().zip(&place.coarse) {
             c.prefetch(k);
         }
-        if place.widest != 0 {
+        if place.ink_about {
             self.matcher.prefetch(group_of(place));
         }
     }
@@ -845,7 +845,7 @@ impl PixelModel for PageMixer {
             Some((column, place)) if column == x => place,
             _ => self.counts.place(y, x),
         };
-        if place.widest != 0 && x + 1 < self.width {
+        if place.ink_about && x + 1 < self.width {
             self.counts.prefetch(&place);
             let paper = self.counts.place(y, x + 1);
             self.counts.prefetch(&paper);
@@ -1035,7 +1035,7 @@ fn second_inputs(first: &[i32; MIXERS]) -> [i32; MIXERS + 1] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::counts::COUNT_LIMIT;
+    use crate::codec::counts::{self, COUNT_LIMIT};
     use crate::infer::kernels::Kernels;
 
     /// [`train`] multiplies in i32: every input it is given (stretched estimates,
@@ -1130,23 +1130,7 @@ mod tests {
         let mut editions = Vec::new();
         for edition in [Edition::First, Edition::Second] {
             let one_by_one = |kernels: Supported| {
-                run_with(
-                    kernels,
-                    #[inline(always)]
-                    || {
-                        let mut model = PageMixer::new(edition);
-                        let mut predicted = Vec::new();
-                        for s in &strips {
-                            model.start_strip(s.width, s.rows);
-                            for (i, &bit) in s.pixels.iter().enumerate() {
-                                let (y, x) = (i / s.width, i % s.width);
-                                predicted.push(Predicted::new(bit, model.predict(y, x)));
-                                model.learn(y, x, bit);
-                            }
-                        }
-                        predicted
-                    },
-                )
+                counts::predict_lane_with(PageMixer::new(edition), &strips, kernels)
             };
             let baseline = Kernels::Baseline
                 .check()
