@@ -42,7 +42,9 @@ const FULL: Sample = Sample {
 /// small page the chains' sample was a third of compression, and most pages' chains are
 /// far from page mixing's size: on the 0.13 Mpx dreyfus1 the best was estimated at 1.7
 /// times it, beyond [`CONTENDER`], and so they are ruled out on a quarter of a row as on a
-/// whole one. Those that come near go on to the full sample, so the choice is the same: on
+/// whole one. A page's middle holds more ink than its margins, so the cut errs toward
+/// ruling a chain out; [`CONTENDER`]'s margin covers that, and those that come near go on
+/// to the full sample, which alone decides that a chain wins. The choice was the same: on
 /// the 12 real scans, the 8 rendered test pages, 400 OMNIGLOT characters and six grids of
 /// 16 to 144 test digits (where the MNIST chain wins), every archive came out unchanged.
 const SPARSE_MIDDLE: Sample = Sample {
@@ -71,10 +73,7 @@ pub(super) fn choose_models(
     if all.len() < 2 {
         return vec![0; lanes.len()];
     }
-    let first = pool(
-        estimate_chains(&all, lanes, cut, per_task, SPARSE),
-        pooled,
-    );
+    let first = pool(estimate_chains(&all, lanes, cut, per_task, SPARSE), pooled);
     let contenders: Vec<Vec<usize>> = first
         .iter()
         .map(|cost| {
@@ -162,9 +161,9 @@ pub(super) fn chain_within(
     best.into_iter().any(|b| at_most(b, bits, (num, den)))
 }
 
-/// Whether the first round's sparse sample of `lanes` is their full sample (lanes too
-/// short for more than one place): the second round would then code the same rows again
-/// and find the same sizes.
+/// Whether [`choose_models`]' first round, the sparse sample of `lanes`, is their full
+/// sample (lanes too short for more than one place): the second round would then code the
+/// same rows again and find the same sizes.
 fn sparse_sample_is_full(lanes: &[&[Strip]], cut: usize) -> bool {
     lanes.iter().all(|l| {
         sample_places(l, cut, SPARSE_PERIOD_ROWS) == sample_places(l, cut, SAMPLE_PERIOD_ROWS)
@@ -211,12 +210,13 @@ fn sample_places(strips: &[Strip], cut: usize, period: usize) -> Vec<(usize, usi
 }
 
 /// `sizes[k][m]`: lane k's estimated size under chain m, in bits, from a sample taken at
-/// [`sample_places`], where every model's tile rows start, as `sample` says. At each place every model codes
-/// one row of its own tiles, so that it sees the tiles it would code: a band of another
-/// model's height cuts a grid of digits through their middles, and the digit model then
-/// looked twice as costly as it is. Each model's sample is coded as a chain of its own,
-/// its start-up counted once and its rest scaled by the lane's pixels over the sample's.
-/// The models code their samples in parallel, `per_task` lanes at a time.
+/// [`sample_places`], where every model's tile rows start, as `sample` says. At each place
+/// every model codes one row of its own tiles, so that it sees the tiles it would code: a
+/// band of another model's height cuts a grid of digits through their middles, and the
+/// digit model then looked twice as costly as it is. Each model's sample is coded as a
+/// chain of its own, its start-up counted once and its rest scaled by the lane's pixels
+/// over the sample's. The models code their samples in parallel, `per_task` lanes at a
+/// time.
 fn estimate_chains(
     chains: &[&Chain],
     lanes: &[&[Strip]],
@@ -240,16 +240,18 @@ fn estimate_chains(
                 .par_iter()
                 .map(|c| {
                     let tile = c.bits_back.tile();
-                    let cuts: Vec<Vec<SampleRows>> = group
+                    let taken: Vec<Vec<SampleRows>> = group
                         .iter()
                         .map(|&k| {
                             places[k]
                                 .iter()
-                                .map(|&(strip, y)| SampleRows::cut(&lanes[k][strip], y, tile, sample))
+                                .map(|&(strip, y)| {
+                                    SampleRows::take(&lanes[k][strip], y, tile, sample)
+                                })
                                 .collect()
                         })
                         .collect();
-                    let samples: Vec<Vec<Strip>> = cuts
+                    let samples: Vec<Vec<Strip>> = taken
                         .iter()
                         .map(|lane| lane.iter().map(SampleRows::strip).collect())
                         .collect();
@@ -289,12 +291,16 @@ fn estimate_chains(
 /// quarter of its columns.
 enum SampleRows<'a> {
     Whole(Strip<'a>),
-    Middle { width: usize, rows: usize, pixels: Vec<u8> },
+    Middle {
+        width: usize,
+        rows: usize,
+        pixels: Vec<u8>,
+    },
 }
 
 impl<'a> SampleRows<'a> {
     /// Rows y… of `s`, up to a `tile` of them, as `sample` says.
-    fn cut(s: &Strip<'a>, y: usize, tile: usize, sample: Sample) -> Self {
+    fn take(s: &Strip<'a>, y: usize, tile: usize, sample: Sample) -> Self {
         let rows = tile.min(s.rows - y);
         let pixels = &s.pixels[y * s.width..(y + rows) * s.width];
         if !sample.middle_quarter || s.width <= 2 * tile {
@@ -318,9 +324,10 @@ impl<'a> SampleRows<'a> {
         }
     }
 
+    /// The rows as a strip to code.
     fn strip(&self) -> Strip<'_> {
         match self {
-            SampleRows::Whole(s) => Strip { ..*s },
+            SampleRows::Whole(s) => *s,
             SampleRows::Middle {
                 width,
                 rows,
@@ -344,13 +351,15 @@ mod tests {
     #[test]
     fn first_round_keeps_the_middle_quarter() {
         let (width, rows, tile) = (400, 60, 28);
-        let pixels: Vec<u8> = (0..width * rows).map(|i| ((i % width) % 3 == 0) as u8).collect();
+        let pixels: Vec<u8> = (0..width * rows)
+            .map(|i| ((i % width) % 3 == 0) as u8)
+            .collect();
         let strip = Strip {
             width,
             rows,
             pixels: &pixels,
         };
-        let cut = SampleRows::cut(&strip, 28, tile, SPARSE_MIDDLE);
+        let cut = SampleRows::take(&strip, 28, tile, SPARSE_MIDDLE);
         let s = cut.strip();
         // A quarter is 100 columns: 4 tiles, 112, centred on a tile boundary at 140.
         assert_eq!((s.width, s.rows), (112, 28));
@@ -358,7 +367,7 @@ mod tests {
             let from = (28 + y) * width + 140;
             assert_eq!(row, &pixels[from..from + 112]);
         }
-        let whole = SampleRows::cut(&strip, 50, tile, SPARSE);
+        let whole = SampleRows::take(&strip, 50, tile, SPARSE);
         let s = whole.strip();
         assert_eq!((s.width, s.rows), (width, 10));
         assert_eq!(s.pixels, &pixels[50 * width..]);
@@ -367,7 +376,12 @@ mod tests {
             rows: 28,
             pixels: &pixels[..56 * 28],
         };
-        assert_eq!(SampleRows::cut(&narrow, 0, tile, SPARSE_MIDDLE).strip().width, 56);
+        assert_eq!(
+            SampleRows::take(&narrow, 0, tile, SPARSE_MIDDLE)
+                .strip()
+                .width,
+            56
+        );
     }
 
     /// Samples start where every model's tile rows start (rows of their strip that are
