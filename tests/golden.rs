@@ -24,7 +24,9 @@
 //! - `formats.vlz`: five digits, one in each file format of the entry table (§1.1): palette
 //!   PNG, grey PNG, PBM, and two pages of one TIFF.
 //! - `mixing-second.vlz`: a synthetic 400×300 page in one lane of page mixing's second
-//!   edition (§3.10), which the compressor writes since that row was added.
+//!   edition (§3.10), which the compressor wrote when that row was added.
+//! - `mixing-third.vlz`: the same kind of page in page mixing's third edition (§3.11),
+//!   which the compressor writes since that row was added.
 //!
 //! A golden file is never rewritten: `cargo test --release --test golden -- --ignored`
 //! writes only those missing from the folder (a new registry row's), and the manifest
@@ -458,5 +460,7 @@ fn write_missing_golden_files() {
 
     // The same kind of page, in page mixing's second edition.
     manifest += &write_mixing_golden("mixing-second.vlz", 7);
+    // And in its third.
+    manifest += &write_mixing_golden("mixing-third.vlz", 8);
     std::fs::write(MANIFEST, manifest).unwrap();
 }

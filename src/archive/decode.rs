@@ -248,6 +248,7 @@ impl<'n> DecodingCoders<'n> {
             LaneCoder::Context { template } => &COUNTING_MODELS[usize::from(template)],
             LaneCoder::PageMixing(Edition::First) => &PageMixing::FIRST,
             LaneCoder::PageMixing(Edition::Second) => &PageMixing::SECOND,
+            LaneCoder::PageMixing(Edition::Third) => &PageMixing::THIRD,
             LaneCoder::Stored => &Stored,
         }
     }

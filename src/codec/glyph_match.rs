@@ -41,6 +41,13 @@ fn distance_class(d: u32) -> usize {
 /// whether it lay on an edge × the 2 nearest pixels.
 pub(super) const MATCH_CONTEXTS: usize = 7 * 3 * 2 * 2 * 4;
 
+/// What a match context says of its copy: the copy's pixel and whether it lies on an
+/// edge of the copy, as `2·pixel + edge` (0..4).
+#[inline(always)]
+pub(super) fn copy_of(context: usize) -> usize {
+    (context >> 2) % 4
+}
+
 /// A lane's glyph matching: the places it remembers and the counts of what its matches
 /// said. Places are raster positions in the strip, y·width + x, stored plus one so that 0
 /// means none; a place from an earlier strip is only ever a poor match, never an unknown

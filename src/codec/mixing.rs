@@ -13,14 +13,15 @@
 //! All arithmetic is in integers, so that both ends agree bit for bit: inputs and logits in
 //! 1/256 units ([`LOGIT_ONE`]), weights in 1/65536.
 //!
-//! Two editions share this code, each a row of the coder registry. The first (§3.9) is
-//! format 1.0's and must decode as it always did; the second (§3.10), which the compressor
-//! writes, adds the runs about each pixel, forgetting narrow counts, weight sets that
-//! settle, and two more refinements (docs/experiments.md has what each is worth).
+//! Three editions share this code, each a row of the coder registry. The first (§3.9) is
+//! format 1.0's and must decode as it always did; the second (§3.10) adds the runs about
+//! each pixel, forgetting narrow counts, weight sets that settle, and two more
+//! refinements; the third (§3.11), which the compressor writes, adds two more second-layer
+//! mixers (docs/experiments.md has what each is worth).
 #![forbid(unsafe_code)]
 
 use super::counts::{Counts, Learning, ModelledLanes, PixelModel, Predicted};
-use super::glyph_match::{Matcher, GROUP_BITS, MATCH_CONTEXTS};
+use super::glyph_match::{copy_of, Matcher, GROUP_BITS, MATCH_CONTEXTS};
 use super::lane::Strip;
 use super::memory::{
     estimate_12, hashed, stretch_table, total_class, Contexts, Memory, Mixing, LOGIT_ONE,
@@ -107,6 +108,15 @@ const FIRST_LAYER_SETS: [usize; MIXERS] = [
 /// mixers' weight sets: the other-phase blocks, the
 /// blocks and the spaced view (measured, format-spec.md §3.9).
 const CROSSED_COARSE: [usize; 3] = [3, 1, 0];
+
+/// Second-layer mixers: one in the first two editions, three in the third, whose logits
+/// are averaged.
+const SECOND_LAYERS: usize = 3;
+
+/// Each second-layer mixer's weight sets: by the 16-pixel template's count total; by the
+/// nearest pixels and what glyph matching's copy says (none, or its pixel and whether it
+/// lies on an edge); and by the low 11 bits of the runs about the pixel.
+const SECOND_LAYER_SETS: [usize; SECOND_LAYERS] = [TOTAL_CLASSES, 16 * 5, 1 << 11];
 
 /// Logits are kept within ±12 (in 1/256 units).
 const LOGIT_LIMIT: i32 = 12 * LOGIT_ONE;
@@ -391,7 +401,8 @@ struct Evidence {
     match_context: Option<usize>,
     /// Each first-layer mixer's weight set.
     sets: [usize; MIXERS],
-    second_set: usize,
+    /// Each second-layer mixer's weight set.
+    second_sets: [usize; SECOND_LAYERS],
     /// The refinement's context: the 12-pixel neighbourhood's.
     refinement_context: usize,
     /// The second edition's refinements': the match context, or [`MATCH_CONTEXTS`]
@@ -433,9 +444,9 @@ impl PageCounts {
             if slot::NARROW.contains(&k) {
                 Learning {
                     limit: PARAMS.narrow_count_limit,
-                    forgets: edition == Edition::Second,
+                    forgets: edition >= Edition::Second,
                 }
-            } else if edition == Edition::Second {
+            } else if edition >= Edition::Second {
                 Learning::halved_above(SECOND_WIDE_COUNT_LIMIT)
             } else {
                 Learning::halved_above(PARAMS.wide_count_limit)
@@ -459,7 +470,7 @@ impl PageCounts {
                 });
                 let mut matcher = Matcher::new();
                 matcher.fault_in();
-                let runs = (edition == Edition::Second).then(|| {
+                let runs = (edition >= Edition::Second).then(|| {
                     let mut counts = Counts::new(1 << RUNS_BITS);
                     counts.fault_in();
                     counts
@@ -576,7 +587,11 @@ impl PageCounts {
             match_group,
             match_context,
             sets,
-            second_set: total_class(counts[slot::PIXELS_16]),
+            second_sets: [
+                total_class(counts[slot::PIXELS_16]),
+                place.nearest * 5 + match_context.map_or(0, |c| 1 + copy_of(c)),
+                runs % SECOND_LAYER_SETS[2],
+            ],
             refinement_context: place.contexts.index(slot::PIXELS_12),
             added_contexts: [
                 match_context.unwrap_or(MATCH_CONTEXTS) * 16 + place.nearest,
@@ -620,7 +635,8 @@ struct Mixed {
     /// Its [`CountMap`] cells.
     cells: Cells,
     first: [i32; MIXERS],
-    logit: i32,
+    /// Each second-layer mixer's logit.
+    seconds: [i32; SECOND_LAYERS],
     /// The refinement's point to learn.
     refined_at: usize,
     /// The second edition's refinements' points, if it is that edition.
@@ -632,9 +648,11 @@ struct Mixed {
 struct Mixers {
     /// First layer: mixer k's weight sets, chosen as [`PageCounts::evidence`] says.
     first: [Vec<[i32; INPUTS]>; MIXERS],
-    /// Second layer: weights over the first layer's logits and a bias, one set per class
-    /// of the 16-pixel neighbourhood's count total.
-    second: Vec<[i32; MIXERS + 1]>,
+    /// Second layer: each mixer's weights over the first layer's logits and a bias, in
+    /// sets as [`SECOND_LAYER_SETS`] says.
+    second: [Vec<[i32; MIXERS + 1]>; SECOND_LAYERS],
+    /// The second-layer mixers this edition has: the first only, or all.
+    second_layers: usize,
     refinement: Refinement,
     count_map: CountMap,
     /// What the second edition adds.
@@ -668,10 +686,15 @@ impl Mixers {
         let first = FIRST_LAYER_SETS.map(|sets| vec![start; sets]);
         Mixers {
             first,
-            second: vec![second; TOTAL_CLASSES],
+            second: SECOND_LAYER_SETS.map(|sets| vec![second; sets]),
+            second_layers: if edition >= Edition::Third {
+                SECOND_LAYERS
+            } else {
+                1
+            },
             refinement: Refinement::new(Refinement::CONTEXTS),
             count_map: CountMap::new(),
-            added: (edition == Edition::Second).then(|| Added {
+            added: (edition >= Edition::Second).then(|| Added {
                 refinements: [
                     Refinement::new(Refinement::MATCH_CONTEXTS),
                     Refinement::new(Refinement::RUNS_CONTEXTS),
@@ -723,7 +746,21 @@ impl Mixers {
         for (k, logit) in first.iter_mut().enumerate() {
             *logit = dot(&self.first[k][e.sets[k]], &inputs);
         }
-        let logit = dot(&self.second[e.second_set], &second_inputs(&first));
+        let mut seconds = [0; SECOND_LAYERS];
+        let layers = self.second_layers;
+        for ((logit, weights), &set) in seconds
+            .iter_mut()
+            .zip(&self.second)
+            .zip(&e.second_sets)
+            .take(layers)
+        {
+            *logit = dot(&weights[set], &second_inputs(&first));
+        }
+        // Floored, as an i32 division toward −∞.
+        let logit = seconds[..layers]
+            .iter()
+            .sum::<i32>()
+            .div_euclid(layers as i32);
         let mixed = probability(logit);
         let (refined, refined_at) = self.refinement.estimate(e.refinement_context, logit);
         let refined = refined << (PRECISION - 16);
@@ -751,7 +788,7 @@ impl Mixers {
                 inputs,
                 cells,
                 first,
-                logit,
+                seconds,
                 refined_at,
                 added_at,
             },
@@ -775,13 +812,22 @@ impl Mixers {
             }
             train(&mut self.first[k][e.sets[k]], &m.inputs, err, shift);
         }
-        let err = target - probability_12(m.logit);
-        train(
-            &mut self.second[e.second_set],
-            &second_inputs(&m.first),
-            err,
-            PARAMS.second_rate_shift,
-        );
+        // Each second-layer mixer steps on the error of its own logit.
+        for ((weights, &set), &logit) in self
+            .second
+            .iter_mut()
+            .zip(&e.second_sets)
+            .zip(&m.seconds)
+            .take(self.second_layers)
+        {
+            let err = target - probability_12(logit);
+            train(
+                &mut weights[set],
+                &second_inputs(&m.first),
+                err,
+                PARAMS.second_rate_shift,
+            );
+        }
         self.refinement.learn(m.refined_at, bit);
         if let Some(added) = &mut self.added {
             for (r, &at) in added.refinements.iter_mut().zip(&m.added_at) {
@@ -983,8 +1029,10 @@ impl PageMixing {
     pub const FIRST: PageMixing = PageMixing(Edition::First);
     /// The second edition (§3.10).
     pub const SECOND: PageMixing = PageMixing(Edition::Second);
+    /// The third edition (§3.11).
+    pub const THIRD: PageMixing = PageMixing(Edition::Third);
     /// The edition the compressor writes.
-    pub const LATEST: PageMixing = Self::SECOND;
+    pub const LATEST: PageMixing = Self::THIRD;
 
     /// The lane coder of this edition, as an archive names it.
     pub const fn coder(self) -> LaneCoder {
@@ -1128,7 +1176,7 @@ mod tests {
         ];
         assert!(pixels.len() > PIPELINE_CHUNK && pixels.len() % PIPELINE_CHUNK != 0);
         let mut editions = Vec::new();
-        for edition in [Edition::First, Edition::Second] {
+        for edition in [Edition::First, Edition::Second, Edition::Third] {
             let one_by_one = |kernels: Supported| {
                 counts::predict_lane_with(PageMixer::new(edition), &strips, kernels)
             };
@@ -1147,8 +1195,9 @@ mod tests {
             }
             editions.push(want);
         }
-        // The editions are two models, not one.
+        // The editions are three models, not one.
         assert_ne!(editions[0], editions[1]);
+        assert_ne!(editions[1], editions[2]);
     }
 
     /// A pixel amid white takes the blank place, the one its contexts would give; the

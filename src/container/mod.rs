@@ -139,12 +139,13 @@ impl std::fmt::Display for ModelId {
 }
 
 /// Page mixing's editions, each a row of the coder [`registry`]: the first, of format 1.0
-/// (format-spec.md §3.9), and the second (§3.10), which the compressor writes. Both
-/// decode forever.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// (format-spec.md §3.9), the second (§3.10), and the third (§3.11), which the compressor
+/// writes. Each adds to the one before it, and all decode forever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Edition {
     First,
     Second,
+    Third,
 }
 
 /// How a lane's rows are coded: a row of the coder [`registry`], with the parameters its

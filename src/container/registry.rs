@@ -38,9 +38,10 @@ pub const CONTEXT_NARROW: u8 = 2;
 pub const PAGE_MIXING: u8 = 3;
 pub const STORED: u8 = 4;
 pub const PAGE_MIXING_SECOND: u8 = 5;
+pub const PAGE_MIXING_THIRD: u8 = 6;
 
 /// Every coder, by id: a row's place is its id.
-pub const REGISTRY: [CoderInfo; 6] = [
+pub const REGISTRY: [CoderInfo; 7] = [
     CoderInfo {
         id: BITS_BACK,
         name: "bits-back chain",
@@ -83,6 +84,13 @@ pub const REGISTRY: [CoderInfo; 6] = [
         record: Record::Head,
         since: (1, 1),
     },
+    CoderInfo {
+        id: PAGE_MIXING_THIRD,
+        name: "page mixing, third edition",
+        spec: "§3.11",
+        record: Record::Head,
+        since: (1, 2),
+    },
 ];
 
 // A row's place is its id.
@@ -108,6 +116,7 @@ impl LaneCoder {
             LaneCoder::Context { .. } => CONTEXT_NARROW,
             LaneCoder::PageMixing(Edition::First) => PAGE_MIXING,
             LaneCoder::PageMixing(Edition::Second) => PAGE_MIXING_SECOND,
+            LaneCoder::PageMixing(Edition::Third) => PAGE_MIXING_THIRD,
             LaneCoder::Stored => STORED,
         }
     }
@@ -125,6 +134,7 @@ impl LaneCoder {
             CONTEXT_NARROW => Some(LaneCoder::Context { template: 1 }),
             PAGE_MIXING => Some(LaneCoder::PageMixing(Edition::First)),
             PAGE_MIXING_SECOND => Some(LaneCoder::PageMixing(Edition::Second)),
+            PAGE_MIXING_THIRD => Some(LaneCoder::PageMixing(Edition::Third)),
             STORED => Some(LaneCoder::Stored),
             _ => None,
         }
