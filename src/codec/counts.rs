@@ -70,6 +70,12 @@ impl Counts {
         }
     }
 
+    /// How many contexts it counts.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
     /// Writes every page of the table once: see [`fault_in`].
     pub(crate) fn fault_in(&mut self) {
         fault_in(&mut self.pairs);
@@ -260,19 +266,24 @@ fn decode_pixels(
     Ok(out)
 }
 
+/// Pixels of a lane's `strips`.
+pub(crate) fn lane_pixels(strips: &[Strip]) -> usize {
+    strips.iter().map(|s| s.width * s.rows).sum()
+}
+
 /// A lane coder that is a pixel model, fresh at each lane's start, driving one ANS stack:
 /// the context model and page mixing. Every such coder is a [`LaneCodec`] through the
 /// loop above.
 pub(crate) trait ModelledLanes: Sync {
     type Model: PixelModel;
 
-    /// The model as a lane starts, having seen no pixel.
-    fn fresh(&self) -> Self::Model;
+    /// The model as a lane of `pixels` pixels starts, having seen none of them.
+    fn fresh(&self, pixels: usize) -> Self::Model;
 
     /// Every pixel of a lane with its P(ink), as a fresh model predicts them one by one
     /// (an encoder may find them faster, as long as it finds the same).
     fn predict(&self, strips: &[Strip]) -> Vec<Predicted> {
-        predict_lane(self.fresh(), strips)
+        predict_lane(self.fresh(lane_pixels(strips)), strips)
     }
 }
 
@@ -292,7 +303,10 @@ impl<T: ModelledLanes> LaneCodec for T {
         lanes
             .iter()
             .enumerate()
-            .map(|(k, lane)| decode_lane(self.fresh(), lane, first_index + k))
+            .map(|(k, lane)| {
+                let pixels = lane.shapes.iter().map(|&(w, r)| w * r).sum();
+                decode_lane(self.fresh(pixels), lane, first_index + k)
+            })
             .collect()
     }
 }

@@ -66,9 +66,10 @@ impl Matcher {
     /// Bytes of its tables: the remembered places and the counts.
     pub(super) const TABLE_BYTES: usize = 4 * (WAYS << GROUP_BITS) + 4 * MATCH_CONTEXTS;
 
-    pub(super) fn new() -> Self {
+    /// A matcher with `2^(GROUP_BITS − shrink)` groups (format-spec.md §3.11).
+    pub(super) fn new(shrink: u32) -> Self {
         Matcher {
-            groups: vec![0; WAYS << GROUP_BITS],
+            groups: vec![0; WAYS << (GROUP_BITS - shrink)],
             above: Vec::new(),
             next: 0,
             width: 0,
@@ -234,7 +235,7 @@ mod tests {
         }
         let mut memory = Memory::<Mixing, 10>::default();
         memory.start_strip(width, rows);
-        let mut matcher = Matcher::new();
+        let mut matcher = Matcher::new(0);
         matcher.start_strip(width);
         let mut inside = 0;
         for y in 0..rows {

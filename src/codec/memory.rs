@@ -371,6 +371,9 @@ pub struct Memory<L: Layout<N>, const N: usize> {
     counts: [Counts; N],
     known: KnownBits,
     layout: PhantomData<L>,
+    /// Bits taken off each table's indices: page mixing's third edition sizes its hashed
+    /// tables to its lane (format-spec.md §3.11); 0 elsewhere, and for direct tables.
+    shrink: [u32; N],
 }
 
 /// The bits-back lanes' page memory.
@@ -414,12 +417,26 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
     /// A memory whose k-th neighbourhood's counts learn as `learning[k]` says.
     pub(crate) fn learning(learning: [Learning; N]) -> Self {
+        Self::shrunk(learning, 0)
+    }
+
+    /// The same, its hashed tables `2^shrink` times smaller.
+    pub(crate) fn shrunk(learning: [Learning; N], shrink: u32) -> Self {
+        let shrink = std::array::from_fn(|k| {
+            let (shape, bits) = &L::NEIGHBOURHOODS[k];
+            if shape.pixels() > *bits as usize {
+                shrink
+            } else {
+                0
+            }
+        });
         Memory {
             counts: std::array::from_fn(|k| {
-                Counts::learning(1 << L::NEIGHBOURHOODS[k].1, learning[k])
+                Counts::learning(1 << (L::NEIGHBOURHOODS[k].1 - shrink[k]), learning[k])
             }),
             known: KnownBits::new(0, 0),
             layout: PhantomData,
+            shrink,
         }
     }
 
@@ -486,21 +503,21 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     }
 
     /// Where the counts of a pixel amid white are.
-    pub fn blank_contexts() -> Contexts<N> {
-        Self::indices([0; N])
+    pub fn blank_contexts(&self) -> Contexts<N> {
+        self.indices([0; N])
     }
 
     /// Where pixel (y, x)'s counts are, from the pixels known so far.
     #[inline(always)]
     pub fn contexts_of(&self, y: usize, x: usize) -> Contexts<N> {
-        Self::indices(self.contexts(y, x))
+        self.indices(self.contexts(y, x))
     }
 
     /// The same, and whether the widest neighbourhood holds ink.
     #[inline(always)]
     pub fn contexts_and_ink(&self, y: usize, x: usize) -> (Contexts<N>, bool) {
         let values = self.contexts(y, x);
-        (Self::indices(values), values[N - 1] != 0)
+        (self.indices(values), values[N - 1] != 0)
     }
 
     /// The widest neighbourhood's context of pixel (y, x) alone.
@@ -572,8 +589,13 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
 
     /// Where the counts of each neighbourhood's context `values` are.
     #[inline(always)]
-    fn indices(values: [u128; N]) -> Contexts<N> {
-        Contexts(L::indices(&values))
+    fn indices(&self, values: [u128; N]) -> Contexts<N> {
+        let mut at = L::indices(&values);
+        // A hash's top bits, fewer of them: the same as hashing to fewer bits.
+        for (i, &shrink) in at.iter_mut().zip(&self.shrink) {
+            *i >>= shrink;
+        }
+        Contexts(at)
     }
 
     /// Each neighbourhood's counts (n0, n1) at `contexts`.

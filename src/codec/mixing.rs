@@ -20,7 +20,7 @@
 //! mixers (docs/experiments.md has what each is worth).
 #![forbid(unsafe_code)]
 
-use super::counts::{Counts, Learning, ModelledLanes, PixelModel, Predicted};
+use super::counts::{lane_pixels, Counts, Learning, ModelledLanes, PixelModel, Predicted};
 use super::glyph_match::{copy_of, Matcher, GROUP_BITS, MATCH_CONTEXTS};
 use super::lane::Strip;
 use super::memory::{
@@ -48,6 +48,24 @@ const COARSE_BITS: u32 = 22;
 /// the cache (a hashed table of 2^22 pairs for a wider view of the runs coded the real
 /// scans 0.2% smaller and decoded 2% slower).
 const RUNS_BITS: u32 = 17;
+
+/// The third edition's hashed tables lose a bit of index for each bit by which ⌈log2⌉ of
+/// a lane's pixels falls short of this, at most [`MOST_SHRINK`]: full size above 2^19
+/// pixels (half a megapixel). A 0.13 Mpx page spent a seventh of its time zeroing 118 MiB
+/// of tables whose every 2 MiB page it touched, few of their entries.
+const FULL_TABLES_LANE_BITS: u32 = 20;
+const MOST_SHRINK: u32 = 4;
+
+/// How many bits the hashed tables' indices of a lane of `pixels` lose in `edition`
+/// (format-spec.md §3.11).
+fn table_shrink(edition: Edition, pixels: usize) -> u32 {
+    if edition < Edition::Third {
+        return 0;
+    }
+    // ⌈log2 pixels⌉
+    let bits = usize::BITS - pixels.saturating_sub(1).leading_zeros();
+    FULL_TABLES_LANE_BITS.saturating_sub(bits).min(MOST_SHRINK)
+}
 
 /// Where each of a pixel's count pairs sits, and so its pair of inputs to the first-layer
 /// mixers (format-spec.md §3.9): the neighbourhoods of [`super::memory::MIXING_NEIGHBOURHOODS`] narrow to
@@ -436,10 +454,14 @@ struct PageCounts {
     matcher: Matcher,
     /// Counts of the runs about each pixel (the second edition).
     runs: Option<Counts>,
+    /// Bits the hashed tables' indices lose (the third edition; format-spec.md §3.11).
+    shrink: u32,
 }
 
 impl PageCounts {
-    fn new(edition: Edition) -> Self {
+    /// The counts of a lane of `pixels` pixels in `edition`, none counted yet.
+    fn new(edition: Edition, pixels: usize) -> Self {
+        let shrink = table_shrink(edition, pixels);
         let learning = std::array::from_fn(|k| {
             if slot::NARROW.contains(&k) {
                 Learning {
@@ -458,17 +480,17 @@ impl PageCounts {
         // threads wait for it, and a job queued for the pool would never run.
         let (memory, (coarse, matcher, runs)) = std::thread::scope(|scope| {
             let other = scope.spawn(|| {
-                let mut memory = Memory::learning(learning);
+                let mut memory = Memory::shrunk(learning, shrink);
                 memory.fault_in();
                 memory
             });
             let here = {
                 let coarse: [Counts; COARSE] = std::array::from_fn(|_| {
-                    let mut counts = Counts::new(1 << COARSE_BITS);
+                    let mut counts = Counts::new(1 << (COARSE_BITS - shrink));
                     counts.fault_in();
                     counts
                 });
-                let mut matcher = Matcher::new();
+                let mut matcher = Matcher::new(shrink);
                 matcher.fault_in();
                 let runs = (edition >= Edition::Second).then(|| {
                     let mut counts = Counts::new(1 << RUNS_BITS);
@@ -480,16 +502,17 @@ impl PageCounts {
             (other.join().expect("zeroing tables does not panic"), here)
         });
         let mut counts = PageCounts {
-            memory,
-            coarse,
             blank: Place {
-                contexts: Memory::<Mixing, CONTEXTS>::blank_contexts(),
+                contexts: memory.blank_contexts(),
                 coarse: [0; COARSE],
                 nearest: 0,
                 ink_about: false,
             },
+            memory,
+            coarse,
             matcher,
             runs,
+            shrink,
         };
         counts.blank.coarse = counts.coarse_indices(|_| [0; 2]);
         counts
@@ -508,8 +531,8 @@ impl PageCounts {
         // Over every phase, so that each call has its phase as a constant.
         for phase in 0..COARSE / 2 {
             let [spaced, blocks] = views(phase);
-            at[2 * phase] = hashed(u128::from(spaced), COARSE_BITS);
-            at[2 * phase + 1] = hashed(u128::from(blocks), COARSE_BITS);
+            at[2 * phase] = hashed(u128::from(spaced), COARSE_BITS) >> self.shrink;
+            at[2 * phase + 1] = hashed(u128::from(blocks), COARSE_BITS) >> self.shrink;
         }
         at
     }
@@ -853,10 +876,10 @@ pub struct PageMixer {
 }
 
 impl PageMixer {
-    /// A fresh model of `edition`, which has seen no pixel.
-    pub fn new(edition: Edition) -> Self {
+    /// A fresh model of `edition` for a lane of `pixels` pixels, which has seen none.
+    pub fn new(edition: Edition, pixels: usize) -> Self {
         PageMixer {
-            counts: PageCounts::new(edition),
+            counts: PageCounts::new(edition, pixels),
             mixers: Mixers::new(edition),
             pending: None,
             width: 0,
@@ -962,7 +985,7 @@ fn predict_lane_with(strips: &[Strip], edition: Edition, kernels: Supported) -> 
 /// The counting thread of [`predict_lane`]: each pixel's evidence, sent in chunks.
 #[inline(always)]
 fn count_lane(strips: &[Strip], edition: Edition, send: &SyncSender<Vec<Evidence>>) {
-    let mut counts = PageCounts::new(edition);
+    let mut counts = PageCounts::new(edition, lane_pixels(strips));
     let mut chunk = Vec::with_capacity(PIPELINE_CHUNK);
     let mut places = Vec::new();
     for s in strips {
@@ -1062,8 +1085,8 @@ impl PageMixing {
 impl ModelledLanes for PageMixing {
     type Model = PageMixer;
 
-    fn fresh(&self) -> PageMixer {
-        PageMixer::new(self.0)
+    fn fresh(&self, pixels: usize) -> PageMixer {
+        PageMixer::new(self.0, pixels)
     }
 
     /// The pipelined encoder: the same predictions, on two threads.
@@ -1178,7 +1201,11 @@ mod tests {
         let mut editions = Vec::new();
         for edition in [Edition::First, Edition::Second, Edition::Third] {
             let one_by_one = |kernels: Supported| {
-                counts::predict_lane_with(PageMixer::new(edition), &strips, kernels)
+                counts::predict_lane_with(
+                    PageMixer::new(edition, lane_pixels(&strips)),
+                    &strips,
+                    kernels,
+                )
             };
             let baseline = Kernels::Baseline
                 .check()
@@ -1200,13 +1227,36 @@ mod tests {
         assert_ne!(editions[1], editions[2]);
     }
 
+    /// The third edition's hashed tables are full size for lanes of more than 2^19
+    /// pixels, a bit smaller for each halving below, at most 4 bits; the earlier editions'
+    /// always full.
+    #[test]
+    fn only_the_third_edition_sizes_its_tables_to_the_lane() {
+        let shrink = |pixels| table_shrink(Edition::Third, pixels);
+        assert_eq!(shrink(1 << 22), 0);
+        assert_eq!(shrink((1 << 20) + 1), 0);
+        assert_eq!(shrink(1 << 20), 0);
+        assert_eq!(shrink((1 << 20) - 1), 0);
+        assert_eq!(shrink((1 << 19) + 1), 0);
+        assert_eq!(shrink(1 << 19), 1);
+        assert_eq!(shrink(329 * 400), 2);
+        assert_eq!(shrink(1 << 13), 4);
+        assert_eq!(shrink(1), 4);
+        assert_eq!(table_shrink(Edition::Second, 1), 0);
+        assert_eq!(table_shrink(Edition::First, 1 << 13), 0);
+        let small = PageCounts::new(Edition::Third, 329 * 400);
+        assert_eq!(small.coarse[0].len(), 1 << (COARSE_BITS - 2));
+        let large = PageCounts::new(Edition::Third, 1 << 20);
+        assert_eq!(large.coarse[0].len(), 1 << COARSE_BITS);
+    }
+
     /// A pixel amid white takes the blank place, the one its contexts would give; the
     /// image has both such pixels and others.
     #[test]
     fn blank_neighbourhoods_take_the_place_their_contexts_give() {
         let (width, rows) = (150, 60);
         let mut state = 11u32;
-        let mut counts = PageCounts::new(Edition::First);
+        let mut counts = PageCounts::new(Edition::First, 0);
         counts.start_strip(width, rows);
         let mut blank = 0;
         for y in 0..rows {
@@ -1229,7 +1279,7 @@ mod tests {
     /// After a pattern repeats, the mixer is sure of it.
     #[test]
     fn mixer_learns_what_it_sees() {
-        let mut m = PageMixer::new(Edition::First);
+        let mut m = PageMixer::new(Edition::First, 0);
         m.start_strip(48, 48);
         for y in 0..48 {
             for x in 0..48 {

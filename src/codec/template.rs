@@ -149,7 +149,7 @@ impl ContextModel {
 impl ModelledLanes for ContextModel {
     type Model = TemplateCounts;
 
-    fn fresh(&self) -> TemplateCounts {
+    fn fresh(&self, _pixels: usize) -> TemplateCounts {
         TemplateCounts::new(self.template())
     }
 }
