@@ -399,8 +399,9 @@ impl<L: Layout<N>, const N: usize> Default for Memory<L, N> {
 }
 
 impl<L: Layout<N>, const N: usize> Memory<L, N> {
-    /// Bytes of its count tables (a pair of 16-bit counts per context), which a lane
-    /// holds from its start to its end, whatever its size.
+    /// Bytes of its count tables at full size (a pair of 16-bit counts per context),
+    /// which a lane holds from its start to its end, whatever its size: at most this
+    /// where page mixing's third edition shrinks them for a small lane.
     pub const TABLE_BYTES: usize = {
         let (mut bytes, mut k) = (0, 0);
         while k < N {

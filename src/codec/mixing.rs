@@ -1062,9 +1062,10 @@ impl PageMixing {
         LaneCoder::PageMixing(self.0)
     }
 
-    /// Bytes of the tables one page-mixing lane holds from its start to its end, whatever
-    /// its size or edition: counts, glyph matching, mixers' weights, the refinements and
-    /// the count map (about 118 MiB). What grows with the lane's strips is not included.
+    /// Bytes of the tables one page-mixing lane holds from its start to its end, at most,
+    /// whatever its size or edition: counts, glyph matching, mixers' weights, the
+    /// refinements and the count map (about 118 MiB; the third edition's are smaller on a
+    /// lane of at most 2^19 pixels). What grows with the lane's strips is not included.
     pub const TABLE_BYTES: usize = Memory::<Mixing, CONTEXTS>::TABLE_BYTES
         + COARSE * (4 << COARSE_BITS)
         + (4 << RUNS_BITS)
@@ -1250,30 +1251,33 @@ mod tests {
         assert_eq!(large.coarse[0].len(), 1 << COARSE_BITS);
     }
 
-    /// A pixel amid white takes the blank place, the one its contexts would give; the
-    /// image has both such pixels and others.
+    /// A pixel amid white takes the blank place, the one its contexts would give, with
+    /// full tables and with a small lane's shrunk ones; the image has both such pixels
+    /// and others.
     #[test]
     fn blank_neighbourhoods_take_the_place_their_contexts_give() {
         let (width, rows) = (150, 60);
-        let mut state = 11u32;
-        let mut counts = PageCounts::new(Edition::First, 0);
-        counts.start_strip(width, rows);
-        let mut blank = 0;
-        for y in 0..rows {
-            for x in 0..width {
-                let place = counts.gathered_place(y, x);
-                assert_eq!(counts.place(y, x), place, "({y}, {x})");
-                blank += usize::from(place == counts.blank);
-                let bit = u8::from(next_random(&mut state) >> 24 == 0);
-                let evidence = counts.evidence(&place, (y, x));
-                counts.count(&place, &evidence, (y, x), bit);
-                counts.memory.know(y, x, bit);
+        for (edition, pixels) in [(Edition::First, 0), (Edition::Third, width * rows)] {
+            let mut state = 11u32;
+            let mut counts = PageCounts::new(edition, pixels);
+            counts.start_strip(width, rows);
+            let mut blank = 0;
+            for y in 0..rows {
+                for x in 0..width {
+                    let place = counts.gathered_place(y, x);
+                    assert_eq!(counts.place(y, x), place, "({y}, {x})");
+                    blank += usize::from(place == counts.blank);
+                    let bit = u8::from(next_random(&mut state) >> 24 == 0);
+                    let evidence = counts.evidence(&place, (y, x));
+                    counts.count(&place, &evidence, (y, x), bit);
+                    counts.memory.know(y, x, bit);
+                }
             }
+            assert!(
+                blank > width * rows / 10 && blank < width * rows * 9 / 10,
+                "{blank}"
+            );
         }
-        assert!(
-            blank > width * rows / 10 && blank < width * rows * 9 / 10,
-            "{blank}"
-        );
     }
 
     /// After a pattern repeats, the mixer is sure of it.
