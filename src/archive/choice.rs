@@ -9,6 +9,7 @@ use super::at_most;
 use crate::codec::bitsback::Chain;
 use crate::codec::lane::{LaneCodec, Strip};
 use rayon::prelude::*;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Rows of a lane between two places where every model codes a sample to choose the
@@ -287,15 +288,12 @@ fn estimate_chains(
         .collect()
 }
 
-/// One place of a sample: a tile's height of rows of a strip, whole or cut to the middle
-/// quarter of its columns.
-enum SampleRows<'a> {
-    Whole(Strip<'a>),
-    Middle {
-        width: usize,
-        rows: usize,
-        pixels: Vec<u8>,
-    },
+/// One place of a sample: a tile's height of rows of a strip, whole (borrowed) or cut to
+/// the middle quarter of its columns (copied).
+struct SampleRows<'a> {
+    width: usize,
+    rows: usize,
+    pixels: Cow<'a, [u8]>,
 }
 
 impl<'a> SampleRows<'a> {
@@ -304,39 +302,32 @@ impl<'a> SampleRows<'a> {
         let rows = tile.min(s.rows - y);
         let pixels = &s.pixels[y * s.width..(y + rows) * s.width];
         if !sample.middle_quarter || s.width <= 2 * tile {
-            return SampleRows::Whole(Strip {
+            return SampleRows {
                 width: s.width,
                 rows,
-                pixels,
-            });
+                pixels: Cow::Borrowed(pixels),
+            };
         }
         let width = (s.width / 4).div_ceil(tile) * tile;
         let start = (s.width - width) / 2 / tile * tile;
-        let pixels = pixels
+        let middle = pixels
             .chunks_exact(s.width)
             .flat_map(|row| &row[start..start + width])
             .copied()
             .collect();
-        SampleRows::Middle {
+        SampleRows {
             width,
             rows,
-            pixels,
+            pixels: Cow::Owned(middle),
         }
     }
 
     /// The rows as a strip to code.
     fn strip(&self) -> Strip<'_> {
-        match self {
-            SampleRows::Whole(s) => *s,
-            SampleRows::Middle {
-                width,
-                rows,
-                pixels,
-            } => Strip {
-                width: *width,
-                rows: *rows,
-                pixels,
-            },
+        Strip {
+            width: self.width,
+            rows: self.rows,
+            pixels: &self.pixels,
         }
     }
 }

@@ -182,8 +182,7 @@ pub(crate) fn predict_lane_with(
 /// [`predict_lane`], in whatever build calls it.
 #[inline(always)]
 fn predict_pixels(mut model: impl PixelModel, strips: &[Strip]) -> Vec<Predicted> {
-    let total: usize = strips.iter().map(|s| s.pixels.len()).sum();
-    let mut predicted = Vec::with_capacity(total);
+    let mut predicted = Vec::with_capacity(lane_pixels(strips));
     for s in strips {
         model.start_strip(s.width, s.rows);
         for y in 0..s.rows {
@@ -303,10 +302,7 @@ impl<T: ModelledLanes> LaneCodec for T {
         lanes
             .iter()
             .enumerate()
-            .map(|(k, lane)| {
-                let pixels = lane.shapes.iter().map(|&(w, r)| w * r).sum();
-                decode_lane(self.fresh(pixels), lane, first_index + k)
-            })
+            .map(|(k, lane)| decode_lane(self.fresh(lane.pixels()), lane, first_index + k))
             .collect()
     }
 }

@@ -64,7 +64,7 @@ pub(super) struct Matcher {
 }
 
 impl Matcher {
-    /// Bytes of its tables: the remembered places and the counts.
+    /// Bytes of its tables at full size, at most: the remembered places and the counts.
     pub(super) const TABLE_BYTES: usize = 4 * (WAYS << GROUP_BITS) + 4 * MATCH_CONTEXTS;
 
     /// A matcher with `2^(GROUP_BITS − shrink)` groups (format-spec.md §3.11).
@@ -124,11 +124,6 @@ impl Matcher {
             let (py, px) = self.coordinates(stored);
             let (near, far) =
                 Memory::<Mixing, 10>::match_distances(&memory.match_window(py, px), &window);
-            // The far rows only add: a place already no nearer than the second best
-            // cannot become either.
-            if best[1].is_some_and(|b| near >= b.0) {
-                continue;
-            }
             let d = near + far;
             if best[0].is_none_or(|b| d < b.0) {
                 best = [Some((d, stored)), best[0]];

@@ -46,6 +46,13 @@ pub struct LaneToDecode<'a> {
     pub shapes: Vec<(usize, usize)>,
 }
 
+impl LaneToDecode<'_> {
+    /// Pixels of the lane's strips.
+    pub fn pixels(&self) -> usize {
+        self.shapes.iter().map(|&(width, rows)| width * rows).sum()
+    }
+}
+
 /// Codes lanes of strips. Implementations may code several lanes at once (in lockstep);
 /// the bytes of a lane never depend on which lanes it was coded with.
 pub trait LaneCodec: Sync {

@@ -33,6 +33,12 @@ pub struct Shape {
 }
 
 impl Shape {
+    /// Whether its contexts index a table of 2^`bits` count pairs through a hash: where
+    /// it has more pixels than the table has bits.
+    pub const fn is_hashed(&self, bits: u32) -> bool {
+        self.pixels() > bits as usize
+    }
+
     /// How many pixels it holds.
     pub const fn pixels(&self) -> usize {
         let (mut n, mut i) = (self.left, 0);
@@ -166,8 +172,9 @@ pub trait Layout<const N: usize>: Sized {
     /// Each neighbourhood's context, cut from the widest neighbourhood's `rows`.
     fn contexts(rows: &WidestRows) -> [u128; N];
 
-    /// Where each neighbourhood's counts are for its context in `values`.
-    fn indices(values: &[u128; N]) -> [usize; N];
+    /// Where each neighbourhood's counts are for its context in `values`, the hashed
+    /// tables `2^shrink` times smaller.
+    fn indices(values: &[u128; N], shrink: u32) -> [usize; N];
 }
 
 /// Implements [`Layout`]'s methods neighbourhood by neighbourhood, each with its shape as a
@@ -182,8 +189,8 @@ macro_rules! neighbourhood_by_neighbourhood {
         }
 
         #[inline(always)]
-        fn indices(values: &[u128; $n]) -> [usize; $n] {
-            [$(index(values[$k], &Self::NEIGHBOURHOODS[$k].0, Self::NEIGHBOURHOODS[$k].1)),*]
+        fn indices(values: &[u128; $n], shrink: u32) -> [usize; $n] {
+            [$(index(values[$k], &Self::NEIGHBOURHOODS[$k].0, Self::NEIGHBOURHOODS[$k].1, shrink)),*]
         }
     };
 }
@@ -253,14 +260,15 @@ pub const MIX_INPUTS: usize = NEIGHBOURHOODS.len() + 2;
 const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// The index of context `v` (bit k = the neighbourhood's k-th pixel) of a neighbourhood
-/// of `shape` in a table of 2^`bits` count pairs: `v` itself where the neighbourhood has
-/// at most `bits` pixels, else a hash of its two 64-bit halves.
+/// of `shape` in its table of 2^`bits` count pairs: `v` itself where the neighbourhood has
+/// at most `bits` pixels, else a hash of its two 64-bit halves to `bits − shrink` bits
+/// (page mixing's third edition shrinks a small lane's hashed tables; 0 elsewhere).
 #[inline(always)]
-pub fn index(v: u128, shape: &Shape, bits: u32) -> usize {
-    if shape.pixels() <= bits as usize {
+pub fn index(v: u128, shape: &Shape, bits: u32, shrink: u32) -> usize {
+    if !shape.is_hashed(bits) {
         return v as usize;
     }
-    hashed(v, bits)
+    hashed(v, bits - shrink)
 }
 
 /// A hash of context `v` to `bits` bits, from its two 64-bit halves.
@@ -371,9 +379,9 @@ pub struct Memory<L: Layout<N>, const N: usize> {
     counts: [Counts; N],
     known: KnownBits,
     layout: PhantomData<L>,
-    /// Bits taken off each table's indices: page mixing's third edition sizes its hashed
-    /// tables to its lane (format-spec.md §3.11); 0 elsewhere, and for direct tables.
-    shrink: [u32; N],
+    /// Bits taken off the hashed tables' indices: page mixing's third edition sizes them
+    /// to its lane (format-spec.md §3.11); 0 elsewhere.
+    shrink: u32,
 }
 
 /// The bits-back lanes' page memory.
@@ -394,7 +402,7 @@ impl<const N: usize> Contexts<N> {
 
 impl<L: Layout<N>, const N: usize> Default for Memory<L, N> {
     fn default() -> Self {
-        Self::learning([Learning::halved_above(COUNT_LIMIT); N])
+        Self::shrunk([Learning::halved_above(COUNT_LIMIT); N], 0)
     }
 }
 
@@ -416,24 +424,18 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         8 * (ROWS_ABOVE + rows) * (width.div_ceil(64) + 2 * PAD_WORDS + 1)
     }
 
-    /// A memory whose k-th neighbourhood's counts learn as `learning[k]` says.
-    pub(crate) fn learning(learning: [Learning; N]) -> Self {
-        Self::shrunk(learning, 0)
-    }
-
-    /// The same, its hashed tables `2^shrink` times smaller.
+    /// A memory whose k-th neighbourhood's counts learn as `learning[k]` says, its hashed
+    /// tables `2^shrink` times smaller.
     pub(crate) fn shrunk(learning: [Learning; N], shrink: u32) -> Self {
-        let shrink = std::array::from_fn(|k| {
-            let (shape, bits) = &L::NEIGHBOURHOODS[k];
-            if shape.pixels() > *bits as usize {
-                shrink
-            } else {
-                0
-            }
-        });
         Memory {
             counts: std::array::from_fn(|k| {
-                Counts::learning(1 << (L::NEIGHBOURHOODS[k].1 - shrink[k]), learning[k])
+                let (shape, bits) = &L::NEIGHBOURHOODS[k];
+                let bits = if shape.is_hashed(*bits) {
+                    bits - shrink
+                } else {
+                    *bits
+                };
+                Counts::learning(1 << bits, learning[k])
             }),
             known: KnownBits::new(0, 0),
             layout: PhantomData,
@@ -566,7 +568,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     }
 
     /// How many compared pixels differ between two places' windows: the widest
-    /// neighbourhood's and the far rows', apart, so that a caller may skip the far rows.
+    /// neighbourhood's and the far rows', apart.
     #[inline(always)]
     pub fn match_distances(a: &MatchWindow, b: &MatchWindow) -> (u32, u32) {
         let mut near = 0;
@@ -591,12 +593,7 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// Where the counts of each neighbourhood's context `values` are.
     #[inline(always)]
     fn indices(&self, values: [u128; N]) -> Contexts<N> {
-        let mut at = L::indices(&values);
-        // A hash's top bits, fewer of them: the same as hashing to fewer bits.
-        for (i, &shrink) in at.iter_mut().zip(&self.shrink) {
-            *i >>= shrink;
-        }
-        Contexts(at)
+        Contexts(L::indices(&values, self.shrink))
     }
 
     /// Each neighbourhood's counts (n0, n1) at `contexts`.

@@ -531,8 +531,8 @@ impl PageCounts {
         // Over every phase, so that each call has its phase as a constant.
         for phase in 0..COARSE / 2 {
             let [spaced, blocks] = views(phase);
-            at[2 * phase] = hashed(u128::from(spaced), COARSE_BITS) >> self.shrink;
-            at[2 * phase + 1] = hashed(u128::from(blocks), COARSE_BITS) >> self.shrink;
+            at[2 * phase] = hashed(u128::from(spaced), COARSE_BITS - self.shrink);
+            at[2 * phase + 1] = hashed(u128::from(blocks), COARSE_BITS - self.shrink);
         }
         at
     }
@@ -771,13 +771,14 @@ impl Mixers {
         }
         let mut seconds = [0; SECOND_LAYERS];
         let layers = self.second_layers;
+        let y = second_inputs(&first);
         for ((logit, weights), &set) in seconds
             .iter_mut()
             .zip(&self.second)
             .zip(&e.second_sets)
             .take(layers)
         {
-            *logit = dot(&weights[set], &second_inputs(&first));
+            *logit = dot(&weights[set], &y);
         }
         // Floored, as an i32 division toward −∞.
         let logit = seconds[..layers]
@@ -836,6 +837,7 @@ impl Mixers {
             train(&mut self.first[k][e.sets[k]], &m.inputs, err, shift);
         }
         // Each second-layer mixer steps on the error of its own logit.
+        let y = second_inputs(&m.first);
         for ((weights, &set), &logit) in self
             .second
             .iter_mut()
@@ -844,12 +846,7 @@ impl Mixers {
             .take(self.second_layers)
         {
             let err = target - probability_12(logit);
-            train(
-                &mut weights[set],
-                &second_inputs(&m.first),
-                err,
-                PARAMS.second_rate_shift,
-            );
+            train(&mut weights[set], &y, err, PARAMS.second_rate_shift);
         }
         self.refinement.learn(m.refined_at, bit);
         if let Some(added) = &mut self.added {
@@ -1033,7 +1030,7 @@ fn mix_lane(
 ) -> Vec<Predicted> {
     let mut mixers = Mixers::new(edition);
     let mut bits = strips.iter().flat_map(|s| s.pixels.iter().copied());
-    let mut predicted = Vec::with_capacity(strips.iter().map(|s| s.pixels.len()).sum());
+    let mut predicted = Vec::with_capacity(lane_pixels(strips));
     for evidence in receive.iter().flatten() {
         let bit = bits.next().expect("evidence of a pixel of the lane");
         let (p, mixed) = mixers.predict(&evidence);
