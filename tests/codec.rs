@@ -655,7 +655,12 @@ fn page_mixing_round_trips_and_learns_the_page() {
     let counted = ContextModel { template: 0 }.encode(&lanes[..1]).unwrap()[0]
         .payload
         .len();
-    for mixing in [PageMixing::FIRST, PageMixing::SECOND, PageMixing::THIRD] {
+    for mixing in [
+        PageMixing::FIRST,
+        PageMixing::SECOND,
+        PageMixing::THIRD,
+        PageMixing::FOURTH,
+    ] {
         let coded = mixing.encode(&lanes).unwrap();
         let alone = mixing.encode(&lanes[2..]).unwrap();
         assert_eq!(coded[2].payload, alone[0].payload);
@@ -793,7 +798,7 @@ fn clean_pages_are_mixed_in_as_few_lanes_as_allowed() {
         let bytes = round_trip(tiny_context(), &entries, &pages, asked);
         let arch = container::parse(&bytes).unwrap();
         let coders: Vec<LaneCoder> = arch.lanes.iter().map(|l| l.coder).collect();
-        assert_eq!(coders, vec![LaneCoder::PageMixing(Edition::Third); want]);
+        assert_eq!(coders, vec![LaneCoder::PageMixing(Edition::Fourth); want]);
     }
     let digits = digits(0, 40);
     let bytes = compress(shipped(), &entries_for(&[(28, 28); 40]), &digits, None);

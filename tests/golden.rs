@@ -26,6 +26,8 @@
 //! - `mixing-second.vlz`: a synthetic 400×300 page in one lane of page mixing's second
 //!   edition (§3.10), which the compressor wrote when that row was added.
 //! - `mixing-third.vlz`: the same kind of page in page mixing's third edition (§3.11),
+//!   which the compressor wrote when that row was added.
+//! - `mixing-fourth.vlz`: the same kind of page in page mixing's fourth edition (§3.12),
 //!   which the compressor writes since that row was added.
 //!
 //! A golden file is never rewritten: `cargo test --release --test golden -- --ignored`
@@ -462,5 +464,7 @@ fn write_missing_golden_files() {
     manifest += &write_mixing_golden("mixing-second.vlz", 7);
     // And in its third.
     manifest += &write_mixing_golden("mixing-third.vlz", 8);
+    // And in its fourth.
+    manifest += &write_mixing_golden("mixing-fourth.vlz", 9);
     std::fs::write(MANIFEST, manifest).unwrap();
 }

@@ -249,6 +249,7 @@ impl<'n> DecodingCoders<'n> {
             LaneCoder::PageMixing(Edition::First) => &PageMixing::FIRST,
             LaneCoder::PageMixing(Edition::Second) => &PageMixing::SECOND,
             LaneCoder::PageMixing(Edition::Third) => &PageMixing::THIRD,
+            LaneCoder::PageMixing(Edition::Fourth) => &PageMixing::FOURTH,
             LaneCoder::Stored => &Stored,
         }
     }

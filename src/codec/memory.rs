@@ -704,6 +704,19 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         c | left << 1 | a1 << 6 | right1 << 7 | b1 << 11 | left1 << 12 | above2 << 16
     }
 
+    /// Page mixing's long rows context of pixel (y, x) (format-spec.md §3.12): the 24
+    /// pixels left of it in its own row as bits 0–23, columns x − 12 … x + 11 of the row
+    /// above as bits 32–55, and columns x − 6 … x + 5 of the row above that as bits 64–75,
+    /// each run leftmost first. What the neighbourhoods see two and three times as far
+    /// along the rows: where the print is regular, it repeats.
+    #[inline(always)]
+    pub fn long_rows(&self, y: usize, x: usize) -> u128 {
+        let k = &self.known;
+        u128::from(k.run(y, 0, x, 24, 24))
+            | u128::from(k.run(y, -1, x, 12, 24)) << 32
+            | u128::from(k.run(y, -2, x, 6, 12)) << 64
+    }
+
     /// Pixels (y, x − 1), (y − 1, x − 1), (y − 1, x) and (y − 1, x + 1), as bits 0 to 3:
     /// the nearest, which choose weight sets.
     #[inline(always)]
@@ -889,6 +902,16 @@ mod tests {
                 let runs = c | left << 1 | a1 << 6 | right1 << 7 | b1 << 11 | left1 << 12;
                 let runs = runs | above2 << 16;
                 assert_eq!(memory.runs(y, x), runs, "({y}, {x})");
+                // The long rows (format-spec.md §3.12), pixel by pixel.
+                let long_rows = [(0, -24, 24, 0), (-1, -12, 24, 32), (-2, -6, 12, 64)]
+                    .iter()
+                    .flat_map(|&(dy, from, n, at)| {
+                        (0..n).map(move |j| (dy, from + j as isize, at + j))
+                    })
+                    .fold(0u128, |v, (dy, dx, bit)| {
+                        v | u128::from(known(yi + dy, xi + dx)) << bit
+                    });
+                assert_eq!(memory.long_rows(y, x), long_rows, "({y}, {x})");
                 let got = memory.contexts(y, x);
                 for ((shape, _), got) in L::NEIGHBOURHOODS.iter().zip(got) {
                     let want = shape

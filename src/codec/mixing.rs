@@ -16,8 +16,9 @@
 //! Three editions share this code, each a row of the coder registry. The first (§3.9) is
 //! format 1.0's and must decode as it always did; the second (§3.10) adds the runs about
 //! each pixel, forgetting narrow counts, weight sets that settle, and two more
-//! refinements; the third (§3.11), which the compressor writes, adds two more second-layer
-//! mixers (docs/experiments.md has what each is worth).
+//! refinements; the third (§3.11) adds two more second-layer mixers and sizes the hashed
+//! tables to the lane; the fourth (§3.12), which the compressor writes, adds the counts of
+//! a long context along the rows (docs/experiments.md has what each is worth).
 #![forbid(unsafe_code)]
 
 use super::counts::{lane_pixels, Counts, Learning, ModelledLanes, PixelModel, Predicted};
@@ -48,6 +49,9 @@ const COARSE_BITS: u32 = 22;
 /// the cache (a hashed table of 2^22 pairs for a wider view of the runs coded the real
 /// scans 0.2% smaller and decoded 2% slower).
 const RUNS_BITS: u32 = 17;
+
+/// The fourth edition's long rows context is hashed to 22 bits, less the lane's shrink.
+const LONG_ROWS_BITS: u32 = 22;
 
 /// The third edition's hashed tables lose a bit of index for each bit by which ⌈log2⌉ of
 /// a lane's pixels falls short of this, at most [`MOST_SHRINK`]: full size above 2^19
@@ -99,8 +103,11 @@ mod slot {
     /// inputs are then 0 and its weights never move, so that the first edition's 31
     /// inputs of format-spec.md §3.9 are these 33 less a pair that adds nothing).
     pub const RUNS: usize = MATCHED + 1;
+    /// The long rows' counts (the fourth edition's; (0, 0) before it, like the runs' in
+    /// the first).
+    pub const LONG_ROWS: usize = RUNS + 1;
     /// Count pairs a pixel has.
-    pub const COUNT: usize = RUNS + 1;
+    pub const COUNT: usize = LONG_ROWS + 1;
 }
 
 /// Inputs to each first-layer mixer: every count pair's stretched estimate and its
@@ -165,14 +172,20 @@ pub const PARAMS: Params = Params {
 };
 
 /// First-layer weight sets of all mixers together.
-const FIRST_LAYER_SET_COUNT: usize = {
-    let (mut count, mut k) = (0, 0);
-    while k < MIXERS {
-        count += FIRST_LAYER_SETS[k];
+const FIRST_LAYER_SET_COUNT: usize = sum(&FIRST_LAYER_SETS);
+
+/// Second-layer weight sets of all its mixers together.
+const SECOND_LAYER_SET_COUNT: usize = sum(&SECOND_LAYER_SETS);
+
+/// The sum of `counts`, in a constant.
+const fn sum(counts: &[usize]) -> usize {
+    let (mut total, mut k) = (0, 0);
+    while k < counts.len() {
+        total += counts[k];
         k += 1;
     }
-    count
-};
+    total
+}
 
 /// The second edition's page memory counts (tables 6–9) are halved above this, not
 /// [`Params::wide_count_limit`]: on the real scans they follow the page better.
@@ -429,6 +442,8 @@ struct Evidence {
     /// The runs about the pixel, which index their counts directly (the second edition;
     /// 0 in the first).
     runs: usize,
+    /// Where the long rows' counts are (the fourth edition; 0 before it).
+    long_rows: usize,
 }
 
 /// Where one pixel's counts are, and its nearest pixels: all that depends on the pixels
@@ -441,6 +456,8 @@ struct Place {
     /// Whether the 110-pixel neighbourhood holds ink: where it is white, glyph matching
     /// passes the pixel by, and the decoder does not look ahead.
     ink_about: bool,
+    /// Where the long rows' counts are (the fourth edition; 0 before it).
+    long_rows: usize,
 }
 
 /// The counts of a lane's neighbourhoods and coarse contexts, and its known pixels: the
@@ -454,6 +471,8 @@ struct PageCounts {
     matcher: Matcher,
     /// Counts of the runs about each pixel (the second edition).
     runs: Option<Counts>,
+    /// Counts of the long rows about each pixel (the fourth edition).
+    long_rows: Option<Counts>,
     /// Bits the hashed tables' indices lose (the third edition; format-spec.md §3.11).
     shrink: u32,
 }
@@ -478,7 +497,7 @@ impl PageCounts {
         // threads share it, before the lane's one thread starts. A thread of its own, not
         // rayon's pool: the encoder builds these on a thread outside the pool while pool
         // threads wait for it, and a job queued for the pool would never run.
-        let (memory, (coarse, matcher, runs)) = std::thread::scope(|scope| {
+        let (memory, (coarse, matcher, runs, long_rows)) = std::thread::scope(|scope| {
             let other = scope.spawn(|| {
                 let mut memory = Memory::shrunk(learning, shrink);
                 memory.fault_in();
@@ -497,7 +516,20 @@ impl PageCounts {
                     counts.fault_in();
                     counts
                 });
-                (coarse, matcher, runs)
+                // They forget as the narrow neighbourhoods' do: a long context's
+                // last few pixels say more than its history on a scan.
+                let long_rows = (edition >= Edition::Fourth).then(|| {
+                    let mut counts = Counts::learning(
+                        1 << (LONG_ROWS_BITS - shrink),
+                        Learning {
+                            limit: PARAMS.narrow_count_limit,
+                            forgets: true,
+                        },
+                    );
+                    counts.fault_in();
+                    counts
+                });
+                (coarse, matcher, runs, long_rows)
             };
             (other.join().expect("zeroing tables does not panic"), here)
         });
@@ -507,11 +539,13 @@ impl PageCounts {
                 coarse: [0; COARSE],
                 nearest: 0,
                 ink_about: false,
+                long_rows: 0,
             },
             memory,
             coarse,
             matcher,
             runs,
+            long_rows,
             shrink,
         };
         counts.blank.coarse = counts.coarse_indices(|_| [0; 2]);
@@ -537,13 +571,26 @@ impl PageCounts {
         at
     }
 
+    /// Where the long rows' counts of pixel (y, x) are, if this edition has them.
+    #[inline(always)]
+    fn long_rows_index(&self, y: usize, x: usize) -> usize {
+        if self.long_rows.is_none() {
+            return 0;
+        }
+        hashed(self.memory.long_rows(y, x), LONG_ROWS_BITS - self.shrink)
+    }
+
     /// Where pixel (y, x)'s counts are, from the pixels before it in the lane.
     //
     // Always inlined, as is every function on the per-pixel path (see `codec`).
     #[inline(always)]
     fn place(&self, y: usize, x: usize) -> Place {
         if self.memory.blank_around(y, x) {
-            return self.blank;
+            // The long rows reach beyond the blank neighbourhoods.
+            return Place {
+                long_rows: self.long_rows_index(y, x),
+                ..self.blank
+            };
         }
         self.gathered_place(y, x)
     }
@@ -560,6 +607,7 @@ impl PageCounts {
             ),
             nearest: self.memory.nearest(y, x),
             ink_about,
+            long_rows: self.long_rows_index(y, x),
         }
     }
 
@@ -585,6 +633,9 @@ impl PageCounts {
         if let Some(table) = &self.runs {
             runs = self.memory.runs(at.0, at.1) as usize;
             counts[slot::RUNS] = table.get(runs);
+        }
+        if let Some(table) = &self.long_rows {
+            counts[slot::LONG_ROWS] = table.get(place.long_rows);
         }
         for ((n, c), &k) in counts[slot::COARSE_VIEWS]
             .iter_mut()
@@ -621,6 +672,7 @@ impl PageCounts {
                 runs % Refinement::RUNS_CONTEXTS,
             ],
             runs,
+            long_rows: place.long_rows,
         }
     }
 
@@ -630,6 +682,9 @@ impl PageCounts {
         self.memory.prefetch(&place.contexts);
         for (c, &k) in self.coarse.iter().zip(&place.coarse) {
             c.prefetch(k);
+        }
+        if let Some(table) = &self.long_rows {
+            table.prefetch(place.long_rows);
         }
         if place.ink_about {
             self.matcher.prefetch(group_of(place));
@@ -648,6 +703,9 @@ impl PageCounts {
         self.memory.count(&place.contexts, bit);
         if let Some(runs) = &mut self.runs {
             runs.update(e.runs, bit);
+        }
+        if let Some(long_rows) = &mut self.long_rows {
+            long_rows.update(e.long_rows, bit);
         }
     }
 }
@@ -698,10 +756,11 @@ impl Mixers {
     fn new(edition: Edition) -> Self {
         let mut start = [0; INPUTS];
         let trust = WEIGHT_ONE * 3 / (2 * CONTEXTS as i32);
-        for k in slot::NEIGHBOURHOODS
-            .chain(slot::COARSE_VIEWS)
-            .chain([slot::MATCHED, slot::RUNS])
-        {
+        for k in slot::NEIGHBOURHOODS.chain(slot::COARSE_VIEWS).chain([
+            slot::MATCHED,
+            slot::RUNS,
+            slot::LONG_ROWS,
+        ]) {
             start[2 * k] = trust;
         }
         let mut second = [0; MIXERS + 1];
@@ -1051,8 +1110,10 @@ impl PageMixing {
     pub const SECOND: PageMixing = PageMixing(Edition::Second);
     /// The third edition (§3.11).
     pub const THIRD: PageMixing = PageMixing(Edition::Third);
+    /// The fourth edition (§3.12).
+    pub const FOURTH: PageMixing = PageMixing(Edition::Fourth);
     /// The edition the compressor writes.
-    pub const LATEST: PageMixing = Self::THIRD;
+    pub const LATEST: PageMixing = Self::FOURTH;
 
     /// The lane coder of this edition, as an archive names it.
     pub const fn coder(self) -> LaneCoder {
@@ -1061,14 +1122,16 @@ impl PageMixing {
 
     /// Bytes of the tables one page-mixing lane holds from its start to its end, at most,
     /// whatever its size or edition: counts, glyph matching, mixers' weights, the
-    /// refinements and the count map (about 118 MiB; the third edition's are smaller on a
-    /// lane of at most 2^19 pixels). What grows with the lane's strips is not included.
+    /// refinements and the count map (about 134 MiB; from the third edition on, smaller
+    /// on a lane of at most 2^19 pixels). What grows with the lane's strips is not
+    /// included.
     pub const TABLE_BYTES: usize = Memory::<Mixing, CONTEXTS>::TABLE_BYTES
         + COARSE * (4 << COARSE_BITS)
         + (4 << RUNS_BITS)
+        + (4 << LONG_ROWS_BITS)
         + Matcher::TABLE_BYTES
         + (4 * INPUTS + 2) * FIRST_LAYER_SET_COUNT
-        + 4 * (MIXERS + 1) * TOTAL_CLASSES
+        + 4 * (MIXERS + 1) * SECOND_LAYER_SET_COUNT
         + 2 * Refinement::POINTS
             * (Refinement::CONTEXTS + Refinement::MATCH_CONTEXTS + Refinement::RUNS_CONTEXTS)
         + 4 * (CountMap::CELLS + 1);
@@ -1197,7 +1260,12 @@ mod tests {
         ];
         assert!(pixels.len() > PIPELINE_CHUNK && pixels.len() % PIPELINE_CHUNK != 0);
         let mut editions = Vec::new();
-        for edition in [Edition::First, Edition::Second, Edition::Third] {
+        for edition in [
+            Edition::First,
+            Edition::Second,
+            Edition::Third,
+            Edition::Fourth,
+        ] {
             let one_by_one = |kernels: Supported| {
                 counts::predict_lane_with(
                     PageMixer::new(edition, lane_pixels(&strips)),
@@ -1220,16 +1288,17 @@ mod tests {
             }
             editions.push(want);
         }
-        // The editions are three models, not one.
+        // The editions are four models, not one.
         assert_ne!(editions[0], editions[1]);
         assert_ne!(editions[1], editions[2]);
+        assert_ne!(editions[2], editions[3]);
     }
 
     /// The third edition's hashed tables are full size for lanes of more than 2^19
-    /// pixels, a bit smaller for each halving below, at most 4 bits; the earlier editions'
-    /// always full.
+    /// pixels, a bit smaller for each halving below, at most 4 bits, and so the fourth's;
+    /// the earlier editions' always full.
     #[test]
-    fn only_the_third_edition_sizes_its_tables_to_the_lane() {
+    fn editions_from_the_third_size_their_tables_to_the_lane() {
         let shrink = |pixels| table_shrink(Edition::Third, pixels);
         assert_eq!(shrink(1 << 22), 0);
         assert_eq!(shrink((1 << 20) + 1), 0);
@@ -1240,21 +1309,29 @@ mod tests {
         assert_eq!(shrink(329 * 400), 2);
         assert_eq!(shrink(1 << 13), 4);
         assert_eq!(shrink(1), 4);
+        assert_eq!(table_shrink(Edition::Fourth, 329 * 400), 2);
         assert_eq!(table_shrink(Edition::Second, 1), 0);
         assert_eq!(table_shrink(Edition::First, 1 << 13), 0);
         let small = PageCounts::new(Edition::Third, 329 * 400);
         assert_eq!(small.coarse[0].len(), 1 << (COARSE_BITS - 2));
         let large = PageCounts::new(Edition::Third, 1 << 20);
         assert_eq!(large.coarse[0].len(), 1 << COARSE_BITS);
+        let small = PageCounts::new(Edition::Fourth, 329 * 400);
+        let long_rows = small.long_rows.expect("the fourth edition's long rows");
+        assert_eq!(long_rows.len(), 1 << (LONG_ROWS_BITS - 2));
     }
 
     /// A pixel amid white takes the blank place, the one its contexts would give, with
-    /// full tables and with a small lane's shrunk ones; the image has both such pixels
-    /// and others.
+    /// full tables and with a small lane's shrunk ones, but for the fourth edition's long
+    /// rows, which reach further; the image has both such pixels and others.
     #[test]
     fn blank_neighbourhoods_take_the_place_their_contexts_give() {
         let (width, rows) = (150, 60);
-        for (edition, pixels) in [(Edition::First, 0), (Edition::Third, width * rows)] {
+        for (edition, pixels) in [
+            (Edition::First, 0),
+            (Edition::Third, width * rows),
+            (Edition::Fourth, width * rows),
+        ] {
             let mut state = 11u32;
             let mut counts = PageCounts::new(edition, pixels);
             counts.start_strip(width, rows);
@@ -1263,7 +1340,11 @@ mod tests {
                 for x in 0..width {
                     let place = counts.gathered_place(y, x);
                     assert_eq!(counts.place(y, x), place, "({y}, {x})");
-                    blank += usize::from(place == counts.blank);
+                    let near = Place {
+                        long_rows: counts.blank.long_rows,
+                        ..place
+                    };
+                    blank += usize::from(near == counts.blank);
                     let bit = u8::from(next_random(&mut state) >> 24 == 0);
                     let evidence = counts.evidence(&place, (y, x));
                     counts.count(&place, &evidence, (y, x), bit);

@@ -139,13 +139,14 @@ impl std::fmt::Display for ModelId {
 }
 
 /// Page mixing's editions, each a row of the coder [`registry`]: the first, of format 1.0
-/// (format-spec.md §3.9), the second (§3.10), and the third (§3.11), which the compressor
-/// writes. Each adds to the one before it, and all decode forever.
+/// (format-spec.md §3.9), the second (§3.10), the third (§3.11) and the fourth (§3.12),
+/// which the compressor writes. Each adds to the one before it, and all decode forever.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Edition {
     First,
     Second,
     Third,
+    Fourth,
 }
 
 /// How a lane's rows are coded: a row of the coder [`registry`], with the parameters its

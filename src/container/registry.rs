@@ -39,9 +39,10 @@ pub const PAGE_MIXING: u8 = 3;
 pub const STORED: u8 = 4;
 pub const PAGE_MIXING_SECOND: u8 = 5;
 pub const PAGE_MIXING_THIRD: u8 = 6;
+pub const PAGE_MIXING_FOURTH: u8 = 7;
 
 /// Every coder, by id: a row's place is its id.
-pub const REGISTRY: [CoderInfo; 7] = [
+pub const REGISTRY: [CoderInfo; 8] = [
     CoderInfo {
         id: BITS_BACK,
         name: "bits-back chain",
@@ -91,6 +92,13 @@ pub const REGISTRY: [CoderInfo; 7] = [
         record: Record::Head,
         since: (1, 2),
     },
+    CoderInfo {
+        id: PAGE_MIXING_FOURTH,
+        name: "page mixing, fourth edition",
+        spec: "§3.12",
+        record: Record::Head,
+        since: (1, 3),
+    },
 ];
 
 // A row's place is its id.
@@ -117,6 +125,7 @@ impl LaneCoder {
             LaneCoder::PageMixing(Edition::First) => PAGE_MIXING,
             LaneCoder::PageMixing(Edition::Second) => PAGE_MIXING_SECOND,
             LaneCoder::PageMixing(Edition::Third) => PAGE_MIXING_THIRD,
+            LaneCoder::PageMixing(Edition::Fourth) => PAGE_MIXING_FOURTH,
             LaneCoder::Stored => STORED,
         }
     }
@@ -135,6 +144,7 @@ impl LaneCoder {
             PAGE_MIXING => Some(LaneCoder::PageMixing(Edition::First)),
             PAGE_MIXING_SECOND => Some(LaneCoder::PageMixing(Edition::Second)),
             PAGE_MIXING_THIRD => Some(LaneCoder::PageMixing(Edition::Third)),
+            PAGE_MIXING_FOURTH => Some(LaneCoder::PageMixing(Edition::Fourth)),
             STORED => Some(LaneCoder::Stored),
             _ => None,
         }
