@@ -17,7 +17,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// default mimalloc hands freed pages back to the OS and the kernel zeroes them again on
 /// the next touch, which took a fifth of a training step; keeping them is 15% faster.
 /// Only for training and evaluation: coding frees tables of other sizes than it takes
-/// next (page mixing's 118 MiB, images), and kept they doubled the address space that
+/// next (page mixing's tables, images), and kept they doubled the address space that
 /// compressing a 6800 × 8800 page needs, past a 1 GB `ulimit -v`. Called before any
 /// thread exists, as mimalloc requires of options.
 fn keep_freed_memory() {

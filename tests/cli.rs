@@ -1422,7 +1422,7 @@ fn progress_bars_stay_off_pipes() {
 }
 
 /// `--memory-limit` refuses, before anything is staged, an archive whose decoding needs
-/// more (a page-mixing lane holds about 118 MiB of tables), and lets it through above that.
+/// more (a page-mixing lane holds about 138 MiB of tables), and lets it through above that.
 #[test]
 fn decompress_keeps_within_its_memory_limit() {
     let tmp = tempfile::tempdir().unwrap();

@@ -47,7 +47,7 @@ fn lane_segments<'a>(
 
 /// Bytes that decoding `archive` on `threads` threads holds at most, beyond what the sink
 /// keeps: for the wave of lanes decoded together that needs most, their pixels and their
-/// coders' tables (page mixing's, about 118 MiB a lane, and the page memory's), and the
+/// coders' tables (page mixing's, about 138 MiB a lane, and the page memory's), and the
 /// image being assembled. Known from the container alone, before anything is decoded, so
 /// that a caller's memory limit refuses an archive before it allocates.
 pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {

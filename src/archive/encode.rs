@@ -673,7 +673,7 @@ pub fn threads_within(shapes: &[(usize, usize)], limit: u64, threads: usize) -> 
 /// images (a byte a pixel); their codings, at most half a byte a pixel (page mixing's and
 /// the context model's of every lane held together, stored bits, the archive written),
 /// which coin flips come near; and for each thread the tables and strip of the largest
-/// coder it may run on a lane (page mixing's, about 118 MiB, with a lane's known pixels;
+/// coder it may run on a lane (page mixing's, about 138 MiB, with a lane's known pixels;
 /// the chain's page memory; the context models' counts), twice over, since page mixing
 /// predicts a lane on a second thread while the first codes. The program itself (code,
 /// networks, stacks) is not counted. Known from the shapes alone, so that a memory limit

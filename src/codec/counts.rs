@@ -118,35 +118,29 @@ impl Counts {
     }
 }
 
-/// A pixel and the P(ink) it is coded with, to `PRECISION` bits, in one word: the
-/// probability in the low bits, the pixel in the top one. The encoder keeps one for every
-/// pixel of a lane until it codes the lane (ANS codes the last first): as a pair of a
-/// byte and a word they took 8 bytes a pixel, and a 25 Mpx page's two trial codings (page
-/// mixing and the context model, at once) 400 MB between them.
+/// The P(ink) a pixel is coded with, to `PRECISION` bits, in three bytes. The encoder
+/// keeps one for every pixel of a lane until it codes the lane (ANS codes the last
+/// first), and reads the pixel itself from the lane's strips: a 25 Mpx page's two lanes
+/// held 8 bytes a pixel as a byte and a word, 4 with the pixel in a word's top bit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Predicted(u32);
+pub(crate) struct Predicted([u8; 3]);
 
 impl Predicted {
-    const PIXEL: u32 = 1 << 31;
-
     #[inline(always)]
-    pub(crate) fn new(bit: u8, p: u32) -> Self {
-        debug_assert!(bit <= 1 && p < 1 << PRECISION);
-        Predicted(p | (u32::from(bit) * Self::PIXEL))
-    }
-
-    #[inline(always)]
-    pub(crate) fn bit(self) -> u8 {
-        u8::from(self.0 & Self::PIXEL != 0)
+    pub(crate) fn new(p: u32) -> Self {
+        debug_assert!(p < 1 << PRECISION);
+        let [b0, b1, b2, _] = p.to_le_bytes();
+        Predicted([b0, b1, b2])
     }
 
     #[inline(always)]
     pub(crate) fn probability(self) -> u32 {
-        self.0 & !Self::PIXEL
+        let [b0, b1, b2] = self.0;
+        u32::from_le_bytes([b0, b1, b2, 0])
     }
 }
 
-const _: () = assert!(PRECISION < 31, "a P(ink) leaves the top bit for the pixel");
+const _: () = assert!(PRECISION <= 24, "a P(ink) fits in three bytes");
 
 /// What a context-model lane coder asks of its model, pixel by pixel in raster order
 /// through the lane's strips.
@@ -188,7 +182,7 @@ fn predict_pixels(mut model: impl PixelModel, strips: &[Strip]) -> Vec<Predicted
         for y in 0..s.rows {
             for x in 0..s.width {
                 let bit = s.pixels[y * s.width + x];
-                predicted.push(Predicted::new(bit, model.predict(y, x)));
+                predicted.push(Predicted::new(model.predict(y, x)));
                 model.learn(y, x, bit);
             }
         }
@@ -197,12 +191,15 @@ fn predict_pixels(mut model: impl PixelModel, strips: &[Strip]) -> Vec<Predicted
 }
 
 /// Codes a lane's pixels with their P(ink): ANS is a stack, so they are pushed last first
-/// for the decoder to pop them in order.
-fn encode_lane(coded: &[Predicted]) -> Result<CodedLane, CodecError> {
+/// for the decoder to pop them in order. `coded` holds a P(ink) for each pixel of
+/// `strips`, in order.
+fn encode_lane(strips: &[Strip], coded: &[Predicted]) -> Result<CodedLane, CodecError> {
     let mut coder = Coder::new();
-    for pixel in coded.iter().rev() {
+    let last_first = strips.iter().rev().flat_map(|s| s.pixels.iter().rev());
+    debug_assert_eq!(coded.len(), lane_pixels(strips));
+    for (predicted, &bit) in coded.iter().rev().zip(last_first) {
         coder
-            .encode_symbol(pixel.bit(), Bernoulli::new(pixel.probability()))
+            .encode_symbol(bit, Bernoulli::new(predicted.probability()))
             .map_err(|e| CodecError::Coder(format!("{e:?}")))?;
     }
     let (words, state) = coder.into_raw_parts();
@@ -290,7 +287,7 @@ impl<T: ModelledLanes> LaneCodec for T {
     fn encode(&self, lanes: &[&[Strip]]) -> Result<Vec<CodedLane>, CodecError> {
         lanes
             .iter()
-            .map(|strips| encode_lane(&self.predict(strips)))
+            .map(|strips| encode_lane(strips, &self.predict(strips)))
             .collect()
     }
 
@@ -311,14 +308,11 @@ impl<T: ModelledLanes> LaneCodec for T {
 mod tests {
     use super::*;
 
-    /// A pixel and its probability come back as packed, at both ends of the range.
+    /// A probability comes back as packed, at both ends of the range and between.
     #[test]
-    fn predicted_keeps_the_pixel_and_its_probability() {
-        for bit in [0, 1] {
-            for p in [1, 2, 1 << 23, (1 << PRECISION) - 1] {
-                let packed = Predicted::new(bit, p);
-                assert_eq!((packed.bit(), packed.probability()), (bit, p));
-            }
+    fn predicted_keeps_its_probability() {
+        for p in [1, 2, 0x80, 0x1234, 0x12_3456, 1 << 23, (1 << PRECISION) - 1] {
+            assert_eq!(Predicted::new(p).probability(), p);
         }
     }
 }

@@ -17,7 +17,7 @@ use super::counts::Counts;
 use super::memory::{Memory, Mixing};
 
 /// Recent places are kept in 2^18 groups of [`WAYS`], chosen by a coarse view's hash
-/// (fewer in page mixing's third edition on a small lane: format-spec.md §3.11).
+/// (fewer in page mixing from its third edition on, on a small lane: format-spec.md §3.11).
 pub const GROUP_BITS: u32 = 18;
 
 /// Places remembered for each group, newest first.

@@ -262,7 +262,7 @@ const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 /// The index of context `v` (bit k = the neighbourhood's k-th pixel) of a neighbourhood
 /// of `shape` in its table of 2^`bits` count pairs: `v` itself where the neighbourhood has
 /// at most `bits` pixels, else a hash of its two 64-bit halves to `bits − shrink` bits
-/// (page mixing's third edition shrinks a small lane's hashed tables; 0 elsewhere).
+/// (page mixing from its third edition on shrinks a small lane's hashed tables; 0 elsewhere).
 #[inline(always)]
 pub fn index(v: u128, shape: &Shape, bits: u32, shrink: u32) -> usize {
     if !shape.is_hashed(bits) {
@@ -379,7 +379,7 @@ pub struct Memory<L: Layout<N>, const N: usize> {
     counts: [Counts; N],
     known: KnownBits,
     layout: PhantomData<L>,
-    /// Bits taken off the hashed tables' indices: page mixing's third edition sizes them
+    /// Bits taken off the hashed tables' indices: page mixing from its third edition on sizes them
     /// to its lane (format-spec.md §3.11); 0 elsewhere.
     shrink: u32,
 }
@@ -409,7 +409,7 @@ impl<L: Layout<N>, const N: usize> Default for Memory<L, N> {
 impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// Bytes of its count tables at full size (a pair of 16-bit counts per context),
     /// which a lane holds from its start to its end, whatever its size: at most this
-    /// where page mixing's third edition shrinks them for a small lane.
+    /// where page mixing from its third edition on shrinks them for a small lane.
     pub const TABLE_BYTES: usize = {
         let (mut bytes, mut k) = (0, 0);
         while k < N {

@@ -13,7 +13,7 @@
 //! All arithmetic is in integers, so that both ends agree bit for bit: inputs and logits in
 //! 1/256 units ([`LOGIT_ONE`]), weights in 1/65536.
 //!
-//! Three editions share this code, each a row of the coder registry. The first (§3.9) is
+//! Four editions share this code, each a row of the coder registry. The first (§3.9) is
 //! format 1.0's and must decode as it always did; the second (§3.10) adds the runs about
 //! each pixel, forgetting narrow counts, weight sets that settle, and two more
 //! refinements; the third (§3.11) adds two more second-layer mixers and sizes the hashed
@@ -101,7 +101,8 @@ mod slot {
     pub const MATCHED: usize = COARSE_VIEWS.end;
     /// The runs' counts (the second edition's; (0, 0) in the first, where the pair's
     /// inputs are then 0 and its weights never move, so that the first edition's 31
-    /// inputs of format-spec.md §3.9 are these 33 less a pair that adds nothing).
+    /// inputs of format-spec.md §3.9 are these 35 less two pairs, the runs' and the long
+    /// rows', that add nothing; the second's and third's 33 less one).
     pub const RUNS: usize = MATCHED + 1;
     /// The long rows' counts (the fourth edition's; (0, 0) before it, like the runs' in
     /// the first).
@@ -134,8 +135,8 @@ const FIRST_LAYER_SETS: [usize; MIXERS] = [
 /// blocks and the spaced view (measured, format-spec.md §3.9).
 const CROSSED_COARSE: [usize; 3] = [3, 1, 0];
 
-/// Second-layer mixers: one in the first two editions, three in the third, whose logits
-/// are averaged.
+/// Second-layer mixers: one in the first two editions, three from the third on, whose
+/// logits are averaged.
 const SECOND_LAYERS: usize = 3;
 
 /// Each second-layer mixer's weight sets: by the 16-pixel template's count total; by the
@@ -1094,7 +1095,7 @@ fn mix_lane(
         let bit = bits.next().expect("evidence of a pixel of the lane");
         let (p, mixed) = mixers.predict(&evidence);
         mixers.learn(&evidence, &mixed, bit);
-        predicted.push(Predicted::new(bit, p));
+        predicted.push(Predicted::new(p));
     }
     predicted
 }
@@ -1122,7 +1123,7 @@ impl PageMixing {
 
     /// Bytes of the tables one page-mixing lane holds from its start to its end, at most,
     /// whatever its size or edition: counts, glyph matching, mixers' weights, the
-    /// refinements and the count map (about 134 MiB; from the third edition on, smaller
+    /// refinements and the count map (about 138 MiB; from the third edition on, smaller
     /// on a lane of at most 2^19 pixels). What grows with the lane's strips is not
     /// included.
     pub const TABLE_BYTES: usize = Memory::<Mixing, CONTEXTS>::TABLE_BYTES
