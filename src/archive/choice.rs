@@ -7,7 +7,7 @@
 
 use super::at_most;
 use crate::codec::bitsback::Chain;
-use crate::codec::lane::{LaneCodec, Strip};
+use crate::codec::lane::{lane_pixels, LaneCodec, Strip};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -166,9 +166,9 @@ pub(super) fn chain_within(
 /// sample (lanes too short for more than one place): the second round would then code the
 /// same rows again and find the same sizes.
 fn sparse_sample_is_full(lanes: &[&[Strip]], cut: usize) -> bool {
-    lanes.iter().all(|l| {
-        sample_places(l, cut, SPARSE_PERIOD_ROWS) == sample_places(l, cut, SAMPLE_PERIOD_ROWS)
-    })
+    lanes
+        .iter()
+        .all(|l| sample_places(l, cut, SPARSE.period) == sample_places(l, cut, FULL.period))
 }
 
 /// The estimated size of all lanes together under each of `chains`, in bits, from samples
@@ -229,9 +229,9 @@ fn estimate_chains(
         .iter()
         .map(|l| sample_places(l, cut, sample.period))
         .collect();
-    let lane_pixels: Vec<u64> = lanes
+    let pixels_per_lane: Vec<u64> = lanes
         .iter()
-        .map(|strips| strips.iter().map(|s| s.pixels.len() as u64).sum())
+        .map(|strips| lane_pixels(strips) as u64)
         .collect();
     let lane_numbers: Vec<usize> = (0..lanes.len()).collect();
     lane_numbers
@@ -270,10 +270,9 @@ fn estimate_chains(
                                 .zip(group)
                                 .map(|((l, sample), &k)| {
                                     let bits = 8 * l.payload.len() as u64;
-                                    let sampled: u64 =
-                                        sample.iter().map(|s| s.pixels.len() as u64).sum();
+                                    let sampled: u64 = lane_pixels(sample) as u64;
                                     let rest = u128::from(bits.saturating_sub(startup))
-                                        * u128::from(lane_pixels[k])
+                                        * u128::from(pixels_per_lane[k])
                                         / u128::from(sampled.max(1));
                                     startup.saturating_add(rest.min(u64::MAX as u128) as u64)
                                 })

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::codec::bitsback::{BitsBack, Chain};
-use crate::codec::lane::{CodecError, CodedLane, LaneCodec, Strip};
+use crate::codec::lane::{lane_pixels, CodecError, CodedLane, LaneCodec, Strip};
 use crate::codec::memory::PageMemory;
 use crate::codec::mixing::PageMixing;
 use crate::codec::stored::Stored;
@@ -393,7 +393,7 @@ fn code_run<P: AsRef<[u8]> + Sync>(
             let mixed: Vec<Option<CodedLane>> = views
                 .iter()
                 .map(|lane| {
-                    let pixels: usize = lane.iter().map(|s| s.pixels.len()).sum();
+                    let pixels = lane_pixels(lane);
                     let tried = opts.coders == LaneCoders::Smallest
                         && !unlearnt
                         && mixes(pixels, lane.len());
@@ -502,7 +502,7 @@ fn chain_group(
     // fixed mixer's caution while they are still empty (format-spec.md §3.8).
     let mut memory: Vec<bool> = choice.iter().map(|&m| remembers(models[m])).collect();
     for (k, lane) in views.iter().enumerate() {
-        let pixels: usize = lane.iter().map(|s| s.pixels.len()).sum();
+        let pixels = lane_pixels(lane);
         let Some((samples, coded)) = &chained[k] else {
             continue;
         };

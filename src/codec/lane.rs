@@ -77,3 +77,8 @@ pub fn words(payload: &[u8]) -> Vec<u32> {
         .map(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
         .collect()
 }
+
+/// Pixels of a lane's `strips`.
+pub fn lane_pixels(strips: &[Strip]) -> usize {
+    strips.iter().map(|s| s.width * s.rows).sum()
+}

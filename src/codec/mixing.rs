@@ -21,9 +21,9 @@
 //! a long context along the rows (docs/experiments.md has what each is worth).
 #![forbid(unsafe_code)]
 
-use super::counts::{lane_pixels, Counts, Learning, ModelledLanes, PixelModel, Predicted};
+use super::counts::{Counts, Learning, ModelledLanes, PixelModel, Predicted, COUNT_LIMIT};
 use super::glyph_match::{copy_of, Matcher, GROUP_BITS, MATCH_CONTEXTS};
-use super::lane::Strip;
+use super::lane::{lane_pixels, Strip};
 use super::memory::{
     estimate_12, hashed, stretch_table, total_class, Contexts, Memory, Mixing, LOGIT_ONE,
     TOTAL_CLASSES,
@@ -443,8 +443,6 @@ struct Evidence {
     /// The runs about the pixel, which index their counts directly (the second edition;
     /// 0 in the first).
     runs: usize,
-    /// Where the long rows' counts are (the fourth edition; 0 before it).
-    long_rows: usize,
 }
 
 /// Where one pixel's counts are, and its nearest pixels: all that depends on the pixels
@@ -482,12 +480,13 @@ impl PageCounts {
     /// The counts of a lane of `pixels` pixels in `edition`, none counted yet.
     fn new(edition: Edition, pixels: usize) -> Self {
         let shrink = table_shrink(edition, pixels);
+        let narrow = Learning {
+            limit: PARAMS.narrow_count_limit,
+            forgets: edition >= Edition::Second,
+        };
         let learning = std::array::from_fn(|k| {
             if slot::NARROW.contains(&k) {
-                Learning {
-                    limit: PARAMS.narrow_count_limit,
-                    forgets: edition >= Edition::Second,
-                }
+                narrow
             } else if edition >= Edition::Second {
                 Learning::halved_above(SECOND_WIDE_COUNT_LIMIT)
             } else {
@@ -505,31 +504,17 @@ impl PageCounts {
                 memory
             });
             let here = {
-                let coarse: [Counts; COARSE] = std::array::from_fn(|_| {
-                    let mut counts = Counts::new(1 << (COARSE_BITS - shrink));
-                    counts.fault_in();
-                    counts
-                });
+                let whole = Learning::halved_above(COUNT_LIMIT);
+                let coarse: [Counts; COARSE] =
+                    std::array::from_fn(|_| Counts::faulted_in(1 << (COARSE_BITS - shrink), whole));
                 let mut matcher = Matcher::new(shrink);
                 matcher.fault_in();
-                let runs = (edition >= Edition::Second).then(|| {
-                    let mut counts = Counts::new(1 << RUNS_BITS);
-                    counts.fault_in();
-                    counts
-                });
+                let runs =
+                    (edition >= Edition::Second).then(|| Counts::faulted_in(1 << RUNS_BITS, whole));
                 // They forget as the narrow neighbourhoods' do: a long context's
                 // last few pixels say more than its history on a scan.
-                let long_rows = (edition >= Edition::Fourth).then(|| {
-                    let mut counts = Counts::learning(
-                        1 << (LONG_ROWS_BITS - shrink),
-                        Learning {
-                            limit: PARAMS.narrow_count_limit,
-                            forgets: true,
-                        },
-                    );
-                    counts.fault_in();
-                    counts
-                });
+                let long_rows = (edition >= Edition::Fourth)
+                    .then(|| Counts::faulted_in(1 << (LONG_ROWS_BITS - shrink), narrow));
                 (coarse, matcher, runs, long_rows)
             };
             (other.join().expect("zeroing tables does not panic"), here)
@@ -673,7 +658,6 @@ impl PageCounts {
                 runs % Refinement::RUNS_CONTEXTS,
             ],
             runs,
-            long_rows: place.long_rows,
         }
     }
 
@@ -706,7 +690,7 @@ impl PageCounts {
             runs.update(e.runs, bit);
         }
         if let Some(long_rows) = &mut self.long_rows {
-            long_rows.update(e.long_rows, bit);
+            long_rows.update(place.long_rows, bit);
         }
     }
 }
@@ -840,11 +824,13 @@ impl Mixers {
         {
             *logit = dot(&weights[set], &y);
         }
-        // Floored, as an i32 division toward −∞.
-        let logit = seconds[..layers]
-            .iter()
-            .sum::<i32>()
-            .div_euclid(layers as i32);
+        // Floored, as an i32 division toward −∞, by a constant (one layer is its own
+        // mean).
+        let logit = if layers == 1 {
+            seconds[0]
+        } else {
+            seconds.iter().sum::<i32>().div_euclid(SECOND_LAYERS as i32)
+        };
         let mixed = probability(logit);
         let (refined, refined_at) = self.refinement.estimate(e.refinement_context, logit);
         let refined = refined << (PRECISION - 16);
