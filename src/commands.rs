@@ -20,7 +20,7 @@ use vlae_zip::folder::{self, count, FolderImage};
 use vlae_zip::infer::network::Network;
 use vlae_zip::job;
 use vlae_zip::models;
-use vlae_zip::nn::data::{Image, TileSet};
+use vlae_zip::nn::data::{Augment, Image, TileSet};
 use vlae_zip::nn::{eval, train, vlae as eval_model};
 
 const LN2: f64 = std::f64::consts::LN_2;
@@ -812,6 +812,10 @@ fn train(args: TrainArgs, quiet: bool) -> Result<()> {
         opts.learning_rate
     });
     opts.validation_images = held_out;
+    opts.augment = Augment {
+        shift: args.shift as usize,
+        mirror: args.mirror,
+    };
     let how = train::Invocation {
         resume: args.resume,
         quiet,

@@ -271,6 +271,13 @@ pub struct TrainArgs {
     /// tenth of a folder].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub validation_images: Option<u32>,
+    /// Move single-tile training images by up to N pixels each way.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=8))]
+    pub shift: u32,
+    /// Mirror single-tile training images left to right half of the time (for data whose
+    /// mirror images are as likely, such as silhouettes; never characters).
+    #[arg(long)]
+    pub mirror: bool,
 }
 
 #[derive(Args)]

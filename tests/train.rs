@@ -264,6 +264,36 @@ fn train_takes_an_idx_of_any_size_from_an_empty_folder() {
     assert_eq!((first.width, first.height), (105, 105));
 }
 
+/// `--shift` and `--mirror` reach the trainer: the run records them in its options, where
+/// `--resume` finds them again.
+#[test]
+fn train_varies_single_tile_images_as_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("chars.idx3-ubyte");
+    std::fs::write(&idx, stroke_idx(12, 28)).unwrap();
+    let run = tmp.path().join("run");
+    vlae(&[
+        "train",
+        idx.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--validation-images",
+        "3",
+        "--shift",
+        "2",
+        "--mirror",
+        "--run",
+        run.to_str().unwrap(),
+    ]);
+    let options: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).unwrap())
+            .unwrap();
+    assert_eq!(options["augment"]["shift"], 2);
+    assert_eq!(options["augment"]["mirror"], true);
+}
+
 /// `auto` codes images of each built-in 28×28 model's kind (samples from its prior) with
 /// that model: the models for Caltech-101 Silhouettes and OMNIGLOT are chosen for their
 /// own data, and MNIST's for digits.
