@@ -575,7 +575,7 @@ fn bench(args: &BenchArgs, quiet: bool) -> Result<()> {
         .main_model
         .and_then(|id| nets.iter().position(|n| n.is(&id)))
         .unwrap_or(0);
-    let source = &model_sources(model)[main];
+    let source = &model_sources(model)?[main];
     let (m, cfg) = candle_model(source)?;
     let pb = if quiet {
         ProgressBar::hidden()
@@ -711,7 +711,7 @@ fn show(args: &ShowArgs, quiet: bool) -> Result<()> {
         model: args.model.clone(),
         config: None,
     };
-    let net = network(&model_sources(&model)[0])?;
+    let net = network(&model_sources(&model)?[0])?;
     let images = load_any(&args.data, quiet)?;
     if images.is_empty() {
         anyhow::bail!("{}: no images", args.data.display());
@@ -849,7 +849,7 @@ fn evaluate(args: &EvalArgs, quiet: bool) -> Result<()> {
     let mut images = load_any(&args.path, quiet)?;
     images.truncate(args.limit.map_or(usize::MAX, |n| n as usize));
     // `auto` means the first built-in model.
-    let (m, cfg) = candle_model(&model_sources(&args.model)[0])?;
+    let (m, cfg) = candle_model(&model_sources(&args.model)?[0])?;
     let iwae = args.iwae.map(|k| k as usize);
     let (stats, iw) = model_figures(&m, &cfg, &images, iwae)?;
     let iw = iw.map(|r| (iwae.unwrap_or(1), r));
@@ -875,23 +875,31 @@ impl ModelSource {
 
 /// The models `--model` names: every built-in one for `auto`, one built-in model by name,
 /// or a weights file (with `--config`, or the JSON beside it).
-fn model_sources(args: &ModelArgs) -> Vec<ModelSource> {
+fn model_sources(args: &ModelArgs) -> Result<Vec<ModelSource>> {
     if args.model == "auto" {
-        return models::BUILT_IN
+        return Ok(models::BUILT_IN
             .iter()
             .filter(|m| m.auto)
             .map(ModelSource::BuiltIn)
-            .collect();
+            .collect());
     }
     if let Some(m) = models::built_in(&args.model) {
-        return vec![ModelSource::BuiltIn(m)];
+        return Ok(vec![ModelSource::BuiltIn(m)]);
     }
     let weights = PathBuf::from(&args.model);
+    if !weights.exists() {
+        let names: Vec<&str> = models::BUILT_IN.iter().map(|m| m.name).collect();
+        anyhow::bail!(
+            "--model {}: neither `auto`, a built-in model ({}) nor a weights file",
+            args.model,
+            names.join(", ")
+        );
+    }
     let config = args
         .config
         .clone()
         .unwrap_or_else(|| weights.with_extension("json"));
-    vec![ModelSource::File { weights, config }]
+    Ok(vec![ModelSource::File { weights, config }])
 }
 
 fn network(source: &ModelSource) -> Result<Network> {
@@ -903,13 +911,13 @@ fn network(source: &ModelSource) -> Result<Network> {
 
 /// The networks to compress with.
 fn coding_networks(args: &ModelArgs) -> Result<Vec<Network>> {
-    model_sources(args).iter().map(network).collect()
+    model_sources(args)?.iter().map(network).collect()
 }
 
 /// The networks to decompress with: those `--model` names, then every other built-in
 /// one (each built once).
 fn decoding_networks(args: &ModelArgs) -> Result<Vec<Network>> {
-    let mut sources = model_sources(args);
+    let mut sources = model_sources(args)?;
     for m in models::BUILT_IN {
         let named = |s: &ModelSource| matches!(s, ModelSource::BuiltIn(b) if b.name == m.name);
         if !sources.iter().any(named) {
@@ -922,7 +930,7 @@ fn decoding_networks(args: &ModelArgs) -> Result<Vec<Network>> {
 /// The weights of the model `args` names, as candle tensors, with its config: `auto`
 /// means the first built-in model.
 fn model_tensors(args: &ModelArgs) -> Result<(HashMap<String, Tensor>, VlaeConfig)> {
-    source_tensors(&model_sources(args)[0])
+    source_tensors(&model_sources(args)?[0])
 }
 
 fn source_tensors(source: &ModelSource) -> Result<(HashMap<String, Tensor>, VlaeConfig)> {
@@ -1009,6 +1017,9 @@ fn read_inputs(inputs: &[PathBuf], quiet: bool) -> Result<Vec<FolderImage>> {
 fn idx_images(path: &Path) -> Result<Vec<FolderImage>> {
     let idx = vlae_zip::idx::read_idx(path)?;
     let pixels = idx.rows * idx.cols;
+    if idx.pixels.is_empty() {
+        anyhow::bail!("{}: the IDX file holds no images", path.display());
+    }
     let width = (idx.pixels.len() / pixels)
         .saturating_sub(1)
         .to_string()

@@ -40,12 +40,22 @@ pub enum FolderError {
         first: String,
         second: String,
     },
+    #[error("{name}: would be both a file ({file}) and the folder of {inside}; decompress could not write both")]
+    FileIsFolder {
+        name: String,
+        file: String,
+        inside: String,
+    },
+    #[error("{0}: a symbolic link to a folder, which is not followed (it could loop); name the folder it links to as an input of its own")]
+    LinkedFolder(String),
     #[error("{0}: output folder exists and is not empty")]
     OutputNotEmpty(String),
     #[error("{0}: output exists (use --force to overwrite)")]
     OutputExists(String),
     #[error("{0}: output is a folder")]
     OutputIsFolder(String),
+    #[error("{0}: output is a block device or a socket, not a file, a character device or a FIFO")]
+    OutputNotWritable(String),
     #[error("{0}: output exists and is not a folder")]
     OutputNotFolder(String),
     #[error("{0}: a symbolic link to nothing is there (use --force to replace it)")]
@@ -170,7 +180,9 @@ fn refuse_special(path: &Path, meta: &std::fs::Metadata) -> Result<(), FolderErr
 /// file name; a folder's `.pbm`, `.png`, `.tif` and `.tiff` files, found recursively, under
 /// their paths relative to it; [`STDIN`] under `stdin.pbm`, `stdin.png` or `stdin.tif` (its
 /// format is known once read, see [`read_images`]). A TIFF's pages are stored under its
-/// name and their page numbers (see [`read_images`]). Symbolic links to folders are not followed (they could loop). Inputs
+/// name and their page numbers (see [`read_images`]). A symbolic link to a folder inside
+/// a folder is an error: following it could loop, and passing it by would drop its
+/// images unseen (name the folder it links to as an input of its own). Inputs
 /// must be regular files: a FIFO, device or socket is refused, named, before anything is
 /// read from it (a tape rewinds when opened; /dev/zero never ends).
 pub fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, FolderError> {
@@ -236,15 +248,17 @@ fn list_folder(dir: &Path, found: &mut Vec<(String, PathBuf)>) -> Result<(), Fol
                 stack.push(path);
                 continue;
             }
+            // Following a link to a folder could loop; passing it by would drop its
+            // images unseen.
+            if kind.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                return Err(FolderError::LinkedFolder(path.display().to_string()));
+            }
             if image_io::format_for_extension(&path).is_none() {
                 continue;
             }
             if kind.is_symlink() {
-                // A link to an image is read through; a link to a folder is not followed.
+                // A link to an image is read through.
                 kind = std::fs::metadata(&path).map_err(io_err(&path))?.file_type();
-                if kind.is_dir() {
-                    continue;
-                }
             }
             if let Some(what) = image_io::special_kind(&kind) {
                 return Err(ImageError::NotRegular {
@@ -340,35 +354,52 @@ pub fn read_images(
         .map(|(i, p)| (i.entry.name.clone(), p.clone()))
         .collect();
     sort_and_check_names(&mut names)?;
-    check_tiff_files_are_not_folders(&images)?;
+    check_files_are_not_folders(&images)?;
     Ok(images.into_iter().map(|(i, _)| i).collect())
 }
 
-/// Fails when a TIFF's name is also a folder of other images (`a.tif/x.pbm` beside the
-/// pages `a.tif/0001`, …): decompress could not write both.
-fn check_tiff_files_are_not_folders(images: &[(FolderImage, PathBuf)]) -> Result<(), FolderError> {
-    let tiffs: std::collections::HashMap<&str, &PathBuf> = images
-        .iter()
-        .filter(|(i, _)| i.entry.format == ImageFormat::TiffPage)
-        .filter_map(|(i, p)| Some((image_io::tiff_page_of(&i.entry.name)?.0, p)))
-        .collect();
+/// Fails when the file an image is written to is also a folder of other images, which
+/// decompress could not write both of: `a.pbm` beside `a.pbm/x.pbm`, or a TIFF's pages
+/// `a.tif/0001`, … (written to `a.tif`) beside `a.tif/x.pbm` or `a.tif/0001/x.pbm`, or beside
+/// an image stored as `a.tif`.
+fn check_files_are_not_folders(images: &[(FolderImage, PathBuf)]) -> Result<(), FolderError> {
+    let mut files: std::collections::HashMap<&str, &PathBuf> = std::collections::HashMap::new();
     for (image, path) in images {
-        if image.entry.format == ImageFormat::TiffPage {
-            continue;
-        }
-        let mut prefix = image.entry.name.as_str();
-        while let Some((folder, _)) = prefix.rsplit_once('/') {
-            if let Some(tiff) = tiffs.get(folder) {
+        // A TIFF's pages share their file; anything else is one file an image.
+        if let Some(first) = files.insert(file_of(image), path) {
+            if first != path {
                 return Err(FolderError::Duplicate {
-                    name: folder.to_string(),
-                    first: tiff.display().to_string(),
+                    name: file_of(image).to_string(),
+                    first: first.display().to_string(),
                     second: path.display().to_string(),
+                });
+            }
+        }
+    }
+    for (image, path) in images {
+        let mut prefix = file_of(image);
+        while let Some((folder, _)) = prefix.rsplit_once('/') {
+            if let Some(file) = files.get(folder) {
+                return Err(FolderError::FileIsFolder {
+                    name: folder.to_string(),
+                    file: file.display().to_string(),
+                    inside: path.display().to_string(),
                 });
             }
             prefix = folder;
         }
     }
     Ok(())
+}
+
+/// The file an image is written to: a TIFF page's file (its name up to the page number),
+/// else its name.
+fn file_of(image: &FolderImage) -> &str {
+    let name = image.entry.name.as_str();
+    match image.entry.format {
+        ImageFormat::TiffPage => image_io::tiff_page_of(name).map_or(name, |(file, _)| file),
+        _ => name,
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -776,8 +807,16 @@ impl Drop for StagedFolder {
 
 /// Fails unless `path` can take a new file: a folder there is always refused; an existing
 /// file, or a symbolic link (even one to nothing), only without `overwrite`. The folder it
-/// goes in must exist and be writable. Run before the work that makes the file.
+/// goes in must exist and be writable. A stream there (see [`is_stream`]) is written into
+/// as it is, with or without `overwrite`; a block device or a socket is refused. Run
+/// before the work that makes the file.
 pub fn check_output_file(path: &Path, overwrite: bool) -> Result<(), FolderError> {
+    if is_stream(path) {
+        return Ok(());
+    }
+    if is_special(path) {
+        return Err(FolderError::OutputNotWritable(path.display().to_string()));
+    }
     match std::fs::symlink_metadata(path) {
         Ok(link) => {
             let shown = path.display().to_string();
@@ -801,12 +840,48 @@ pub fn check_output_file(path: &Path, overwrite: bool) -> Result<(), FolderError
     check_writable(parent)
 }
 
+/// Whether `path` (links followed) is a character device, such as `/dev/null`, or a
+/// FIFO: something to write an archive into, not a file to replace.
+fn is_stream(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            return m.file_type().is_char_device() || m.file_type().is_fifo();
+        }
+    }
+    let _ = path;
+    false
+}
+
+/// Whether `path` (links followed) is a block device or a socket, which no archive is
+/// written over or into.
+fn is_special(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(m) = std::fs::metadata(path) {
+            return m.file_type().is_block_device() || m.file_type().is_socket();
+        }
+    }
+    let _ = path;
+    false
+}
+
 /// Writes `bytes` to `path` through a new staging file (created exclusively, beside it),
 /// synced, then linked into place. Without `overwrite` an existing `path` is an error, even
 /// one that appears while the bytes are written (the final rename never replaces); with it,
-/// the file (or symbolic link) there is replaced.
+/// the file (or symbolic link) there is replaced. A stream (`-o /dev/null`, a FIFO) is
+/// written into instead: renaming a file over it would replace the device node.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), FolderError> {
     check_output_file(path, overwrite)?;
+    if is_stream(path) {
+        return std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|mut stream| stream.write_all(bytes))
+            .map_err(io_err(path));
+    }
     let parent = parent_folder(path);
     remove_stale_staging(parent);
     let prefix = staging_prefix(path.file_name());

@@ -865,20 +865,26 @@ fn tiff_page_size<R: Read + Seek>(
     }
 }
 
-/// How the current page's CCITT RLE or Group 3 data is coded, from its tags; Group 3's
-/// uncompressed mode (T4Options bit 1), which scanners rarely use, is refused by name.
+/// How the current page's CCITT RLE, Group 3 or Group 4 data is coded, from its tags; the
+/// uncompressed mode of Group 3 (T4Options bit 1) and of Group 4 (T6Options bit 1), which
+/// scanners rarely use, is refused by name.
 fn ccitt_coding<R: Read + Seek>(
     decoder: &mut tiff::decoder::Decoder<FillOrderReader<R>>,
     compression: u16,
 ) -> Result<Ccitt, String> {
     use tiff::tags::Tag;
+    let group3 = compression == TIFF_GROUP3;
+    let (options_tag, group) = if compression == TIFF_GROUP4 {
+        (TIFF_T6_OPTIONS, "Group 4")
+    } else {
+        (TIFF_T4_OPTIONS, "Group 3")
+    };
     let options: u32 = decoder
-        .find_tag_unsigned(Tag::from_u16_exhaustive(TIFF_T4_OPTIONS))
+        .find_tag_unsigned(Tag::from_u16_exhaustive(options_tag))
         .map_err(tiff_reason)?
         .unwrap_or(0);
-    let group3 = compression == TIFF_GROUP3;
-    if group3 && options & 2 != 0 {
-        return Err("uses Group 3's uncompressed mode, which is not supported".into());
+    if compression != TIFF_CCITT_RLE && options & 2 != 0 {
+        return Err(format!("uses {group}'s uncompressed mode, which is not supported"));
     }
     let photometric: Option<u16> = decoder
         .find_tag_unsigned(Tag::PhotometricInterpretation)
@@ -918,8 +924,10 @@ fn decode_tiff_page<R: Read + Seek>(
             )))
         }
     };
-    let ccitt = matches!(compression, TIFF_CCITT_RLE | TIFF_GROUP3);
-    let chunks = if ccitt || lsb_first {
+    let ccitt = matches!(compression, TIFF_CCITT_RLE | TIFF_GROUP3 | TIFF_GROUP4);
+    let lzw_tiles =
+        compression == TIFF_LZW && decoder.get_chunk_type() == tiff::decoder::ChunkType::Tile;
+    let chunks = if ccitt || lzw_tiles || lsb_first {
         tiff_chunks(decoder).map_err(page_invalid)?
     } else {
         Vec::new()
@@ -935,6 +943,8 @@ fn decode_tiff_page<R: Read + Seek>(
     let decoded = if ccitt {
         let coding = ccitt_coding(decoder, compression).map_err(page_invalid)?;
         decode_ccitt_chunks(decoder, &chunks, coding, (width, height), path, page)
+    } else if lzw_tiles {
+        decode_lzw_tiles(decoder, &chunks, (width, height), path, page)
     } else {
         match decoder.read_image().map_err(page_error) {
             Ok(DecodingResult::U8(packed)) => Ok(packed),
@@ -969,16 +979,20 @@ fn decode_tiff_page<R: Read + Seek>(
 }
 
 /// Codes of the TIFF tag Compression (TIFF 6.0 §3, §10, §11): pages are written
-/// uncompressed or Group 4; CCITT RLE and Group 3 are read here rather than by the tiff
-/// crate.
+/// uncompressed or Group 4; CCITT RLE, Group 3 and Group 4 are read here rather than by
+/// the tiff crate.
 const TIFF_UNCOMPRESSED: u16 = 1;
 const TIFF_CCITT_RLE: u16 = 2;
 const TIFF_GROUP3: u16 = 3;
 const TIFF_GROUP4: u16 = 4;
+const TIFF_LZW: u16 = 5;
 
 /// The tag of Group 3's options: bit 0 is set where rows may be coded 2-D, bit 2 where
 /// fill bits end each EOL on a byte boundary.
 const TIFF_T4_OPTIONS: u16 = 292;
+
+/// The tag of Group 4's options: bit 1 is set where uncompressed mode is allowed.
+const TIFF_T6_OPTIONS: u16 = 293;
 
 /// One strip or tile of a page: where its bytes lie in the file, and where its rows go
 /// on the page. `columns`×`rows` is the size it is coded at (a tile's full size, even
@@ -1057,8 +1071,9 @@ fn tiff_chunks<R: Read + Seek>(
 }
 
 /// How a page's strips are CCITT coded: Compression 2 (CCITT RLE: Modified Huffman rows,
-/// each starting on a byte boundary, no EOLs) or 3 (Group 3, T.4: rows after EOLs,
-/// 1-D or, with `two_d`, 1-D and 2-D mixed; `eol_aligned`, fill bits before each EOL).
+/// each starting on a byte boundary, no EOLs), 3 (Group 3, T.4: rows after EOLs, 1-D
+/// or, with `two_d`, 1-D and 2-D mixed; `eol_aligned`, fill bits before each EOL) or 4
+/// (Group 4, T.6: every row 2-D, from the one above).
 #[derive(Clone, Copy)]
 struct Ccitt {
     compression: u16,
@@ -1097,17 +1112,19 @@ fn read_exactly<R: Read + Seek>(
     }
 }
 
-/// Decodes a CCITT RLE or Group 3 page from its strips or tiles, read from the file as
-/// they are (bits reversed already where the page is FillOrder 2) and decoded with
+/// Decodes a CCITT RLE, Group 3 or Group 4 page from its strips or tiles, read from the
+/// file as they are (bits reversed already where the page is FillOrder 2) and decoded with
 /// `hayro_ccitt`, into rows packed as the tiff crate packs them (a set bit is white).
 ///
-/// The tiff crate refuses both codings, and the `fax` crate that it decodes Group 4 with
-/// has no decoder for them that fits: its `decode_g3` reads only 1-D rows, takes no width,
-/// and reports failure on libtiff's Group 3 strips, whose last row has no EOL after it;
-/// CCITT RLE (rows without EOLs, each starting on a byte boundary) it does not read at
-/// all. `hayro_ccitt` decodes all of these; only the strip reading and the placing of
-/// rows are written here. Decoding is strict: a damaged row is an error, not patched
-/// over, and so is a strip with fewer rows than it claims.
+/// The tiff crate refuses CCITT RLE and Group 3, and the `fax` crate that it decodes
+/// Group 4 with has no decoder for them that fits: its `decode_g3` reads only 1-D rows,
+/// takes no width, and reports failure on libtiff's Group 3 strips, whose last row has no
+/// EOL after it; CCITT RLE (rows without EOLs, each starting on a byte boundary) it does
+/// not read at all. Its Group 4 decoder decodes a damaged row as best it can, with no
+/// error, so a corrupt scan would be archived with wrong pixels. `hayro_ccitt` decodes all
+/// of these; only the strip reading and the placing of rows are written here. Decoding is
+/// strict: a damaged row is an error, not patched over, and so is a strip with fewer rows
+/// than it claims.
 fn decode_ccitt_chunks<R: Read + Seek>(
     decoder: &mut tiff::decoder::Decoder<FillOrderReader<R>>,
     chunks: &[Chunk],
@@ -1118,10 +1135,10 @@ fn decode_ccitt_chunks<R: Read + Seek>(
 ) -> Result<Vec<u8>, ImageError> {
     use hayro_ccitt::{DecodeSettings, DecoderContext, EncodingMode};
     let page_invalid = |reason: String| invalid(path, format!("TIFF page {page}: {reason}"));
-    let name = if coding.compression == TIFF_GROUP3 {
-        "CCITT Group 3"
-    } else {
-        "CCITT RLE"
+    let name = match coding.compression {
+        TIFF_GROUP3 => "CCITT Group 3",
+        TIFF_GROUP4 => "CCITT Group 4",
+        _ => "CCITT RLE",
     };
     // Every strip's claim is checked before anything is reserved, as the tiff crate
     // checks its own strips.
@@ -1145,10 +1162,12 @@ fn decode_ccitt_chunks<R: Read + Seek>(
         let settings = DecodeSettings {
             columns: chunk.columns,
             rows: chunk.rows,
-            end_of_block: coding.compression == TIFF_GROUP3,
+            end_of_block: coding.compression != TIFF_CCITT_RLE,
             end_of_line: coding.compression == TIFF_GROUP3,
             rows_are_byte_aligned: coding.compression == TIFF_CCITT_RLE || coding.eol_aligned,
-            encoding: if coding.two_d {
+            encoding: if coding.compression == TIFF_GROUP4 {
+                EncodingMode::Group4
+            } else if coding.two_d {
                 EncodingMode::Group3_2D
             } else {
                 EncodingMode::Group3_1D
@@ -1178,6 +1197,88 @@ fn decode_ccitt_chunks<R: Read + Seek>(
                 rows.decoded,
                 chunk.rows
             )));
+        }
+    }
+    Ok(packed)
+}
+
+/// Decodes a tiled LZW page tile by tile with `weezl` (the LZW decoder the tiff crate
+/// uses), into rows packed as the tiff crate packs them (a set bit is white). The tiff
+/// crate 0.11 refuses many such pages as truncated, those with small or very compressible
+/// tiles among them (image-rs/image-tiff issue 395), which libtiff reads; its striped LZW
+/// pages it reads well. A tile that decodes to fewer bytes than its rows take is an error.
+fn decode_lzw_tiles<R: Read + Seek>(
+    decoder: &mut tiff::decoder::Decoder<FillOrderReader<R>>,
+    chunks: &[Chunk],
+    (width, height): (usize, usize),
+    path: &Path,
+    page: usize,
+) -> Result<Vec<u8>, ImageError> {
+    use tiff::tags::Tag;
+    let page_invalid = |reason: String| invalid(path, format!("TIFF page {page}: {reason}"));
+    let predictor: Option<u16> = decoder
+        .find_tag_unsigned(Tag::Predictor)
+        .map_err(|e| page_invalid(tiff_reason(e)))?;
+    if predictor.is_some_and(|p| p != 1) {
+        return Err(page_invalid(
+            "has LZW tiles with a predictor, which bi-level pages have not".into(),
+        ));
+    }
+    let photometric: Option<u16> = decoder
+        .find_tag_unsigned(Tag::PhotometricInterpretation)
+        .map_err(|e| page_invalid(tiff_reason(e)))?;
+    // WhiteIsZero (0) codes black as a set bit: inverted, so that a set bit is white.
+    let flip = if photometric == Some(0) { 0xff } else { 0 };
+    if chunks.iter().any(|c| c.len > TIFF_PAGE_BYTES as u64) {
+        return Err(page_invalid(tiff_reason(tiff::TiffError::LimitsExceeded)));
+    }
+    let stride = width.div_ceil(8);
+    let mut packed = Vec::new();
+    reserve(&mut packed, stride * height, path, "its rows")?;
+    packed.resize(stride * height, 0);
+    let (mut coded, mut rows) = (Vec::new(), Vec::new());
+    for (i, chunk) in chunks.iter().enumerate() {
+        let tile_stride = (chunk.columns as usize).div_ceil(8);
+        // Only the rows on the page are decoded: a tile overhanging its foot reserves no
+        // more than the page's rows.
+        let want = tile_stride * (chunk.rows as usize).min(height.saturating_sub(chunk.y));
+        coded.clear();
+        reserve(&mut coded, chunk.len as usize, path, "its tiles")?;
+        read_exactly(decoder.inner(), chunk.offset, chunk.len, &mut coded).map_err(page_invalid)?;
+        rows.clear();
+        reserve(&mut rows, want, path, "its tiles")?;
+        rows.resize(want, 0);
+        let mut lzw = weezl::decode::Decoder::with_tiff_size_switch(weezl::BitOrder::Msb, 8);
+        let (mut read, mut made) = (0, 0);
+        // Decoded in steps until the rows are full, the stream ends or stops advancing.
+        while made < want {
+            let step = lzw.decode_bytes(&coded[read..], &mut rows[made..]);
+            (read, made) = (read + step.consumed_in, made + step.consumed_out);
+            match step.status {
+                Ok(weezl::LzwStatus::Ok) => {}
+                Ok(weezl::LzwStatus::Done | weezl::LzwStatus::NoProgress) => break,
+                Err(e) => {
+                    return Err(page_invalid(format!(
+                        "its LZW data in tile {} is corrupt ({e})",
+                        i + 1
+                    )))
+                }
+            }
+        }
+        if made < want {
+            return Err(page_invalid(format!(
+                "its LZW data in tile {} ends after {made} of its {want} bytes",
+                i + 1
+            )));
+        }
+        let columns = (chunk.columns as usize).min(width - chunk.x);
+        for (r, tile_row) in rows.chunks_exact(tile_stride).enumerate() {
+            let y = chunk.y + r;
+            let row = &mut packed[y * stride..][..stride];
+            for c in (0..columns).filter(|c| (tile_row[c / 8] ^ flip) >> (7 - c % 8) & 1 == 1) {
+                let x = chunk.x + c;
+                row[x / 8] |= 0x80 >> (x % 8);
+            }
         }
     }
     Ok(packed)

@@ -563,6 +563,105 @@ fn decompress_checks_the_output_folder_before_decoding() {
 }
 
 #[cfg(target_os = "linux")]
+/// `-o` naming a FIFO (or a character device such as /dev/null) writes the archive into
+/// it, with or without --force: a staging file renamed over it would replace the node.
+#[cfg(unix)]
+#[test]
+fn an_output_fifo_is_written_into_not_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let page = tmp.path().join("d.pbm");
+    std::fs::write(&page, encode_image(&digit(3), ImageFormat::Pbm)).unwrap();
+    let file = tmp.path().join("d.vlz");
+    ok_tiny("compress", &page, &file);
+    let fifo = tmp.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    for force in [false, true] {
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let mut args = tiny("compress", page.to_str().unwrap(), fifo.to_str().unwrap()).to_vec();
+        if force {
+            args.push("--force");
+        }
+        ok(&args);
+        assert_eq!(reader.join().unwrap(), std::fs::read(&file).unwrap());
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+}
+
+/// An image whose name is the folder of another image's (`a.pbm` from one argument,
+/// `a.pbm/x.pbm` from another) could never be decompressed: compress refuses it, naming
+/// both inputs, and writes nothing; so it does a link to a folder.
+#[test]
+fn a_file_that_is_also_a_folder_or_a_linked_folder_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (top, other) = (tmp.path().join("top"), tmp.path().join("other"));
+    std::fs::create_dir_all(top.join("a.pbm")).unwrap();
+    std::fs::create_dir_all(&other).unwrap();
+    let bytes = encode_image(&digit(1), ImageFormat::Pbm);
+    std::fs::write(top.join("a.pbm/x.pbm"), &bytes).unwrap();
+    std::fs::write(other.join("a.pbm"), &bytes).unwrap();
+    let arc = tmp.path().join("x.vlz");
+    let err = fails(&[
+        "compress",
+        top.to_str().unwrap(),
+        other.join("a.pbm").to_str().unwrap(),
+        "-o",
+        arc.to_str().unwrap(),
+        "--model",
+        TINY,
+    ]);
+    assert!(
+        err.contains("a.pbm: would be both a file") && err.contains("x.pbm"),
+        "{err}"
+    );
+    assert!(!arc.exists());
+    // A link to a folder inside a folder is an error, not images passed by unseen.
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(top.join("a.pbm"), other.join("linked")).unwrap();
+        let err = fails(&tiny("compress", other.to_str().unwrap(), arc.to_str().unwrap()));
+        assert!(
+            err.contains("linked: a symbolic link to a folder"),
+            "{err}"
+        );
+        assert!(!arc.exists());
+    }
+}
+
+/// A `--model` that is neither built in nor a file, and an IDX file of no images, are
+/// errors that name them.
+#[test]
+fn unknown_models_and_empty_idx_files_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let page = tmp.path().join("d.pbm");
+    std::fs::write(&page, encode_image(&digit(2), ImageFormat::Pbm)).unwrap();
+    let arc = tmp.path().join("d.vlz");
+    let err = fails(&[
+        "compress",
+        page.to_str().unwrap(),
+        "-o",
+        arc.to_str().unwrap(),
+        "--model",
+        "nosuch",
+    ]);
+    assert!(
+        err.contains("--model nosuch: neither") && err.contains("mnist"),
+        "{err}"
+    );
+    let idx = tmp.path().join("none.idx3-ubyte");
+    let mut header = vec![0, 0, 8, 3];
+    for v in [0u32, 28, 28] {
+        header.extend_from_slice(&v.to_be_bytes());
+    }
+    std::fs::write(&idx, header).unwrap();
+    let err = fails(&["bench", idx.to_str().unwrap()]);
+    assert!(err.contains("none.idx3-ubyte") && err.contains("no images"), "{err}");
+}
+
 #[test]
 fn names_that_collide_are_never_overwritten() {
     // Two entries whose names collide once written (a case-insensitive filesystem would
@@ -1517,6 +1616,8 @@ fn tiff_compressions(path: &Path) -> Vec<u16> {
 /// tiffcp -c none w1.tif w2.tif w3.tif pages-none.tif
 /// tiffcp -c zip w2.tif w3.tif pages-deflate.tif
 /// tiffcp -c g4 -t -w 64 -l 64 b1.tif tiled-g4.tif
+/// tiffcp -c lzw -t -w 16 -l 16 pages-none.tif,0 pages-none.tif,1 tiled-lzw.tif
+/// tiffcp -a -c lzw -t -w 32 -l 16 pages-packbits.tif,2 tiled-lzw.tif
 /// tiffcp -c g3 w3.tif page3-g3.tif
 /// tiffcp -c g3:1d -r 40 pages-none.tif pages-g3-1d.tif
 /// tiffcp -c g3:2d pages-none.tif pages-g3-2d.tif
@@ -1533,6 +1634,8 @@ fn tiff_compressions(path: &Path) -> Vec<u16> {
 ///
 /// So: Group 4, LZW in strips of 40 rows, PackBits, uncompressed and Deflate (pages 2
 /// and 3 only), WhiteIsZero but for PackBits and the tiled Group 4 page (BlackIsZero).
+/// LZW in tiles of 16×16 (pages 1 and 2, WhiteIsZero) and 32×16 (page 3, BlackIsZero),
+/// which the tiff crate 0.11 refuses as truncated.
 /// Group 3 (page 3 alone; 1-D in strips of 40 rows; 1-D and 2-D rows mixed; the same with
 /// EOLs byte-aligned, big-endian; tiled 1-D with EOLs byte-aligned, BlackIsZero) and CCITT
 /// RLE in strips of 40 rows, all written by libtiff. The lsb- files hold one page of each
@@ -1556,6 +1659,7 @@ fn multi_page_tiffs_of_every_compression_round_trip_as_group_4() {
         std::fs::copy(&from, dir.join(name)).unwrap();
     }
     assert_eq!(tiff_pages(Path::new("tests/data/tiled-g4.tif")), pages[..1]);
+    assert_eq!(tiff_pages(Path::new("tests/data/tiled-lzw.tif")), pages);
     assert_eq!(
         tiff_pages(Path::new("tests/data/pages-deflate.tif")),
         pages[1..]
@@ -1734,6 +1838,26 @@ fn grey_and_unsupported_tiffs_are_refused_with_the_file_and_page() {
     ));
     assert!(
         err.contains("damaged.tif: TIFF page 2: its CCITT Group 3 data is corrupt"),
+        "{err}"
+    );
+    // So is a Group 4 page with one bit flipped two thirds into its strip, which the
+    // `fax` crate's decoder (the tiff crate's) decoded to other rows without an error.
+    let mut bytes = std::fs::read("tests/data/pages-g4.tif").unwrap();
+    let strip = {
+        let mut decoder = tiff::decoder::Decoder::new(std::io::Cursor::new(&bytes)).unwrap();
+        decoder
+            .get_tag_u64_vec(tiff::tags::Tag::StripOffsets)
+            .unwrap()[0] as usize
+    };
+    bytes[strip + 629] ^= 0x10;
+    std::fs::write(&damaged, bytes).unwrap();
+    let err = fails(&tiny(
+        "compress",
+        damaged.to_str().unwrap(),
+        arc.to_str().unwrap(),
+    ));
+    assert!(
+        err.contains("damaged.tif: TIFF page 1: its CCITT Group 4 data is corrupt"),
         "{err}"
     );
     std::fs::write(
