@@ -239,6 +239,17 @@ fn context_in<L: Layout<N>, const N: usize>(rows: &WidestRows, shape: &Shape) ->
     value | u128::from(own) << at
 }
 
+/// The widest neighbourhood's rows about a pixel, cut from its `near` rows.
+#[inline(always)]
+fn widest_rows<L: Layout<N>, const N: usize>(near: &Near) -> WidestRows {
+    let mut widest = [0u64; ROWS_ABOVE + 1];
+    for (run, &(dy, r)) in widest.iter_mut().zip(L::WIDEST.rows) {
+        *run = near.run(dy, r, 2 * r + 1);
+    }
+    widest[ROWS_ABOVE] = near.run(0, L::WIDEST.left, L::WIDEST.left);
+    widest
+}
+
 /// Rows of white above a strip and words of white either side of each row: the widest
 /// neighbourhood's reach (its rows are the 8 above the pixel, in order), so that no read
 /// needs a bounds check.
@@ -357,19 +368,157 @@ impl KnownBits {
     #[inline(always)]
     fn run(&self, y: usize, dy: isize, x: usize, before: usize, n: usize) -> u64 {
         let row = (ROWS_ABOVE as isize + y as isize + dy) as usize;
-        let c = x + 64 * PAD_WORDS - before;
+        self.window(row, x + 64 * PAD_WORDS - before) & ((1 << n) - 1)
+    }
+
+    /// 64 columns of stored row `row` (the white rows above the strip counted) from
+    /// padded column `c`, as bits 0 … 63; the word after `c`'s must be the row's, or its
+    /// white padding.
+    #[inline(always)]
+    fn window(&self, row: usize, c: usize) -> u64 {
         let at = row * self.words_per_row + c / 64;
         let s = c % 64;
-        debug_assert!(
-            c / 64 + 1 < self.words_per_row,
-            "column {x} is in the strip"
-        );
+        debug_assert!(c / 64 + 1 < self.words_per_row, "column {c} is in the row");
         // One bounds check for both words.
         let [lo, hi] = *self.words[at..]
             .first_chunk::<2>()
             .expect("a padding word after every row");
         // Shifted in two steps, so that s = 0 takes none of the next word's bits.
-        ((lo >> s) | ((hi << 1) << (63 - s))) & ((1 << n) - 1)
+        (lo >> s) | ((hi << 1) << (63 - s))
+    }
+
+    /// The rows about pixel (y, x) that its contexts read (see [`Near`]).
+    #[inline(always)]
+    fn near(&self, y: usize, x: usize) -> Near {
+        // Row y + dy is stored at ROWS_ABOVE + y + dy: rows y − 8 … y at y … y + 8.
+        let c = x + 64 * PAD_WORDS - NEAR_REACH;
+        Near(std::array::from_fn(|d| self.window(y + d, c)))
+    }
+}
+
+/// How far left of a pixel [`Near`] reaches, and how far right (less one).
+const NEAR_REACH: usize = 32;
+
+/// The rows y − 8 … y about a pixel (y, x), each read once as columns x − 32 … x + 31 (bits
+/// 0 … 63): every context of the pixel but glyph matching's far rows is cut from these,
+/// rather than read from the strip run by run (some sixty reads a pixel of page mixing).
+pub struct Near([u64; ROWS_ABOVE + 1]);
+
+impl Near {
+    /// Columns x − `before` … x − `before` + n − 1 of row y + dy as bits 0 … n − 1, as
+    /// [`KnownBits::run`] reads them: −8 ≤ dy ≤ 0, `before` ≤ 32, n ≤ 32 and
+    /// n − `before` ≤ 32.
+    #[inline(always)]
+    fn run(&self, dy: isize, before: usize, n: usize) -> u64 {
+        debug_assert!(before <= NEAR_REACH && n <= 32 && n <= before + NEAR_REACH);
+        (self.0[(ROWS_ABOVE as isize + dy) as usize] >> (NEAR_REACH - before)) & ((1 << n) - 1)
+    }
+
+    /// Whether every pixel that a context of pixel (y, x) may read is white: those of the
+    /// 8 rows above at columns x − 8 … x + 8, and x − 12 … x − 1 of its own row (the coarse
+    /// contexts reach furthest). Most pixels of a page are so, and their contexts are
+    /// those of a blank page: they need not be gathered.
+    #[inline(always)]
+    pub fn blank_around(&self) -> bool {
+        // Or-ed, not tested one by one: all nine are read in the time of one.
+        let mut ink = self.run(0, 12, 12);
+        for d in 1..=ROWS_ABOVE as isize {
+            ink |= self.run(-d, 8, 17);
+        }
+        ink == 0
+    }
+
+    /// Two coarse views of the rows above pixel (y, x) and of its own row, whose contexts
+    /// keep their shape where a scan's edges are ragged or a high resolution's strokes are
+    /// thick (format-spec.md §3.9), at `phase` 0 or 1, a row and a column nearer, so that
+    /// a stroke that falls between phase 0's samples still shows. Each ends with (y − 1, x), then (y, x − 1); the first
+    /// listed bit is the most significant.
+    ///
+    /// Phase 0:
+    /// - Spaced, 44 bits: rows −2, −4, −6 and −8, nearest first, each at columns 8, 6,
+    ///   …, −8; then the own row's columns −2, −4, …, −12.
+    /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns 7 to −8, one bit
+    ///   each, set when at least 2 of its pixels are ink, block row by block row from the
+    ///   nearest, right to left; then the pairs of columns (−2, −1), (−4, −3), (−6, −5)
+    ///   and (−8, −7) of the own row, each set when either is ink.
+    ///
+    /// Phase 1:
+    /// - Spaced, 40 bits: rows −1, −3, −5 and −7, nearest first, each at columns 7, 5,
+    ///   …, −7; then the own row's columns −1, −3, …, −11.
+    /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns 8 to −7, as
+    ///   above; then the pairs of columns (−3, −2), (−5, −4), (−7, −6) and (−9, −8) of
+    ///   the own row.
+    #[inline(always)]
+    pub fn coarse_views(&self, phase: usize) -> [u64; 2] {
+        let nearest = (self.run(-1, 0, 1) << 1) | self.run(0, 1, 1);
+        // A run's bit j is column j − before, so its even bits, gathered, list every other
+        // column right to left from the most significant.
+        let columns = 9 - phase;
+        let mut spaced = 0u64;
+        let mut blocks = 0u64;
+        for pair in 0..4 {
+            let dy = -2 * pair - 2;
+            let spaced_row = self.run(dy + phase as isize, 8 - phase, 2 * columns - 1);
+            spaced = (spaced << columns) | even_bits(spaced_row);
+            let upper = self.run(dy, 8 - phase, 16);
+            let lower = self.run(dy + 1, 8 - phase, 16);
+            // At least 2 of a block's 4: both of one row's pair, or one of each.
+            let (both_up, both_low) = (upper & (upper >> 1), lower & (lower >> 1));
+            let (any_up, any_low) = (upper | (upper >> 1), lower | (lower >> 1));
+            blocks = (blocks << 8) | even_bits(both_up | both_low | (any_up & any_low));
+        }
+        spaced = (spaced << 6) | even_bits(self.run(0, 12 - phase, 12 - phase));
+        let own = self.run(0, 8 + phase, 8);
+        blocks = (blocks << 4) | even_bits(own | (own >> 1));
+        [(spaced << 2) | nearest, (blocks << 2) | nearest]
+    }
+
+    /// The runs about pixel (y, x) (format-spec.md §3.10), 17 bits: the lengths of the
+    /// runs that end at (y, x − 1) and (y − 1, x − 1) and of the one that starts at
+    /// (y − 1, x), each with its colour, then pixel (y − 2, x). Halftones and music staves
+    /// repeat at distances that the neighbourhoods are too narrow to see. The low 11 bits
+    /// are the own row's run and the run above the pixel.
+    #[inline(always)]
+    pub fn runs(&self) -> u32 {
+        // The run ending at the highest of 32 bits, or starting at the lowest, and its
+        // colour.
+        let ending = |bits: u64, cap: u32| {
+            let bits = bits as u32;
+            let colour = bits >> 31;
+            let same = if colour == 1 { !bits } else { bits };
+            (colour, same.leading_zeros().min(cap))
+        };
+        let starting = |bits: u64, cap: u32| {
+            let bits = bits as u32;
+            let colour = bits & 1;
+            let same = if colour == 1 { !bits } else { bits };
+            (colour, same.trailing_zeros().min(cap))
+        };
+        let (c, left) = ending(self.run(0, 32, 32), 31);
+        let (b1, left1) = ending(self.run(-1, 32, 32), 15);
+        let (a1, right1) = starting(self.run(-1, 0, 32), 15);
+        let above2 = self.run(-2, 0, 1) as u32;
+        c | left << 1 | a1 << 6 | right1 << 7 | b1 << 11 | left1 << 12 | above2 << 16
+    }
+
+    /// Page mixing's long rows context of pixel (y, x) (format-spec.md §3.12): the 24
+    /// pixels left of it in its own row as bits 0–23, columns x − 12 … x + 11 of the row
+    /// above as bits 32–55, and columns x − 6 … x + 5 of the row above that as bits 64–75,
+    /// each run leftmost first. What the neighbourhoods see two and three times as far
+    /// along the rows: where the print is regular, it repeats.
+    #[inline(always)]
+    pub fn long_rows(&self) -> u128 {
+        u128::from(self.run(0, 24, 24))
+            | u128::from(self.run(-1, 12, 24)) << 32
+            | u128::from(self.run(-2, 6, 12)) << 64
+    }
+
+    /// Pixels (y, x − 1), (y − 1, x − 1), (y − 1, x) and (y − 1, x + 1), as bits 0 to 3:
+    /// the nearest, which choose weight sets.
+    #[inline(always)]
+    pub fn nearest(&self) -> usize {
+        let above = self.run(-1, 1, 3);
+        (self.run(0, 1, 1) | above << 1) as usize
     }
 }
 
@@ -469,18 +618,13 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
     /// their middles.
     #[inline(always)]
     fn contexts(&self, y: usize, x: usize) -> [u128; N] {
-        L::contexts(&self.widest_rows(y, x))
+        L::contexts(&widest_rows::<L, N>(&self.near(y, x)))
     }
 
-    /// The widest neighbourhood's rows of pixel (y, x).
+    /// The rows about pixel (y, x) that its contexts read, read once.
     #[inline(always)]
-    fn widest_rows(&self, y: usize, x: usize) -> WidestRows {
-        let mut widest = [0u64; ROWS_ABOVE + 1];
-        for (run, &(dy, r)) in widest.iter_mut().zip(L::WIDEST.rows) {
-            *run = self.known.run(y, dy, x, r, 2 * r + 1);
-        }
-        widest[ROWS_ABOVE] = self.known.run(y, 0, x, L::WIDEST.left, L::WIDEST.left);
-        widest
+    pub fn near(&self, y: usize, x: usize) -> Near {
+        self.known.near(y, x)
     }
 
     /// Each neighbourhood's counts (n0, n1) for pixel (y, x), from the pixels known so far,
@@ -491,19 +635,6 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         (self.counts_at(&contexts), contexts)
     }
 
-    /// Whether every pixel that a context of pixel (y, x) may read is white: those of the
-    /// 8 rows above at columns x − 8 … x + 8, and x − 12 … x − 1 of its own row (the coarse
-    /// contexts reach furthest). Most pixels of a page are so, and their contexts are
-    /// those of a blank page: they need not be gathered.
-    #[inline(always)]
-    pub fn blank_around(&self, y: usize, x: usize) -> bool {
-        // Or-ed, not tested one by one: all nine are read in the time of one.
-        let mut ink = self.known.run(y, 0, x, 12, 12);
-        for d in 1..=ROWS_ABOVE as isize {
-            ink |= self.known.run(y, -d, x, 8, 17);
-        }
-        ink == 0
-    }
 
     /// Where the counts of a pixel amid white are.
     pub fn blank_contexts(&self) -> Contexts<N> {
@@ -516,17 +647,18 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         self.indices(self.contexts(y, x))
     }
 
-    /// The same, and whether the widest neighbourhood holds ink.
+    /// Where the counts of the pixel about which the rows are `near` are, and whether its
+    /// widest neighbourhood holds ink.
     #[inline(always)]
-    pub fn contexts_and_ink(&self, y: usize, x: usize) -> (Contexts<N>, bool) {
-        let values = self.contexts(y, x);
+    pub fn contexts_and_ink(&self, near: &Near) -> (Contexts<N>, bool) {
+        let values = L::contexts(&widest_rows::<L, N>(near));
         (self.indices(values), values[N - 1] != 0)
     }
 
     /// The widest neighbourhood's context of pixel (y, x) alone.
     #[cfg(test)]
     pub fn widest_context(&self, y: usize, x: usize) -> u128 {
-        context_in::<L, N>(&self.widest_rows(y, x), &L::WIDEST)
+        context_in::<L, N>(&widest_rows::<L, N>(&self.near(y, x)), &L::WIDEST)
     }
 
     /// Which pixels of a [`MatchWindow`] glyph matching compares: the widest
@@ -630,100 +762,9 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         }
     }
 
-    /// Two coarse views of the rows above pixel (y, x) and of its own row, whose contexts
-    /// keep their shape where a scan's edges are ragged or a high resolution's strokes are
-    /// thick (format-spec.md §3.9), at `phase` 0 or 1, a row and a column nearer, so that
-    /// a stroke that falls between phase 0's samples still shows. Each ends with (y − 1, x), then (y, x − 1); the first
-    /// listed bit is the most significant.
-    ///
-    /// Phase 0:
-    /// - Spaced, 44 bits: rows −2, −4, −6 and −8, nearest first, each at columns 8, 6,
-    ///   …, −8; then the own row's columns −2, −4, …, −12.
-    /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns 7 to −8, one bit
-    ///   each, set when at least 2 of its pixels are ink, block row by block row from the
-    ///   nearest, right to left; then the pairs of columns (−2, −1), (−4, −3), (−6, −5)
-    ///   and (−8, −7) of the own row, each set when either is ink.
-    ///
-    /// Phase 1:
-    /// - Spaced, 40 bits: rows −1, −3, −5 and −7, nearest first, each at columns 7, 5,
-    ///   …, −7; then the own row's columns −1, −3, …, −11.
-    /// - Blocks, 38 bits: the 2 × 2 blocks of rows −1 to −8 and columns 8 to −7, as
-    ///   above; then the pairs of columns (−3, −2), (−5, −4), (−7, −6) and (−9, −8) of
-    ///   the own row.
-    #[inline(always)]
-    pub fn coarse_views(&self, y: usize, x: usize, phase: usize) -> [u64; 2] {
-        let known = &self.known;
-        let nearest = (known.run(y, -1, x, 0, 1) << 1) | known.run(y, 0, x, 1, 1);
-        // A run's bit j is column j − before, so its even bits, gathered, list every other
-        // column right to left from the most significant.
-        let columns = 9 - phase;
-        let mut spaced = 0u64;
-        let mut blocks = 0u64;
-        for pair in 0..4 {
-            let dy = -2 * pair - 2;
-            let spaced_row = known.run(y, dy + phase as isize, x, 8 - phase, 2 * columns - 1);
-            spaced = (spaced << columns) | even_bits(spaced_row);
-            let upper = known.run(y, dy, x, 8 - phase, 16);
-            let lower = known.run(y, dy + 1, x, 8 - phase, 16);
-            // At least 2 of a block's 4: both of one row's pair, or one of each.
-            let (both_up, both_low) = (upper & (upper >> 1), lower & (lower >> 1));
-            let (any_up, any_low) = (upper | (upper >> 1), lower | (lower >> 1));
-            blocks = (blocks << 8) | even_bits(both_up | both_low | (any_up & any_low));
-        }
-        spaced = (spaced << 6) | even_bits(known.run(y, 0, x, 12 - phase, 12 - phase));
-        let own = known.run(y, 0, x, 8 + phase, 8);
-        blocks = (blocks << 4) | even_bits(own | (own >> 1));
-        [(spaced << 2) | nearest, (blocks << 2) | nearest]
-    }
 
-    /// The runs about pixel (y, x) (format-spec.md §3.10), 17 bits: the lengths of the
-    /// runs that end at (y, x − 1) and (y − 1, x − 1) and of the one that starts at
-    /// (y − 1, x), each with its colour, then pixel (y − 2, x). Halftones and music staves
-    /// repeat at distances that the neighbourhoods are too narrow to see. The low 11 bits
-    /// are the own row's run and the run above the pixel.
-    #[inline(always)]
-    pub fn runs(&self, y: usize, x: usize) -> u32 {
-        // The run ending at the highest of 32 bits, or starting at the lowest, and its
-        // colour.
-        let ending = |bits: u64, cap: u32| {
-            let bits = bits as u32;
-            let colour = bits >> 31;
-            let same = if colour == 1 { !bits } else { bits };
-            (colour, same.leading_zeros().min(cap))
-        };
-        let starting = |bits: u64, cap: u32| {
-            let bits = bits as u32;
-            let colour = bits & 1;
-            let same = if colour == 1 { !bits } else { bits };
-            (colour, same.trailing_zeros().min(cap))
-        };
-        let (c, left) = ending(self.known.run(y, 0, x, 32, 32), 31);
-        let (b1, left1) = ending(self.known.run(y, -1, x, 32, 32), 15);
-        let (a1, right1) = starting(self.known.run(y, -1, x, 0, 32), 15);
-        let above2 = self.known.run(y, -2, x, 0, 1) as u32;
-        c | left << 1 | a1 << 6 | right1 << 7 | b1 << 11 | left1 << 12 | above2 << 16
-    }
 
-    /// Page mixing's long rows context of pixel (y, x) (format-spec.md §3.12): the 24
-    /// pixels left of it in its own row as bits 0–23, columns x − 12 … x + 11 of the row
-    /// above as bits 32–55, and columns x − 6 … x + 5 of the row above that as bits 64–75,
-    /// each run leftmost first. What the neighbourhoods see two and three times as far
-    /// along the rows: where the print is regular, it repeats.
-    #[inline(always)]
-    pub fn long_rows(&self, y: usize, x: usize) -> u128 {
-        let k = &self.known;
-        u128::from(k.run(y, 0, x, 24, 24))
-            | u128::from(k.run(y, -1, x, 12, 24)) << 32
-            | u128::from(k.run(y, -2, x, 6, 12)) << 64
-    }
 
-    /// Pixels (y, x − 1), (y − 1, x − 1), (y − 1, x) and (y − 1, x + 1), as bits 0 to 3:
-    /// the nearest, which choose weight sets.
-    #[inline(always)]
-    pub fn nearest(&self, y: usize, x: usize) -> usize {
-        let above = self.known.run(y, -1, x, 1, 3);
-        (self.known.run(y, 0, x, 1, 1) | above << 1) as usize
-    }
 }
 
 impl PageMemory {
@@ -884,7 +925,7 @@ mod tests {
                     .fold(0, |v, (k, &(dy, dx))| {
                         v | usize::from(known(yi + dy, xi + dx)) << k
                     });
-                assert_eq!(memory.nearest(y, x), nearest, "({y}, {x})");
+                assert_eq!(memory.near(y, x).nearest(), nearest, "({y}, {x})");
                 // The runs (format-spec.md §3.10), pixel by pixel: from column x + from
                 // of row y + dy, step by step, while the colour holds.
                 let run = |dy: isize, from: isize, step: isize, cap: u32| {
@@ -901,7 +942,7 @@ mod tests {
                 let above2 = u32::from(known(yi - 2, xi));
                 let runs = c | left << 1 | a1 << 6 | right1 << 7 | b1 << 11 | left1 << 12;
                 let runs = runs | above2 << 16;
-                assert_eq!(memory.runs(y, x), runs, "({y}, {x})");
+                assert_eq!(memory.near(y, x).runs(), runs, "({y}, {x})");
                 // The long rows (format-spec.md §3.12), pixel by pixel.
                 let long_rows = [(0, -24, 24, 0), (-1, -12, 24, 32), (-2, -6, 12, 64)]
                     .iter()
@@ -911,7 +952,7 @@ mod tests {
                     .fold(0u128, |v, (dy, dx, bit)| {
                         v | u128::from(known(yi + dy, xi + dx)) << bit
                     });
-                assert_eq!(memory.long_rows(y, x), long_rows, "({y}, {x})");
+                assert_eq!(memory.near(y, x).long_rows(), long_rows, "({y}, {x})");
                 let got = memory.contexts(y, x);
                 for ((shape, _), got) in L::NEIGHBOURHOODS.iter().zip(got) {
                     let want = shape
@@ -961,8 +1002,8 @@ mod tests {
                             bits.iter().fold(0, |v, &b| (v << 1) | b)
                         })
                     });
-                assert_eq!(memory.coarse_views(y, x, 0), first, "({y}, {x})");
-                assert_eq!(memory.coarse_views(y, x, 1), second, "({y}, {x})");
+                assert_eq!(memory.near(y, x).coarse_views(0), first, "({y}, {x})");
+                assert_eq!(memory.near(y, x).coarse_views(1), second, "({y}, {x})");
                 memory.know(y, x, pixels[y * w + x]);
             }
         }

@@ -25,7 +25,7 @@ use super::counts::{Counts, Learning, ModelledLanes, PixelModel, Predicted, COUN
 use super::glyph_match::{copy_of, Matcher, GROUP_BITS, MATCH_CONTEXTS};
 use super::lane::{lane_pixels, Strip};
 use super::memory::{
-    estimate_12, hashed, stretch_table, total_class, Contexts, Memory, Mixing, LOGIT_ONE,
+    estimate_12, hashed, stretch_table, total_class, Contexts, Memory, Mixing, Near, LOGIT_ONE,
     TOTAL_CLASSES,
 };
 use super::model::PRECISION;
@@ -457,6 +457,9 @@ struct Place {
     ink_about: bool,
     /// Where the long rows' counts are (the fourth edition; 0 before it).
     long_rows: usize,
+    /// The runs about the pixel, which index their counts directly (the second edition
+    /// on; 0 in the first).
+    runs: usize,
 }
 
 /// The counts of a lane's neighbourhoods and coarse contexts, and its known pixels: the
@@ -526,6 +529,7 @@ impl PageCounts {
                 nearest: 0,
                 ink_about: false,
                 long_rows: 0,
+                runs: 0,
             },
             memory,
             coarse,
@@ -557,13 +561,23 @@ impl PageCounts {
         at
     }
 
-    /// Where the long rows' counts of pixel (y, x) are, if this edition has them.
+    /// Where the long rows' counts of the pixel with rows `near` are, if this edition has
+    /// them.
     #[inline(always)]
-    fn long_rows_index(&self, y: usize, x: usize) -> usize {
+    fn long_rows_index(&self, near: &Near) -> usize {
         if self.long_rows.is_none() {
             return 0;
         }
-        hashed(self.memory.long_rows(y, x), LONG_ROWS_BITS - self.shrink)
+        hashed(near.long_rows(), LONG_ROWS_BITS - self.shrink)
+    }
+
+    /// The runs about the pixel with rows `near`, if this edition counts them (0 if not).
+    #[inline(always)]
+    fn runs_about(&self, near: &Near) -> usize {
+        if self.runs.is_none() {
+            return 0;
+        }
+        near.runs() as usize
     }
 
     /// Where pixel (y, x)'s counts are, from the pixels before it in the lane.
@@ -571,29 +585,32 @@ impl PageCounts {
     // Always inlined, as is every function on the per-pixel path (see `codec`).
     #[inline(always)]
     fn place(&self, y: usize, x: usize) -> Place {
-        if self.memory.blank_around(y, x) {
-            // The long rows reach beyond the blank neighbourhoods.
+        let near = self.memory.near(y, x);
+        if near.blank_around() {
+            // The long rows and the runs reach beyond the blank neighbourhoods.
             return Place {
-                long_rows: self.long_rows_index(y, x),
+                long_rows: self.long_rows_index(&near),
+                runs: self.runs_about(&near),
                 ..self.blank
             };
         }
-        self.gathered_place(y, x)
+        self.gathered_place(&near)
     }
 
     /// The same, gathered from every context's pixels.
     #[inline(always)]
-    fn gathered_place(&self, y: usize, x: usize) -> Place {
-        let (contexts, ink_about) = self.memory.contexts_and_ink(y, x);
+    fn gathered_place(&self, near: &Near) -> Place {
+        let (contexts, ink_about) = self.memory.contexts_and_ink(near);
         Place {
             contexts,
             coarse: self.coarse_indices(
                 #[inline(always)]
-                |phase| self.memory.coarse_views(y, x, phase),
+                |phase| near.coarse_views(phase),
             ),
-            nearest: self.memory.nearest(y, x),
+            nearest: near.nearest(),
             ink_about,
-            long_rows: self.long_rows_index(y, x),
+            long_rows: self.long_rows_index(near),
+            runs: self.runs_about(near),
         }
     }
 
@@ -615,9 +632,8 @@ impl PageCounts {
             }
         }
         counts[slot::NEIGHBOURHOODS].copy_from_slice(&self.memory.counts_at(&place.contexts));
-        let mut runs = 0;
+        let runs = place.runs;
         if let Some(table) = &self.runs {
-            runs = self.memory.runs(at.0, at.1) as usize;
             counts[slot::RUNS] = table.get(runs);
         }
         if let Some(table) = &self.long_rows {
@@ -1325,13 +1341,15 @@ mod tests {
             let mut blank = 0;
             for y in 0..rows {
                 for x in 0..width {
-                    let place = counts.gathered_place(y, x);
+                    let place = counts.gathered_place(&counts.memory.near(y, x));
                     assert_eq!(counts.place(y, x), place, "({y}, {x})");
-                    let near = Place {
+                    // The long rows and the runs reach beyond a blank neighbourhood.
+                    let neighbourhoods = Place {
                         long_rows: counts.blank.long_rows,
+                        runs: counts.blank.runs,
                         ..place
                     };
-                    blank += usize::from(near == counts.blank);
+                    blank += usize::from(neighbourhoods == counts.blank);
                     let bit = u8::from(next_random(&mut state) >> 24 == 0);
                     let evidence = counts.evidence(&place, (y, x));
                     counts.count(&place, &evidence, (y, x), bit);
