@@ -56,6 +56,10 @@ pub enum FolderError {
     OutputIsFolder(String),
     #[error("{0}: output is a block device or a socket, not a file, a character device or a FIFO")]
     OutputNotWritable(String),
+    #[error("{0}: output is a device (use --force to write the archive into it)")]
+    OutputIsDevice(String),
+    #[error("{0}: output is a terminal; an archive is binary")]
+    OutputIsTerminal(String),
     #[error("{0}: output exists and is not a folder")]
     OutputNotFolder(String),
     #[error("{0}: a symbolic link to nothing is there (use --force to replace it)")]
@@ -182,7 +186,8 @@ fn refuse_special(path: &Path, meta: &std::fs::Metadata) -> Result<(), FolderErr
 /// format is known once read, see [`read_images`]). A TIFF's pages are stored under its
 /// name and their page numbers (see [`read_images`]). A symbolic link to a folder inside
 /// a folder is an error: following it could loop, and passing it by would drop its
-/// images unseen (name the folder it links to as an input of its own). Inputs
+/// images unseen (name the folder it links to as an input of its own); one that links
+/// into the folder itself is passed by, its images stored under their own paths. Inputs
 /// must be regular files: a FIFO, device or socket is refused, named, before anything is
 /// read from it (a tape rewinds when opened; /dev/zero never ends).
 pub fn list_inputs(inputs: &[PathBuf]) -> Result<Vec<(String, PathBuf)>, FolderError> {
@@ -248,9 +253,16 @@ fn list_folder(dir: &Path, found: &mut Vec<(String, PathBuf)>) -> Result<(), Fol
                 stack.push(path);
                 continue;
             }
-            // Following a link to a folder could loop; passing it by would drop its
-            // images unseen.
+            // Following a link to a folder could loop, and passing it by would drop its
+            // images unseen, unless it links into the folder being listed, whose images
+            // are stored under their own paths (`latest -> 2024/`).
             if kind.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                let inside = std::fs::canonicalize(&path)
+                    .and_then(|target| Ok(target.starts_with(std::fs::canonicalize(dir)?)))
+                    .unwrap_or(false);
+                if inside {
+                    continue;
+                }
                 return Err(FolderError::LinkedFolder(path.display().to_string()));
             }
             if image_io::format_for_extension(&path).is_none() {
@@ -807,15 +819,17 @@ impl Drop for StagedFolder {
 
 /// Fails unless `path` can take a new file: a folder there is always refused; an existing
 /// file, or a symbolic link (even one to nothing), only without `overwrite`. The folder it
-/// goes in must exist and be writable. A stream there (see [`is_stream`]) is written into
-/// as it is, with or without `overwrite`; a block device or a socket is refused. Run
-/// before the work that makes the file.
+/// goes in must exist and be writable. A FIFO or `/dev/null` there is written into as it
+/// is; another character device only with `overwrite`; a block device or a socket is
+/// refused ([`Special`]). Run before the work that makes the file.
 pub fn check_output_file(path: &Path, overwrite: bool) -> Result<(), FolderError> {
-    if is_stream(path) {
-        return Ok(());
-    }
-    if is_special(path) {
-        return Err(FolderError::OutputNotWritable(path.display().to_string()));
+    let shown = || path.display().to_string();
+    match special_output(path) {
+        Some(Special::Stream) => return Ok(()),
+        Some(Special::Device) if overwrite => return Ok(()),
+        Some(Special::Device) => return Err(FolderError::OutputIsDevice(shown())),
+        Some(Special::Unwritable) => return Err(FolderError::OutputNotWritable(shown())),
+        None => {}
     }
     match std::fs::symlink_metadata(path) {
         Ok(link) => {
@@ -840,47 +854,67 @@ pub fn check_output_file(path: &Path, overwrite: bool) -> Result<(), FolderError
     check_writable(parent)
 }
 
-/// Whether `path` (links followed) is a character device, such as `/dev/null`, or a
-/// FIFO: something to write an archive into, not a file to replace.
-fn is_stream(path: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if let Ok(m) = std::fs::metadata(path) {
-            return m.file_type().is_char_device() || m.file_type().is_fifo();
-        }
-    }
-    let _ = path;
-    false
+/// What an output path (links followed) is, where it is neither a file nor missing: a
+/// FIFO or `/dev/null`, written into as they are; another character device, written into
+/// only with `--force`; or a block device or socket, never written.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Special {
+    Stream,
+    Device,
+    Unwritable,
 }
 
-/// Whether `path` (links followed) is a block device or a socket, which no archive is
-/// written over or into.
-fn is_special(path: &Path) -> bool {
+/// What `path` is, if [`Special`].
+fn special_output(path: &Path) -> Option<Special> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::FileTypeExt;
-        if let Ok(m) = std::fs::metadata(path) {
-            return m.file_type().is_block_device() || m.file_type().is_socket();
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let kind = std::fs::metadata(path).ok()?;
+        let null = || std::fs::metadata("/dev/null").is_ok_and(|n| n.rdev() == kind.rdev());
+        let file_type = kind.file_type();
+        if file_type.is_fifo() || (file_type.is_char_device() && null()) {
+            return Some(Special::Stream);
+        }
+        if file_type.is_char_device() {
+            return Some(Special::Device);
+        }
+        if file_type.is_block_device() || file_type.is_socket() {
+            return Some(Special::Unwritable);
         }
     }
     let _ = path;
-    false
+    None
+}
+
+/// Writes `bytes` into the stream or device at `path`, which [`special_output`] found:
+/// opened first and then checked, so that a file put there meanwhile is not overwritten
+/// in place, and never a terminal.
+fn write_into(path: &Path, bytes: &[u8]) -> Result<(), FolderError> {
+    use std::io::IsTerminal;
+    let shown = path.display().to_string();
+    let mut stream = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    if stream.metadata().map_err(io_err(path))?.is_file() {
+        return Err(FolderError::OutputExists(shown));
+    }
+    if stream.is_terminal() {
+        return Err(FolderError::OutputIsTerminal(shown));
+    }
+    stream.write_all(bytes).map_err(io_err(path))
 }
 
 /// Writes `bytes` to `path` through a new staging file (created exclusively, beside it),
 /// synced, then linked into place. Without `overwrite` an existing `path` is an error, even
 /// one that appears while the bytes are written (the final rename never replaces); with it,
-/// the file (or symbolic link) there is replaced. A stream (`-o /dev/null`, a FIFO) is
-/// written into instead: renaming a file over it would replace the device node.
+/// the file (or symbolic link) there is replaced. A FIFO or a device (`-o /dev/null`) is
+/// written into instead ([`check_output_file`] says which): renaming a file over it would
+/// replace the node.
 pub fn write_file_atomic(path: &Path, bytes: &[u8], overwrite: bool) -> Result<(), FolderError> {
     check_output_file(path, overwrite)?;
-    if is_stream(path) {
-        return std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .and_then(|mut stream| stream.write_all(bytes))
-            .map_err(io_err(path));
+    if special_output(path).is_some() {
+        return write_into(path, bytes);
     }
     let parent = parent_folder(path);
     remove_stale_staging(parent);

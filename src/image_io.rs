@@ -791,8 +791,9 @@ pub fn tiff_page_of(name: &str) -> Option<(&str, u32)> {
 /// samples (one of one bit, else it is refused, never binarized); the decoder's own limits
 /// bound its tables, strips and decoded rows, and a coded strip (a fax stream among them)
 /// is read no further than its stated length. Pages are read with the tiff crate, but
-/// for CCITT Group 3 and CCITT RLE ones (see `decode_ccitt_chunks`), whose strips are
-/// bounded the same way. Errors name the file and the page.
+/// for CCITT RLE, Group 3 and Group 4 ones (see `decode_ccitt_chunks`) and tiled LZW ones
+/// (see `decode_lzw_tiles`), whose strips and tiles are bounded the same way. Errors name
+/// the file and the page.
 fn decode_tiff<R: Read + Seek>(path: &Path, reader: R) -> Result<Pages, ImageError> {
     use tiff::decoder::{Decoder, Limits};
     let mut limits = Limits::default();
@@ -884,7 +885,9 @@ fn ccitt_coding<R: Read + Seek>(
         .map_err(tiff_reason)?
         .unwrap_or(0);
     if compression != TIFF_CCITT_RLE && options & 2 != 0 {
-        return Err(format!("uses {group}'s uncompressed mode, which is not supported"));
+        return Err(format!(
+            "uses {group}'s uncompressed mode, which is not supported"
+        ));
     }
     let photometric: Option<u16> = decoder
         .find_tag_unsigned(Tag::PhotometricInterpretation)
@@ -967,7 +970,8 @@ fn decode_tiff_page<R: Read + Seek>(
     let mut pixels = Vec::new();
     reserve(&mut pixels, width * height, path, "its pixels")?;
     // The decoder gives 0 for black whichever interpretation the page has (it inverts
-    // WhiteIsZero pages, and `decode_ccitt_chunks` packs its rows alike): black is ink, 1.
+    // WhiteIsZero pages, and `decode_ccitt_chunks` and `decode_lzw_tiles` pack their rows
+    // alike): black is ink, 1.
     for row in packed.chunks_exact(stride).take(height) {
         pixels.extend((0..width).map(|x| 1 - ((row[x / 8] >> (7 - x % 8)) & 1)));
     }
@@ -1085,8 +1089,9 @@ struct Ccitt {
 
 /// How many of a CCITT chunk's bytes are read, however many it claims. Rows coded by
 /// T.4 take at most 12 bits a pixel and less than 64 more a row (an EOL, its fill bits, a
-/// tag bit, a white run of 0), and the end of a strip (RTC) less than 16 bytes: so no
-/// more than 16 bits a pixel, 8 bytes a row and 64 bytes. Strips claiming the same bytes
+/// tag bit, a white run of 0), rows coded by T.6 at most 14 bits a pixel (horizontal
+/// mode), and the end of a strip (RTC, EOFB) less than 16 bytes: so no more than 16 bits
+/// a pixel, 8 bytes a row and 64 bytes. Strips claiming the same bytes
 /// (allowed, so not refused) cost what their rows justify.
 fn ccitt_read_bound(chunk: &Chunk) -> u64 {
     let rows = u64::from(chunk.rows);
@@ -1205,7 +1210,7 @@ fn decode_ccitt_chunks<R: Read + Seek>(
 /// Decodes a tiled LZW page tile by tile with `weezl` (the LZW decoder the tiff crate
 /// uses), into rows packed as the tiff crate packs them (a set bit is white). The tiff
 /// crate 0.11 refuses many such pages as truncated, those with small or very compressible
-/// tiles among them (image-rs/image-tiff issue 395), which libtiff reads; its striped LZW
+/// tiles among them (an open bug of the tiff crate), which libtiff reads; its striped LZW
 /// pages it reads well. A tile that decodes to fewer bytes than its rows take is an error.
 fn decode_lzw_tiles<R: Read + Seek>(
     decoder: &mut tiff::decoder::Decoder<FillOrderReader<R>>,
@@ -1242,9 +1247,13 @@ fn decode_lzw_tiles<R: Read + Seek>(
         // Only the rows on the page are decoded: a tile overhanging its foot reserves no
         // more than the page's rows.
         let want = tile_stride * (chunk.rows as usize).min(height.saturating_sub(chunk.y));
+        // Every code but a clear takes at least 9 bits and gives at least one byte, so no more than
+        // twice the rows' bytes are read, however many a tile claims (tiles claiming the
+        // same bytes, allowed and so not refused, cost what their rows justify).
+        let len = chunk.len.min(2 * want as u64 + 64);
         coded.clear();
-        reserve(&mut coded, chunk.len as usize, path, "its tiles")?;
-        read_exactly(decoder.inner(), chunk.offset, chunk.len, &mut coded).map_err(page_invalid)?;
+        reserve(&mut coded, len as usize, path, "its tiles")?;
+        read_exactly(decoder.inner(), chunk.offset, len, &mut coded).map_err(page_invalid)?;
         rows.clear();
         reserve(&mut rows, want, path, "its tiles")?;
         rows.resize(want, 0);

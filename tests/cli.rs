@@ -562,9 +562,8 @@ fn decompress_checks_the_output_folder_before_decoding() {
     assert!(err.contains("not empty"), "{err}");
 }
 
-#[cfg(target_os = "linux")]
-/// `-o` naming a FIFO (or a character device such as /dev/null) writes the archive into
-/// it, with or without --force: a staging file renamed over it would replace the node.
+/// `-o` naming a FIFO (or /dev/null) writes the archive into it, with or without
+/// --force: a staging file renamed over it would replace the node.
 #[cfg(unix)]
 #[test]
 fn an_output_fifo_is_written_into_not_replaced() {
@@ -575,7 +574,10 @@ fn an_output_fifo_is_written_into_not_replaced() {
     let file = tmp.path().join("d.vlz");
     ok_tiny("compress", &page, &file);
     let fifo = tmp.path().join("fifo");
-    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
     assert!(made.success());
     for force in [false, true] {
         let reader = {
@@ -623,12 +625,25 @@ fn a_file_that_is_also_a_folder_or_a_linked_folder_is_refused() {
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink(top.join("a.pbm"), other.join("linked")).unwrap();
-        let err = fails(&tiny("compress", other.to_str().unwrap(), arc.to_str().unwrap()));
-        assert!(
-            err.contains("linked: a symbolic link to a folder"),
-            "{err}"
-        );
+        let err = fails(&tiny(
+            "compress",
+            other.to_str().unwrap(),
+            arc.to_str().unwrap(),
+        ));
+        assert!(err.contains("linked: a symbolic link to a folder"), "{err}");
         assert!(!arc.exists());
+        // A link into the folder itself is passed by: its images are stored under their
+        // own paths.
+        std::fs::remove_file(other.join("linked")).unwrap();
+        std::fs::create_dir(other.join("real")).unwrap();
+        std::fs::write(other.join("real/y.pbm"), &bytes).unwrap();
+        std::os::unix::fs::symlink(other.join("real"), other.join("latest")).unwrap();
+        ok_tiny("compress", &other, &arc);
+        let list = String::from_utf8(ok(&["list", arc.to_str().unwrap()]).stdout).unwrap();
+        assert!(
+            list.contains("real/y.pbm") && !list.contains("latest"),
+            "{list}"
+        );
     }
 }
 
@@ -659,9 +674,13 @@ fn unknown_models_and_empty_idx_files_are_named() {
     }
     std::fs::write(&idx, header).unwrap();
     let err = fails(&["bench", idx.to_str().unwrap()]);
-    assert!(err.contains("none.idx3-ubyte") && err.contains("no images"), "{err}");
+    assert!(
+        err.contains("none.idx3-ubyte") && err.contains("no images"),
+        "{err}"
+    );
 }
 
+#[cfg(target_os = "linux")]
 #[test]
 fn names_that_collide_are_never_overwritten() {
     // Two entries whose names collide once written (a case-insensitive filesystem would

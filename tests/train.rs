@@ -264,8 +264,7 @@ fn train_takes_an_idx_of_any_size_from_an_empty_folder() {
     assert_eq!((first.width, first.height), (105, 105));
 }
 
-/// `--shift` and `--mirror` reach the trainer: the run records them in its options, where
-/// `--resume` finds them again.
+/// `--shift` and `--mirror` reach the trainer: the run records them in its options.
 #[test]
 fn train_varies_single_tile_images_as_asked() {
     let tmp = tempfile::tempdir().unwrap();
@@ -288,8 +287,7 @@ fn train_varies_single_tile_images_as_asked() {
         run.to_str().unwrap(),
     ]);
     let options: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(run.join("options.json")).unwrap()).unwrap();
     assert_eq!(options["augment"]["shift"], 2);
     assert_eq!(options["augment"]["mirror"], true);
 }

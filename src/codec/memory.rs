@@ -635,7 +635,6 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
         (self.counts_at(&contexts), contexts)
     }
 
-
     /// Where the counts of a pixel amid white are.
     pub fn blank_contexts(&self) -> Contexts<N> {
         self.indices([0; N])
@@ -761,10 +760,6 @@ impl<L: Layout<N>, const N: usize> Memory<L, N> {
             counts.update(ctx, bit);
         }
     }
-
-
-
-
 }
 
 impl PageMemory {
