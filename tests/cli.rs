@@ -62,6 +62,11 @@ fn digit(i: usize) -> BitImage {
     }
 }
 
+/// Writes MNIST test digit `i` to `path` as a PBM file.
+fn write_digit(path: impl AsRef<Path>, i: usize) {
+    std::fs::write(path, encode_image(&digit(i), ImageFormat::Pbm)).unwrap();
+}
+
 /// A folder with every supported format, a nested folder and a file to skip.
 fn mixed_folder(root: &Path) -> PathBuf {
     let dir = root.join("in");
@@ -487,7 +492,7 @@ fn files_folders_mixed_sizes_and_standard_streams() {
 fn a_file_argument_with_a_folder_output_path_works() {
     let tmp = tempfile::tempdir().unwrap();
     let one = tmp.path().join("one.pbm");
-    std::fs::write(&one, encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    write_digit(&one, 0);
     let arc = tmp.path().join("x.vlz");
     ok_tiny("compress", &one, &arc);
     let out = tmp.path().join("out");
@@ -570,7 +575,7 @@ fn an_output_fifo_is_written_into_not_replaced() {
     use std::os::unix::fs::FileTypeExt;
     let tmp = tempfile::tempdir().unwrap();
     let page = tmp.path().join("d.pbm");
-    std::fs::write(&page, encode_image(&digit(3), ImageFormat::Pbm)).unwrap();
+    write_digit(&page, 3);
     let file = tmp.path().join("d.vlz");
     ok_tiny("compress", &page, &file);
     let fifo = tmp.path().join("fifo");
@@ -653,7 +658,7 @@ fn a_file_that_is_also_a_folder_or_a_linked_folder_is_refused() {
 fn unknown_models_and_empty_idx_files_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let page = tmp.path().join("d.pbm");
-    std::fs::write(&page, encode_image(&digit(2), ImageFormat::Pbm)).unwrap();
+    write_digit(&page, 2);
     let arc = tmp.path().join("d.vlz");
     let err = fails(&[
         "compress",
@@ -1136,7 +1141,7 @@ fn compress_replaces_an_output_only_with_force() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let one = tmp.path().join("one.pbm");
-    std::fs::write(&one, encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    write_digit(&one, 0);
     let link = tmp.path().join("link.vlz");
     let nowhere = tmp.path().join("nowhere.vlz");
     std::os::unix::fs::symlink(&nowhere, &link).unwrap();
@@ -1189,7 +1194,7 @@ fn inputs_must_be_regular_files_or_standard_input() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("in");
     std::fs::create_dir(&dir).unwrap();
-    std::fs::write(dir.join("a.pbm"), encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    write_digit(dir.join("a.pbm"), 0);
     let fifo = dir.join("f.pbm");
     assert!(Command::new("mkfifo")
         .arg(&fifo)
@@ -1433,7 +1438,7 @@ fn threads_option_sizes_the_pool() {
 fn archives_are_never_written_to_a_terminal() {
     let tmp = tempfile::tempdir().unwrap();
     let one = tmp.path().join("one.pbm");
-    std::fs::write(&one, encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    write_digit(&one, 0);
     let line = format!(
         "'{}' -q compress '{}' -o - --model {TINY}; echo \"status $?\"",
         env!("CARGO_BIN_EXE_vlae-zip"),
@@ -1480,7 +1485,7 @@ fn exit_status_is_documented_and_kept() {
 fn messages_use_the_singular_for_one() {
     let tmp = tempfile::tempdir().unwrap();
     let one = tmp.path().join("one.pbm");
-    std::fs::write(&one, encode_image(&digit(0), ImageFormat::Pbm)).unwrap();
+    write_digit(&one, 0);
     let arc = tmp.path().join("x.vlz");
     let out = tmp.path().join("out");
     let talk = |args: &[&str]| {

@@ -440,9 +440,6 @@ struct Evidence {
     /// The second edition's refinements': the match context, or [`MATCH_CONTEXTS`]
     /// where there is none, by the nearest pixels; and the runs' low 11 bits.
     added_contexts: [usize; 2],
-    /// The runs about the pixel, which index their counts directly (the second edition;
-    /// 0 in the first).
-    runs: usize,
 }
 
 /// Where one pixel's counts are, and its nearest pixels: all that depends on the pixels
@@ -673,7 +670,6 @@ impl PageCounts {
                 match_context.unwrap_or(MATCH_CONTEXTS) * 16 + place.nearest,
                 runs % Refinement::RUNS_CONTEXTS,
             ],
-            runs,
         }
     }
 
@@ -703,7 +699,7 @@ impl PageCounts {
         }
         self.memory.count(&place.contexts, bit);
         if let Some(runs) = &mut self.runs {
-            runs.update(e.runs, bit);
+            runs.update(place.runs, bit);
         }
         if let Some(long_rows) = &mut self.long_rows {
             long_rows.update(place.long_rows, bit);
