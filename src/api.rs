@@ -15,6 +15,7 @@
 
 use crate::archive::{self, ArchiveError, CompressOptions, LaneCoders, DEFAULT_LATENT_BITS};
 use crate::container::{self, ContainerError, Entry, ImageFormat};
+use crate::folder::{self, FolderError};
 use crate::infer::network::Network;
 use crate::infer::weights::ModelError;
 use crate::models::{self, BUILT_IN};
@@ -115,6 +116,10 @@ pub enum Error {
     Model(#[from] ModelError),
     #[error("no built-in model is called {0:?}")]
     UnknownModel(String),
+    /// Two images would be one file, or one's file the folder of another: the archive
+    /// could not be decompressed into a folder.
+    #[error(transparent)]
+    Layout(#[from] FolderError),
     #[error("image {name:?}: {reason}")]
     Image { name: String, reason: String },
     #[error("decoding needs {needed} bytes of memory, above the limit of {limit}")]
@@ -163,7 +168,8 @@ fn chosen(model: &str) -> Result<Vec<&'static Network>, Error> {
 }
 
 /// Compresses `images` into one archive. Every image must be bi-level: each pixel 0 or 1,
-/// `width × height` of them.
+/// `width × height` of them, and decompress must be able to write them all out (no name
+/// is also the folder of another's, as `a.pbm` and `a.pbm/x.pbm` would be).
 pub fn compress(images: &[Image], options: &Options) -> Result<Vec<u8>, Error> {
     for img in images {
         let bad = |reason: String| Error::Image {
@@ -184,6 +190,7 @@ pub fn compress(images: &[Image], options: &Options) -> Result<Vec<u8>, Error> {
     }
     let nets = chosen(&options.model)?;
     let entries: Vec<Entry> = images.iter().map(Image::entry).collect();
+    folder::check_archive_layout(entries.iter())?;
     let pixels: Vec<&[u8]> = images.iter().map(|i| i.pixels.as_slice()).collect();
     let opts = CompressOptions {
         latent_bits: DEFAULT_LATENT_BITS,

@@ -17,6 +17,7 @@ use crate::geometry;
 mod choice;
 mod decode;
 mod encode;
+mod repeat;
 
 pub use decode::{decode_bytes, decompress, decompress_some};
 pub use encode::{compress, compress_within, encode_bytes, threads_within};

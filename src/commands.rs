@@ -383,17 +383,14 @@ fn coder_words(coder: LaneCoder, models: &[ModelId], names: &[(&str, Network)]) 
             }
             words
         }
+        LaneCoder::Repeat { back } => format!("repeat of the image {back} before"),
         other => other.info().name.into(),
     }
 }
 
 /// A lane's coded bytes: its payload and, for an ANS lane, its 8-byte head.
 fn lane_bytes(lane: &container::LaneView) -> u64 {
-    let head = if lane.coder == LaneCoder::Stored {
-        0
-    } else {
-        8
-    };
+    let head = if lane.coder.has_head() { 8 } else { 0 };
     lane.payload.len() as u64 + head
 }
 
@@ -476,10 +473,19 @@ fn lanes_summary(arch: &Archive) -> String {
     } else {
         String::new()
     };
+    let repeat = lanes
+        .iter()
+        .filter(|l| matches!(l.coder, LaneCoder::Repeat { .. }))
+        .count();
+    let repeats = if repeat > 0 {
+        format!(", {repeat} repeat")
+    } else {
+        String::new()
+    };
     format!(
-        "{} ({} bits-back{with_memory}, {context} context model, {mixing} page mixing, {stored} stored)",
+        "{} ({} bits-back{with_memory}, {context} context model, {mixing} page mixing, {stored} stored{repeats})",
         lanes.len(),
-        lanes.len() - context - mixing - stored
+        lanes.len() - context - mixing - stored - repeat
     )
 }
 

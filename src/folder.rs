@@ -375,27 +375,56 @@ pub fn read_images(
 /// `a.tif/0001`, … (written to `a.tif`) beside `a.tif/x.pbm` or `a.tif/0001/x.pbm`, or beside
 /// an image stored as `a.tif`.
 fn check_files_are_not_folders(images: &[(FolderImage, PathBuf)]) -> Result<(), FolderError> {
-    let mut files: std::collections::HashMap<&str, &PathBuf> = std::collections::HashMap::new();
-    for (image, path) in images {
-        // A TIFF's pages share their file; anything else is one file an image.
-        if let Some(first) = files.insert(file_of(image), path) {
-            if first != path {
+    check_layout(
+        images
+            .iter()
+            .map(|(image, path)| (&image.entry, path.display().to_string())),
+    )
+}
+
+/// Fails when an archive's images could not all be written out: two of them would be one
+/// file, or one's file would be the folder of another (`a.pbm` and `a.pbm/x.pbm`). Compress
+/// never writes such an archive; one made by hand is refused by `test` and by decompress
+/// before anything is decoded.
+pub fn check_archive_layout<'a>(
+    entries: impl Iterator<Item = &'a Entry>,
+) -> Result<(), FolderError> {
+    // A TIFF's pages come from one file; every other entry is a file of its own.
+    check_layout(entries.map(|entry| {
+        let origin = match entry.format {
+            ImageFormat::TiffPage => format!("the pages of {}", file_of(entry)),
+            _ => entry.name.clone(),
+        };
+        (entry, origin)
+    }))
+}
+
+/// The check of [`check_files_are_not_folders`] and [`check_archive_layout`]: each image
+/// comes with its origin (an input path, or the entry it is), and images that share a file
+/// must share their origin. Origins are compared as shown, which is how the error names
+/// them.
+fn check_layout<'a>(images: impl Iterator<Item = (&'a Entry, String)>) -> Result<(), FolderError> {
+    let images: Vec<(&Entry, String)> = images.collect();
+    let mut files: std::collections::HashMap<&str, &String> = std::collections::HashMap::new();
+    for (entry, origin) in &images {
+        if let Some(first) = files.insert(file_of(entry), origin) {
+            if first != origin {
                 return Err(FolderError::Duplicate {
-                    name: file_of(image).to_string(),
-                    first: first.display().to_string(),
-                    second: path.display().to_string(),
+                    name: file_of(entry).to_string(),
+                    first: first.to_string(),
+                    second: origin.to_string(),
                 });
             }
         }
     }
-    for (image, path) in images {
-        let mut prefix = file_of(image);
+    for (entry, origin) in &images {
+        let mut prefix = file_of(entry);
         while let Some((folder, _)) = prefix.rsplit_once('/') {
             if let Some(file) = files.get(folder) {
                 return Err(FolderError::FileIsFolder {
                     name: folder.to_string(),
-                    file: file.display().to_string(),
-                    inside: path.display().to_string(),
+                    file: file.to_string(),
+                    inside: origin.to_string(),
                 });
             }
             prefix = folder;
@@ -406,9 +435,9 @@ fn check_files_are_not_folders(images: &[(FolderImage, PathBuf)]) -> Result<(), 
 
 /// The file an image is written to: a TIFF page's file (its name up to the page number),
 /// else its name.
-fn file_of(image: &FolderImage) -> &str {
-    let name = image.entry.name.as_str();
-    match image.entry.format {
+fn file_of(entry: &Entry) -> &str {
+    let name = entry.name.as_str();
+    match entry.format {
         ImageFormat::TiffPage => image_io::tiff_page_of(name).map_or(name, |(file, _)| file),
         _ => name,
     }

@@ -54,6 +54,11 @@ pub fn decompress_into(
     wanted: Option<&dyn Fn(&Entry) -> bool>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, JobError> {
+    let entries: Vec<Entry> = arch
+        .entries()
+        .filter(|e| wanted.is_none_or(|w| w(e)))
+        .collect();
+    folder::check_archive_layout(entries.iter())?;
     let mut images = 0u64;
     let mut sink = |entry: Entry, pixels: Vec<u8>| -> Result<(), JobError> {
         staged.write(&entry, pixels)?;
@@ -69,12 +74,14 @@ pub fn decompress_into(
 }
 
 /// Decodes every image of an archive and checks the pixel checksum, writing nothing:
-/// `vlae-zip test`. Returns the number of images.
+/// `vlae-zip test`. Returns the number of images. An archive whose images decompress could
+/// not all write out fails too.
 pub fn verify(
     models: &[&Network],
     arch: &container::Archive,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, JobError> {
+    folder::check_archive_layout(arch.entries().collect::<Vec<_>>().iter())?;
     let mut images = 0u64;
     archive::decompress(
         models,

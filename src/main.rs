@@ -299,8 +299,8 @@ pub struct EvalArgs {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Compress images into one archive: files as they are named, folders' .pbm and .png
-    /// images (searched recursively) under their relative paths.
+    /// Compress images into one archive: files as they are named, folders' .pbm, .png, .tif
+    /// and .tiff images (searched recursively) under their relative paths.
     #[command(after_help = EXIT_STATUS)]
     Compress(CompressArgs),
     /// Decompress an archive into a new folder or an empty one, all of it or the images

@@ -652,6 +652,68 @@ fn a_file_that_is_also_a_folder_or_a_linked_folder_is_refused() {
     }
 }
 
+/// An archive made by the library's lower layer with `a.pbm` beside `a.pbm/x.pbm` (which
+/// compress and the library's `compress` refuse) fails `test`, and decompress refuses it
+/// before decoding, leaving no output.
+#[test]
+fn an_archive_whose_images_could_not_all_be_written_fails_test() {
+    use vlae_zip::archive::{self, CompressOptions, LaneCoders, DEFAULT_LATENT_BITS};
+    use vlae_zip::container::Entry;
+    let pixels = digit(1).pixels;
+    let entry = |name: &str| Entry {
+        name: name.into(),
+        format: ImageFormat::Pbm,
+        width: 28,
+        height: 28,
+    };
+    let entries = [entry("a.pbm"), entry("a.pbm/x.pbm")];
+    let images = [pixels.clone(), pixels.clone()];
+    let opts = CompressOptions {
+        latent_bits: DEFAULT_LATENT_BITS,
+        adapt_latent_bits: false,
+        lanes: Some(1),
+        coders: LaneCoders::Smallest,
+        samples: 1,
+    };
+    let mnist = vlae_zip::models::built_in("mnist")
+        .unwrap()
+        .network()
+        .unwrap();
+    let bytes = archive::compress(&[&mnist], &entries, &images, opts, &|_| {}).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let arc = tmp.path().join("clash.vlz");
+    std::fs::write(&arc, bytes).unwrap();
+    let err = fails(&["test", arc.to_str().unwrap()]);
+    assert!(err.contains("a.pbm: would be both a file"), "{err}");
+    let out = tmp.path().join("out");
+    let err = fails(&[
+        "decompress",
+        arc.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.contains("a.pbm: would be both a file"), "{err}");
+    assert!(!out.exists());
+    // Decompressing only one of them writes it.
+    ok(&[
+        "decompress",
+        arc.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "a.pbm/x.pbm",
+    ]);
+    assert_eq!(read_all(&out).len(), 1);
+    let image = |name: &str| vlae_zip::Image::pbm(name, 28, 28, pixels.clone());
+    let refused = vlae_zip::compress(
+        &[image("a.pbm"), image("a.pbm/x.pbm")],
+        &vlae_zip::Options::default(),
+    );
+    assert!(
+        matches!(refused, Err(vlae_zip::Error::Layout(_))),
+        "{refused:?}"
+    );
+}
+
 /// A `--model` that is neither built in nor a file, and an IDX file of no images, are
 /// errors that name them.
 #[test]

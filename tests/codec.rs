@@ -946,3 +946,85 @@ fn decompressing_some_images_decodes_only_their_lanes() {
         [("00001.pbm".to_string(), images[1].clone())]
     );
 }
+
+/// Pages that repeat earlier ones are stored as repeat lanes of no payload and come back
+/// whole, also when only a repeat is asked for (its source, and the source's source, are
+/// decoded for it); a hand-made repeat of part of an image decodes too.
+#[test]
+fn repeated_images_cost_a_record_and_decode_alone() {
+    let (a, b) = (text_page(200, 120, 1), text_page(200, 120, 2));
+    let images = vec![a.clone(), b.clone(), a.clone(), b.clone(), a.clone()];
+    let entries = entries_for(&[(200, 120); 5]);
+    let bytes = round_trip(tiny(), &entries, &images, None);
+    let arch = container::parse(&bytes).unwrap();
+    let repeats: Vec<(LaneCoder, u64)> = arch
+        .lanes
+        .iter()
+        .filter(|l| matches!(l.coder, LaneCoder::Repeat { .. }))
+        .map(|l| (l.coder, l.rows))
+        .collect();
+    // Images 2, 3 and 4 each repeat the image two before: one run.
+    assert_eq!(repeats, [(LaneCoder::Repeat { back: 2 }, 360)]);
+    let alone = compress(tiny(), &entries[..2], &images[..2], None);
+    assert!(
+        bytes.len() < alone.len() + 16,
+        "{} against {}",
+        bytes.len(),
+        alone.len()
+    );
+    let mut last = Vec::new();
+    archive::decompress_some(
+        &[tiny()],
+        &arch,
+        &|e: &container::Entry| e.name == entries[4].name,
+        &mut |e: container::Entry, p: Vec<u8>| -> Result<(), ArchiveError> {
+            last.push((e, p));
+            Ok(())
+        },
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(last, [(entries[4].clone(), a.clone())]);
+
+    // Stored bits for the first image and 10 rows of the second, whose last 18 rows repeat
+    // the first's.
+    let bits: Vec<u8> = [&a[..], &a[..200 * 10]].concat();
+    let packed: Vec<u8> = bits
+        .chunks(8)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0, |byte, (i, &p)| byte | p << (7 - i))
+        })
+        .collect();
+    let twice = [a.clone(), a.clone()];
+    let lanes = vec![
+        container::Lane {
+            coder: LaneCoder::Stored,
+            rows: 130,
+            seed_words_elided: 0,
+            state: 0,
+            payload: packed,
+        },
+        container::Lane {
+            coder: LaneCoder::Repeat { back: 1 },
+            rows: 110,
+            seed_words_elided: 0,
+            state: 0,
+            payload: Vec::new(),
+        },
+    ];
+    let made = container::write(&container::NewArchive {
+        models: vec![],
+        latent_bits: 6,
+        entries: &entries[..2],
+        lanes,
+        pixel_crc: crc32fast::hash(&twice.concat()),
+    })
+    .unwrap();
+    let decoded = decode(&[], &made).unwrap();
+    assert_eq!(
+        decoded.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
+        twice
+    );
+}

@@ -29,6 +29,7 @@
 //!   which the compressor wrote when that row was added.
 //! - `mixing-fourth.vlz`: the same kind of page in page mixing's fourth edition (§3.12),
 //!   which the compressor writes since that row was added.
+//! - `repeat.vlz`: two text-like pages, then both again, as one repeat lane (§3.13).
 //!
 //! A golden file is never rewritten: `cargo test --release --test golden -- --ignored`
 //! writes only those missing from the folder (a new registry row's), and the manifest
@@ -466,5 +467,17 @@ fn write_missing_golden_files() {
     manifest += &write_mixing_golden("mixing-third.vlz", 8);
     // And in its fourth.
     manifest += &write_mixing_golden("mixing-fourth.vlz", 9);
+    // Two pages, then both again: the copies are one repeat lane.
+    let pages = [
+        common::text_page(200, 120, 10),
+        common::text_page(200, 120, 11),
+    ];
+    manifest += &write_golden(
+        "repeat.vlz",
+        &[&mnist()],
+        &common::entries_for(&[(200, 120); 4]),
+        &[&pages[..], &pages[..]].concat(),
+        ONE_LANE_SMALLEST,
+    );
     std::fs::write(MANIFEST, manifest).unwrap();
 }

@@ -179,9 +179,12 @@ fn a_huge_pbm_header_on_a_tiny_file_is_refused() {
 
 #[test]
 fn the_writer_cannot_write_what_the_reader_refuses() {
-    // 70,000 lanes for 70,000 one-pixel images: the writer's limit is the reader's.
-    let entries = common::entries_for(&vec![(1, 1); 70_000]);
-    let images = vec![vec![0u8]; 70_000];
+    // 70,000 lanes for 70,000 one-row images, no two alike (a copy would be a repeat):
+    // the writer's limit is the reader's.
+    let entries = common::entries_for(&vec![(17, 1); 70_000]);
+    let images: Vec<Vec<u8>> = (0..70_000u32)
+        .map(|i| (0..17).map(|bit| (i >> bit & 1) as u8).collect())
+        .collect();
     let err = vlae_zip::archive::compress(
         &[common::tiny()],
         &entries,
@@ -264,9 +267,13 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
 fn coders_past_the_registry_are_named() {
     let entries = common::entries_for(&[(28, 28)]);
     // A stored lane must hold its pixels' bits; the other rows' lanes may be empty here.
-    let without_payload = container::REGISTRY
-        .iter()
-        .filter(|row| row.record != container::registry::Record::Bits);
+    // A repeat lane needs an image before it (tested below).
+    let without_payload = container::REGISTRY.iter().filter(|row| {
+        !matches!(
+            row.record,
+            container::registry::Record::Bits | container::registry::Record::Repeat
+        )
+    });
     for row in without_payload {
         let coder = match row.record {
             container::registry::Record::Chain => LaneCoder::BitsBack {
@@ -291,6 +298,78 @@ fn coders_past_the_registry_are_named() {
             container::ContainerError::UnknownCoder { lane: 0, id }
                 if usize::from(id) == container::REGISTRY.len()
         ),
+        "{err}"
+    );
+}
+
+/// Archives of `entries` in lanes of the given coders and rows, with no payloads, as
+/// the writer (which parses its own output) makes them.
+fn lanes_archive(
+    entries: &[container::Entry],
+    lanes: &[(LaneCoder, u64)],
+) -> Result<Vec<u8>, container::ContainerError> {
+    container::write(&container::NewArchive {
+        models: vec![],
+        latent_bits: 6,
+        entries,
+        lanes: lanes
+            .iter()
+            .map(|&(coder, rows)| container::Lane {
+                coder,
+                rows,
+                seed_words_elided: 0,
+                state: 1 << 40,
+                payload: vec![],
+            })
+            .collect(),
+        pixel_crc: 0,
+    })
+}
+
+/// A repeat lane reads back with its distance, and may cover parts of images; one that
+/// reaches before the first image, repeats an image of another size or carries a
+/// payload is refused, naming the lane.
+#[test]
+fn repeat_lanes_must_repeat_an_earlier_image_of_their_size() {
+    let mixing = LaneCoder::PageMixing(Edition::Fourth);
+    let repeat = |back| LaneCoder::Repeat { back };
+    let same = common::entries_for(&[(28, 28), (28, 28), (28, 28)]);
+    // The second image's last 10 rows and the third, both repeats (of image 1, then 2).
+    let bytes = lanes_archive(&same, &[(mixing, 46), (repeat(1), 38)]).unwrap();
+    let lanes = container::parse(&bytes).unwrap().lanes;
+    assert_eq!(lanes[1].coder, repeat(1));
+    assert_eq!(lanes[1].rows, 38);
+    let err = lanes_archive(&same, &[(mixing, 28), (repeat(2), 56)]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lane 1 repeats image 1 from 2 images back"),
+        "{err}"
+    );
+    let other = common::entries_for(&[(28, 28), (28, 29)]);
+    let err = lanes_archive(&other, &[(mixing, 28), (repeat(1), 29)]).unwrap_err();
+    assert!(
+        err.to_string().contains("(28×28) as image 1 (28×29)"),
+        "{err}"
+    );
+    let err = lanes_archive(&same, &[(mixing, 28), (repeat(0), 56)]).unwrap_err();
+    assert!(
+        err.to_string().contains("lane 1 repeats the image 0 back"),
+        "{err}"
+    );
+    // A payload: the record is written by hand, since the writer would not.
+    let mut bytes = lanes_archive(&same, &[(mixing, 28), (repeat(1), 56)]).unwrap();
+    let record = bytes.len() - 8 - 4;
+    assert_eq!(
+        bytes[record..record + 4],
+        [container::registry::REPEAT, 56, 0, 1]
+    );
+    bytes[record + 2] = 4;
+    bytes.splice(record + 4..record + 4, [0u8; 4]);
+    reseal(&mut bytes);
+    let err = container::parse(&bytes).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lane 1 repeats with 4 payload bytes"),
         "{err}"
     );
 }

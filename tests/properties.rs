@@ -51,7 +51,7 @@ fn reseal(mut b: Vec<u8>) -> Vec<u8> {
 }
 
 /// The golden archives, one per coder and layout, which the mutations start from.
-const GOLDEN: [&str; 8] = [
+const GOLDEN: [&str; 9] = [
     "mixed.vlz",
     "narrow.vlz",
     "mnist.vlz",
@@ -60,6 +60,7 @@ const GOLDEN: [&str; 8] = [
     "memory.vlz",
     "mixing.vlz",
     "formats.vlz",
+    "repeat.vlz",
 ];
 
 proptest! {

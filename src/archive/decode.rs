@@ -1,5 +1,6 @@
 //! Decompression: lanes decoded in waves, their strips assembled into images handed on
-//! in archive order.
+//! in archive order; repeat lanes' strips copied from the images they repeat, each kept
+//! until its last copy.
 
 use super::*;
 use crate::codec::bitsback::{BitsBack, Chain};
@@ -11,6 +12,7 @@ use crate::codec::stored::Stored;
 use crate::container::{Archive, Edition, Entry, LaneCoder};
 use crate::infer::network::Network;
 use rayon::prelude::*;
+use std::collections::{BTreeMap, HashMap};
 
 /// The strips of each lane with their images' widths, mapped onto the entries: lane k
 /// covers the next `rows` rows.
@@ -65,7 +67,7 @@ pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {
             }
             LaneCoder::BitsBack { memory: true, .. } => PageMemory::TABLE_BYTES,
             LaneCoder::Context { template } => 4 << COUNTING_MODELS[usize::from(template)].size(),
-            LaneCoder::BitsBack { .. } | LaneCoder::Stored => 0,
+            LaneCoder::BitsBack { .. } | LaneCoder::Stored | LaneCoder::Repeat { .. } => 0,
         };
         pixels + tables as u64
     });
@@ -78,7 +80,64 @@ pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {
         most = most.max(in_wave.iter().sum());
     }
     let largest_image = archive.size_range.1;
-    most + u64::from(largest_image.0) * u64::from(largest_image.1)
+    most + u64::from(largest_image.0) * u64::from(largest_image.1) + most_kept(archive)
+}
+
+/// For each image that repeat lanes copy, the last image that copies it: decoding keeps
+/// the image until then.
+fn last_copies(archive: &Archive) -> HashMap<usize, usize> {
+    let mut last = HashMap::new();
+    for (image, source) in repeated_images(archive) {
+        last.insert(source, image);
+    }
+    last
+}
+
+/// The most pixels that decoding keeps at once for repeat lanes to copy.
+fn most_kept(archive: &Archive) -> u64 {
+    let last = last_copies(archive);
+    if last.is_empty() {
+        return 0;
+    }
+    let mut ends: BTreeMap<usize, u64> = BTreeMap::new();
+    let (mut kept, mut most) = (0u64, 0u64);
+    for (image, (w, h)) in archive.entry_sizes().enumerate() {
+        if let Some(&end) = last.get(&image) {
+            let pixels = u64::from(w) * u64::from(h);
+            kept += pixels;
+            *ends.entry(end).or_default() += pixels;
+        }
+        most = most.max(kept);
+        kept -= ends.remove(&image).unwrap_or(0);
+    }
+    most
+}
+
+/// (image, the image it repeats) for every strip of a repeat lane, in archive order.
+fn repeated_images<'a>(archive: &'a Archive) -> impl Iterator<Item = (usize, usize)> + 'a {
+    lane_segments(archive).flat_map(move |(k, segments)| {
+        let back = match archive.lanes[k].coder {
+            LaneCoder::Repeat { back } => Some(back as usize),
+            _ => None,
+        };
+        segments
+            .into_iter()
+            .filter_map(move |(s, _)| back.map(|back| (s.image, s.image - back)))
+    })
+}
+
+/// Which images decoding must assemble to hand on those of `chosen`: those, and every
+/// image a repeat lane copies into one of them, and so on back (`parse` checked that
+/// each lies before the image that repeats it).
+fn needed_images(archive: &Archive, chosen: Option<&[bool]>) -> Option<Vec<bool>> {
+    let mut needed = chosen?.to_vec();
+    let pairs: Vec<(usize, usize)> = repeated_images(archive).collect();
+    for &(image, source) in pairs.iter().rev() {
+        if needed[image] {
+            needed[source] = true;
+        }
+    }
+    Some(needed)
 }
 
 /// Decodes every image of an archive, in order, handing each to `sink` with its entry
@@ -119,8 +178,8 @@ pub fn decompress_some<E: From<ArchiveError>>(
 }
 
 /// The decoding both of the above share: the lanes holding an image of `chosen` (every
-/// lane where `None`), wave by wave, each chosen image handed to `sink` once whole.
-/// Returns the CRC-32 of the images handed on.
+/// lane where `None`), or one that such an image repeats, wave by wave, each chosen image
+/// handed to `sink` once whole. Returns the CRC-32 of the images handed on.
 fn decode_images<E: From<ArchiveError>>(
     models: &[&Network],
     archive: &Archive,
@@ -132,61 +191,137 @@ fn decode_images<E: From<ArchiveError>>(
         return Err(ArchiveError::Precision(archive.precision).into());
     }
     let wants = |image: usize| chosen.is_none_or(|c| c[image]);
+    let needed = needed_images(archive, chosen);
+    let needs = |image: usize| needed.as_ref().is_none_or(|n| n[image]);
+    // Images that repeat lanes copy, kept from when they are whole to their last copy.
+    let last_copy = last_copies(archive);
+    let mut kept: HashMap<usize, Vec<u8>> = HashMap::new();
+    let mut release_after: HashMap<usize, Vec<usize>> = HashMap::new();
+    for (&source, &last) in &last_copy {
+        release_after.entry(last).or_default().push(source);
+    }
     let coders = DecodingCoders::resolve(models, archive)?;
     let threads = rayon::current_num_threads();
     let per_task = lanes_per_task(archive.lanes.len(), threads);
     let wave = per_task * threads;
     let mut crc = crc32fast::Hasher::new();
     let mut lanes =
-        lane_segments(archive).filter(|(_, segs)| segs.iter().any(|(s, _)| wants(s.image)));
-    let mut entries = archive.entries();
-    let mut next_entry = 0; // the index `entries` yields next
-    let mut pending: Option<(Entry, Vec<u8>)> = None; // the image being assembled
+        lane_segments(archive).filter(|(_, segs)| segs.iter().any(|(s, _)| needs(s.image)));
+    let mut assembly = Assembly::new(archive.entries());
     loop {
         let planned: Vec<(usize, Vec<(Segment, usize)>)> = lanes.by_ref().take(wave).collect();
         if planned.is_empty() {
             break;
         }
-        let decoded = decode_wave(archive, &coders, &planned, per_task)?;
-        for ((_, segs), strips) in planned.iter().zip(decoded) {
-            for ((seg, _), pixels) in segs.iter().zip(strips) {
-                if !wants(seg.image) {
+        // Repeat lanes decode nothing: their strips are copies of kept images.
+        let repeat_of = |k: usize| match archive.lanes[k].coder {
+            LaneCoder::Repeat { back } => Some(back as usize),
+            _ => None,
+        };
+        let coded: Vec<_> = planned
+            .iter()
+            .filter(|(k, _)| repeat_of(*k).is_none())
+            .cloned()
+            .collect();
+        let mut decoded = decode_wave(archive, &coders, &coded, per_task)?.into_iter();
+        for (k, segs) in &planned {
+            let repeat = repeat_of(*k);
+            let mut strips = match repeat {
+                Some(_) => Vec::new().into_iter(),
+                None => decoded
+                    .next()
+                    .expect("a decoded lane for each coded lane")
+                    .into_iter(),
+            };
+            for (seg, width) in segs {
+                let pixels = match repeat {
+                    Some(back) if needs(seg.image) => {
+                        let source = &kept[&(seg.image - back)];
+                        source[seg.first_row * width..(seg.first_row + seg.rows) * width].to_vec()
+                    }
+                    Some(_) => continue,
+                    None => strips.next().expect("a strip for each segment"),
+                };
+                if !needs(seg.image) {
                     continue;
                 }
-                let (e, buf) = match pending.take() {
-                    Some((e, mut buf)) => {
-                        buf.extend_from_slice(&pixels);
-                        (e, buf)
-                    }
-                    None => {
-                        let e = entries
-                            .nth(seg.image - next_entry)
-                            .expect("segments follow the entries");
-                        next_entry = seg.image + 1;
-                        if pixels.len() as u64 == e.pixels() {
-                            // A whole image in one strip is handed on as decoded.
-                            (e, pixels)
-                        } else {
-                            // An image over several strips gets its whole buffer now, and
-                            // fallibly: a valid archive may hold an image larger than this
-                            // machine's memory, which must be a clean error, not an abort.
-                            let mut buf = image_buffer(&e)?;
-                            buf.extend_from_slice(&pixels);
-                            (e, buf)
-                        }
-                    }
+                if wants(seg.image) {
+                    progress(seg.rows as u64);
+                }
+                let Some((e, image)) = assembly.add(seg, pixels)? else {
+                    continue;
                 };
-                progress(seg.rows as u64);
-                if buf.len() as u64 == e.pixels() {
-                    crc.update(&buf);
-                    sink(e, buf)?;
-                } else {
-                    pending = Some((e, buf));
+                if last_copy.contains_key(&seg.image) {
+                    kept.insert(seg.image, image.clone());
+                }
+                for source in release_after.get(&seg.image).into_iter().flatten() {
+                    kept.remove(source);
+                }
+                if wants(seg.image) {
+                    crc.update(&image);
+                    sink(e, image)?;
                 }
             }
         }
     }
     Ok(crc.finalize())
+}
+
+/// Images put together from their strips, in archive order.
+struct Assembly<I: Iterator<Item = Entry>> {
+    entries: I,
+    /// The index `entries` yields next.
+    next_entry: usize,
+    /// The image being assembled.
+    pending: Option<(Entry, Vec<u8>)>,
+}
+
+impl<I: Iterator<Item = Entry>> Assembly<I> {
+    fn new(entries: I) -> Self {
+        Assembly {
+            entries,
+            next_entry: 0,
+            pending: None,
+        }
+    }
+
+    /// Adds the strip `seg` of an image; returns the image once it is whole.
+    fn add(
+        &mut self,
+        seg: &Segment,
+        pixels: Vec<u8>,
+    ) -> Result<Option<(Entry, Vec<u8>)>, ArchiveError> {
+        let (e, buf) = match self.pending.take() {
+            Some((e, mut buf)) => {
+                buf.extend_from_slice(&pixels);
+                (e, buf)
+            }
+            None => {
+                let e = self
+                    .entries
+                    .nth(seg.image - self.next_entry)
+                    .expect("segments follow the entries");
+                self.next_entry = seg.image + 1;
+                if pixels.len() as u64 == e.pixels() {
+                    // A whole image in one strip is handed on as decoded.
+                    (e, pixels)
+                } else {
+                    // An image over several strips gets its whole buffer now, and
+                    // fallibly: a valid archive may hold an image larger than this
+                    // machine's memory, which must be a clean error, not an abort.
+                    let mut buf = image_buffer(&e)?;
+                    buf.extend_from_slice(&pixels);
+                    (e, buf)
+                }
+            }
+        };
+        if buf.len() as u64 == e.pixels() {
+            Ok(Some((e, buf)))
+        } else {
+            self.pending = Some((e, buf));
+            Ok(None)
+        }
+    }
 }
 
 /// An empty buffer for the pixels of the image of `e`, reserved whole, or the memory
@@ -251,6 +386,7 @@ impl<'n> DecodingCoders<'n> {
             LaneCoder::PageMixing(Edition::Third) => &PageMixing::THIRD,
             LaneCoder::PageMixing(Edition::Fourth) => &PageMixing::FOURTH,
             LaneCoder::Stored => &Stored,
+            LaneCoder::Repeat { .. } => unreachable!("repeat lanes are copied, not decoded"),
         }
     }
 }
@@ -299,4 +435,50 @@ fn decode_wave(
         })
         .collect::<Result<Vec<_>, CodecError>>()?;
     Ok(decoded.into_iter().flatten().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::{Lane, NewArchive};
+
+    /// Pages a, b, a, b, c, c as one coded lane of the first two and repeat lanes: a and
+    /// b are kept together (until the copies of each), then c alone.
+    #[test]
+    fn decoding_keeps_each_repeated_image_until_its_last_copy() {
+        let entries: Vec<Entry> = [(10, 10), (20, 10), (10, 10), (20, 10), (5, 4), (5, 4)]
+            .iter()
+            .enumerate()
+            .map(|(i, &(width, height))| Entry {
+                name: format!("{i}.pbm"),
+                format: crate::container::ImageFormat::Pbm,
+                width,
+                height,
+            })
+            .collect();
+        let lane = |coder, rows, bytes| Lane {
+            coder,
+            rows,
+            seed_words_elided: 0,
+            state: 0,
+            payload: vec![0; bytes],
+        };
+        let bytes = crate::container::write(&NewArchive {
+            models: vec![],
+            latent_bits: 6,
+            entries: &entries,
+            lanes: vec![
+                lane(LaneCoder::Stored, 20, 300usize.div_ceil(8)),
+                lane(LaneCoder::Repeat { back: 2 }, 20, 0),
+                lane(LaneCoder::Stored, 4, 3),
+                lane(LaneCoder::Repeat { back: 1 }, 4, 0),
+            ],
+            pixel_crc: 0,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let archive = crate::container::parse(&bytes).unwrap();
+        assert_eq!(most_kept(&archive), 100 + 200);
+        let last = last_copies(&archive);
+        assert_eq!(last, HashMap::from([(0, 2), (1, 3), (4, 5)]));
+    }
 }

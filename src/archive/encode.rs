@@ -210,19 +210,36 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
     let coders = Coders::new(models, opts)?;
     let total: u64 = entries.iter().map(Entry::pixels).sum();
     let mut coded = Vec::new();
-    for run in image_runs(&shapes) {
-        let pixels: u64 = entries[run.clone()].iter().map(Entry::pixels).sum();
-        // `--lanes N`: each run its share of N, rounded up.
-        let lanes = opts
-            .lanes
-            .map(|n| (n as u64 * pixels).div_ceil(total.max(1)).max(1) as usize);
-        coded.extend(code_run(
-            &coders,
-            &shapes[run.clone()],
-            &images[run],
-            CompressOptions { lanes, ..opts },
-            progress,
-        )?);
+    // `--lane-coder bits-back` measures the chain alone, on every image.
+    let stretches = match opts.coders {
+        LaneCoders::Smallest => repeat::stretches(&shapes, images),
+        LaneCoders::BitsBack => vec![repeat::Stretch::Coded(0..images.len())],
+    };
+    for stretch in stretches {
+        let stretch = match stretch {
+            repeat::Stretch::Coded(stretch) => stretch,
+            repeat::Stretch::Repeat { images, back } => {
+                let lanes = repeat::repeat_lanes(&shapes[images], back);
+                lanes.iter().for_each(|lane| progress(lane.rows));
+                coded.extend(lanes);
+                continue;
+            }
+        };
+        for run in image_runs(&shapes[stretch.clone()]) {
+            let run = stretch.start + run.start..stretch.start + run.end;
+            let pixels: u64 = entries[run.clone()].iter().map(Entry::pixels).sum();
+            // `--lanes N`: each run its share of N, rounded up.
+            let lanes = opts
+                .lanes
+                .map(|n| (n as u64 * pixels).div_ceil(total.max(1)).max(1) as usize);
+            coded.extend(code_run(
+                &coders,
+                &shapes[run.clone()],
+                &images[run],
+                CompressOptions { lanes, ..opts },
+                progress,
+            )?);
+        }
     }
     container::check_limit("lane count", coded.len() as u64, container::MAX_LANES)?;
     let (table, coded) = number_models(coded);
@@ -597,6 +614,7 @@ fn record_bytes(coder: LaneCoder) -> usize {
         Record::Chain => 1 + 10 + 10 + 2 + 2 + 1 + 8,
         Record::Head => 1 + 10 + 10 + 8,
         Record::Bits => 1 + 10 + 10,
+        Record::Repeat => 1 + 10 + 10 + 10,
     }
 }
 

@@ -114,6 +114,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
                 put_u64(&mut out, l.state);
             }
             LaneCoder::Stored => {}
+            LaneCoder::Repeat { back } => put_varint(&mut out, back),
         }
     }
     for l in &a.lanes {
@@ -295,16 +296,29 @@ fn read_lane_record(
             (coder, 0, r.u64("lane state")?)
         }
         Record::Bits => (LaneCoder::Stored, 0, 0),
+        Record::Repeat => {
+            let back = r.varint("lane images back")?;
+            if back == 0 || back >= MAX_IMAGES {
+                return Err(bad(format!("repeats the image {back} back")));
+            }
+            (LaneCoder::Repeat { back }, 0, 0)
+        }
     };
-    if row.record != Record::Bits {
-        if len % 4 != 0 {
-            return Err(bad(format!("has {len} payload bytes, not whole words")));
+    match row.record {
+        Record::Chain | Record::Head => {
+            if len % 4 != 0 {
+                return Err(bad(format!("has {len} payload bytes, not whole words")));
+            }
+            if (seed_words_elided > 0 || len > 0) && state < 1 << 32 {
+                return Err(bad(format!(
+                    "head {state:#x} is below 2^32 while words follow"
+                )));
+            }
         }
-        if (seed_words_elided > 0 || len > 0) && state < 1 << 32 {
-            return Err(bad(format!(
-                "head {state:#x} is below 2^32 while words follow"
-            )));
+        Record::Repeat if len > 0 => {
+            return Err(bad(format!("repeats with {len} payload bytes")));
         }
+        Record::Repeat | Record::Bits => {}
     }
     Ok(LaneRecord {
         coder,
@@ -316,7 +330,8 @@ fn read_lane_record(
 }
 
 /// Validates the entries and checks that the lanes cover exactly their rows, within the
-/// per-lane limits, and that each stored lane holds exactly its pixels' bits.
+/// per-lane limits, that each stored lane holds exactly its pixels' bits, and that each
+/// repeat lane's images have the size of the images they repeat.
 fn check_lane_rows(
     table: &[u8],
     image_count: u64,
@@ -335,7 +350,17 @@ fn check_lane_rows(
         }
         Ok(())
     };
+    // Every image's size, kept only when a lane repeats images: bounded by the entry
+    // table, which the archive's bytes hold.
+    let repeats = lanes
+        .iter()
+        .any(|l| matches!(l.coder, LaneCoder::Repeat { .. }));
+    let mut sizes: Vec<(u32, u32)> = Vec::new();
     let summary = super::validate_entries(table, image_count, |width, height| {
+        let image = sizes.len();
+        if repeats {
+            sizes.push((width, height));
+        }
         let mut rows = u64::from(height);
         while rows > 0 {
             if lane_rows_left == 0 {
@@ -345,6 +370,9 @@ fn check_lane_rows(
                     ContainerError::Invalid("the lanes hold fewer rows than the images".into())
                 })?;
                 (lane_rows_left, lane_pixels, lane_segments) = (next.rows, 0, 0);
+            }
+            if let LaneCoder::Repeat { back } = lanes[lane].coder {
+                check_repeat(lane, image, back, &sizes)?;
             }
             let take = rows.min(lane_rows_left);
             lane_pixels += take * u64::from(width);
@@ -363,4 +391,29 @@ fn check_lane_rows(
     }
     finish_lane(lane, lane_pixels, lane_segments)?;
     Ok(summary)
+}
+
+/// That repeat lane `lane`'s strip of image `image` repeats an earlier image of its size,
+/// `back` places before it; `sizes` holds the images' sizes up to `image`.
+fn check_repeat(
+    lane: usize,
+    image: usize,
+    back: u64,
+    sizes: &[(u32, u32)],
+) -> Result<(), ContainerError> {
+    let source = (image as u64).checked_sub(back);
+    match source.map(|s| sizes[s as usize]) {
+        Some(size) if size == sizes[image] => Ok(()),
+        Some(size) => Err(ContainerError::Invalid(format!(
+            "lane {lane} repeats image {} ({}×{}) as image {image} ({}×{})",
+            image as u64 - back,
+            size.0,
+            size.1,
+            sizes[image].0,
+            sizes[image].1
+        ))),
+        None => Err(ContainerError::Invalid(format!(
+            "lane {lane} repeats image {image} from {back} images back"
+        ))),
+    }
 }

@@ -167,6 +167,18 @@ pub enum LaneCoder {
     PageMixing(Edition),
     /// The rows' bits, packed, MSB first, with no padding between rows.
     Stored,
+    /// No payload: each strip repeats the same rows of the image `back` places before its
+    /// own, which has the same size (format-spec.md §3.13). A folder of identical pages
+    /// costs one page.
+    Repeat { back: u64 },
+}
+
+impl LaneCoder {
+    /// Whether the lane's record ends in an ANS head: every coder but stored bits and
+    /// repeats.
+    pub fn has_head(self) -> bool {
+        !matches!(self, LaneCoder::Stored | LaneCoder::Repeat { .. })
+    }
 }
 
 /// One lane as stored: an independent stream over a run of consecutive pixel rows.
@@ -222,7 +234,7 @@ impl Archive<'_> {
     pub fn payload_bytes(&self) -> usize {
         self.lanes
             .iter()
-            .map(|l| l.payload.len() + if l.coder == LaneCoder::Stored { 0 } else { 8 })
+            .map(|l| l.payload.len() + if l.coder.has_head() { 8 } else { 0 })
             .sum()
     }
 

@@ -16,6 +16,8 @@ pub enum Record {
     Head,
     /// Nothing: the payload is the rows' packed bits.
     Bits,
+    /// How many images back the repeated image lies; no payload.
+    Repeat,
 }
 
 /// One row of the registry.
@@ -40,9 +42,10 @@ pub const STORED: u8 = 4;
 pub const PAGE_MIXING_SECOND: u8 = 5;
 pub const PAGE_MIXING_THIRD: u8 = 6;
 pub const PAGE_MIXING_FOURTH: u8 = 7;
+pub const REPEAT: u8 = 8;
 
 /// Every coder, by id: a row's place is its id.
-pub const REGISTRY: [CoderInfo; 8] = [
+pub const REGISTRY: [CoderInfo; 9] = [
     CoderInfo {
         id: BITS_BACK,
         name: "bits-back chain",
@@ -99,6 +102,13 @@ pub const REGISTRY: [CoderInfo; 8] = [
         record: Record::Head,
         since: (1, 3),
     },
+    CoderInfo {
+        id: REPEAT,
+        name: "repeat",
+        spec: "§3.13",
+        record: Record::Repeat,
+        since: (1, 4),
+    },
 ];
 
 // A row's place is its id.
@@ -127,6 +137,7 @@ impl LaneCoder {
             LaneCoder::PageMixing(Edition::Third) => PAGE_MIXING_THIRD,
             LaneCoder::PageMixing(Edition::Fourth) => PAGE_MIXING_FOURTH,
             LaneCoder::Stored => STORED,
+            LaneCoder::Repeat { .. } => REPEAT,
         }
     }
 
@@ -136,7 +147,7 @@ impl LaneCoder {
     }
 
     /// The coder of a record with id `id` whose fields carry nothing more (every row but
-    /// [`Record::Chain`]'s); `None` for a chain or an unknown id.
+    /// [`Record::Chain`]'s and [`Record::Repeat`]'s); `None` for those or an unknown id.
     pub fn without_fields(id: u8) -> Option<LaneCoder> {
         match id {
             CONTEXT_WIDE => Some(LaneCoder::Context { template: 0 }),
@@ -165,6 +176,7 @@ mod tests {
                     samples: 1,
                     memory: false,
                 },
+                Record::Repeat => LaneCoder::Repeat { back: 1 },
                 _ => LaneCoder::without_fields(row.id).expect("a row without fields"),
             };
             assert_eq!(coder.id(), row.id);
