@@ -451,41 +451,29 @@ fn list(path: &Path) -> Result<()> {
 
 /// The lanes line of `info`: how many, and by which coder.
 fn lanes_summary(arch: &Archive) -> String {
-    let lanes = &arch.lanes;
-    let context = lanes
-        .iter()
-        .filter(|l| matches!(l.coder, LaneCoder::Context { .. }))
-        .count();
-    let mixing = lanes
-        .iter()
-        .filter(|l| matches!(l.coder, LaneCoder::PageMixing(_)))
-        .count();
-    let stored = lanes
-        .iter()
-        .filter(|l| l.coder == LaneCoder::Stored)
-        .count();
-    let remembering = lanes
-        .iter()
-        .filter(|l| matches!(l.coder, LaneCoder::BitsBack { memory: true, .. }))
-        .count();
+    let of = |kind: fn(LaneCoder) -> bool| arch.lanes.iter().filter(|l| kind(l.coder)).count();
+    let bits_back = of(|c| matches!(c, LaneCoder::BitsBack { .. }));
+    let remembering = of(|c| matches!(c, LaneCoder::BitsBack { memory: true, .. }));
+    let context = of(|c| matches!(c, LaneCoder::Context { .. }));
+    let mixing = of(|c| matches!(c, LaneCoder::PageMixing(_)));
+    let stored = of(|c| c == LaneCoder::Stored);
     let with_memory = if remembering > 0 {
         format!(", {remembering} of them with page memory")
     } else {
         String::new()
     };
-    let repeat = lanes
-        .iter()
-        .filter(|l| matches!(l.coder, LaneCoder::Repeat { .. }))
-        .count();
-    let repeats = if repeat > 0 {
-        format!(", {repeat} repeat")
-    } else {
-        String::new()
-    };
+    // The coders of exact repeats are named only where an archive has them.
+    let rare: String = [
+        (of(|c| matches!(c, LaneCoder::Repeat { .. })), "repeat"),
+        (of(|c| c == LaneCoder::Zstd), "zstd"),
+    ]
+    .iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, name)| format!(", {n} {name}"))
+    .collect();
     format!(
-        "{} ({} bits-back{with_memory}, {context} context model, {mixing} page mixing, {stored} stored{repeats})",
-        lanes.len(),
-        lanes.len() - context - mixing - stored - repeat
+        "{} ({bits_back} bits-back{with_memory}, {context} context model, {mixing} page mixing, {stored} stored{rare})",
+        arch.lanes.len(),
     )
 }
 

@@ -98,13 +98,9 @@ fn edge_case_images_round_trip() {
 #[test]
 fn every_lane_takes_the_smallest_coder() {
     // Text-like strokes the digit model has never seen: the context model codes them.
+    // (Strokes in a strict period would be a Zstandard frame's.)
     let (w, h) = (120u32, 56u32);
-    let page: Vec<u8> = (0..w * h)
-        .map(|i| {
-            let (x, y) = (i % w, i / w);
-            u8::from((x / 3) % 4 == 0 && (y / 7) % 2 == 0)
-        })
-        .collect();
+    let page = text_page(w as usize, h as usize, 4);
     let bytes = round_trip(shipped(), &entries_for(&[(w, h)]), &[page.clone()], Some(1));
     let arch = container::parse(&bytes).unwrap();
     assert!(matches!(arch.lanes[0].coder, LaneCoder::Context { .. }));
@@ -1026,5 +1022,36 @@ fn repeated_images_cost_a_record_and_decode_alone() {
     assert_eq!(
         decoded.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(),
         twice
+    );
+}
+
+/// A page of one small tile of sparse dots over and over: a Zstandard frame codes it in a
+/// fraction of page mixing's bytes, and round-trips.
+#[test]
+fn a_tiled_page_is_framed_by_zstd() {
+    let page = tiled_page(480, 480, 48, 3);
+    let entries = entries_for(&[(480, 480)]);
+    let bytes = round_trip(tiny(), &entries, std::slice::from_ref(&page), None);
+    let arch = container::parse(&bytes).unwrap();
+    assert!(
+        arch.lanes.iter().all(|l| l.coder == LaneCoder::Zstd),
+        "{:?}",
+        arch.lanes
+    );
+    use vlae_zip::codec::lane::LaneCodec;
+    let strip = [Strip {
+        width: 480,
+        rows: 480,
+        pixels: &page,
+    }];
+    let mixed = vlae_zip::codec::mixing::PageMixing::LATEST
+        .encode(&[&strip])
+        .unwrap()[0]
+        .payload
+        .len();
+    assert!(
+        bytes.len() * 2 < mixed,
+        "{} against page mixing's {mixed}",
+        bytes.len()
     );
 }

@@ -30,6 +30,8 @@
 //! - `mixing-fourth.vlz`: the same kind of page in page mixing's fourth edition (§3.12),
 //!   which the compressor writes since that row was added.
 //! - `repeat.vlz`: two text-like pages, then both again, as one repeat lane (§3.13).
+//! - `zstd.vlz`: a page of one tile of sparse dots over and over, which a Zstandard frame
+//!   (§3.14) codes smallest.
 //!
 //! A golden file is never rewritten: `cargo test --release --test golden -- --ignored`
 //! writes only those missing from the folder (a new registry row's), and the manifest
@@ -477,6 +479,14 @@ fn write_missing_golden_files() {
         &[&mnist()],
         &common::entries_for(&[(200, 120); 4]),
         &[&pages[..], &pages[..]].concat(),
+        ONE_LANE_SMALLEST,
+    );
+    // A page of one small tile repeated, which a Zstandard frame codes smallest.
+    manifest += &write_golden(
+        "zstd.vlz",
+        &[&mnist()],
+        &common::entries_for(&[(480, 480)]),
+        &[common::tiled_page(480, 480, 48, 3)],
         ONE_LANE_SMALLEST,
     );
     std::fs::write(MANIFEST, manifest).unwrap();

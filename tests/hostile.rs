@@ -267,11 +267,14 @@ fn lane_modes_round_trip_and_zero_samples_are_refused() {
 fn coders_past_the_registry_are_named() {
     let entries = common::entries_for(&[(28, 28)]);
     // A stored lane must hold its pixels' bits; the other rows' lanes may be empty here.
-    // A repeat lane needs an image before it (tested below).
+    // A repeat lane needs an image before it (tested below), and a frame lane a frame
+    // (golden `zstd.vlz`).
     let without_payload = container::REGISTRY.iter().filter(|row| {
         !matches!(
             row.record,
-            container::registry::Record::Bits | container::registry::Record::Repeat
+            container::registry::Record::Bits
+                | container::registry::Record::Repeat
+                | container::registry::Record::Frame
         )
     });
     for row in without_payload {
@@ -286,6 +289,12 @@ fn coders_past_the_registry_are_named() {
         let bytes = one_lane_archive(&entries, coder).unwrap();
         assert_eq!(container::parse(&bytes).unwrap().lanes[0].coder, coder);
     }
+    let err = one_lane_archive(&entries, LaneCoder::Zstd).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("lane 0 has an empty Zstandard frame"),
+        "{err}"
+    );
     let mut bytes = one_lane_archive(&entries, LaneCoder::PageMixing(Edition::First)).unwrap();
     let at = bytes.len() - 8 - 8 - 3;
     assert_eq!(bytes[at], container::registry::PAGE_MIXING);

@@ -51,7 +51,7 @@ fn reseal(mut b: Vec<u8>) -> Vec<u8> {
 }
 
 /// The golden archives, one per coder and layout, which the mutations start from.
-const GOLDEN: [&str; 9] = [
+const GOLDEN: [&str; 10] = [
     "mixed.vlz",
     "narrow.vlz",
     "mnist.vlz",
@@ -61,6 +61,7 @@ const GOLDEN: [&str; 9] = [
     "mixing.vlz",
     "formats.vlz",
     "repeat.vlz",
+    "zstd.vlz",
 ];
 
 proptest! {

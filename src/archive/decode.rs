@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::codec::bitsback::{BitsBack, Chain};
+use crate::codec::frame::Frame;
 use crate::codec::lane::{CodecError, LaneCodec, LaneToDecode};
 use crate::codec::memory::PageMemory;
 use crate::codec::mixing::PageMixing;
@@ -67,7 +68,10 @@ pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {
             }
             LaneCoder::BitsBack { memory: true, .. } => PageMemory::TABLE_BYTES,
             LaneCoder::Context { template } => 4 << COUNTING_MODELS[usize::from(template)].size(),
-            LaneCoder::BitsBack { .. } | LaneCoder::Stored | LaneCoder::Repeat { .. } => 0,
+            LaneCoder::BitsBack { .. }
+            | LaneCoder::Stored
+            | LaneCoder::Repeat { .. }
+            | LaneCoder::Zstd => 0,
         };
         pixels + tables as u64
     });
@@ -386,6 +390,7 @@ impl<'n> DecodingCoders<'n> {
             LaneCoder::PageMixing(Edition::Third) => &PageMixing::THIRD,
             LaneCoder::PageMixing(Edition::Fourth) => &PageMixing::FOURTH,
             LaneCoder::Stored => &Stored,
+            LaneCoder::Zstd => &Frame,
             LaneCoder::Repeat { .. } => unreachable!("repeat lanes are copied, not decoded"),
         }
     }

@@ -5,7 +5,7 @@
 //! coder takes and gives), [`model`] (the ANS adapter) and [`counts`] (adaptive counts and
 //! the pixel-model loop). Above them, one module per coder of the container's registry:
 //! [`bitsback`] (chains, with [`quantize`] and the page [`memory`]), [`template`],
-//! [`mixing`] (page mixing, with [`glyph_match`]) and [`stored`].
+//! [`mixing`] (page mixing, with [`glyph_match`]), [`stored`] and [`frame`] (Zstandard).
 //!
 //! The context models' per-pixel functions are `#[inline(always)]`: the loops that drive
 //! them are compiled for the processor's instructions (`crate::cpu::run_with`), and a
@@ -16,6 +16,7 @@
 
 pub mod bitsback;
 pub mod counts;
+pub mod frame;
 pub mod glyph_match;
 pub mod lane;
 pub mod memory;

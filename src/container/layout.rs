@@ -115,6 +115,7 @@ pub fn write(a: &NewArchive) -> Result<Vec<u8>, ContainerError> {
             }
             LaneCoder::Stored => {}
             LaneCoder::Repeat { back } => put_varint(&mut out, back),
+            LaneCoder::Zstd => {}
         }
     }
     for l in &a.lanes {
@@ -296,6 +297,7 @@ fn read_lane_record(
             (coder, 0, r.u64("lane state")?)
         }
         Record::Bits => (LaneCoder::Stored, 0, 0),
+        Record::Frame => (LaneCoder::Zstd, 0, 0),
         Record::Repeat => {
             let back = r.varint("lane images back")?;
             if back == 0 || back >= MAX_IMAGES {
@@ -318,7 +320,10 @@ fn read_lane_record(
         Record::Repeat if len > 0 => {
             return Err(bad(format!("repeats with {len} payload bytes")));
         }
-        Record::Repeat | Record::Bits => {}
+        Record::Frame if len == 0 => {
+            return Err(bad("has an empty Zstandard frame".into()));
+        }
+        Record::Repeat | Record::Bits | Record::Frame => {}
     }
     Ok(LaneRecord {
         coder,

@@ -171,13 +171,19 @@ pub enum LaneCoder {
     /// own, which has the same size (format-spec.md §3.13). A folder of identical pages
     /// costs one page.
     Repeat { back: u64 },
+    /// The rows, each padded to whole bytes, as one Zstandard frame (format-spec.md
+    /// §3.14).
+    Zstd,
 }
 
 impl LaneCoder {
-    /// Whether the lane's record ends in an ANS head: every coder but stored bits and
-    /// repeats.
+    /// Whether the lane's record ends in an ANS head: every coder but stored bits,
+    /// repeats and Zstandard frames.
     pub fn has_head(self) -> bool {
-        !matches!(self, LaneCoder::Stored | LaneCoder::Repeat { .. })
+        !matches!(
+            self,
+            LaneCoder::Stored | LaneCoder::Repeat { .. } | LaneCoder::Zstd
+        )
     }
 }
 

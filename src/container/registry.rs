@@ -18,6 +18,8 @@ pub enum Record {
     Bits,
     /// How many images back the repeated image lies; no payload.
     Repeat,
+    /// Nothing: the payload is a Zstandard frame.
+    Frame,
 }
 
 /// One row of the registry.
@@ -43,9 +45,10 @@ pub const PAGE_MIXING_SECOND: u8 = 5;
 pub const PAGE_MIXING_THIRD: u8 = 6;
 pub const PAGE_MIXING_FOURTH: u8 = 7;
 pub const REPEAT: u8 = 8;
+pub const ZSTD: u8 = 9;
 
 /// Every coder, by id: a row's place is its id.
-pub const REGISTRY: [CoderInfo; 9] = [
+pub const REGISTRY: [CoderInfo; 10] = [
     CoderInfo {
         id: BITS_BACK,
         name: "bits-back chain",
@@ -109,6 +112,13 @@ pub const REGISTRY: [CoderInfo; 9] = [
         record: Record::Repeat,
         since: (1, 4),
     },
+    CoderInfo {
+        id: ZSTD,
+        name: "zstd",
+        spec: "§3.14",
+        record: Record::Frame,
+        since: (1, 4),
+    },
 ];
 
 // A row's place is its id.
@@ -138,6 +148,7 @@ impl LaneCoder {
             LaneCoder::PageMixing(Edition::Fourth) => PAGE_MIXING_FOURTH,
             LaneCoder::Stored => STORED,
             LaneCoder::Repeat { .. } => REPEAT,
+            LaneCoder::Zstd => ZSTD,
         }
     }
 
@@ -157,6 +168,7 @@ impl LaneCoder {
             PAGE_MIXING_THIRD => Some(LaneCoder::PageMixing(Edition::Third)),
             PAGE_MIXING_FOURTH => Some(LaneCoder::PageMixing(Edition::Fourth)),
             STORED => Some(LaneCoder::Stored),
+            ZSTD => Some(LaneCoder::Zstd),
             _ => None,
         }
     }
