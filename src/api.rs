@@ -190,7 +190,7 @@ pub fn compress(images: &[Image], options: &Options) -> Result<Vec<u8>, Error> {
     }
     let nets = chosen(&options.model)?;
     let entries: Vec<Entry> = images.iter().map(Image::entry).collect();
-    folder::check_archive_layout(entries.iter())?;
+    folder::check_archive_layout(entries.iter().cloned())?;
     let pixels: Vec<&[u8]> = images.iter().map(|i| i.pixels.as_slice()).collect();
     let opts = CompressOptions {
         latent_bits: DEFAULT_LATENT_BITS,

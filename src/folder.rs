@@ -382,27 +382,81 @@ fn check_files_are_not_folders(images: &[(FolderImage, PathBuf)]) -> Result<(), 
     )
 }
 
-/// Fails when an archive's images could not all be written out: two of them would be one
-/// file, or one's file would be the folder of another (`a.pbm` and `a.pbm/x.pbm`). Compress
-/// never writes such an archive; one made by hand is refused by `test` and by decompress
-/// before anything is decoded.
-pub fn check_archive_layout<'a>(
-    entries: impl Iterator<Item = &'a Entry>,
-) -> Result<(), FolderError> {
-    // A TIFF's pages come from one file; every other entry is a file of its own.
-    check_layout(entries.map(|entry| {
-        let origin = match entry.format {
-            ImageFormat::TiffPage => format!("the pages of {}", file_of(entry)),
-            _ => entry.name.clone(),
-        };
-        (entry, origin)
-    }))
+/// Fails when an archive's images could not all be written out: one's file would be the
+/// folder of another's (`a.pbm` and `a.pbm/x.pbm`; a TIFF's pages `a.tif/0001`, … and
+/// `a.tif/x.pbm`), or one file would be written twice. Compress never writes such an
+/// archive; one made by hand is refused by `test` and by decompress before anything is
+/// decoded. `entries` come in archive order, names strictly increasing.
+///
+/// One pass, without a set of names: an archive of a few kilobytes may name 2^24 images
+/// of 4,096-byte names, and a name may have 2,000 folders. The names inside a folder
+/// `F/` sort together, between `F/` and `F0` (`0` follows `/`), so a stack of the earlier
+/// names whose such range is still ahead holds every name that may be a folder of the
+/// next one; each on the stack is longer than the one below it, so it holds at most
+/// 4,096 names. A TIFF's pages must be consecutive and alone in their file's range: the
+/// entry before the first page and the one after the last must lie outside it.
+pub fn check_archive_layout(entries: impl Iterator<Item = Entry>) -> Result<(), FolderError> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut previous: Option<Entry> = None;
+    let tiff = |e: &Entry| match e.format {
+        ImageFormat::TiffPage => Some(file_of(e).to_string()),
+        _ => None,
+    };
+    for entry in entries {
+        let name = entry.name.as_str();
+        while stack.last().is_some_and(|f| !in_folder_range(name, f)) {
+            stack.pop();
+        }
+        if let Some(folder) = stack.last().filter(|f| is_inside(name, f)) {
+            return Err(file_is_folder(folder, folder, name));
+        }
+        if let Some(prev) = &previous {
+            let (before, here) = (tiff(prev), tiff(&entry));
+            // A run of pages begins: nothing before it may lie in its file's folder.
+            if let Some(file) = here
+                .as_deref()
+                .filter(|&f| before.as_deref() != Some(f) && is_inside(&prev.name, f))
+            {
+                return Err(file_is_folder(file, name, &prev.name));
+            }
+            // A run of pages ends: nothing after it may lie in its file's folder.
+            if let Some(file) = before
+                .as_deref()
+                .filter(|&f| here.as_deref() != Some(f) && is_inside(name, f))
+            {
+                return Err(file_is_folder(file, &prev.name, name));
+            }
+        }
+        stack.push(entry.name.clone());
+        previous = Some(entry);
+    }
+    Ok(())
 }
 
-/// The check of [`check_files_are_not_folders`] and [`check_archive_layout`]: each image
-/// comes with its origin (an input path, or the entry it is), and images that share a file
-/// must share their origin. Origins are compared as shown, which is how the error names
-/// them.
+/// Whether `name` lies inside the folder `folder`.
+fn is_inside(name: &str, folder: &str) -> bool {
+    name.len() > folder.len() && name.starts_with(folder) && name.as_bytes()[folder.len()] == b'/'
+}
+
+/// Whether `name` sorts before `folder` followed by `0`, the first name after every name
+/// inside `folder` (`/` is followed by `0` bytewise).
+fn in_folder_range(name: &str, folder: &str) -> bool {
+    let bound = folder.as_bytes().iter().chain(b"0");
+    name.as_bytes().iter().lt(bound)
+}
+
+fn file_is_folder(folder: &str, file: &str, inside: &str) -> FolderError {
+    FolderError::FileIsFolder {
+        name: folder.to_string(),
+        file: file.to_string(),
+        inside: inside.to_string(),
+    }
+}
+
+/// The check of [`check_files_are_not_folders`]: each image comes with its origin (an
+/// input path), and images that share a file must share their origin. Origins are
+/// compared as shown, which is how the error names them. Inputs are files on disk, which
+/// bound its sets; archives are checked by [`check_archive_layout`].
 fn check_layout<'a>(images: impl Iterator<Item = (&'a Entry, String)>) -> Result<(), FolderError> {
     let images: Vec<(&Entry, String)> = images.collect();
     let mut files: std::collections::HashMap<&str, &String> = std::collections::HashMap::new();
@@ -1169,6 +1223,43 @@ impl Expansion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An archive's names in order, each a PBM unless it looks like a TIFF page.
+    fn layout_of(names: &[&str]) -> Result<(), FolderError> {
+        check_archive_layout(names.iter().map(|name| Entry {
+            name: name.to_string(),
+            format: if image_io::tiff_page_of(name).is_some() {
+                ImageFormat::TiffPage
+            } else {
+                ImageFormat::Pbm
+            },
+            width: 1,
+            height: 1,
+        }))
+    }
+
+    /// A file that is also a folder is found across the names that sort between them, and
+    /// a TIFF's pages must have their file's folder to themselves; names that only share a
+    /// beginning are fine.
+    #[test]
+    fn archive_layouts_that_cannot_be_written_are_found() {
+        let clash = |names: &[&str], folder: &str| {
+            let err = layout_of(names).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("{folder}: would be both a file")),
+                "{names:?}: {err}"
+            );
+        };
+        assert!(layout_of(&["a", "a-b/c", "a.pbm", "a0/x", "b/a.pbm", "b/c/d"]).is_ok());
+        assert!(layout_of(&["a.tif/0001", "a.tif/0002", "a.tif0/x", "b.tif/0001"]).is_ok());
+        clash(&["a.pbm", "a.pbm-2", "a.pbm.x", "a.pbm/x.pbm"], "a.pbm");
+        clash(&["d", "d!", "d/e/f"], "d");
+        clash(&["a.tif", "a.tif/0001"], "a.tif");
+        clash(&["a.tif/!x.pbm", "a.tif/0001"], "a.tif");
+        clash(&["a.tif/0001", "a.tif/0001x"], "a.tif");
+        clash(&["a.tif/0001", "a.tif/0002", "a.tif/x.pbm"], "a.tif");
+        clash(&["a.tif/0001", "a.tif/0001/x.pbm"], "a.tif/0001");
+    }
 
     fn entry(name: &str, format: ImageFormat, width: u32, height: u32) -> Entry {
         Entry {

@@ -54,11 +54,7 @@ pub fn decompress_into(
     wanted: Option<&dyn Fn(&Entry) -> bool>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, JobError> {
-    let entries: Vec<Entry> = arch
-        .entries()
-        .filter(|e| wanted.is_none_or(|w| w(e)))
-        .collect();
-    folder::check_archive_layout(entries.iter())?;
+    folder::check_archive_layout(arch.entries().filter(|e| wanted.is_none_or(|w| w(e))))?;
     let mut images = 0u64;
     let mut sink = |entry: Entry, pixels: Vec<u8>| -> Result<(), JobError> {
         staged.write(&entry, pixels)?;
@@ -81,7 +77,7 @@ pub fn verify(
     arch: &container::Archive,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, JobError> {
-    folder::check_archive_layout(arch.entries().collect::<Vec<_>>().iter())?;
+    folder::check_archive_layout(arch.entries())?;
     let mut images = 0u64;
     archive::decompress(
         models,

@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::codec::bitsback::{BitsBack, Chain};
-use crate::codec::frame::Frame;
+use crate::codec::frame::{self, Frame};
 use crate::codec::lane::{CodecError, LaneCodec, LaneToDecode};
 use crate::codec::memory::PageMemory;
 use crate::codec::mixing::PageMixing;
@@ -50,9 +50,10 @@ fn lane_segments<'a>(
 
 /// Bytes that decoding `archive` on `threads` threads holds at most, beyond what the sink
 /// keeps: for the wave of lanes decoded together that needs most, their pixels and their
-/// coders' tables (page mixing's, about 138 MiB a lane, and the page memory's), and the
-/// image being assembled. Known from the container alone, before anything is decoded, so
-/// that a caller's memory limit refuses an archive before it allocates.
+/// coders' tables (page mixing's, about 138 MiB a lane, the page memory's, a Zstandard
+/// lane's rows and context), the image being assembled, and the images kept for repeat
+/// lanes to copy. Known from the container alone, before anything is decoded, so that a
+/// caller's memory limit refuses an archive before it allocates.
 pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {
     let threads = threads.max(1);
     let per_task = lanes_per_task(archive.lanes.len(), threads);
@@ -68,10 +69,11 @@ pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {
             }
             LaneCoder::BitsBack { memory: true, .. } => PageMemory::TABLE_BYTES,
             LaneCoder::Context { template } => 4 << COUNTING_MODELS[usize::from(template)].size(),
-            LaneCoder::BitsBack { .. }
-            | LaneCoder::Stored
-            | LaneCoder::Repeat { .. }
-            | LaneCoder::Zstd => 0,
+            LaneCoder::Zstd => {
+                let rows: usize = strips.map(|(w, r)| w.div_ceil(8) * r).sum();
+                rows + 1 + frame::CONTEXT_BYTES
+            }
+            LaneCoder::BitsBack { .. } | LaneCoder::Stored | LaneCoder::Repeat { .. } => 0,
         };
         pixels + tables as u64
     });
@@ -87,34 +89,89 @@ pub fn decode_bytes(archive: &Archive, threads: usize) -> u64 {
     most + u64::from(largest_image.0) * u64::from(largest_image.1) + most_kept(archive)
 }
 
-/// For each image that repeat lanes copy, the last image that copies it: decoding keeps
-/// the image until then.
-fn last_copies(archive: &Archive) -> HashMap<usize, usize> {
-    let mut last = HashMap::new();
+/// No later image copies this one.
+const NO_COPY: u32 = u32::MAX;
+
+/// For each image, the last image that copies it and that `needs` accepts, or
+/// [`NO_COPY`]: decoding keeps an image until then. Empty where no lane repeats; 4 bytes
+/// an image otherwise (image counts fit in 24 bits).
+fn last_copies(archive: &Archive, needs: impl Fn(usize) -> bool) -> Vec<u32> {
+    if !archive
+        .lanes
+        .iter()
+        .any(|l| matches!(l.coder, LaneCoder::Repeat { .. }))
+    {
+        return Vec::new();
+    }
+    let mut last = vec![NO_COPY; archive.image_count as usize];
     for (image, source) in repeated_images(archive) {
-        last.insert(source, image);
+        if needs(image) {
+            last[source] = image as u32;
+        }
     }
     last
 }
 
-/// The most pixels that decoding keeps at once for repeat lanes to copy.
+/// The most pixels that decoding the whole archive keeps at once for repeat lanes to copy,
+/// and its bookkeeping's bytes.
 fn most_kept(archive: &Archive) -> u64 {
-    let last = last_copies(archive);
+    let last = last_copies(archive, |_| true);
     if last.is_empty() {
         return 0;
     }
-    let mut ends: BTreeMap<usize, u64> = BTreeMap::new();
+    // The pixels kept until each image, for the images kept now.
+    let mut ends: BTreeMap<u32, u64> = BTreeMap::new();
     let (mut kept, mut most) = (0u64, 0u64);
     for (image, (w, h)) in archive.entry_sizes().enumerate() {
-        if let Some(&end) = last.get(&image) {
+        kept -= ends.remove(&(image as u32)).unwrap_or(0);
+        if last[image] != NO_COPY {
             let pixels = u64::from(w) * u64::from(h);
             kept += pixels;
-            *ends.entry(end).or_default() += pixels;
+            *ends.entry(last[image]).or_default() += pixels;
+            most = most.max(kept);
         }
-        most = most.max(kept);
-        kept -= ends.remove(&image).unwrap_or(0);
     }
-    most
+    most + 4 * last.len() as u64
+}
+
+/// The images that repeat lanes copy, each kept from when it is whole until its last copy.
+struct Kept {
+    last: Vec<u32>,
+    images: HashMap<usize, Vec<u8>>,
+    /// The images kept now, by the image after which they go.
+    until: HashMap<u32, Vec<usize>>,
+}
+
+impl Kept {
+    fn new(archive: &Archive, needs: impl Fn(usize) -> bool) -> Self {
+        Kept {
+            last: last_copies(archive, needs),
+            images: HashMap::new(),
+            until: HashMap::new(),
+        }
+    }
+
+    /// Rows `seg` of the image `back` before `seg.image`, which is kept.
+    fn copy(&self, seg: &Segment, back: usize, width: usize) -> Vec<u8> {
+        let source = &self.images[&(seg.image - back)];
+        source[seg.first_row * width..(seg.first_row + seg.rows) * width].to_vec()
+    }
+
+    /// `image`, of entry `e`, is whole: the images it was the last copy of go, and it is
+    /// kept if a later image copies it (a copy reserved fallibly, as images are).
+    fn whole(&mut self, index: usize, e: &Entry, image: &[u8]) -> Result<(), ArchiveError> {
+        for done in self.until.remove(&(index as u32)).into_iter().flatten() {
+            self.images.remove(&done);
+        }
+        let Some(&last) = self.last.get(index).filter(|&&l| l != NO_COPY) else {
+            return Ok(());
+        };
+        let mut copy = image_buffer(e)?;
+        copy.extend_from_slice(image);
+        self.images.insert(index, copy);
+        self.until.entry(last).or_default().push(index);
+        Ok(())
+    }
 }
 
 /// (image, the image it repeats) for every strip of a repeat lane, in archive order.
@@ -197,13 +254,7 @@ fn decode_images<E: From<ArchiveError>>(
     let wants = |image: usize| chosen.is_none_or(|c| c[image]);
     let needed = needed_images(archive, chosen);
     let needs = |image: usize| needed.as_ref().is_none_or(|n| n[image]);
-    // Images that repeat lanes copy, kept from when they are whole to their last copy.
-    let last_copy = last_copies(archive);
-    let mut kept: HashMap<usize, Vec<u8>> = HashMap::new();
-    let mut release_after: HashMap<usize, Vec<usize>> = HashMap::new();
-    for (&source, &last) in &last_copy {
-        release_after.entry(last).or_default().push(source);
-    }
+    let mut kept = Kept::new(archive, needs);
     let coders = DecodingCoders::resolve(models, archive)?;
     let threads = rayon::current_num_threads();
     let per_task = lanes_per_task(archive.lanes.len(), threads);
@@ -239,10 +290,7 @@ fn decode_images<E: From<ArchiveError>>(
             };
             for (seg, width) in segs {
                 let pixels = match repeat {
-                    Some(back) if needs(seg.image) => {
-                        let source = &kept[&(seg.image - back)];
-                        source[seg.first_row * width..(seg.first_row + seg.rows) * width].to_vec()
-                    }
+                    Some(back) if needs(seg.image) => kept.copy(seg, back, *width),
                     Some(_) => continue,
                     None => strips.next().expect("a strip for each segment"),
                 };
@@ -255,12 +303,7 @@ fn decode_images<E: From<ArchiveError>>(
                 let Some((e, image)) = assembly.add(seg, pixels)? else {
                     continue;
                 };
-                if last_copy.contains_key(&seg.image) {
-                    kept.insert(seg.image, image.clone());
-                }
-                for source in release_after.get(&seg.image).into_iter().flatten() {
-                    kept.remove(source);
-                }
+                kept.whole(seg.image, &e, &image)?;
                 if wants(seg.image) {
                     crc.update(&image);
                     sink(e, image)?;
@@ -482,8 +525,15 @@ mod tests {
         })
         .unwrap_or_else(|e| panic!("{e}"));
         let archive = crate::container::parse(&bytes).unwrap();
-        assert_eq!(most_kept(&archive), 100 + 200);
-        let last = last_copies(&archive);
-        assert_eq!(last, HashMap::from([(0, 2), (1, 3), (4, 5)]));
+        assert_eq!(most_kept(&archive), 100 + 200 + 4 * 6);
+        assert_eq!(
+            last_copies(&archive, |_| true),
+            [2, 3, NO_COPY, NO_COPY, 5, NO_COPY]
+        );
+        // Decoding only image 1 keeps nothing; decoding image 3 keeps image 1 for it.
+        assert!(last_copies(&archive, |i| i == 1)
+            .iter()
+            .all(|&l| l == NO_COPY));
+        assert_eq!(last_copies(&archive, |i| i == 3)[1], 3);
     }
 }

@@ -209,13 +209,18 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         .map(|e| (e.width as usize, e.height as usize))
         .collect();
     let coders = Coders::new(models, opts)?;
-    let total: u64 = entries.iter().map(Entry::pixels).sum();
     let mut coded = Vec::new();
-    // `--lane-coder bits-back` measures the chain alone, on every image.
-    let stretches = match opts.coders {
-        LaneCoders::Smallest => repeat::stretches(&shapes, images),
-        LaneCoders::BitsBack => vec![repeat::Stretch::Coded(0..images.len())],
-    };
+    let stretches = stretches_to_code(&shapes, images, opts.coders);
+    // `--lanes N` is shared among the pixels that are coded.
+    let coded_pixels: u64 = stretches
+        .iter()
+        .filter_map(|s| match s {
+            repeat::Stretch::Coded(r) => {
+                Some(entries[r.clone()].iter().map(Entry::pixels).sum::<u64>())
+            }
+            repeat::Stretch::Repeat { .. } => None,
+        })
+        .sum();
     for stretch in stretches {
         let stretch = match stretch {
             repeat::Stretch::Coded(stretch) => stretch,
@@ -232,7 +237,7 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
             // `--lanes N`: each run its share of N, rounded up.
             let lanes = opts
                 .lanes
-                .map(|n| (n as u64 * pixels).div_ceil(total.max(1)).max(1) as usize);
+                .map(|n| (n as u64 * pixels).div_ceil(coded_pixels.max(1)).max(1) as usize);
             coded.extend(code_run(
                 &coders,
                 &shapes[run.clone()],
@@ -251,6 +256,29 @@ fn compress_with_grid<P: AsRef<[u8]> + Sync>(
         lanes: coded,
         pixel_crc,
     })?)
+}
+
+/// The input's stretches of repeated images and of images to code ([`repeat::stretches`]),
+/// or one stretch of all the images: under `--lane-coder bits-back`, which measures the
+/// chain alone on every image, and where repeats would make more than [`MAX_STRETCHES`]
+/// stretches, each a lane at least, which could pass the archive's lane limit.
+fn stretches_to_code<P: AsRef<[u8]> + Sync>(
+    shapes: &[(usize, usize)],
+    images: &[P],
+    coders: LaneCoders,
+) -> Vec<repeat::Stretch> {
+    let all = || vec![repeat::Stretch::Coded(0..images.len())];
+    match coders {
+        LaneCoders::Smallest => {
+            let stretches = repeat::stretches(shapes, images);
+            if stretches.len() > MAX_STRETCHES {
+                all()
+            } else {
+                stretches
+            }
+        }
+        LaneCoders::BitsBack => all(),
+    }
 }
 
 /// The model table lists the models lanes use, in order of first use: returns it, with
@@ -361,6 +389,10 @@ fn image_runs(shapes: &[(usize, usize)]) -> Vec<std::ops::Range<usize>> {
 
 /// Runs of images coded apart at most: each costs at least a lane.
 const MAX_RUNS: usize = 16;
+
+/// Stretches of repeated and coded images at most (each a lane at least, and each coded
+/// one up to [`MAX_RUNS`] runs): well within the archive's 2^16 lanes.
+const MAX_STRETCHES: usize = 2048;
 
 /// The lanes of one run of images (see [`image_runs`]), bits-back lanes naming their model
 /// by its index in `coders.models`.
@@ -648,7 +680,8 @@ fn smallest_or_frame(
         .min()
         .expect("a stored coding always exists");
     let quick = Frame::at_level(strips, QUICK_FRAME_LEVEL)?;
-    let strongest = if at_most(quick.payload.len() as u64, best as u64, FRAME_NEAR) {
+    let framed = quick.payload.len() + record_bytes(LaneCoder::Zstd);
+    let strongest = if at_most(framed as u64, best as u64, FRAME_NEAR) {
         Some(Frame::at_level(strips, frame::STRONGEST)?)
     } else {
         None

@@ -10,9 +10,14 @@ use super::lane::{CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
 /// The lane coder.
 pub struct Frame;
 
-/// zstd's strongest level without `--ultra`, whose window (8 MiB) holds a whole lane (at
-/// most 2^24 pixels, 2 MiB and row padding).
+/// zstd's strongest level without `--ultra`. Its window, 8 MiB, holds a whole lane of
+/// rows 8 pixels wide or wider (at most 2^24 pixels, 2 MiB and row padding); narrower
+/// rows take up to a byte a pixel.
 pub const STRONGEST: i32 = 19;
+
+/// What decoding a frame holds besides its output: zstd's decompression context (about
+/// 160 KiB in zstd 1.5), rounded up.
+pub const CONTEXT_BYTES: usize = 256 << 10;
 
 /// A lane's rows, each packed MSB first and padded with 0 bits to a whole byte.
 fn padded_rows(strips: &[Strip]) -> Vec<u8> {
@@ -63,6 +68,21 @@ impl LaneCodec for Frame {
                     lane: first_index + k,
                     reason,
                 };
+                // One frame, the whole payload: zstd would also take several, or skippable
+                // frames, which the format does not.
+                let frame_len =
+                    zstd::zstd_safe::find_frame_compressed_size(lane.payload).map_err(|code| {
+                        bad(format!(
+                            "zstd frame: {}",
+                            zstd::zstd_safe::get_error_name(code)
+                        ))
+                    })?;
+                if frame_len != lane.payload.len() {
+                    return Err(bad(format!(
+                        "zstd frame of {frame_len} bytes in a payload of {}",
+                        lane.payload.len()
+                    )));
+                }
                 let want: usize = lane.shapes.iter().map(|&(w, r)| w.div_ceil(8) * r).sum();
                 // The output is bounded by what the lane's rows take, whatever the frame
                 // claims: one byte more shows a frame that decodes to too much.
@@ -157,5 +177,14 @@ mod tests {
         assert!(bomb.len() < 1024);
         let err = Frame.decode(&[lane(&bomb)], 0).unwrap_err().to_string();
         assert!(err.contains("zstd frame"), "{err}");
+        // Two frames, each half of the rows, are not one.
+        let rows = padded_rows(&strips);
+        let two = [
+            zstd::bulk::compress(&rows[..6], 3).unwrap(),
+            zstd::bulk::compress(&rows[6..], 3).unwrap(),
+        ]
+        .concat();
+        let err = Frame.decode(&[lane(&two)], 0).unwrap_err().to_string();
+        assert!(err.contains("in a payload of"), "{err}");
     }
 }
