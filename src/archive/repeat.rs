@@ -81,16 +81,16 @@ pub(super) fn stretches<P: AsRef<[u8]> + Sync>(
             *coded_from = end;
         }
     };
-    for image in 0..images.len() {
+    for (image, &hash) in hashes.iter().enumerate() {
         let continues = run.is_some_and(|(_, back)| image >= back && same(image - back, image));
         if !continues {
             close(run.take(), image, &mut coded_from);
             run = latest
-                .get(&hashes[image])
+                .get(&hash)
                 .filter(|&&source| same(source, image))
                 .map(|&source| (image, image - source));
         }
-        latest.insert(hashes[image], image);
+        latest.insert(hash, image);
     }
     close(run, images.len(), &mut coded_from);
     if coded_from < images.len() {
