@@ -749,3 +749,21 @@ fn a_memory_limit_chooses_fewer_threads_or_refuses() {
     clean_failure(&out, "(page.pbm, 600×400, is the largest image)");
     assert!(!refused.exists());
 }
+
+/// Archives written by a decoder made from the spec alone (stored, Zstandard and repeat
+/// lanes over images 37 pixels wide, lanes starting and ending inside images): the valid
+/// one decodes; a frame declaring a 2^41-byte window, and a skippable frame before the
+/// frame, are refused naming the lane, as format-spec.md §3.14 says.
+#[test]
+fn zstd_lanes_are_one_frame_of_a_bounded_window() {
+    let out = limited(&["test", "tests/data/stored-zstd-repeat.vlz"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    clean_failure(
+        &limited(&["test", "tests/data/zstd-window-2-41.vlz"]),
+        "lane 1: invalid lane (zstd frame",
+    );
+    clean_failure(
+        &limited(&["test", "tests/data/zstd-skippable-first.vlz"]),
+        "lane 1: invalid lane (zstd frame of 12 bytes in a payload of 119)",
+    );
+}
