@@ -757,7 +757,11 @@ fn a_memory_limit_chooses_fewer_threads_or_refuses() {
 #[test]
 fn zstd_lanes_are_one_frame_of_a_bounded_window() {
     let out = limited(&["test", "tests/data/stored-zstd-repeat.vlz"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     clean_failure(
         &limited(&["test", "tests/data/zstd-window-2-41.vlz"]),
         "lane 1: invalid lane (zstd frame",
