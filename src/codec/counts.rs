@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::lane::{
-    lane_pixels, payload, words, CodecError, CodedLane, LaneCodec, LaneToDecode, Strip,
+    decode_each, lane_pixels, payload, words, CodecError, CodedLane, LaneCodec, LaneToDecode, Strip,
 };
 use super::model::{Bernoulli, Coder, PRECISION};
 use crate::cpu::run_with;
@@ -301,11 +301,9 @@ impl<T: ModelledLanes> LaneCodec for T {
         lanes: &[LaneToDecode],
         first_index: usize,
     ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
-        lanes
-            .iter()
-            .enumerate()
-            .map(|(k, lane)| decode_lane(self.fresh(lane.pixels()), lane, first_index + k))
-            .collect()
+        decode_each(lanes, first_index, |lane, index| {
+            decode_lane(self.fresh(lane.pixels()), lane, index)
+        })
     }
 }
 

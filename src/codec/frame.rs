@@ -5,7 +5,7 @@
 //! makes of the same file; an LZ coder's matches reach across the whole lane.
 #![forbid(unsafe_code)]
 
-use super::lane::{CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
+use super::lane::{decode_each, CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
 
 /// The lane coder.
 pub struct Frame;
@@ -60,45 +60,43 @@ impl LaneCodec for Frame {
         lanes: &[LaneToDecode],
         first_index: usize,
     ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
-        lanes
-            .iter()
-            .enumerate()
-            .map(|(k, lane)| {
-                let bad = |reason: String| CodecError::BadLane {
-                    lane: first_index + k,
-                    reason,
-                };
-                // One frame, the whole payload: zstd would also take several, or skippable
-                // frames, which the format does not.
-                let frame_len =
-                    zstd::zstd_safe::find_frame_compressed_size(lane.payload).map_err(|code| {
-                        bad(format!(
-                            "zstd frame: {}",
-                            zstd::zstd_safe::get_error_name(code)
-                        ))
-                    })?;
-                if frame_len != lane.payload.len() {
-                    return Err(bad(format!(
-                        "zstd frame of {frame_len} bytes in a payload of {}",
-                        lane.payload.len()
-                    )));
-                }
-                let want: usize = lane.shapes.iter().map(|&(w, r)| w.div_ceil(8) * r).sum();
-                // The output is bounded by what the lane's rows take, whatever the frame
-                // claims: one byte more shows a frame that decodes to too much.
-                let bytes = zstd::bulk::decompress(lane.payload, want + 1)
-                    .map_err(|e| bad(format!("zstd frame: {e}")))?;
-                if bytes.len() != want {
-                    return Err(bad(format!(
-                        "zstd frame holds {} bytes for rows of {want}",
-                        bytes.len()
-                    )));
-                }
-                unpack_rows(&bytes, &lane.shapes)
-                    .ok_or_else(|| bad("padding bits after a row's last pixel are not 0".into()))
-            })
-            .collect()
+        decode_each(lanes, first_index, decode_frame)
     }
+}
+
+/// One Zstandard lane's strips, lane number `index`.
+fn decode_frame(lane: &LaneToDecode, index: usize) -> Result<Vec<Vec<u8>>, CodecError> {
+    let bad = |reason: String| CodecError::BadLane {
+        lane: index,
+        reason,
+    };
+    // One frame, the whole payload: zstd would also take several, or skippable
+    // frames, which the format does not.
+    let frame_len = zstd::zstd_safe::find_frame_compressed_size(lane.payload).map_err(|code| {
+        bad(format!(
+            "zstd frame: {}",
+            zstd::zstd_safe::get_error_name(code)
+        ))
+    })?;
+    if frame_len != lane.payload.len() {
+        return Err(bad(format!(
+            "zstd frame of {frame_len} bytes in a payload of {}",
+            lane.payload.len()
+        )));
+    }
+    let want: usize = lane.shapes.iter().map(|&(w, r)| w.div_ceil(8) * r).sum();
+    // The output is bounded by what the lane's rows take, whatever the frame
+    // claims: one byte more shows a frame that decodes to too much.
+    let bytes = zstd::bulk::decompress(lane.payload, want + 1)
+        .map_err(|e| bad(format!("zstd frame: {e}")))?;
+    if bytes.len() != want {
+        return Err(bad(format!(
+            "zstd frame holds {} bytes for rows of {want}",
+            bytes.len()
+        )));
+    }
+    unpack_rows(&bytes, &lane.shapes)
+        .ok_or_else(|| bad("padding bits after a row's last pixel are not 0".into()))
 }
 
 /// The strips of `shapes` from rows packed as [`padded_rows`] packs them; `None` where a

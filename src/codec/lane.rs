@@ -65,6 +65,20 @@ pub trait LaneCodec: Sync {
     ) -> Result<Vec<Vec<Vec<u8>>>, CodecError>;
 }
 
+/// Decodes each lane alone with `decode_one(lane, its index)`, for the coders that do not
+/// decode lanes in lockstep; `first_index` numbers the first lane.
+pub fn decode_each(
+    lanes: &[LaneToDecode],
+    first_index: usize,
+    decode_one: impl Fn(&LaneToDecode, usize) -> Result<Vec<Vec<u8>>, CodecError>,
+) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
+    lanes
+        .iter()
+        .enumerate()
+        .map(|(k, lane)| decode_one(lane, first_index + k))
+        .collect()
+}
+
 /// ANS words as a lane's payload: little-endian bytes, bottom of the stack first.
 pub fn payload(words: &[u32]) -> Vec<u8> {
     words.iter().flat_map(|w| w.to_le_bytes()).collect()

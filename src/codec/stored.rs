@@ -2,7 +2,7 @@
 //! larger than its pixels' bits.
 #![forbid(unsafe_code)]
 
-use super::lane::{CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
+use super::lane::{decode_each, CodecError, CodedLane, LaneCodec, LaneToDecode, Strip};
 
 /// The last resort: the pixels' bits as they are, MSB first, with no padding between
 /// rows or strips and zero bits to the lane's last whole byte.
@@ -46,40 +46,40 @@ impl LaneCodec for Stored {
         lanes: &[LaneToDecode],
         first_index: usize,
     ) -> Result<Vec<Vec<Vec<u8>>>, CodecError> {
-        lanes
-            .iter()
-            .enumerate()
-            .map(|(k, lane)| {
-                let pixels: u64 = lane.shapes.iter().map(|&(w, r)| (w * r) as u64).sum();
-                if lane.payload.len() as u64 != stored_len(pixels) {
-                    return Err(CodecError::BadLane {
-                        lane: first_index + k,
-                        reason: format!("{} stored bytes for {pixels} pixels", lane.payload.len()),
-                    });
-                }
-                // The bits past the last pixel are 0, so that every lane has one encoding.
-                let used = (pixels % 8) as u32;
-                if used > 0 && lane.payload.last().is_some_and(|b| b << used != 0) {
-                    return Err(CodecError::BadLane {
-                        lane: first_index + k,
-                        reason: "padding bits after the last pixel are not 0".into(),
-                    });
-                }
-                let mut bit = 0usize;
-                Ok(lane
-                    .shapes
-                    .iter()
-                    .map(|&(w, r)| {
-                        (0..w * r)
-                            .map(|_| {
-                                let v = (lane.payload[bit / 8] >> (7 - bit % 8)) & 1;
-                                bit += 1;
-                                v
-                            })
-                            .collect()
-                    })
-                    .collect())
-            })
-            .collect()
+        decode_each(lanes, first_index, decode_stored)
     }
+}
+
+/// One stored lane's strips, lane number `index`.
+fn decode_stored(lane: &LaneToDecode, index: usize) -> Result<Vec<Vec<u8>>, CodecError> {
+    let bad = |reason: String| CodecError::BadLane {
+        lane: index,
+        reason,
+    };
+    let pixels: u64 = lane.shapes.iter().map(|&(w, r)| (w * r) as u64).sum();
+    if lane.payload.len() as u64 != stored_len(pixels) {
+        return Err(bad(format!(
+            "{} stored bytes for {pixels} pixels",
+            lane.payload.len()
+        )));
+    }
+    // The bits past the last pixel are 0, so that every lane has one encoding.
+    let used = (pixels % 8) as u32;
+    if used > 0 && lane.payload.last().is_some_and(|b| b << used != 0) {
+        return Err(bad("padding bits after the last pixel are not 0".into()));
+    }
+    let mut bit = 0usize;
+    Ok(lane
+        .shapes
+        .iter()
+        .map(|&(w, r)| {
+            (0..w * r)
+                .map(|_| {
+                    let v = (lane.payload[bit / 8] >> (7 - bit % 8)) & 1;
+                    bit += 1;
+                    v
+                })
+                .collect()
+        })
+        .collect())
 }
